@@ -1,0 +1,35 @@
+"""Exceptions raised by anirec.
+
+Every error anirec raises on purpose derives from :class:`AnirecError`, and each also derives
+from the built-in exception a caller would naturally catch (``ValueError``, ``KeyError``, ...).
+"""
+
+
+class AnirecError(Exception):
+    """Base class of every error raised by anirec on purpose."""
+
+
+class DataError(AnirecError, ValueError):
+    """An input file or table is missing, malformed or inconsistent.
+
+    The message names the file, the column and, where it applies, the row.
+    """
+
+
+class ModelFormatError(AnirecError, ValueError):
+    """A saved model file is truncated, corrupted, foreign or of a newer format."""
+
+
+class DivergenceError(AnirecError, FloatingPointError):
+    """Training produced a non-finite loss or weight."""
+
+
+class NotFittedError(AnirecError, RuntimeError):
+    """A model or recommender was used before it was fitted or loaded."""
+
+
+class UnknownIdError(AnirecError, KeyError):
+    """A user or anime id is not known to the model."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
+        return str(self.args[0]) if self.args else ""
