@@ -1,0 +1,57 @@
+"""``show_config``: what this installation of anirec was built with and is running on."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+import numpy as np
+
+from anirec import backend
+
+
+def _blas_info() -> list[dict]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return []
+    keys = ("user_api", "internal_api", "version", "num_threads", "filepath")
+    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
+
+
+def show_config(print_out: bool = True) -> dict:
+    """Report the anirec version, active backend, OpenMP, thread counts and BLAS in use.
+
+    Parameters
+    ----------
+    print_out : bool
+        Print the report as JSON as well as returning it.
+
+    Returns
+    -------
+    dict
+    """
+    from anirec import __version__
+
+    compiled = backend.cython_available()
+    openmp = threads = None
+    if compiled:
+        from anirec._kernels import _cython
+
+        openmp = bool(_cython.openmp_enabled())
+        threads = int(_cython.max_threads())
+    config = {
+        "anirec": __version__,
+        "backend": backend.get_backend(),
+        "compiled_extensions": compiled,
+        "openmp": openmp,
+        "openmp_max_threads": threads,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas_info(),
+    }
+    if print_out:
+        print(json.dumps(config, indent=2))
+    return config

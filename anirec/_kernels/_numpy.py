@@ -1,0 +1,227 @@
+"""Pure-NumPy twin of the compiled kernels.
+
+Every function here has exactly the name and signature of its Cython counterpart in
+:mod:`anirec._kernels._cython` and computes the same thing; the tests hold the two equal.
+Arguments are trusted: shapes, dtypes and contiguity are checked once, in :mod:`anirec.kernels`.
+Outputs are written into the arrays passed in, as the compiled kernels do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Guard of the L2 normalisation: ``norm = sqrt(|z|^2 + NORM_EPS^2)``, smooth and never zero.
+NORM_EPS = 1e-6
+
+OPTIMIZERS = {"sgd": 0, "adam": 1}
+LOO_MODES = {"rating": 0, "centered": 1, "bayesian": 2}
+
+
+def dense_forward(X, W, b, out, relu):
+    np.matmul(X, W, out=out)
+    out += b
+    if relu:
+        np.maximum(out, 0, out=out)
+
+
+def dense_backward(grad_out, X, W, out, grad_W, grad_b, grad_X, relu):
+    if relu:
+        grad_out *= out > 0
+    np.matmul(X.T, grad_out, out=grad_W)
+    np.sum(grad_out, axis=0, out=grad_b)
+    if grad_X is not None:
+        np.matmul(grad_out, W.T, out=grad_X)
+
+
+def l2_normalize(Z, Y, norms):
+    np.sqrt(np.einsum("ij,ij->i", Z, Z) + Z.dtype.type(NORM_EPS * NORM_EPS), out=norms)
+    np.divide(Z, norms[:, None], out=Y)
+
+
+def normalize_dot(Zu, Zv, Yu, Yv, norm_u, norm_v, pred):
+    l2_normalize(Zu, Yu, norm_u)
+    l2_normalize(Zv, Yv, norm_v)
+    np.einsum("ij,ij->i", Yu, Yv, out=pred)
+
+
+def _normalize_backward(grad_y, y, norms, grad_z):
+    # y = z / n with n = sqrt(|z|^2 + eps^2):  dz = (dy - y (y . dy)) / n
+    proj = np.einsum("ij,ij->i", y, grad_y)
+    np.subtract(grad_y, y * proj[:, None], out=grad_z)
+    grad_z /= norms[:, None]
+
+
+def normalize_dot_backward(grad_pred, Yu, Yv, norm_u, norm_v, grad_Zu, grad_Zv):
+    _normalize_backward(grad_pred[:, None] * Yv, Yu, norm_u, grad_Zu)
+    _normalize_backward(grad_pred[:, None] * Yu, Yv, norm_v, grad_Zv)
+
+
+def mse(pred, target, grad):
+    diff = pred - target
+    n = pred.shape[0]
+    if grad is not None:
+        np.multiply(diff, pred.dtype.type(2.0 / n), out=grad)
+    return float(np.dot(diff.astype(np.float64), diff.astype(np.float64)) / n) if n else 0.0
+
+
+def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param if weight_decay else grad
+    if momentum:
+        velocity *= t(momentum)
+        velocity += g
+        g = velocity
+    param -= t(lr) * g
+
+
+def adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param if weight_decay else grad
+    m *= t(beta1)
+    m += t(1.0 - beta1) * g
+    v *= t(beta2)
+    v += t(1.0 - beta2) * (g * g)
+    m_hat_scale = t(1.0 / (1.0 - beta1**step))
+    v_hat_scale = t(1.0 / (1.0 - beta2**step))
+    param -= t(lr) * (m * m_hat_scale) / (np.sqrt(v * v_hat_scale) + t(eps))
+
+
+def gather_rows(X, index, out):
+    np.take(X, index, axis=0, out=out)
+
+
+def user_rows_loo(num, den, total, count, item_genres, item_weight, mode, global_mean,
+                  mean, std, users, items, ratings, out):
+    dtype = out.dtype.type
+    g = item_genres[items]
+    r = ratings.astype(np.float64)
+    n = count[users].astype(np.float64) - 1.0
+    s = total[users].astype(np.float64) - r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_loo = np.where(n > 0, s / np.where(n > 0, n, 1.0), global_mean)
+        if mode == 2:
+            w = item_weight[items].astype(np.float64)
+            numer = num[users] - w[:, None] * g
+            denom = den[users] - w[:, None]
+            pref = np.where(denom > 0, numer / np.where(denom > 0, denom, 1.0), 0.0)
+        else:
+            numer = num[users] - r[:, None] * g
+            denom = den[users] - g
+            rated = denom > 0
+            avg = np.where(rated, numer / np.where(rated, denom, 1.0), mean_loo[:, None])
+            pref = avg if mode == 0 else np.where(rated, avg - mean_loo[:, None], 0.0)
+    n_genres = num.shape[1]
+    out[:, :n_genres] = pref
+    out[:, n_genres] = np.log1p(np.maximum(n, 0.0))
+    out[:, n_genres + 1] = mean_loo
+    out -= mean.astype(dtype)
+    out /= std.astype(dtype)
+
+
+def topk(Q, V, k, exclude_indptr, exclude_indices, block_size, out_index, out_score):
+    n, m = Q.shape[0], V.shape[0]
+    out_index.fill(-1)
+    out_score.fill(-np.inf)
+    kk = min(k, m)
+    if kk == 0:
+        return
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        scores = Q[start:stop] @ V.T
+        excluded = np.zeros(scores.shape, dtype=bool)
+        if exclude_indptr is not None:
+            for row in range(start, stop):
+                excluded[row - start, exclude_indices[exclude_indptr[row]:exclude_indptr[row + 1]]] = True
+            scores[excluded] = -np.inf
+        for row in range(stop - start):
+            s = scores[row]
+            if kk < m:
+                # Partition on a key that breaks ties by lower index, then sort the top exactly.
+                candidates = np.argpartition(-s, kk - 1)[:kk]
+                threshold = s[candidates].min()
+                candidates = np.flatnonzero(s >= threshold)
+            else:
+                candidates = np.arange(m)
+            order = np.lexsort((candidates, -s[candidates]))[:kk]
+            best = candidates[order]
+            keep = ~excluded[row, best]
+            count = int(keep.sum())
+            out_index[start + row, :count] = best[keep]
+            out_score[start + row, :count] = s[best[keep]]
+
+
+def _layer_shapes(sizes):
+    return [(int(sizes[l]), int(sizes[l + 1])) for l in range(len(sizes) - 1)]
+
+
+def unpack_params(flat, user_sizes, item_sizes):
+    """Views ``[(W, b), ...]`` of the user tower then the item tower into a flat buffer."""
+    towers, offset = [], 0
+    for sizes in (user_sizes, item_sizes):
+        layers = []
+        for k, m in _layer_shapes(sizes):
+            W = flat[offset:offset + k * m].reshape(k, m)
+            offset += k * m
+            b = flat[offset:offset + m]
+            offset += m
+            layers.append((W, b))
+        towers.append(layers)
+    return towers
+
+
+def _tower_forward(X, layers):
+    activations = [X]
+    for index, (W, b) in enumerate(layers):
+        out = np.empty((X.shape[0], W.shape[1]), dtype=X.dtype)
+        dense_forward(activations[-1], W, b, out, index < len(layers) - 1)
+        activations.append(out)
+    return activations
+
+
+def _tower_backward(grad, activations, layers, grads):
+    for index in range(len(layers) - 1, -1, -1):
+        W, _ = layers[index]
+        gW, gb = grads[index]
+        grad_in = np.empty_like(activations[index]) if index > 0 else None
+        dense_backward(grad, activations[index], W, activations[index + 1], gW, gb, grad_in,
+                       index < len(layers) - 1)
+        grad = grad_in
+
+
+def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes,
+                params, grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
+                weight_decay, step, batch_size, loo):
+    dtype = params.dtype
+    user_layers, item_layers = unpack_params(params, user_sizes, item_sizes)
+    user_grads, item_grads = unpack_params(grads, user_sizes, item_sizes)
+    loss_sum = 0.0
+    for start in range(0, order.shape[0], batch_size):
+        batch = order[start:start + batch_size]
+        size = batch.shape[0]
+        u, i = users[batch], items[batch]
+        if loo is None:
+            xu = np.empty((size, user_x.shape[1]), dtype=dtype)
+            gather_rows(user_x, u, xu)
+        else:
+            xu = np.empty((size, int(user_sizes[0])), dtype=dtype)
+            user_rows_loo(loo[0], loo[1], loo[2], loo[3], loo[4], loo[5], loo[6], loo[7],
+                          loo[8], loo[9], u, i, loo[10][batch], xu)
+        xi = np.empty((size, item_x.shape[1]), dtype=dtype)
+        gather_rows(item_x, i, xi)
+        acts_u = _tower_forward(xu, user_layers)
+        acts_i = _tower_forward(xi, item_layers)
+        yu, yv = np.empty_like(acts_u[-1]), np.empty_like(acts_i[-1])
+        nu, nv, pred = (np.empty(size, dtype=dtype) for _ in range(3))
+        normalize_dot(acts_u[-1], acts_i[-1], yu, yv, nu, nv, pred)
+        grad_pred = np.empty(size, dtype=dtype)
+        loss_sum += mse(pred, targets[batch], grad_pred) * size
+        grad_zu, grad_zv = np.empty_like(yu), np.empty_like(yv)
+        normalize_dot_backward(grad_pred, yu, yv, nu, nv, grad_zu, grad_zv)
+        _tower_backward(grad_zu, acts_u, user_layers, user_grads)
+        _tower_backward(grad_zv, acts_i, item_layers, item_grads)
+        step += 1
+        if optimizer == OPTIMIZERS["adam"]:
+            adam_step(params, grads, state1, state2, lr, beta1, beta2, eps, weight_decay, step)
+        else:
+            sgd_step(params, grads, state1 if momentum else None, lr, momentum, weight_decay)
+    return loss_sum, step

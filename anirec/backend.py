@@ -1,0 +1,115 @@
+"""Which kernel implementation is active: the compiled Cython one or its pure-NumPy twin.
+
+The choice is made once at import from ``ANIREC_BACKEND`` (``cython``, the default, or
+``numpy``) and can be changed with :func:`set_backend` or, for a block of code,
+:func:`use_backend`. If the compiled extension cannot be imported, anirec warns once and falls
+back to NumPy; ``ANIREC_REQUIRE_EXTENSIONS=1`` turns that fallback into an ``ImportError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import warnings
+from types import ModuleType
+from typing import Iterator
+
+BACKENDS = ("cython", "numpy")
+
+_modules: dict[str, ModuleType] = {}
+_import_error: Exception | None = None
+_active: str = ""
+
+
+def _load(name: str) -> ModuleType:
+    if name not in _modules:
+        module_name = {"cython": "anirec._kernels._cython", "numpy": "anirec._kernels._numpy"}[name]
+        _modules[name] = importlib.import_module(module_name)
+    return _modules[name]
+
+
+def cython_available() -> bool:
+    """Whether the compiled kernels can be imported."""
+    global _import_error
+    try:
+        _load("cython")
+    except ImportError as error:
+        _import_error = error
+        return False
+    return True
+
+
+def _check_name(name: str) -> str:
+    name = str(name).strip().lower()
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    return name
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` (``"cython"`` or ``"numpy"``) the active kernel backend.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known backend.
+    ImportError
+        If ``"cython"`` is asked for and the compiled extension cannot be imported.
+    """
+    global _active
+    name = _check_name(name)
+    if name == "cython" and not cython_available():
+        raise ImportError(f"the compiled anirec kernels cannot be imported: {_import_error}")
+    _load(name)
+    _active = name
+
+
+def get_backend() -> str:
+    """The name of the active backend, ``"cython"`` or ``"numpy"``."""
+    return _active
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run a block of code with another backend active, restoring the previous one after."""
+    previous = _active
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def implementation() -> ModuleType:
+    """The module holding the raw kernels of the active backend."""
+    return _modules[_active]
+
+
+def _initialise() -> None:
+    global _active
+    requested = _check_name(os.environ.get("ANIREC_BACKEND", "cython") or "cython")
+    required = os.environ.get("ANIREC_REQUIRE_EXTENSIONS", "") not in ("", "0")
+    if requested == "numpy":
+        _active = "numpy"
+        _load("numpy")
+        return
+    if cython_available():
+        _active = "cython"
+        return
+    if required:
+        raise ImportError(
+            "ANIREC_REQUIRE_EXTENSIONS is set but the compiled anirec kernels cannot be "
+            f"imported ({_import_error}); reinstall anirec with 'pip install .'"
+        )
+    warnings.warn(
+        f"the compiled anirec kernels cannot be imported ({_import_error}); "
+        "using the slower NumPy backend. Reinstall with 'pip install .' to build them.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    _active = "numpy"
+    _load("numpy")
+
+
+_initialise()

@@ -1,0 +1,508 @@
+"""The numerical kernels of the two-tower network, checked and dispatched to the active backend.
+
+Each function validates its arguments once (dtype, shape, C-contiguity, index ranges) and raises
+``TypeError`` or ``ValueError`` naming the argument and what was expected, then calls the same
+function of the active backend (:mod:`anirec.backend`): the compiled Cython kernels or their
+pure-NumPy twin. Floating arrays of one call share one dtype, ``float32`` or ``float64``; index
+arrays are ``int64``. Outputs may be passed in (``out=`` style) to reuse memory; otherwise they
+are allocated and returned.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from anirec import backend
+from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS
+
+__all__ = [
+    "NORM_EPS",
+    "LeaveOneOutStats",
+    "dense_forward",
+    "dense_backward",
+    "l2_normalize",
+    "normalize_dot",
+    "normalize_dot_backward",
+    "mse",
+    "sgd_step",
+    "adam_step",
+    "gather_rows",
+    "user_rows_loo",
+    "topk",
+    "train_epoch",
+    "n_parameters",
+]
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+INDEX = np.dtype(np.int64)
+
+
+class LeaveOneOutStats(NamedTuple):
+    """Per-user sufficient statistics from which leave-one-out user feature rows are derived.
+
+    For user ``u`` leaving out its training example (item ``i``, rating ``r``), with
+    ``n' = count[u] - 1``, ``s' = total[u] - r`` and ``mean' = s'/n'`` (``global_mean`` when
+    ``n' = 0``), genre ``g`` gets:
+
+    - ``mode`` 0 (rating): ``avg_g = (num[u,g] - r G[i,g]) / (den[u,g] - G[i,g])``, or ``mean'``
+      when the denominator is 0;
+    - ``mode`` 1 (centered): ``avg_g - mean'``, or 0 when the denominator is 0;
+    - ``mode`` 2 (bayesian): ``(num[u,g] - w[i] G[i,g]) / (den[u,g] - w[i])``, or 0;
+
+    where ``G = item_genres`` and ``w = item_weight``. The raw row
+    ``[pref_0 .. pref_{G-1}, log1p(n'), mean']`` is then z-scored with ``mean`` and ``std``.
+    ``ratings`` holds the raw rating of every training example (indexed like the triplets).
+    """
+
+    num: np.ndarray
+    den: np.ndarray
+    total: np.ndarray
+    count: np.ndarray
+    item_genres: np.ndarray
+    item_weight: np.ndarray
+    mode: int
+    global_mean: float
+    mean: np.ndarray
+    std: np.ndarray
+    ratings: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+
+
+def _float_dtype(name: str, array) -> np.dtype:
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+    if array.dtype not in FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {array.dtype}")
+    return array.dtype
+
+
+def _check(name: str, array, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """Check type, dtype, shape (``None`` = any size) and C-contiguity of one argument."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+    if array.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {array.dtype}")
+    if array.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(array.shape, shape)
+    ):
+        wanted = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {wanted}, got {array.shape}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    return array
+
+
+def _check_out(name: str, array, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    if array is None:
+        return np.empty(shape, dtype=dtype)
+    _check(name, array, dtype, shape)
+    if not array.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return array
+
+
+def _check_index(name: str, index, n_rows: int, shape: tuple = (None,)) -> np.ndarray:
+    _check(name, index, INDEX, shape)
+    if index.size and (index.min() < 0 or index.max() >= n_rows):
+        bad = index[(index < 0) | (index >= n_rows)][0]
+        raise IndexError(f"{name} holds {bad}, outside the valid range [0, {n_rows})")
+    return index
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def _finite_number(name: str, value, low: float = -np.inf, high: float = np.inf) -> float:
+    value = float(value)
+    if not (np.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense layers
+
+
+def dense_forward(X, W, b, *, relu: bool = True, out=None) -> np.ndarray:
+    """``out = act(X @ W + b)`` with ``act`` ReLU or identity, bias and activation fused.
+
+    Parameters
+    ----------
+    X : (n, k) array
+    W : (k, m) array
+    b : (m,) array
+    relu : bool
+        ReLU when true, identity otherwise.
+    out : (n, m) array, optional
+        Where to write the result.
+    """
+    dtype = _float_dtype("X", X)
+    n, k = _check("X", X, dtype, (None, None)).shape
+    m = _check("W", W, dtype, (k, None)).shape[1]
+    _check("b", b, dtype, (m,))
+    out = _check_out("out", out, dtype, (n, m))
+    backend.implementation().dense_forward(X, W, b, out, bool(relu))
+    return out
+
+
+def dense_backward(grad_out, X, W, out, *, relu: bool = True, grad_W=None, grad_b=None,
+                   grad_X=None, need_grad_X: bool = True):
+    """Gradients of a dense layer from the gradient of its output.
+
+    With ``G = grad_out * (out > 0)`` for ReLU (``grad_out`` itself for identity):
+    ``grad_W = X.T @ G``, ``grad_b = G.sum(0)`` and ``grad_X = G @ W.T``. For ReLU the mask is
+    applied to ``grad_out`` in place (it becomes ``G``).
+
+    Parameters
+    ----------
+    grad_out : (n, m) array
+        Gradient of the loss with respect to the layer output; overwritten when ``relu``.
+    X : (n, k) array
+        Layer input.
+    W : (k, m) array
+    out : (n, m) array
+        Layer output of the forward pass (post-activation; ``out > 0`` is the ReLU mask).
+    need_grad_X : bool
+        Skip ``grad_X`` (returned as ``None``) for the first layer.
+
+    Returns
+    -------
+    grad_W, grad_b, grad_X
+    """
+    dtype = _float_dtype("grad_out", grad_out)
+    n, m = _check("grad_out", grad_out, dtype, (None, None)).shape
+    k = _check("X", X, dtype, (n, None)).shape[1]
+    _check("W", W, dtype, (k, m))
+    _check("out", out, dtype, (n, m))
+    if not grad_out.flags.writeable:
+        raise ValueError("grad_out must be writeable")
+    grad_W = _check_out("grad_W", grad_W, dtype, (k, m))
+    grad_b = _check_out("grad_b", grad_b, dtype, (m,))
+    grad_X = _check_out("grad_X", grad_X, dtype, (n, k)) if need_grad_X else None
+    backend.implementation().dense_backward(grad_out, X, W, out, grad_W, grad_b, grad_X,
+                                            bool(relu))
+    return grad_W, grad_b, grad_X
+
+
+# ---------------------------------------------------------------------------------------------
+# L2 normalisation and the two-tower score
+
+
+def l2_normalize(Z, *, out=None, norms=None):
+    """Row-wise ``Y = Z / sqrt(|Z|^2 + NORM_EPS^2)``; returns ``(Y, norms)``.
+
+    The epsilon keeps zero rows finite (they map to zero) and their gradient finite.
+    """
+    dtype = _float_dtype("Z", Z)
+    n, d = _check("Z", Z, dtype, (None, None)).shape
+    out = _check_out("out", out, dtype, (n, d))
+    norms = _check_out("norms", norms, dtype, (n,))
+    backend.implementation().l2_normalize(Z, out, norms)
+    return out, norms
+
+
+def normalize_dot(Zu, Zv):
+    """The two-tower prediction ``pred[i] = <Zu[i]/|Zu[i]|, Zv[i]/|Zv[i]|>``, in [-1, 1].
+
+    Returns
+    -------
+    pred, Yu, Yv, norm_u, norm_v
+        The prediction, the normalised rows and their norms (kept for the backward pass).
+    """
+    dtype = _float_dtype("Zu", Zu)
+    n, d = _check("Zu", Zu, dtype, (None, None)).shape
+    _check("Zv", Zv, dtype, (n, d))
+    Yu, Yv = np.empty((n, d), dtype), np.empty((n, d), dtype)
+    norm_u, norm_v, pred = np.empty(n, dtype), np.empty(n, dtype), np.empty(n, dtype)
+    backend.implementation().normalize_dot(Zu, Zv, Yu, Yv, norm_u, norm_v, pred)
+    return pred, Yu, Yv, norm_u, norm_v
+
+
+def normalize_dot_backward(grad_pred, Yu, Yv, norm_u, norm_v):
+    """Exact backward pass of :func:`normalize_dot`; returns ``(grad_Zu, grad_Zv)``.
+
+    ``grad_Zu = (g Yv - Yu <Yu, g Yv>) / norm_u`` row by row, and symmetrically for ``Zv``.
+    """
+    dtype = _float_dtype("grad_pred", grad_pred)
+    n = _check("grad_pred", grad_pred, dtype, (None,)).shape[0]
+    d = _check("Yu", Yu, dtype, (n, None)).shape[1]
+    _check("Yv", Yv, dtype, (n, d))
+    _check("norm_u", norm_u, dtype, (n,))
+    _check("norm_v", norm_v, dtype, (n,))
+    grad_Zu, grad_Zv = np.empty((n, d), dtype), np.empty((n, d), dtype)
+    backend.implementation().normalize_dot_backward(grad_pred, Yu, Yv, norm_u, norm_v,
+                                                    grad_Zu, grad_Zv)
+    return grad_Zu, grad_Zv
+
+
+def mse(pred, target, *, grad=None, return_grad: bool = True):
+    """Mean squared error ``mean((pred - target)^2)`` and its gradient ``2 (pred - target) / n``.
+
+    Returns ``(loss, grad)``; ``grad`` is ``None`` when ``return_grad`` is false.
+    The loss is accumulated in float64.
+    """
+    dtype = _float_dtype("pred", pred)
+    n = _check("pred", pred, dtype, (None,)).shape[0]
+    _check("target", target, dtype, (n,))
+    grad = _check_out("grad", grad, dtype, (n,)) if return_grad else None
+    loss = backend.implementation().mse(pred, target, grad)
+    return float(loss), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers (in place, one fused pass over a flat parameter buffer)
+
+
+def _check_param_grad(param, grad):
+    dtype = _float_dtype("param", param)
+    n = _check("param", param, dtype, (None,)).shape[0]
+    _check("grad", grad, dtype, (n,))
+    if not param.flags.writeable:
+        raise ValueError("param must be writeable")
+    return dtype, n
+
+
+def sgd_step(param, grad, *, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+             velocity=None) -> None:
+    """One SGD update in place: ``g = grad + wd*param``; with momentum ``v = mu*v + g``,
+    ``param -= lr*v``; without, ``param -= lr*g``. ``velocity`` is required when momentum > 0."""
+    dtype, n = _check_param_grad(param, grad)
+    lr = _finite_number("lr", lr, 0.0)
+    momentum = _finite_number("momentum", momentum, 0.0, 1.0)
+    weight_decay = _finite_number("weight_decay", weight_decay, 0.0)
+    if momentum:
+        if velocity is None:
+            raise ValueError("velocity is required when momentum > 0")
+        _check_out("velocity", velocity, dtype, (n,))
+    else:
+        velocity = None
+    backend.implementation().sgd_step(param, grad, velocity, lr, momentum, weight_decay)
+
+
+def adam_step(param, grad, m, v, *, lr: float, step: int, beta1: float = 0.9,
+              beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """One bias-corrected Adam update in place (``step`` counts from 1).
+
+    ``g = grad + wd*param``, ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``param -= lr * (m / (1-b1^step)) / (sqrt(v / (1-b2^step)) + eps)``.
+    """
+    dtype, n = _check_param_grad(param, grad)
+    _check_out("m", m, dtype, (n,))
+    _check_out("v", v, dtype, (n,))
+    lr = _finite_number("lr", lr, 0.0)
+    beta1 = _finite_number("beta1", beta1, 0.0, 1.0 - 1e-12)
+    beta2 = _finite_number("beta2", beta2, 0.0, 1.0 - 1e-12)
+    eps = _finite_number("eps", eps, 0.0)
+    weight_decay = _finite_number("weight_decay", weight_decay, 0.0)
+    step = _positive_int("step", step)
+    backend.implementation().adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay,
+                                       step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch assembly
+
+
+def gather_rows(X, index, *, out=None) -> np.ndarray:
+    """``out[j] = X[index[j]]``: a mini-batch of feature rows, gathered by index."""
+    dtype = _float_dtype("X", X)
+    n_rows, d = _check("X", X, dtype, (None, None)).shape
+    _check_index("index", index, n_rows)
+    out = _check_out("out", out, dtype, (index.shape[0], d))
+    backend.implementation().gather_rows(X, index, out)
+    return out
+
+
+def _check_loo(stats: LeaveOneOutStats, dtype, n_items: int | None = None):
+    if not isinstance(stats, LeaveOneOutStats):
+        raise TypeError(f"stats must be a LeaveOneOutStats, got {type(stats).__name__}")
+    n_users, n_genres = _check("stats.num", stats.num, dtype, (None, None)).shape
+    _check("stats.den", stats.den, dtype, (n_users, n_genres))
+    _check("stats.total", stats.total, dtype, (n_users,))
+    _check("stats.count", stats.count, dtype, (n_users,))
+    n_items = _check("stats.item_genres", stats.item_genres, dtype, (n_items, n_genres)).shape[0]
+    _check("stats.item_weight", stats.item_weight, dtype, (n_items,))
+    _check("stats.mean", stats.mean, dtype, (n_genres + 2,))
+    _check("stats.std", stats.std, dtype, (n_genres + 2,))
+    _check("stats.ratings", stats.ratings, dtype, (None,))
+    if stats.mode not in LOO_MODES.values():
+        raise ValueError(f"stats.mode must be one of {sorted(LOO_MODES.values())}, got {stats.mode}")
+    if not np.all(stats.std > 0):
+        raise ValueError("stats.std must be positive in every column")
+    _finite_number("stats.global_mean", stats.global_mean)
+    return n_users, n_genres, n_items
+
+
+def user_rows_loo(stats: LeaveOneOutStats, users, items, ratings, *, out=None) -> np.ndarray:
+    """Scaled user feature rows, each leaving out its own example (see :class:`LeaveOneOutStats`).
+
+    Parameters
+    ----------
+    users, items : (n,) int64 arrays
+        The user and item of each example.
+    ratings : (n,) array
+        The raw rating of each example, the one left out.
+    """
+    dtype = _float_dtype("stats.num", stats.num) if isinstance(stats, LeaveOneOutStats) else None
+    n_users, n_genres, n_items = _check_loo(stats, dtype)
+    n = _check_index("users", users, n_users).shape[0]
+    _check_index("items", items, n_items, (n,))
+    _check("ratings", ratings, dtype, (n,))
+    out = _check_out("out", out, dtype, (n, n_genres + 2))
+    backend.implementation().user_rows_loo(*stats[:10], users, items, ratings, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Retrieval
+
+
+def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
+    """The ``k`` highest dot products ``Q[i] . V[j]`` of every query row, over the rows of ``V``.
+
+    Parameters
+    ----------
+    Q : (n, d) array
+        Query vectors.
+    V : (m, d) array
+        Item vectors.
+    k : int
+        How many items per query.
+    exclude : (indptr, indices), optional
+        Per-query item sets to leave out, in CSR form: query ``i`` excludes
+        ``indices[indptr[i]:indptr[i+1]]`` (int64 arrays; ``indptr`` has ``n + 1`` entries).
+    block_size : int
+        Queries scored together; bounds the memory to ``block_size * m`` scores.
+
+    Returns
+    -------
+    index : (n, k) int64 array
+        Item rows sorted by score, highest first; ties go to the lower index. When fewer than
+        ``k`` items are left (``k > m`` or exclusions), the row is padded with ``-1``.
+    score : (n, k) array
+        The matching scores, padded with ``-inf``.
+    """
+    dtype = _float_dtype("Q", Q)
+    n, d = _check("Q", Q, dtype, (None, None)).shape
+    m = _check("V", V, dtype, (None, d)).shape[0]
+    k = _positive_int("k", k)
+    block_size = _positive_int("block_size", block_size)
+    indptr = indices = None
+    if exclude is not None:
+        if not (isinstance(exclude, tuple) and len(exclude) == 2):
+            raise TypeError("exclude must be a tuple (indptr, indices)")
+        indptr, indices = exclude
+        _check("exclude indptr", indptr, INDEX, (n + 1,))
+        _check_index("exclude indices", indices, m)
+        if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
+            raise ValueError("exclude indptr must start at 0, never decrease, and end at "
+                             f"len(indices) = {indices.shape[0]}")
+    out_index = np.empty((n, k), dtype=INDEX)
+    out_score = np.empty((n, k), dtype=dtype)
+    backend.implementation().topk(Q, V, k, indptr, indices, block_size, out_index, out_score)
+    return out_index, out_score
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole training epoch
+
+
+def n_parameters(user_sizes, item_sizes) -> int:
+    """Length of the flat parameter buffer of two towers with these layer widths."""
+    return int(sum(a * b + b for sizes in (user_sizes, item_sizes)
+                   for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
+                grads, state1, state2, *, optimizer: str, lr: float, beta1: float = 0.9,
+                beta2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
+                weight_decay: float = 0.0, step: int = 0, batch_size: int = 256,
+                loo: LeaveOneOutStats | None = None):
+    """One epoch of mini-batch training of the two towers, updating ``params`` in place.
+
+    For each mini-batch of ``order`` (in that order): gather user rows (from ``user_x``, or
+    leave-one-out rows from ``loo``) and item rows, run both towers (ReLU hidden layers, linear
+    last layer), L2-normalise, take the row-wise dot product, the MSE against ``targets``,
+    backpropagate, and apply one optimizer step to the whole flat buffer.
+
+    Parameters
+    ----------
+    order : (n,) int64
+        Example indices in the order to visit them (the caller's shuffle).
+    users, items : (N,) int64
+        User and item row of every example.
+    targets : (N,) float
+        Scaled targets in [-1, 1].
+    user_x : (U, du) float or None
+        User feature rows (ignored, may be ``None``, when ``loo`` is given).
+    item_x : (I, di) float
+    user_sizes, item_sizes : int64 arrays
+        Layer widths ``[in, h1, ..., out]`` of each tower; both end in the same width.
+    params, grads : flat float buffers
+        Parameters (user tower then item tower; each layer ``W`` row-major then ``b``) and a
+        same-sized gradient workspace.
+    state1, state2 : flat float buffers
+        Optimizer state: Adam's ``m`` and ``v``; SGD's velocity in ``state1``.
+    optimizer : {"sgd", "adam"}
+    step : int
+        Updates made before this epoch (Adam's bias correction counts on from it).
+
+    Returns
+    -------
+    loss_sum : float
+        Sum over examples of the squared error seen before each update.
+    step : int
+        Updates made after this epoch.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    dtype = _float_dtype("params", params)
+    user_sizes = _check("user_sizes", user_sizes, INDEX, (None,))
+    item_sizes = _check("item_sizes", item_sizes, INDEX, (None,))
+    for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
+        if sizes.shape[0] < 2 or np.any(sizes < 1):
+            raise ValueError(f"{name} must hold at least two positive widths, got {sizes}")
+    if user_sizes[-1] != item_sizes[-1]:
+        raise ValueError("both towers must end in the same width, got "
+                         f"{user_sizes[-1]} and {item_sizes[-1]}")
+    n_params = n_parameters(user_sizes, item_sizes)
+    for name, array in (("params", params), ("grads", grads), ("state1", state1),
+                        ("state2", state2)):
+        _check_out(name, array, dtype, (n_params,))
+    n_items, d_item = _check("item_x", item_x, dtype, (None, None)).shape
+    if d_item != item_sizes[0]:
+        raise ValueError(f"item_x must have {item_sizes[0]} columns, got {d_item}")
+    if loo is None:
+        n_users, d_user = _check("user_x", user_x, dtype, (None, None)).shape
+        if d_user != user_sizes[0]:
+            raise ValueError(f"user_x must have {user_sizes[0]} columns, got {d_user}")
+    else:
+        n_users, n_genres, _ = _check_loo(loo, dtype, n_items)
+        if n_genres + 2 != user_sizes[0]:
+            raise ValueError(f"the leave-one-out rows have {n_genres + 2} columns but the user "
+                             f"tower takes {user_sizes[0]}")
+    n_examples = _check("targets", targets, dtype, (None,)).shape[0]
+    if loo is not None and loo.ratings.shape[0] != n_examples:
+        raise ValueError(f"loo.ratings must have {n_examples} entries, got {loo.ratings.shape[0]}")
+    _check_index("users", users, n_users, (n_examples,))
+    _check_index("items", items, n_items, (n_examples,))
+    _check_index("order", order, n_examples)
+    loss_sum, step = backend.implementation().train_epoch(
+        order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params, grads,
+        state1, state2, OPTIMIZERS[optimizer], _finite_number("lr", lr, 0.0),
+        _finite_number("beta1", beta1, 0.0, 1.0 - 1e-12),
+        _finite_number("beta2", beta2, 0.0, 1.0 - 1e-12), _finite_number("eps", eps, 0.0),
+        _finite_number("momentum", momentum, 0.0, 1.0),
+        _finite_number("weight_decay", weight_decay, 0.0), int(step),
+        _positive_int("batch_size", batch_size), None if loo is None else tuple(loo))
+    return float(loss_sum), int(step)
