@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from anirec import backend
-from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS
+from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 
 __all__ = [
     "NORM_EPS",
@@ -33,6 +33,7 @@ __all__ = [
     "topk",
     "train_epoch",
     "n_parameters",
+    "unpack_params",
 ]
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

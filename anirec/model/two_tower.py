@@ -1,0 +1,476 @@
+"""The two-tower network: a user tower and an item tower whose normalised outputs meet in a dot
+product.
+
+Model
+-----
+Each tower is an MLP ``x -> ReLU(x W1 + b1) -> ... -> x WL + bL`` (linear last layer) whose
+output ``z`` is normalised, ``y = z / sqrt(|z|^2 + eps^2)``. The prediction for a (user, item)
+pair is the cosine ``p = <y_user, y_item>`` in [-1, 1]. Ratings ``r`` in ``[lo, hi]`` are
+trained as ``t = 2 (r - lo) / (hi - lo) - 1`` with the mean squared error
+``L = mean((p - t)^2) (+ weight_decay/2 * |theta|^2)``, and predictions are mapped back with
+``r = lo + (p + 1) (hi - lo) / 2``.
+
+Training visits the examples as (user row, item row, rating) triplets; each mini-batch gathers
+its feature rows by index, so no per-rating copy of the features is ever built. With the Cython
+backend a whole epoch runs in one compiled call (:func:`anirec.kernels.train_epoch`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from anirec import kernels
+from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
+from anirec.model.schedules import make_schedule
+
+OPTIMIZERS = ("adam", "sgd")
+DTYPES = ("float32", "float64")
+_CHUNK = 16384  # rows embedded at a time at inference: bounds the workspace
+
+
+def _as_triplets(data, name: str):
+    """``(users, items, ratings)`` as int64, int64, float64 arrays from a tuple or an object
+    with ``users``, ``items`` and ``ratings`` attributes."""
+    if all(hasattr(data, attr) for attr in ("users", "items", "ratings")):
+        users, items, ratings = data.users, data.items, data.ratings
+    else:
+        try:
+            users, items, ratings = data
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be (users, items, ratings) or have those attributes") \
+                from None
+    users = np.ascontiguousarray(users, dtype=np.int64)
+    items = np.ascontiguousarray(items, dtype=np.int64)
+    ratings = np.ascontiguousarray(ratings, dtype=np.float64)
+    if not (users.ndim == items.ndim == ratings.ndim == 1) or not (
+        users.shape == items.shape == ratings.shape
+    ):
+        raise ValueError(f"{name}: users, items and ratings must be 1-D arrays of one length, "
+                         f"got shapes {users.shape}, {items.shape}, {ratings.shape}")
+    return users, items, ratings
+
+
+def _check_features(name: str, X, dtype) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {X.ndim} dimensions")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise DataError(f"{name} holds {X[row, column]} at row {row}, column {column}: "
+                        "features must be finite")
+    return X
+
+
+def _check_rows(name: str, index: np.ndarray, n_rows: int, what: str) -> None:
+    if index.size and (index.min() < 0 or index.max() >= n_rows):
+        position = int(np.flatnonzero((index < 0) | (index >= n_rows))[0])
+        raise DataError(f"{name}: row {position} refers to {what} {index[position]}, but the "
+                        f"feature matrix has {n_rows} rows")
+
+
+class TwoTower:
+    """A two-tower rating model trained with mini-batch gradient descent or Adam.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        Widths of each tower after its input; the last is the embedding size.
+    optimizer : {"adam", "sgd"}
+        Adam (bias-corrected) or mini-batch gradient descent (optional ``momentum``).
+    lr : float
+        Initial learning rate.
+    lr_schedule : str or schedule
+        ``"constant"``, ``"inverse_time"`` (``lr / (1 + decay_rate * epoch)``, the original
+        notebook's), ``"exponential"`` or ``"step"``; options in ``lr_schedule_options``.
+    batch_size, epochs : int
+    momentum : float
+        SGD momentum (0 disables it).
+    beta1, beta2, eps : float
+        Adam's parameters.
+    weight_decay : float
+        L2 penalty coefficient, added to the gradient of every parameter.
+    patience : int or None
+        Stop after this many epochs without a better validation loss (``None``: never stop
+        early). The best weights are restored at the end whenever there is validation data.
+    validation_fraction : float
+        When ``fit`` gets no validation set, this fraction of the training triplets is held
+        out (seeded) for validation; 0 trains without validation.
+    rating_range : (float, float)
+        The rating scale, mapped to [-1, 1] for training.
+    dtype : {"float32", "float64"}
+    seed : int
+        Seeds the initial weights (He), the validation split and the shuffles.
+    verbose : bool
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    history_ : list of dict
+        Per epoch: ``epoch``, ``train_loss`` (mean squared error on the scaled targets, seen
+        during the epoch), ``val_loss``, ``val_rmse`` (on the rating scale), ``lr``, ``seconds``.
+    best_epoch_ : int or None
+        The epoch whose weights were kept (1-based), when there was validation data.
+    """
+
+    def __init__(self, layers: Sequence[int] = (256, 128, 64, 32), *, optimizer: str = "adam",
+                 lr: float = 1e-3, lr_schedule="inverse_time",
+                 lr_schedule_options: dict | None = None, batch_size: int = 256,
+                 epochs: int = 20, momentum: float = 0.0, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+                 patience: int | None = 3, validation_fraction: float = 0.1,
+                 rating_range: tuple[float, float] = (1.0, 10.0), dtype: str = "float32",
+                 seed: int = 0, verbose: bool = False):
+        self.layers = tuple(int(width) for width in layers)
+        self.optimizer = optimizer
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.lr_schedule_options = dict(lr_schedule_options or {})
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.momentum = momentum
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.rating_range = (float(rating_range[0]), float(rating_range[1]))
+        self.dtype = str(np.dtype(dtype))
+        self.seed = seed
+        self.verbose = verbose
+        self._validate_config()
+        self.params_: np.ndarray | None = None
+        self.history_: list[dict] = []
+        self.best_epoch_: int | None = None
+
+    # -----------------------------------------------------------------------------------------
+    # Configuration
+
+    def _validate_config(self) -> None:
+        if not self.layers or any(width < 1 for width in self.layers):
+            raise ValueError(f"layers must be a non-empty list of positive widths, got "
+                             f"{list(self.layers)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        self.schedule_ = make_schedule(self.lr_schedule, self.lr, **self.lr_schedule_options)
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
+                                ("eps", 0, math.inf), ("weight_decay", 0, math.inf),
+                                ("validation_fraction", 0, 1)):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and low <= value and (value < high or high == math.inf)):
+                raise ValueError(f"{name} must be in [{low}, {high}), got {value}")
+        if self.patience is not None and (int(self.patience) < 1):
+            raise ValueError(f"patience must be a positive integer or None, got {self.patience}")
+        lo, hi = self.rating_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"rating_range must be (low, high) with low < high, got "
+                             f"{self.rating_range}")
+
+    def get_config(self) -> dict:
+        """The constructor arguments, as JSON-friendly values."""
+        return {
+            "layers": list(self.layers), "optimizer": self.optimizer, "lr": self.lr,
+            "lr_schedule": self.schedule_.to_dict(), "batch_size": int(self.batch_size),
+            "epochs": int(self.epochs), "momentum": self.momentum, "beta1": self.beta1,
+            "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay,
+            "patience": self.patience, "validation_fraction": self.validation_fraction,
+            "rating_range": list(self.rating_range), "dtype": self.dtype, "seed": self.seed,
+        }
+
+    # -----------------------------------------------------------------------------------------
+    # Targets
+
+    def to_target(self, ratings) -> np.ndarray:
+        """Ratings mapped linearly from ``rating_range`` to [-1, 1]."""
+        lo, hi = self.rating_range
+        return (2.0 * (np.asarray(ratings, dtype=np.float64) - lo) / (hi - lo) - 1.0)
+
+    def to_rating(self, scores) -> np.ndarray:
+        """Scores in [-1, 1] mapped back to ``rating_range``."""
+        lo, hi = self.rating_range
+        return lo + (np.asarray(scores, dtype=np.float64) + 1.0) * (hi - lo) / 2.0
+
+    # -----------------------------------------------------------------------------------------
+    # Parameters
+
+    def _init_params(self, user_dim: int, item_dim: int, rng: np.random.Generator) -> None:
+        self.user_sizes_ = np.array((user_dim, *self.layers), dtype=np.int64)
+        self.item_sizes_ = np.array((item_dim, *self.layers), dtype=np.int64)
+        pieces = []
+        for sizes in (self.user_sizes_, self.item_sizes_):
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                # He initialisation: keeps the variance of ReLU activations from layer to layer.
+                pieces.append(rng.normal(0.0, math.sqrt(2.0 / fan_in), fan_in * fan_out))
+                pieces.append(np.zeros(fan_out))
+        self.params_ = np.concatenate(pieces).astype(self.dtype)
+
+    def _towers(self):
+        self._check_fitted()
+        return kernels.unpack_params(self.params_, self.user_sizes_, self.item_sizes_)
+
+    def _check_fitted(self) -> None:
+        if self.params_ is None:
+            raise NotFittedError("this TwoTower is not fitted yet: call fit() or load() first")
+
+    @property
+    def n_parameters(self) -> int:
+        self._check_fitted()
+        return int(self.params_.shape[0])
+
+    # -----------------------------------------------------------------------------------------
+    # Inference
+
+    def _embed(self, X, tower: int, name: str) -> np.ndarray:
+        layers = self._towers()[tower]
+        X = _check_features(name, X, self.dtype)
+        expected = int(layers[0][0].shape[0])
+        if X.shape[1] != expected:
+            raise ValueError(f"{name} must have {expected} columns, got {X.shape[1]}")
+        out = np.empty((X.shape[0], self.layers[-1]), dtype=self.dtype)
+        for start in range(0, X.shape[0], _CHUNK):
+            h = X[start:start + _CHUNK]
+            for index, (W, b) in enumerate(layers):
+                h = kernels.dense_forward(h, W, b, relu=index < len(layers) - 1)
+            kernels.l2_normalize(h, out=out[start:start + _CHUNK])
+        return out
+
+    def user_embeddings(self, user_features) -> np.ndarray:
+        """Normalised user-tower outputs, one row per row of ``user_features``."""
+        return self._embed(user_features, 0, "user_features")
+
+    def item_embeddings(self, item_features) -> np.ndarray:
+        """Normalised item-tower outputs, one row per row of ``item_features``."""
+        return self._embed(item_features, 1, "item_features")
+
+    def predict(self, user_features, item_features) -> np.ndarray:
+        """Predicted ratings for pairs: row ``j`` of ``user_features`` with row ``j`` of
+        ``item_features``, on the rating scale."""
+        user_features = np.asarray(user_features)
+        item_features = np.asarray(item_features)
+        if user_features.shape[:1] != item_features.shape[:1]:
+            raise ValueError("user_features and item_features must have one row per pair, got "
+                             f"{user_features.shape[0]} and {item_features.shape[0]} rows")
+        scores = np.einsum("ij,ij->i", self.user_embeddings(user_features),
+                           self.item_embeddings(item_features))
+        return self.to_rating(scores)
+
+    def _pair_scores(self, user_x, item_x, users, items) -> np.ndarray:
+        """Cosine scores of (users[j], items[j]) with each distinct row embedded once."""
+        user_rows, user_of = np.unique(users, return_inverse=True)
+        item_rows, item_of = np.unique(items, return_inverse=True)
+        eu = self.user_embeddings(user_x[user_rows])
+        ei = self.item_embeddings(item_x[item_rows])
+        return np.einsum("ij,ij->i", eu[user_of], ei[item_of]).astype(np.float64)
+
+    # -----------------------------------------------------------------------------------------
+    # Training
+
+    def fit(self, train, user_features, item_features, *, validation=None, loo=None,
+            callback: Callable[[int, dict], bool | None] | None = None) -> "TwoTower":
+        """Train on ``(users, items, ratings)`` triplets indexing rows of the feature matrices.
+
+        Parameters
+        ----------
+        train : (users, items, ratings) or an object with those attributes
+            Row of ``user_features``, row of ``item_features`` and rating of each example.
+        user_features : (n_users, d_user) array
+            User feature rows; used for training unless ``loo`` is given, and always for
+            validation.
+        item_features : (n_items, d_item) array
+        validation : triplets, optional
+            Held-out examples scored after every epoch (else ``validation_fraction`` of
+            ``train`` is held out).
+        loo : LeaveOneOutStats-like, optional
+            Sufficient statistics from which each training example's user row is derived
+            leaving its own rating out (an object with the fields of
+            :class:`anirec.kernels.LeaveOneOutStats` except ``ratings``, which come from
+            ``train``).
+        callback : callable(epoch, logs), optional
+            Called after every epoch with the 1-based epoch and its history entry; returning
+            ``True`` stops training.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataError
+            Non-finite features, ratings outside ``rating_range`` or rows out of range.
+        DivergenceError
+            The loss or a weight became non-finite.
+        """
+        self._validate_config()
+        rng = np.random.default_rng(self.seed)
+        users, items, ratings = _as_triplets(train, "train")
+        if users.size == 0:
+            raise DataError("train has no examples")
+        item_x = _check_features("item_features", item_features, self.dtype)
+        user_x = _check_features("user_features", user_features, self.dtype)
+        _check_rows("train users", users, user_x.shape[0], "user row")
+        _check_rows("train items", items, item_x.shape[0], "item row")
+        self._check_ratings("train", ratings)
+        if validation is None and self.validation_fraction > 0:
+            held_out = rng.random(users.shape[0]) < self.validation_fraction
+            validation = (users[held_out], items[held_out], ratings[held_out])
+            users, items, ratings = users[~held_out], items[~held_out], ratings[~held_out]
+        if validation is not None:
+            validation = _as_triplets(validation, "validation")
+            _check_rows("validation users", validation[0], user_x.shape[0], "user row")
+            _check_rows("validation items", validation[1], item_x.shape[0], "item row")
+            self._check_ratings("validation", validation[2])
+        loo_stats = self._loo_stats(loo, ratings) if loo is not None else None
+        user_dim = int(loo_stats.mean.shape[0]) if loo_stats is not None else user_x.shape[1]
+        if loo_stats is not None and user_dim != user_x.shape[1]:
+            raise ValueError(f"loo rows have {user_dim} columns but user_features has "
+                             f"{user_x.shape[1]}")
+        self._init_params(user_dim, item_x.shape[1], rng)
+        self._train(rng, (users, items, self.to_target(ratings).astype(self.dtype)),
+                    user_x, item_x, validation, loo_stats, callback)
+        return self
+
+    def _check_ratings(self, name: str, ratings: np.ndarray) -> None:
+        lo, hi = self.rating_range
+        bad = ~((ratings >= lo) & (ratings <= hi))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{name} rating at row {row} is {ratings[row]}, outside the "
+                            f"rating_range [{lo:g}, {hi:g}]")
+
+    def _loo_stats(self, loo, ratings) -> kernels.LeaveOneOutStats:
+        fields = kernels.LeaveOneOutStats._fields
+        values = {}
+        for name in fields[:-1]:
+            if not hasattr(loo, name):
+                raise TypeError(f"loo must have the attribute {name!r}")
+            value = getattr(loo, name)
+            values[name] = value if name in ("mode", "global_mean") else \
+                np.ascontiguousarray(value, dtype=self.dtype)
+        values["mode"] = int(values["mode"])
+        values["global_mean"] = float(values["global_mean"])
+        return kernels.LeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
+
+    def _train(self, rng, train, user_x, item_x, validation, loo, callback) -> None:
+        from tqdm.auto import tqdm
+
+        users, items, targets = train
+        n_params = self.params_.shape[0]
+        grads = np.zeros(n_params, dtype=self.dtype)
+        state1, state2 = np.zeros_like(grads), np.zeros_like(grads)
+        self.history_, self.best_epoch_ = [], None
+        best_loss, best_params, stale, step = math.inf, None, 0, 0
+        half_range = (self.rating_range[1] - self.rating_range[0]) / 2.0
+        epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.verbose)
+        for epoch in epochs:
+            lr = self.schedule_(epoch)
+            started = time.perf_counter()
+            loss_sum, step = kernels.train_epoch(
+                rng.permutation(users.shape[0]), users, items, targets,
+                None if loo is not None else user_x, item_x, self.user_sizes_,
+                self.item_sizes_, self.params_, grads, state1, state2,
+                optimizer=self.optimizer, lr=lr, beta1=self.beta1, beta2=self.beta2,
+                eps=self.eps, momentum=self.momentum, weight_decay=self.weight_decay,
+                step=step, batch_size=int(self.batch_size), loo=loo)
+            logs = {"epoch": epoch + 1, "train_loss": loss_sum / users.shape[0]}
+            self._check_divergence(epoch + 1, logs["train_loss"], lr)
+            if validation is not None:
+                scores = self._pair_scores(user_x, item_x, validation[0], validation[1])
+                val_loss = float(np.mean((scores - self.to_target(validation[2])) ** 2))
+                logs.update(val_loss=val_loss, val_rmse=math.sqrt(val_loss) * half_range)
+            logs.update(lr=lr, seconds=time.perf_counter() - started)
+            self.history_.append(logs)
+            epochs.set_postfix({key: f"{logs[key]:.4f}" for key in ("train_loss", "val_loss")
+                                if key in logs})
+            if validation is not None:
+                if logs["val_loss"] < best_loss:
+                    best_loss, best_params, stale = logs["val_loss"], self.params_.copy(), 0
+                    self.best_epoch_ = epoch + 1
+                else:
+                    stale += 1
+            if callback is not None and callback(epoch + 1, dict(logs)):
+                break
+            if self.patience is not None and stale >= int(self.patience):
+                break
+        if best_params is not None:
+            self.params_ = best_params
+
+    def _check_divergence(self, epoch: int, loss: float, lr: float) -> None:
+        what = None
+        if not math.isfinite(loss):
+            what = "the training loss"
+        elif not np.isfinite(self.params_).all():
+            what = "a weight"
+        if what is not None:
+            raise DivergenceError(
+                f"training diverged in epoch {epoch}: {what} became non-finite (lr={lr:g}, "
+                f"optimizer={self.optimizer!r}). Lower the learning rate, add weight_decay, "
+                "or check that the features are scaled (z-scores)."
+            )
+
+    # -----------------------------------------------------------------------------------------
+    # Persistence
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The model as a JSON-friendly header and a dict of arrays (see :meth:`save`)."""
+        self._check_fitted()
+        header = {"config": self.get_config(), "history": self.history_,
+                  "best_epoch": self.best_epoch_}
+        arrays = {"params": self.params_, "user_sizes": self.user_sizes_,
+                  "item_sizes": self.item_sizes_}
+        return header, arrays
+
+    @classmethod
+    def from_state(cls, header: dict, arrays: dict[str, np.ndarray], source: str = "state"):
+        """Rebuild a model from :meth:`to_state` output, checking every shape."""
+        try:
+            config = dict(header["config"])
+            model = cls(**config)
+            params, user_sizes, item_sizes = (arrays[key] for key in
+                                              ("params", "user_sizes", "item_sizes"))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: the model configuration is invalid or "
+                                   f"incomplete ({error})") from None
+        for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
+            if sizes.dtype != np.int64 or sizes.ndim != 1 or \
+                    list(sizes[1:]) != list(model.layers):
+                raise ModelFormatError(f"{source}: {name} {sizes.tolist()} does not match the "
+                                       f"layers {list(model.layers)}")
+        expected = kernels.n_parameters(user_sizes, item_sizes)
+        if params.dtype != np.dtype(model.dtype) or params.shape != (expected,):
+            raise ModelFormatError(f"{source}: params has shape {params.shape} and dtype "
+                                   f"{params.dtype}, expected ({expected},) {model.dtype}")
+        model.user_sizes_, model.item_sizes_ = user_sizes, item_sizes
+        model.params_ = np.ascontiguousarray(params)
+        model.history_ = list(header.get("history", []))
+        model.best_epoch_ = header.get("best_epoch")
+        return model
+
+    def save(self, path) -> None:
+        """Save to one file (``.npz`` arrays + JSON header, no pickle), atomically."""
+        from anirec.model.persistence import write_model_file
+
+        header, arrays = self.to_state()
+        write_model_file(path, {"kind": "TwoTower", **header}, arrays)
+
+    @classmethod
+    def load(cls, path) -> "TwoTower":
+        """Load a model saved by :meth:`save`.
+
+        Raises
+        ------
+        ModelFormatError
+            If the file is truncated, corrupted, foreign, of a newer format or inconsistent.
+        """
+        from anirec.model.persistence import read_model_file
+
+        header, arrays = read_model_file(path, kind="TwoTower")
+        return cls.from_state(header, arrays, source=repr(str(path)))
