@@ -373,13 +373,14 @@ class TwoTower:
         for epoch in epochs:
             lr = self.schedule_(epoch)
             started = time.perf_counter()
-            loss_sum, step = kernels.train_epoch(
-                rng.permutation(users.shape[0]), users, items, targets,
-                None if loo is not None else user_x, item_x, self.user_sizes_,
-                self.item_sizes_, self.params_, grads, state1, state2,
-                optimizer=self.optimizer, lr=lr, beta1=self.beta1, beta2=self.beta2,
-                eps=self.eps, momentum=self.momentum, weight_decay=self.weight_decay,
-                step=step, batch_size=int(self.batch_size), loo=loo)
+            with np.errstate(all="ignore"):  # divergence is detected and reported below
+                loss_sum, step = kernels.train_epoch(
+                    rng.permutation(users.shape[0]), users, items, targets,
+                    None if loo is not None else user_x, item_x, self.user_sizes_,
+                    self.item_sizes_, self.params_, grads, state1, state2,
+                    optimizer=self.optimizer, lr=lr, beta1=self.beta1, beta2=self.beta2,
+                    eps=self.eps, momentum=self.momentum, weight_decay=self.weight_decay,
+                    step=step, batch_size=int(self.batch_size), loo=loo)
             logs = {"epoch": epoch + 1, "train_loss": loss_sum / users.shape[0]}
             self._check_divergence(epoch + 1, logs["train_loss"], lr)
             if validation is not None:

@@ -1,0 +1,259 @@
+"""Behaviour of the two-tower model under every backend."""
+
+import math
+import zipfile
+
+import numpy as np
+import pytest
+
+import anirec
+from anirec import kernels
+from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
+from anirec.model import TwoTower
+from anirec.model import persistence
+
+NOISE = 0.5
+
+
+def planted(seed=0, n_users=300, n_items=250, n_examples=20000, dim=6):
+    """Features from known latent tastes; ratings = 5.5 + 3.6 cos(taste, traits) + noise."""
+    rng = np.random.default_rng(seed)
+    tastes, traits = rng.standard_normal((n_users, dim)), rng.standard_normal((n_items, dim))
+    user_x = np.hstack([tastes, rng.standard_normal((n_users, 2))])
+    item_x = np.hstack([traits, rng.standard_normal((n_items, 3))])
+    users = rng.integers(0, n_users, n_examples)
+    items = rng.integers(0, n_items, n_examples)
+    cos = np.einsum("ij,ij->i", tastes[users], traits[items])
+    cos /= np.linalg.norm(tastes[users], axis=1) * np.linalg.norm(traits[items], axis=1)
+    ratings = np.clip(5.5 + 3.6 * cos + rng.normal(0, NOISE, n_examples), 1, 10)
+    return users, items, ratings, user_x, item_x
+
+
+def split(users, items, ratings, test=0.2, seed=1):
+    held = np.random.default_rng(seed).random(users.shape[0]) < test
+    return (users[~held], items[~held], ratings[~held]), (users[held], items[held], ratings[held])
+
+
+def small_model(**overrides):
+    options = dict(layers=(32, 16), epochs=12, lr=3e-3, batch_size=128, patience=3, seed=0,
+                   lr_schedule="inverse_time", lr_schedule_options={"decay_rate": 0.05})
+    options.update(overrides)
+    return TwoTower(**options)
+
+
+def test_training_reaches_the_noise_floor(each_backend):
+    users, items, ratings, user_x, item_x = planted()
+    train, test = split(users, items, ratings)
+    model = small_model().fit(train, user_x, item_x)
+    predicted = model.predict(user_x[test[0]], item_x[test[1]])
+    rmse = math.sqrt(np.mean((predicted - test[2]) ** 2))
+    baseline = math.sqrt(np.mean((train[2].mean() - test[2]) ** 2))
+    assert baseline > 1.3
+    assert rmse < NOISE * 1.25, rmse  # close to the noise floor
+    assert rmse < baseline / 2
+    assert all(np.isfinite(entry["train_loss"]) for entry in model.history_)
+    assert model.history_[-1]["train_loss"] < model.history_[0]["train_loss"]
+
+
+def test_same_seed_gives_identical_weights(each_backend):
+    users, items, ratings, user_x, item_x = planted(n_examples=3000)
+    first = small_model(epochs=3).fit((users, items, ratings), user_x, item_x)
+    second = small_model(epochs=3).fit((users, items, ratings), user_x, item_x)
+    third = small_model(epochs=3, seed=1).fit((users, items, ratings), user_x, item_x)
+    np.testing.assert_array_equal(first.params_, second.params_)
+    assert not np.array_equal(first.params_, third.params_)
+
+
+@pytest.mark.skipif(not anirec.backend.cython_available(), reason="needs the compiled kernels")
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_backends_follow_the_same_trajectory(optimizer):
+    users, items, ratings, user_x, item_x = planted(n_examples=4000)
+    runs = {}
+    for name in ("cython", "numpy"):
+        with anirec.use_backend(name):
+            model = small_model(epochs=3, dtype="float64", optimizer=optimizer, momentum=0.9,
+                                lr=3e-3 if optimizer == "adam" else 0.05, patience=None)
+            runs[name] = model.fit((users, items, ratings), user_x, item_x)
+    np.testing.assert_allclose(runs["cython"].params_, runs["numpy"].params_, rtol=1e-9,
+                               atol=1e-11)
+    for a, b in zip(runs["cython"].history_, runs["numpy"].history_):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-9)
+
+
+def test_early_stopping_restores_the_best_epoch(each_backend):
+    users, items, ratings, user_x, item_x = planted(n_examples=3000)
+    train, valid = split(users, items, ratings)
+    # A learning rate this high overshoots, so the validation loss does not fall monotonically.
+    model = small_model(epochs=15, lr=0.05, lr_schedule="constant", lr_schedule_options={},
+                        patience=2)
+    model.fit(train, user_x, item_x, validation=valid)
+    losses = [entry["val_loss"] for entry in model.history_]
+    best = int(np.argmin(losses))
+    assert model.best_epoch_ == best + 1
+    assert len(losses) == min(15, best + 1 + 2)
+    predicted = model.predict(user_x[valid[0]], item_x[valid[1]])
+    restored = np.mean((model.to_target(predicted) - model.to_target(valid[2])) ** 2)
+    assert restored == pytest.approx(losses[best], rel=1e-4)
+
+
+def test_callback_can_stop_training(each_backend):
+    users, items, ratings, user_x, item_x = planted(n_examples=2000)
+    seen = []
+    model = small_model(epochs=10, patience=None)
+    model.fit((users, items, ratings), user_x, item_x,
+              callback=lambda epoch, logs: seen.append((epoch, logs["train_loss"])) or epoch == 2)
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert len(model.history_) == 2
+
+
+def test_divergence_raises_a_clear_error(each_backend):
+    users, items, ratings, user_x, item_x = planted(n_examples=2000)
+    model = small_model(optimizer="sgd", lr=1e30, lr_schedule="constant", lr_schedule_options={})
+    with pytest.raises(DivergenceError, match=r"epoch 1.*[Ll]ower the learning rate"):
+        model.fit((users, items, ratings), user_x, item_x)
+
+
+def test_bad_inputs_name_the_row_and_column():
+    users, items, ratings, user_x, item_x = planted(n_examples=500)
+    user_x[7, 3] = np.nan
+    with pytest.raises(DataError, match=r"user_features.*row 7, column 3"):
+        small_model().fit((users, items, ratings), user_x, item_x)
+    user_x[7, 3] = 0.0
+    ratings[11] = 11.0
+    with pytest.raises(DataError, match=r"row 11 .*11"):
+        small_model().fit((users, items, ratings), user_x, item_x)
+    ratings[11] = 5.0
+    items[4] = 10_000
+    with pytest.raises(DataError, match=r"row 4 .*10000"):
+        small_model().fit((users, items, ratings), user_x, item_x)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"layers": ()}, "layers"),
+    ({"layers": (8, 0)}, "layers"),
+    ({"lr": -1.0}, "lr"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"lr_schedule": "cosine"}, "lr_schedule"),
+    ({"rating_range": (10, 1)}, "rating_range"),
+])
+def test_invalid_configurations_raise(options, message):
+    with pytest.raises(ValueError, match=message):
+        TwoTower(**options)
+
+
+def test_unfitted_model_raises():
+    with pytest.raises(NotFittedError):
+        TwoTower().predict(np.zeros((1, 3)), np.zeros((1, 3)))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    users, items, ratings, user_x, item_x = planted(n_examples=3000)
+    model = small_model(epochs=2).fit((users, items, ratings), user_x, item_x)
+    return model, user_x, item_x
+
+
+def test_save_load_gives_identical_predictions(trained, tmp_path):
+    model, user_x, item_x = trained
+    path = tmp_path / "model.anirec"
+    model.save(path)
+    loaded = TwoTower.load(path)
+    np.testing.assert_array_equal(loaded.params_, model.params_)
+    np.testing.assert_array_equal(loaded.predict(user_x[:50], item_x[:50]),
+                                  model.predict(user_x[:50], item_x[:50]))
+    assert loaded.get_config() == model.get_config()
+    assert loaded.history_ == model.history_
+    with zipfile.ZipFile(path) as archive:  # plain arrays, nothing pickled
+        assert sorted(archive.namelist()) == ["__header__.npy", "item_sizes.npy", "params.npy",
+                                              "user_sizes.npy"]
+
+
+def test_bad_model_files_raise_model_format_error(trained, tmp_path):
+    model, _, _ = trained
+    path = tmp_path / "model.anirec"
+    model.save(path)
+    data = path.read_bytes()
+    (tmp_path / "truncated").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage").write_bytes(b"not a model at all" * 10)
+    np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
+    np.savez(tmp_path / "pickled.npz", __header__=np.frombuffer(b'{"format": "anirec"}', np.uint8),
+             evil=np.array([{"a": 1}], dtype=object))
+    header, arrays = model.to_state()
+    persistence.write_model_file(tmp_path / "wrongshape", {"kind": "TwoTower", **header},
+                                 {**arrays, "params": arrays["params"][:-1]})
+    for name, message in [("truncated", "truncated or corrupted"), ("garbage", "truncated"),
+                          ("foreign.npz", "no header"), ("pickled.npz", "corrupted"),
+                          ("wrongshape", "params has shape")]:
+        with pytest.raises(ModelFormatError, match=message):
+            TwoTower.load(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        TwoTower.load(tmp_path / "missing")
+
+
+def test_newer_format_is_refused(trained, tmp_path, monkeypatch):
+    model, _, _ = trained
+    monkeypatch.setattr(persistence, "FORMAT_VERSION", persistence.FORMAT_VERSION + 1)
+    model.save(tmp_path / "future")
+    monkeypatch.undo()
+    with pytest.raises(ModelFormatError, match="upgrade anirec"):
+        TwoTower.load(tmp_path / "future")
+
+
+def test_a_crash_mid_save_keeps_the_previous_file(trained, tmp_path, monkeypatch):
+    model, user_x, item_x = trained
+    path = tmp_path / "model.anirec"
+    model.save(path)
+    before = path.read_bytes()
+
+    def crash(handle, **arrays):
+        handle.write(b"PK\x03\x04 half of a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(persistence.np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.anirec"]
+    TwoTower.load(path)
+
+
+def test_loo_training_runs_under_both_backends(each_backend):
+    users, items, ratings, user_x, item_x = planted(n_examples=3000, n_users=50, n_items=40)
+    rng = np.random.default_rng(3)
+    n_genres = 4
+    item_genres = (rng.random((40, n_genres)) < 0.4).astype(float)
+    num = np.zeros((50, n_genres))
+    den = np.zeros((50, n_genres))
+    np.add.at(num, users, ratings[:, None] * item_genres[items])
+    np.add.at(den, users, item_genres[items])
+    total = np.bincount(users, ratings, 50)
+    count = np.bincount(users, minlength=50).astype(float)
+
+    class Stats:  # the fields of kernels.LeaveOneOutStats, as the data layer provides them
+        pass
+
+    stats = Stats()
+    stats.num, stats.den, stats.total, stats.count = num, den, total, count
+    stats.item_genres, stats.item_weight = item_genres, np.full(40, 7.0)
+    stats.mode, stats.global_mean = 0, float(ratings.mean())
+    stats.mean, stats.std = np.full(n_genres + 2, 5.0), np.full(n_genres + 2, 2.0)
+    user_rows = kernels.user_rows_loo(
+        kernels.LeaveOneOutStats(num, den, total, count, item_genres, np.full(40, 7.0), 0,
+                                 float(ratings.mean()), stats.mean, stats.std, np.zeros(1)),
+        np.arange(50), np.zeros(50, dtype=np.int64), np.zeros(50))
+    model = small_model(epochs=2, validation_fraction=0.0)
+    model.fit((users, items, ratings), user_rows, item_x, loo=stats)
+    assert model.user_sizes_[0] == n_genres + 2
+    assert np.isfinite(model.params_).all()
+
+
+def test_plot_history_writes_a_png(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    from anirec.model import plot_history
+
+    path = plot_history(trained[0].history_, tmp_path / "loss.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
