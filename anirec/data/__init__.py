@@ -1,0 +1,42 @@
+"""MyAnimeList data: loading and cleaning, splitting, features, and the synthetic data set.
+
+pandas/NumPy/SciPy only: this package knows nothing of the kernels or the model.
+"""
+
+from .mal import (
+    ANIME_TYPES,
+    DEFAULT_EXCLUDED_GENRES,
+    Catalogue,
+    LoadSummary,
+    MALData,
+    Ratings,
+    bayesian_average,
+    load_catalogue,
+    load_mal,
+)
+from .synthetic import (
+    MAL_GENRES,
+    SyntheticData,
+    SyntheticTruth,
+    generate_synthetic,
+    load_demo,
+    write_synthetic,
+)
+
+__all__ = [
+    "ANIME_TYPES",
+    "DEFAULT_EXCLUDED_GENRES",
+    "Catalogue",
+    "LoadSummary",
+    "MALData",
+    "Ratings",
+    "bayesian_average",
+    "load_catalogue",
+    "load_mal",
+    "MAL_GENRES",
+    "SyntheticData",
+    "SyntheticTruth",
+    "generate_synthetic",
+    "load_demo",
+    "write_synthetic",
+]

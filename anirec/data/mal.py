@@ -1,0 +1,646 @@
+"""Loading and cleaning the Kaggle "MyAnimeList 2023" files.
+
+:func:`load_mal` reads ``anime-dataset-2023.csv`` into a :class:`Catalogue` and
+``users-score-2023.csv`` into compact :class:`Ratings` arrays, and reports in a
+:class:`LoadSummary` every row it did not keep and why. Nothing is merged into a wide table:
+the 24-million-row scores file is streamed in blocks of its three numeric columns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, UnknownIdError
+from . import _csv
+
+__all__ = [
+    "DEFAULT_EXCLUDED_GENRES",
+    "ANIME_TYPES",
+    "Catalogue",
+    "Ratings",
+    "LoadSummary",
+    "MALData",
+    "load_mal",
+    "load_catalogue",
+    "bayesian_average",
+]
+
+#: Genres whose anime leave the catalogue by default.
+DEFAULT_EXCLUDED_GENRES: tuple[str, ...] = ("Ecchi", "Hentai", "Erotica")
+#: The ``Type`` values of the 2023 data set (``UNKNOWN`` is missing), in a stable order.
+ANIME_TYPES: tuple[str, ...] = ("TV", "Movie", "OVA", "ONA", "Special", "Music")
+
+MISSING = "UNKNOWN"
+ANIME_REQUIRED = ("anime_id", "Name", "Score", "Genres", "Type", "Episodes", "Aired",
+                  "Scored By", "Members")
+SCORES_REQUIRED = ("user_id", "anime_id", "rating")
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+
+
+@dataclass
+class Catalogue:
+    """The anime that can be trained on and recommended.
+
+    Item index ``k`` (row ``k`` of every array) is the anime ``anime_ids[k]``; items are sorted
+    by MAL id. Anime carrying an excluded genre are not in the catalogue.
+
+    Attributes
+    ----------
+    anime_ids : ndarray of int64
+        Item index -> MAL ``anime_id`` (increasing).
+    names : ndarray of object
+        ``Name`` per item.
+    genres : tuple of str
+        Genre names in their stable (sorted) order, excluded genres removed: the columns of
+        ``genre_matrix``.
+    genre_matrix : ndarray of float32, shape (n_items, n_genres)
+        Genre one-hot (0/1).
+    attributes : pandas.DataFrame
+        Per item: ``score``, ``scored_by``, ``members``, ``episodes``, ``start_year`` (float,
+        NaN where ``UNKNOWN``) and ``type`` (string, missing where ``UNKNOWN``).
+    bayes_rating : ndarray of float64
+        Bayesian average rating per item (see :func:`bayesian_average`); where the metadata
+        is missing it is computed from all loaded ratings (feature building recomputes those
+        from training ratings only).
+    excluded_genres : tuple of str
+        The genres whose anime were removed.
+    """
+
+    anime_ids: np.ndarray
+    names: np.ndarray
+    genres: tuple[str, ...]
+    genre_matrix: np.ndarray
+    attributes: pd.DataFrame
+    bayes_rating: np.ndarray
+    excluded_genres: tuple[str, ...] = DEFAULT_EXCLUDED_GENRES
+
+    @property
+    def n_items(self) -> int:
+        """Number of anime in the catalogue."""
+        return int(self.anime_ids.shape[0])
+
+    @property
+    def n_genres(self) -> int:
+        """Number of genre features."""
+        return len(self.genres)
+
+    def index_of(self, anime_ids: Iterable[int] | np.ndarray | int) -> np.ndarray:
+        """Item indices of MAL anime ids.
+
+        Parameters
+        ----------
+        anime_ids : int or array_like of int
+
+        Returns
+        -------
+        ndarray of int64
+            Same shape as the input.
+
+        Raises
+        ------
+        UnknownIdError
+            Naming the first id that is not in the catalogue (unknown or excluded).
+        """
+        return _index_of(self.anime_ids, anime_ids, "anime_id", "the catalogue")
+
+
+@dataclass
+class Ratings:
+    """Ratings as compact parallel arrays, one entry per (user, anime) pair.
+
+    Attributes
+    ----------
+    user_ids : ndarray of int64
+        User index -> MAL ``user_id`` (increasing).
+    users : ndarray of int32
+        User index of each rating.
+    items : ndarray of int32
+        Item index (into the :class:`Catalogue`) of each rating.
+    ratings : ndarray of int8
+        The rating, 1..10.
+    """
+
+    user_ids: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        """Number of users."""
+        return int(self.user_ids.shape[0])
+
+    @property
+    def n_ratings(self) -> int:
+        """Number of ratings."""
+        return int(self.ratings.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_ratings
+
+    def user_index_of(self, user_ids: Iterable[int] | np.ndarray | int) -> np.ndarray:
+        """User indices of MAL user ids.
+
+        Raises
+        ------
+        UnknownIdError
+            Naming the first id that has no kept rating.
+        """
+        return _index_of(self.user_ids, user_ids, "user_id", "the ratings")
+
+
+def _index_of(sorted_ids: np.ndarray, ids: object, what: str, where: str) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
+        else:
+            raise UnknownIdError(f"{what} must be integers, got {arr.dtype} values")
+    arr = arr.astype(np.int64, copy=False)
+    pos = np.searchsorted(sorted_ids, arr)
+    pos_c = np.minimum(pos, max(sorted_ids.shape[0] - 1, 0))
+    ok = (pos < sorted_ids.shape[0]) & (sorted_ids[pos_c] == arr) if sorted_ids.size else \
+        np.zeros(arr.shape, dtype=bool)
+    if not np.all(ok):
+        bad = arr[~ok].ravel()[0]
+        raise UnknownIdError(f"{what} {int(bad)} is not in {where}")
+    return pos_c.astype(np.int64)
+
+
+@dataclass
+class LoadSummary:
+    """What :func:`load_mal` read, kept and dropped, with counts per reason.
+
+    Every rating row of the scores file is counted exactly once in ``ratings_kept`` or one of
+    the ``ratings_*`` drop reasons (checked in this order: unknown anime, excluded anime,
+    rating outside 1..10, duplicate pair, too few ratings of the user, of the anime).
+    """
+
+    anime_file: str = ""
+    scores_file: str = ""
+    anime_rows: int = 0
+    anime_duplicate: int = 0
+    anime_excluded: int = 0
+    anime_values_coerced: int = 0
+    anime_kept: int = 0
+    rating_rows: int = 0
+    ratings_unknown_anime: int = 0
+    ratings_excluded_anime: int = 0
+    ratings_invalid: int = 0
+    ratings_duplicate: int = 0
+    ratings_user_min: int = 0
+    ratings_item_min: int = 0
+    ratings_kept: int = 0
+    users_kept: int = 0
+    users_dropped: int = 0
+    excluded_genres: tuple[str, ...] = ()
+    coerced_columns: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """The counts (and file names) as a plain dict."""
+        return asdict(self)
+
+    @property
+    def ratings_dropped(self) -> int:
+        """Rating rows not kept, all reasons together."""
+        return self.rating_rows - self.ratings_kept
+
+    def __str__(self) -> str:
+        lines = [
+            f"anime file {self.anime_file}: {self.anime_rows} rows, {self.anime_kept} anime kept",
+            f"  duplicate anime_id rows (last kept): {self.anime_duplicate}",
+            f"  anime with an excluded genre {list(self.excluded_genres)}: {self.anime_excluded}",
+            f"  non-numeric values read as missing: {self.anime_values_coerced}"
+            + (f" {self.coerced_columns}" if self.coerced_columns else ""),
+            f"scores file {self.scores_file}: {self.rating_rows} rows, "
+            f"{self.ratings_kept} ratings kept from {self.users_kept} users",
+            f"  anime not in the anime file: {self.ratings_unknown_anime}",
+            f"  anime with an excluded genre: {self.ratings_excluded_anime}",
+            f"  rating outside 1..10 or missing: {self.ratings_invalid}",
+            f"  duplicate (user, anime) pairs (last kept): {self.ratings_duplicate}",
+            f"  user below the minimum number of ratings: {self.ratings_user_min}"
+            f" ({self.users_dropped} users)",
+            f"  anime below the minimum number of ratings: {self.ratings_item_min}",
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class MALData:
+    """A loaded data set: the catalogue, the ratings and the load summary."""
+
+    catalogue: Catalogue
+    ratings: Ratings
+    summary: LoadSummary
+
+
+# --------------------------------------------------------------------------- Bayesian rating
+
+
+def bayesian_average(score: np.ndarray, scored_by: np.ndarray, rating_sum: np.ndarray,
+                     rating_count: np.ndarray) -> np.ndarray:
+    """Bayesian average rating per anime, as in the original notebook.
+
+    With ``C`` the mean of the known ``Scored By`` and ``m`` the mean of the known ``Score``::
+
+        bayes = (m * C + Score * ScoredBy) / (C + ScoredBy)
+
+    Where ``Score`` or ``Scored By`` is missing, the anime's own ratings stand in for them
+    (their mean and count); an anime with neither gets ``m``. When no anime has metadata,
+    ``m`` is the mean of all ratings and ``C`` the mean number of ratings per rated anime.
+
+    Parameters
+    ----------
+    score, scored_by : ndarray of float
+        Catalogue metadata, NaN where missing.
+    rating_sum, rating_count : ndarray of float
+        Sum and number of the ratings per anime (from whichever ratings may be used).
+
+    Returns
+    -------
+    ndarray of float64
+    """
+    score = np.asarray(score, dtype=np.float64)
+    scored_by = np.asarray(scored_by, dtype=np.float64)
+    rating_sum = np.asarray(rating_sum, dtype=np.float64)
+    rating_count = np.asarray(rating_count, dtype=np.float64)
+    known_s = np.isfinite(score)
+    known_c = np.isfinite(scored_by) & (scored_by > 0)
+    rated = rating_count > 0
+    if known_s.any() and known_c.any():
+        m = float(score[known_s].mean())
+        c = float(scored_by[known_c].mean())
+    elif rated.any():
+        m = float(rating_sum.sum() / rating_count.sum())
+        c = float(rating_count[rated].mean())
+    else:
+        return np.where(known_s, score, 5.5)
+    meta = known_s & known_c
+    s = np.where(meta, score, np.where(rated, rating_sum / np.maximum(rating_count, 1), m))
+    v = np.where(meta, scored_by, rating_count)
+    return (m * c + s * v) / (c + v)
+
+
+# --------------------------------------------------------------------------- anime file
+
+
+def _coerce(frame: pd.DataFrame, column: str, summary: LoadSummary) -> np.ndarray:
+    """Numbers of ``column``; ``UNKNOWN``/empty -> NaN; other junk -> NaN, counted."""
+    raw = frame[column].str.strip()
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    junk = np.isnan(values) & ~raw.isin([MISSING, ""]).to_numpy()
+    n = int(junk.sum())
+    if n:
+        summary.coerced_columns[column] = n
+        summary.anime_values_coerced += n
+    return values
+
+
+def _normalise_excluded(exclude_genres: Iterable[str] | str | None) -> tuple[str, ...]:
+    if exclude_genres is None:
+        return ()
+    if isinstance(exclude_genres, str):
+        exclude_genres = (exclude_genres,)
+    out = []
+    for g in exclude_genres:
+        if not isinstance(g, str):
+            raise TypeError(f"exclude_genres must hold genre names, got {g!r}")
+        out.append(g.strip())
+    return tuple(dict.fromkeys(out))
+
+
+def load_catalogue(anime_csv: str | os.PathLike[str], *,
+                   exclude_genres: Iterable[str] | str | None = DEFAULT_EXCLUDED_GENRES,
+                   summary: LoadSummary | None = None) -> tuple[Catalogue, np.ndarray]:
+    """Read ``anime-dataset-2023.csv`` into a :class:`Catalogue`.
+
+    ``bayes_rating`` is computed from the metadata only (``m`` where it is missing);
+    :func:`load_mal` fills those in from the ratings.
+
+    Parameters
+    ----------
+    anime_csv : path-like
+    exclude_genres : iterable of str
+        Genres (matched case-insensitively) whose anime are removed; may be empty.
+    summary : LoadSummary, optional
+        Filled in with the anime counts.
+
+    Returns
+    -------
+    catalogue : Catalogue
+    excluded_ids : ndarray of int64
+        Sorted MAL ids of the anime removed for an excluded genre.
+
+    Raises
+    ------
+    DataError
+        Missing or empty file, missing column, wrong delimiter, undecodable bytes, malformed
+        CSV, or an ``anime_id`` that is not a non-negative integer (naming its row).
+    """
+    path = _csv.as_path(anime_csv)
+    summary = summary if summary is not None else LoadSummary()
+    summary.anime_file = str(path)
+    header = _csv.read_header(path, ANIME_REQUIRED)
+    data = path.read_bytes()
+    _csv.check_utf8(path, data, header)
+    try:
+        frame = pd.read_csv(path, usecols=list(ANIME_REQUIRED), dtype=str,
+                            keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: malformed CSV: {exc}") from None
+    except ValueError as exc:  # e.g. usecols mismatch after a BOM or odd quoting
+        raise DataError(f"{path}: cannot read the required columns: {exc}") from None
+    del data
+    summary.anime_rows = len(frame)
+    if len(frame) == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+
+    ids_raw = frame["anime_id"].str.strip()
+    ids_f = pd.to_numeric(ids_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(ids_f) | (ids_f != np.round(ids_f)) | (ids_f < 0)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        shown = ids_raw.iloc[k] if ids_raw.iloc[k] else "(empty)"
+        raise DataError(f"{path}, column 'anime_id', row {k + 1}: {shown!r} is not a "
+                        "non-negative integer id")
+    ids = ids_f.astype(np.int64)
+
+    # Duplicate anime_id rows: keep the last, as for ratings.
+    last = ~pd.Series(ids).duplicated(keep="last").to_numpy()
+    summary.anime_duplicate = int((~last).sum())
+    frame = frame.loc[last].reset_index(drop=True)
+    ids = ids[last]
+
+    genre_lists = [
+        [] if s.strip() in (MISSING, "") else [g.strip() for g in s.split(",") if g.strip()]
+        for s in frame["Genres"].tolist()
+    ]
+    excluded = _normalise_excluded(exclude_genres)
+    excluded_fold = {g.casefold() for g in excluded}
+    drop = np.array([any(g.casefold() in excluded_fold for g in gl) for gl in genre_lists],
+                    dtype=bool)
+    summary.anime_excluded = int(drop.sum())
+    summary.excluded_genres = excluded
+    excluded_ids = np.sort(ids[drop])
+
+    keep = ~drop
+    order = np.argsort(ids[keep], kind="stable")
+    kept_idx = np.flatnonzero(keep)[order]
+    frame = frame.iloc[kept_idx].reset_index(drop=True)
+    ids = ids[kept_idx]
+    genre_lists = [genre_lists[k] for k in kept_idx]
+    genres = tuple(sorted({g for gl in genre_lists for g in gl
+                           if g.casefold() not in excluded_fold}))
+    col = {g: j for j, g in enumerate(genres)}
+    genre_matrix = np.zeros((len(ids), len(genres)), dtype=np.float32)
+    for r, gl in enumerate(genre_lists):
+        for g in gl:
+            j = col.get(g)
+            if j is not None:
+                genre_matrix[r, j] = 1.0
+
+    score = _coerce(frame, "Score", summary)
+    scored_by = _coerce(frame, "Scored By", summary)
+    members = _coerce(frame, "Members", summary)
+    episodes = _coerce(frame, "Episodes", summary)
+    years = frame["Aired"].str.extract(_YEAR, expand=False)
+    start_year = pd.to_numeric(years, errors="coerce").to_numpy(dtype=np.float64,
+                                                               na_value=np.nan)
+    typ = frame["Type"].str.strip()
+    typ = typ.where(~typ.isin([MISSING, ""]), None).astype(object)
+    attributes = pd.DataFrame({
+        "score": score, "scored_by": scored_by, "members": members, "type": typ.to_numpy(),
+        "episodes": episodes, "start_year": start_year,
+    })
+    zeros = np.zeros(len(ids))
+    catalogue = Catalogue(
+        anime_ids=ids, names=frame["Name"].to_numpy(dtype=object), genres=genres,
+        genre_matrix=genre_matrix, attributes=attributes,
+        bayes_rating=bayesian_average(score, scored_by, zeros, zeros), excluded_genres=excluded,
+    )
+    summary.anime_kept = catalogue.n_items
+    return catalogue, excluded_ids
+
+
+# --------------------------------------------------------------------------- scores file
+
+
+def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
+                 progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream the scores file; return (user_id int64, item int32, rating int8) of valid rows.
+
+    ``anime_lookup[anime_id]`` is the item index, -1 for an anime not in the anime file and -2
+    for an excluded one (ids past the end of the table are unknown).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = _csv.read_header(path, SCORES_REQUIRED)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                   desc=f"reading {path.name}")
+    source = _csv.CheckedReader(path, header, on_read=bar.update if bar is not None else None)
+    read_opts = pacsv.ReadOptions(block_size=1 << 24, use_threads=True)
+    conv_opts = pacsv.ConvertOptions(
+        include_columns=list(SCORES_REQUIRED),
+        column_types={"user_id": pa.int64(), "anime_id": pa.int64(), "rating": pa.float64()},
+    )
+    users_parts: list[np.ndarray] = []
+    items_parts: list[np.ndarray] = []
+    rating_parts: list[np.ndarray] = []
+    n_lookup = anime_lookup.shape[0]
+    rows = 0
+    try:
+        try:
+            reader = pacsv.open_csv(source, read_options=read_opts, convert_options=conv_opts)
+            for batch in reader:
+                n = batch.num_rows
+                uid_col = batch.column("user_id")
+                aid_col = batch.column("anime_id")
+                for name, column in (("user_id", uid_col), ("anime_id", aid_col)):
+                    if column.null_count:
+                        k = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+                        raise DataError(f"{path}, column {name!r}, row {rows + k + 1}: "
+                                        "empty value, expected an integer id")
+                uid = uid_col.to_numpy()
+                aid = aid_col.to_numpy()
+                rat = batch.column("rating").to_numpy(zero_copy_only=False)
+                for name, ids in (("user_id", uid), ("anime_id", aid)):
+                    if n and ids.min() < 0:
+                        k = int(np.flatnonzero(ids < 0)[0])
+                        raise DataError(f"{path}, column {name!r}, row {rows + k + 1}: "
+                                        f"{int(ids[k])} is not a non-negative id")
+                inside = aid < n_lookup
+                item = np.full(n, -1, dtype=np.int64)
+                item[inside] = anime_lookup[aid[inside]]
+                unknown = item == -1
+                excluded = item == -2
+                with np.errstate(invalid="ignore"):
+                    valid_r = (rat >= 1) & (rat <= 10) & (rat == np.round(rat))
+                invalid = ~unknown & ~excluded & ~valid_r
+                summary.ratings_unknown_anime += int(unknown.sum())
+                summary.ratings_excluded_anime += int(excluded.sum())
+                summary.ratings_invalid += int(invalid.sum())
+                ok = item >= 0
+                ok &= valid_r
+                users_parts.append(uid[ok])
+                items_parts.append(item[ok].astype(np.int32))
+                rating_parts.append(rat[ok].astype(np.int8))
+                rows += n
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            if source.error is not None:
+                raise source.error from None
+            found = _csv.find_bad_value(path, header, integer=("user_id", "anime_id"),
+                                        numeric=("rating",))
+            if found is not None:
+                raise found from None
+            raise DataError(f"{path}: cannot be read as CSV: {exc}") from None
+        if source.error is not None:
+            raise source.error
+    finally:
+        source.close()
+        if bar is not None:
+            bar.close()
+    summary.rating_rows = rows
+    if rows == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.empty(0, dt)  # noqa: E731
+    return cat(users_parts, np.int64), cat(items_parts, np.int32), cat(rating_parts, np.int8)
+
+
+def _compact_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, index of each id into them), in O(n) for dense id ranges."""
+    if ids.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    top = int(ids.max())
+    if top <= max(16 * ids.size, 1 << 24):
+        present = np.zeros(top + 1, dtype=bool)
+        present[ids] = True
+        distinct = np.flatnonzero(present).astype(np.int64)
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return distinct, rank[ids]
+    distinct, inverse = np.unique(ids, return_inverse=True)
+    return distinct.astype(np.int64), inverse.astype(np.int64)
+
+
+def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[str], *,
+             exclude_genres: Iterable[str] | str | None = DEFAULT_EXCLUDED_GENRES,
+             min_user_ratings: int = 1, min_item_ratings: int = 1,
+             progress: bool = False) -> MALData:
+    """Load and clean the two MyAnimeList 2023 files.
+
+    The anime file becomes the :class:`Catalogue` (anime with an excluded genre removed,
+    genres one-hot in sorted order, ``UNKNOWN`` read as missing, numbers coerced). The scores
+    file is streamed through pyarrow, three numeric columns only, into :class:`Ratings` sorted
+    by (user, item). Rows are dropped, and counted in the :class:`LoadSummary`, for: an anime
+    not in the anime file; an anime with an excluded genre; a rating that is missing, not an
+    integer or outside 1..10; a repeated (user, anime) pair (the last row is kept); a user with
+    fewer than ``min_user_ratings`` or an anime with fewer than ``min_item_ratings`` ratings
+    (applied repeatedly until both hold). The catalogue keeps anime with few or no ratings:
+    they can still be recommended from their content features.
+
+    Parameters
+    ----------
+    anime_csv, scores_csv : path-like
+        ``anime-dataset-2023.csv`` and ``users-score-2023.csv``.
+    exclude_genres : iterable of str
+        Genres whose anime leave the catalogue (matched case-insensitively); ``()`` keeps all.
+    min_user_ratings, min_item_ratings : int
+        Minimum number of ratings of a kept user / of an anime whose ratings are kept.
+    progress : bool
+        Show a tqdm progress bar over the bytes of the scores file.
+
+    Returns
+    -------
+    MALData
+
+    Raises
+    ------
+    DataError
+        A missing or empty file, a missing required column, a wrong delimiter, an undecodable
+        byte, a malformed row, or a non-numeric id; the message names the file, the column and
+        the row (or line).
+    """
+    for name, v in (("min_user_ratings", min_user_ratings),
+                    ("min_item_ratings", min_item_ratings)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    summary = LoadSummary()
+    catalogue, excluded_ids = load_catalogue(anime_csv, exclude_genres=exclude_genres,
+                                             summary=summary)
+    scores_path = _csv.as_path(scores_csv)
+    summary.scores_file = str(scores_path)
+    top = int(max(catalogue.anime_ids.max(initial=0), excluded_ids.max(initial=0)))
+    lookup = np.full(top + 1, -1, dtype=np.int64)
+    lookup[excluded_ids] = -2
+    lookup[catalogue.anime_ids] = np.arange(catalogue.n_items)
+    uid, items, ratings = _read_scores(scores_path, lookup, summary, progress)
+
+    user_ids, users = _compact_ids(uid)
+    del uid
+    n_items = max(catalogue.n_items, 1)
+    key = users * n_items + items
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    # After a stable sort, the last of a run of equal keys is the last row in the file.
+    last = np.ones(key.shape[0], dtype=bool)
+    last[:-1] = key[1:] != key[:-1]
+    summary.ratings_duplicate = int((~last).sum())
+    order = order[last]
+    del key, last
+    users = users[order]
+    items = items[order]
+    ratings = ratings[order]
+    del order
+
+    keep = np.ones(users.shape[0], dtype=bool)
+    while True:
+        changed = False
+        if min_user_ratings > 1:
+            cnt = np.bincount(users[keep], minlength=user_ids.shape[0])
+            low = keep & (cnt[users] < min_user_ratings)
+            if low.any():
+                summary.ratings_user_min += int(low.sum())
+                keep &= ~low
+                changed = True
+        if min_item_ratings > 1:
+            cnt = np.bincount(items[keep], minlength=catalogue.n_items)
+            low = keep & (cnt[items] < min_item_ratings)
+            if low.any():
+                summary.ratings_item_min += int(low.sum())
+                keep &= ~low
+                changed = True
+        if not changed:
+            break
+    if not keep.all():
+        users, items, ratings = users[keep], items[keep], ratings[keep]
+    del keep
+    present = np.zeros(user_ids.shape[0], dtype=bool)
+    present[users] = True
+    summary.users_dropped = int((~present).sum())
+    if summary.users_dropped:
+        remap = np.cumsum(present) - 1
+        users = remap[users]
+        user_ids = user_ids[present]
+    summary.users_kept = int(user_ids.shape[0])
+    summary.ratings_kept = int(users.shape[0])
+
+    rsum = np.bincount(items, weights=ratings, minlength=catalogue.n_items)
+    rcount = np.bincount(items, minlength=catalogue.n_items).astype(np.float64)
+    catalogue.bayes_rating = bayesian_average(catalogue.attributes["score"].to_numpy(),
+                                              catalogue.attributes["scored_by"].to_numpy(),
+                                              rsum, rcount)
+    result = Ratings(user_ids=user_ids, users=users.astype(np.int32),
+                     items=items.astype(np.int32), ratings=ratings.astype(np.int8))
+    return MALData(catalogue=catalogue, ratings=result, summary=summary)
