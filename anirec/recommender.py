@@ -1,0 +1,433 @@
+"""``Recommender``: the catalogue, the features and a trained two-tower model, tied together.
+
+>>> import anirec
+>>> data = anirec.datasets.load_demo()                      # doctest: +SKIP
+>>> rec = anirec.Recommender(seed=0).fit(data)              # doctest: +SKIP
+>>> rec.evaluate()                                          # doctest: +SKIP
+>>> rec.recommend(user_id=data.ratings.user_ids[0], n=10)   # doctest: +SKIP
+>>> rec.recommend_for_genres({"Action": 9, "Romance": 3})   # doctest: +SKIP
+>>> rec.similar(anime_id=data.catalogue.anime_ids[0])       # doctest: +SKIP
+>>> rec.save("model.anirec"); anirec.Recommender.load("model.anirec")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from anirec import kernels
+from anirec.baselines import BayesianAverage, BiasModel, GlobalMean, Popularity
+from anirec.errors import ModelFormatError, NotFittedError, UnknownIdError
+from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
+from anirec.model import TwoTower
+from anirec.model.persistence import read_model_file, write_model_file
+
+RATING_RANGE = (1.0, 10.0)
+_USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
+
+
+def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int):
+    """CSR ``(indptr, indices)`` of the sorted, de-duplicated pairs (rows[j], cols[j])."""
+    keys = np.unique(rows.astype(np.int64) * (int(cols.max(initial=0)) + 1) + cols)
+    width = int(cols.max(initial=0)) + 1
+    rows, cols = keys // width, keys % width
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return indptr, cols.astype(np.int64)
+
+
+def _csr_take(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
+    """The CSR rows ``rows`` of ``(indptr, indices)``, in that order."""
+    starts, stops = indptr[rows], indptr[rows + 1]
+    lengths = stops - starts
+    sub_indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=sub_indptr[1:])
+    positions = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1])
+    return sub_indptr, np.ascontiguousarray(indices[positions])
+
+
+def _index_of(known_ids: np.ndarray, ids, what: str) -> np.ndarray:
+    """Rows of ``ids`` in the sorted-or-not id array ``known_ids``; unknown ids raise."""
+    ids = np.atleast_1d(np.asarray(ids))
+    order = np.argsort(known_ids, kind="stable")
+    position = np.searchsorted(known_ids, ids, sorter=order)
+    position = np.minimum(position, known_ids.shape[0] - 1)
+    rows = order[position]
+    unknown = known_ids[rows] != ids
+    if unknown.any():
+        raise UnknownIdError(f"unknown {what} id {ids[np.flatnonzero(unknown)[0]]!r}")
+    return rows.astype(np.int64)
+
+
+class Recommender:
+    """Recommend anime with a two-tower network trained on MyAnimeList-style ratings.
+
+    ``fit`` splits the ratings per user (train / validation / test, seeded), fits the features
+    on the training ratings only (with leave-one-out user rows for the training examples), and
+    trains a :class:`~anirec.model.TwoTower` with early stopping on the validation ratings.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        Tower widths after the input (default ``(256, 128, 64, 32)``).
+    weighting : {"rating", "centered", "bayesian"}
+        How user genre preferences are computed (see :func:`anirec.data.build_features`).
+    valid, test : float
+        Per-user fractions of ratings held out for validation and test.
+    min_ratings : int
+        Users with fewer ratings keep all of them in training.
+    leave_one_out : bool
+        Derive each training example's user row without its own rating (recommended: the
+        model otherwise reads its own target).
+    item_attributes : bool
+        Add numeric anime attributes (Bayesian rating, members, type, episodes, year) to genres.
+    seed : int
+        Seeds the split, the initial weights and the shuffles.
+    verbose : bool
+        Show progress bars.
+    **model_options
+        Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
+        ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, ...).
+    """
+
+    def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "rating",
+                 valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
+                 leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
+                 verbose: bool = False, **model_options):
+        self.options = {"weighting": weighting, "valid": float(valid), "test": float(test),
+                        "min_ratings": int(min_ratings), "leave_one_out": bool(leave_one_out),
+                        "item_attributes": bool(item_attributes), "seed": int(seed)}
+        model_options.setdefault("epochs", 20)
+        self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
+                              **model_options)
+        self.verbose = verbose
+        self.fitted = False
+
+    # -----------------------------------------------------------------------------------------
+    # Fitting
+
+    def fit(self, data) -> "Recommender":
+        """Split ``data`` (an :class:`anirec.data.MALData`), build features, train.
+
+        Returns
+        -------
+        self
+        """
+        from anirec.data import build_features, split_ratings
+
+        options = self.options
+        split = split_ratings(data.ratings, valid=options["valid"], test=options["test"],
+                              min_ratings=options["min_ratings"], seed=options["seed"])
+        features = build_features(data.catalogue, split.train, data.ratings.n_users,
+                                  weighting=options["weighting"],
+                                  item_attributes=options["item_attributes"])
+        self.model.fit(split.train, features.user_x, features.item_x,
+                       validation=split.valid if len(split.valid) else None,
+                       loo=features.user_stats if options["leave_one_out"] else None)
+        catalogue = data.catalogue
+        self.anime_ids = np.asarray(catalogue.anime_ids, dtype=np.int64)
+        self.anime_names = np.asarray(catalogue.names, dtype=str)
+        self.genres = tuple(catalogue.genres)
+        self.genre_matrix = np.asarray(catalogue.genre_matrix, dtype=np.float32)
+        self.user_ids = np.asarray(data.ratings.user_ids, dtype=np.int64)
+        self.features = features
+        self.user_x = np.asarray(features.user_x)
+        self.item_x = np.asarray(features.item_x)
+        seen = [split.train, split.valid]
+        self.seen = _csr_from_pairs(np.concatenate([s.users for s in seen]),
+                                    np.concatenate([s.items for s in seen]),
+                                    self.user_ids.shape[0])
+        self.test = split.test
+        self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
+        self.baselines = self._fit_baselines(split.train, catalogue.bayes_rating)
+        self._prepare()
+        self.fitted = True
+        return self
+
+    def _fit_baselines(self, train, bayes_rating) -> list:
+        n_users, n_items = self.user_ids.shape[0], self.anime_ids.shape[0]
+        args = (train.users, train.items, train.ratings, n_users, n_items)
+        return [GlobalMean.fit(*args), BayesianAverage(np.asarray(bayes_rating, np.float64)),
+                BiasModel.fit(*args), Popularity.fit(*args)]
+
+    def _prepare(self) -> None:
+        """Embed the catalogue and the known users once; every query reuses them."""
+        self.item_vectors = self.model.item_embeddings(self.item_x)
+        self.user_vectors = self.model.user_embeddings(self.user_x)
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise NotFittedError("this Recommender is not fitted: call fit() or load() first")
+
+    # -----------------------------------------------------------------------------------------
+    # Queries
+
+    def user_rows(self, user_ids) -> np.ndarray:
+        """Row indices of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        self._check_fitted()
+        return _index_of(self.user_ids, user_ids, "user")
+
+    def anime_rows(self, anime_ids) -> np.ndarray:
+        """Row indices of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        self._check_fitted()
+        return _index_of(self.anime_ids, anime_ids, "anime")
+
+    def predict(self, user_ids, anime_ids) -> np.ndarray:
+        """Predicted ratings (1..10) for pairs of MAL user and anime ids.
+
+        >>> rec.predict([1, 1, 4], [20, 5114, 20])  # doctest: +SKIP
+        array([7.9, 8.6, 6.2])
+        """
+        users, items = self.user_rows(user_ids), self.anime_rows(anime_ids)
+        if users.shape != items.shape:
+            raise ValueError(f"user_ids and anime_ids must have one length, got "
+                             f"{users.shape[0]} and {items.shape[0]}")
+        scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
+        return self.model.to_rating(scores)
+
+    def _top(self, queries: np.ndarray, n: int, exclude=None):
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        return kernels.topk(np.ascontiguousarray(queries), self.item_vectors, n, exclude=exclude)
+
+    def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
+        """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
+        ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
+        fewer than ``n`` anime are left."""
+        rows = self.user_rows(user_ids)
+        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
+        index, scores = self._top(self.user_vectors[rows], n, exclude)
+        return np.where(index >= 0, self.anime_ids[index], -1), scores
+
+    def _frame(self, query_ids, index, scores, id_column: str) -> pd.DataFrame:
+        rank = np.tile(np.arange(1, index.shape[1] + 1), index.shape[0])
+        flat_index, flat_scores = index.ravel(), scores.ravel().astype(np.float64)
+        keep = flat_index >= 0
+        frame = pd.DataFrame({
+            id_column: np.repeat(query_ids, index.shape[1])[keep],
+            "rank": rank[keep],
+            "anime_id": self.anime_ids[flat_index[keep]],
+            "name": self.anime_names[flat_index[keep]],
+            "score": flat_scores[keep],
+            "predicted_rating": self.model.to_rating(flat_scores[keep]),
+        })
+        return frame
+
+    def recommend(self, user_id, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+        """Top-``n`` anime for one MAL user id or a list of them.
+
+        Anime the user rated in training (and validation) are left out unless
+        ``exclude_rated=False``. Batch results equal one-at-a-time results.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``user_id, rank, anime_id, name, score, predicted_rating``; ``score`` is the
+            cosine of the two towers and ``predicted_rating`` the same on the 1..10 scale.
+
+        >>> rec.recommend(user_id=1, n=5)            # doctest: +SKIP
+        >>> rec.recommend(user_id=[1, 4, 9], n=5)    # doctest: +SKIP
+        """
+        user_ids = np.atleast_1d(np.asarray(user_id))
+        rows = self.user_rows(user_ids)
+        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
+        index, scores = self._top(self.user_vectors[rows], n, exclude)
+        return self._frame(user_ids, index, scores, "user_id")
+
+    def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
+        """Yield recommendation frames for every known user, ``block`` users at a time."""
+        self._check_fitted()
+        for start in range(0, self.user_ids.shape[0], block):
+            yield self.recommend(self.user_ids[start:start + block], n)
+
+    def new_user_features(self, genre_ratings: Mapping[str, float], *,
+                          scale: tuple[float, float] = (1, 10)) -> np.ndarray:
+        """The scaled feature row of a new user who rated genres on ``scale``."""
+        self._check_fitted()
+        return self.features.new_user_row(genre_ratings, scale=scale)
+
+    def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
+                             scale: tuple[float, float] = (1, 10)) -> pd.DataFrame:
+        """Cold start: top-``n`` anime for a new user who rated genres, with no retraining.
+
+        The genre ratings go through the saved scalers and the user tower.
+
+        >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
+        """
+        row = self.new_user_features(genre_ratings, scale=scale)
+        vector = self.model.user_embeddings(np.atleast_2d(row))
+        index, scores = self._top(vector, n)
+        return self._frame(np.array([-1]), index, scores, "user_id").drop(columns="user_id")
+
+    def similar(self, anime_id, n: int = 10) -> pd.DataFrame:
+        """The ``n`` anime nearest to ``anime_id`` in the item embedding space (cosine).
+
+        >>> rec.similar(anime_id=1, n=5)  # doctest: +SKIP
+        """
+        anime_ids = np.atleast_1d(np.asarray(anime_id))
+        rows = self.anime_rows(anime_ids)
+        itself = (np.arange(rows.shape[0] + 1, dtype=np.int64), rows.astype(np.int64))
+        index, scores = self._top(self.item_vectors[rows], n, itself)
+        frame = self._frame(anime_ids, index, scores, "query_anime_id")
+        return frame.drop(columns="predicted_rating").rename(columns={"score": "similarity"})
+
+    # -----------------------------------------------------------------------------------------
+    # Evaluation
+
+    def evaluate(self, heldout=None, *, k: int = 10, threshold: float = 8.0,
+                 baselines: bool = True) -> pd.DataFrame:
+        """Score the model, next to the baselines, on held-out ratings.
+
+        Parameters
+        ----------
+        heldout : DataFrame with ``user_id, anime_id, rating``, optional
+            Held-out ratings in MAL ids (rows of unknown users or anime are skipped and
+            counted in ``df.attrs["skipped"]``); by default the test split of ``fit``.
+        k : int
+            Length of the ranked lists.
+        threshold : float
+            Held-out ratings at least this high are relevant for ranking.
+
+        Returns
+        -------
+        DataFrame
+            One row per method (``two-tower`` first), columns ``rmse``, ``mae``,
+            ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k``.
+        """
+        self._check_fitted()
+        users, items, ratings, skipped = self._heldout_rows(heldout)
+        rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
+        exclude = _csr_take(*self.seen, rel_users)
+        model_scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
+        methods = [("two-tower", self.model.to_rating(model_scores),
+                    self._top(self.user_vectors[rel_users], k, exclude)[0])]
+        for baseline in self.baselines if baselines else []:
+            ranked = None
+            if baseline.item_scores is not None:
+                scores = np.ascontiguousarray(baseline.item_scores, dtype=np.float64)[:, None]
+                ranked = kernels.topk(np.ones((rel_users.shape[0], 1)), scores, k,
+                                      exclude=exclude)[0]
+            methods.append((baseline.name, baseline.predict(users, items), ranked))
+        table = []
+        for name, predicted, ranked in methods:
+            row = {"method": name}
+            if predicted is not None:
+                row.update(rmse=rmse(predicted, ratings), mae=mae(predicted, ratings))
+            if ranked is not None:
+                metrics = ranking_metrics(ranked, rel_indptr, rel_items, self.anime_ids.shape[0])
+                row.update({f"{key}@{k}": metrics[key]
+                            for key in ("precision", "recall", "ndcg", "coverage")})
+            table.append(row)
+        frame = pd.DataFrame(table).set_index("method")
+        frame.attrs.update(ratings=int(ratings.shape[0]), ranked_users=int(rel_users.shape[0]),
+                           skipped=int(skipped), k=int(k), threshold=float(threshold))
+        return frame
+
+    def _heldout_rows(self, heldout):
+        if heldout is None:
+            test = self.test
+            return (np.asarray(test.users, np.int64), np.asarray(test.items, np.int64),
+                    np.asarray(test.ratings, np.float64), 0)
+        frame = pd.DataFrame(heldout)
+        missing = {"user_id", "anime_id", "rating"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"heldout is missing the column(s) {sorted(missing)}")
+        user_ids = frame["user_id"].to_numpy(np.int64)
+        anime_ids = frame["anime_id"].to_numpy(np.int64)
+        known = np.isin(user_ids, self.user_ids) & np.isin(anime_ids, self.anime_ids)
+        users = self.user_rows(user_ids[known]) if known.any() else np.zeros(0, np.int64)
+        items = self.anime_rows(anime_ids[known]) if known.any() else np.zeros(0, np.int64)
+        ratings = frame["rating"].to_numpy(np.float64)[known]
+        return users, items, ratings, int((~known).sum())
+
+    # -----------------------------------------------------------------------------------------
+    # Persistence
+
+    def save(self, path) -> None:
+        """Save everything needed to recommend, predict and evaluate to one file (``.npz``
+        arrays + JSON header, no pickle), atomically."""
+        self._check_fitted()
+        model_header, model_arrays = self.model.to_state()
+        cold_header, cold_arrays = self.features.cold_start_state()
+        baseline_arrays = {
+            "baseline.global_mean": np.array([self.baselines[0].mean]),
+            "baseline.bayes": self.baselines[1].item_scores,
+            "baseline.bias_mean": np.array([self.baselines[2].mean]),
+            "baseline.bias_user": self.baselines[2].user_bias,
+            "baseline.bias_item": self.baselines[2].item_scores,
+            "baseline.popularity": self.baselines[3].item_scores,
+        }
+        arrays = {
+            **{f"model.{key}": value for key, value in model_arrays.items()},
+            **{f"cold.{key}": value for key, value in cold_arrays.items()},
+            **baseline_arrays,
+            "anime_ids": self.anime_ids, "anime_names": self.anime_names,
+            "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
+            "user_x": self.user_x, "item_x": self.item_x,
+            "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
+            "test_users": np.asarray(self.test.users), "test_items": np.asarray(self.test.items),
+            "test_ratings": np.asarray(self.test.ratings),
+        }
+        header = {"kind": "Recommender", "options": self.options, "model": model_header,
+                  "cold_start": cold_header, "genres": list(self.genres),
+                  "summary": self.summary}
+        write_model_file(path, header, arrays)
+
+    @classmethod
+    def load(cls, path) -> "Recommender":
+        """Load a recommender saved by :meth:`save`.
+
+        Raises
+        ------
+        ModelFormatError
+            If the file is truncated, corrupted, foreign, newer or inconsistent.
+        """
+        from anirec.data import Features, Triplets
+
+        header, arrays = read_model_file(path, kind="Recommender")
+        source = repr(str(path))
+        try:
+            model = TwoTower.from_state(
+                header["model"],
+                {key[6:]: value for key, value in arrays.items() if key.startswith("model.")},
+                source=source)
+            rec = cls.__new__(cls)
+            rec.options, rec.model, rec.verbose = dict(header["options"]), model, False
+            rec.genres = tuple(header["genres"])
+            rec.summary = header.get("summary", {})
+            for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
+                         "item_x"):
+                setattr(rec, name, arrays[name])
+            rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
+            rec.test = Triplets(arrays["test_users"], arrays["test_items"],
+                                arrays["test_ratings"])
+            rec.features = Features.from_cold_start_state(
+                header["cold_start"],
+                {key[5:]: value for key, value in arrays.items() if key.startswith("cold.")})
+            rec.baselines = [
+                GlobalMean(float(arrays["baseline.global_mean"][0])),
+                BayesianAverage(arrays["baseline.bayes"]),
+                BiasModel(float(arrays["baseline.bias_mean"][0]), arrays["baseline.bias_user"],
+                          arrays["baseline.bias_item"]),
+                Popularity(arrays["baseline.popularity"]),
+            ]
+        except KeyError as error:
+            raise ModelFormatError(f"{source} lacks the entry {error} of a Recommender") from None
+        n_users, n_items = rec.user_ids.shape[0], rec.anime_ids.shape[0]
+        if rec.user_x.shape[0] != n_users or rec.item_x.shape[0] != n_items or \
+                rec.anime_names.shape[0] != n_items or rec.seen[0].shape[0] != n_users + 1:
+            raise ModelFormatError(f"{source}: the saved id maps and feature matrices disagree")
+        rec._prepare()
+        rec.fitted = True
+        return rec
+
+    def info(self) -> dict:
+        """Configuration, data summary and training history, as JSON-friendly values."""
+        self._check_fitted()
+        return {"options": self.options, "model": self.model.get_config(),
+                "users": int(self.user_ids.shape[0]), "anime": int(self.anime_ids.shape[0]),
+                "genres": list(self.genres), "summary": self.summary,
+                "best_epoch": self.model.best_epoch_, "history": self.model.history_}
