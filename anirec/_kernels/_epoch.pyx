@@ -1,0 +1,188 @@
+"""One whole training epoch of the two towers in a single compiled call.
+
+Every workspace (gathered inputs, the activations of every layer of both towers, the gradient
+ping-pong buffers, the normalised outputs) is allocated once per call, sized for the largest
+mini-batch; the batch loop then runs without the GIL and without any Python object: gather,
+forward both towers, normalised dot product, MSE, backward both towers into the flat ``grads``
+buffer, one optimizer step over the flat ``params`` buffer. Matmuls go to BLAS (which may use
+its own threads); everything else is serial, so a run is deterministic for a given BLAS.
+
+The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
+follow the same trajectory up to floating-point rounding.
+"""
+
+import numpy as np
+
+from cython cimport floating
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+
+from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr, loo_row,
+                                   mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
+                                   sgd_ptr)
+
+
+cdef tuple _train_epoch(
+        const int64_t[::1] order, const int64_t[::1] users, const int64_t[::1] items,
+        const floating[::1] targets, const floating[:, ::1] user_x,
+        const floating[:, ::1] item_x, const int64_t[::1] user_sizes,
+        const int64_t[::1] item_sizes, floating[::1] params, floating[::1] grads,
+        floating[::1] state1, floating[::1] state2, int optimizer, double lr, double beta1,
+        double beta2, double eps, double momentum, double weight_decay, int64_t step,
+        Py_ssize_t batch_size, bint has_loo, const floating[:, ::1] loo_num,
+        const floating[:, ::1] loo_den, const floating[::1] loo_total,
+        const floating[::1] loo_count, const floating[:, ::1] loo_item_genres,
+        const floating[::1] loo_item_weight, int loo_mode, double loo_global_mean,
+        const floating[::1] loo_mean, const floating[::1] loo_std,
+        const floating[::1] loo_ratings):
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t n_examples = order.shape[0]
+    cdef Py_ssize_t n_user_layers = user_sizes.shape[0] - 1
+    cdef Py_ssize_t n_item_layers = item_sizes.shape[0] - 1
+    cdef Py_ssize_t n_layers = n_user_layers + n_item_layers
+    cdef Py_ssize_t n_params = params.shape[0]
+    cdef Py_ssize_t rows = min(batch_size, n_examples) if n_examples > 0 else 1
+    cdef Py_ssize_t l, t, r, e, start, size, width, act_total, max_width
+    cdef Py_ssize_t du = user_sizes[0], di = item_sizes[0]
+    cdef Py_ssize_t d_out = user_sizes[n_user_layers], n_genres = du - 2
+    cdef int64_t u, i
+    cdef double loss_sum = 0.0, loss
+
+    # Per layer (user tower first): fan-in, fan-out, offsets of W and b in the flat buffer,
+    # offsets of its input and output activations in the tower's activation buffer.
+    layer_info = np.zeros((max(n_layers, 1), 6), dtype=np.int64)
+    cdef int64_t[:, ::1] info = layer_info
+    cdef Py_ssize_t offset = 0, act_offset
+    act_sizes = [0, 0]
+    max_width = 1
+    l = 0
+    for t, sizes in enumerate((user_sizes, item_sizes)):
+        act_offset = rows * sizes[0]
+        max_width = max(max_width, sizes[0])
+        for r in range(sizes.shape[0] - 1):
+            info[l, 0] = sizes[r]
+            info[l, 1] = sizes[r + 1]
+            info[l, 2] = offset
+            info[l, 3] = offset + sizes[r] * sizes[r + 1]
+            offset += sizes[r] * sizes[r + 1] + sizes[r + 1]
+            info[l, 4] = act_offset - rows * sizes[r]
+            info[l, 5] = act_offset
+            act_offset += rows * sizes[r + 1]
+            max_width = max(max_width, sizes[r + 1])
+            l += 1
+        act_sizes[t] = act_offset
+
+    cdef floating[::1] acts_u = np.empty(act_sizes[0], dtype=dtype)
+    cdef floating[::1] acts_i = np.empty(act_sizes[1], dtype=dtype)
+    cdef floating[:, ::1] back = np.empty((2, rows * max_width), dtype=dtype)
+    cdef floating[:, ::1] head = np.empty((4, rows * d_out), dtype=dtype)  # Yu Yv gZu gZv
+    cdef floating[:, ::1] per_row = np.empty((5, rows), dtype=dtype)  # nu nv pred gpred tgt
+
+    cdef floating* P = &params[0]
+    cdef floating* Gr = &grads[0]
+    cdef floating* s1 = &state1[0]
+    cdef floating* s2 = &state2[0]
+    cdef floating* velocity = s1 if momentum != 0 else NULL
+    cdef floating* Au = &acts_u[0]
+    cdef floating* Ai = &acts_i[0]
+    cdef floating* back0 = &back[0, 0]
+    cdef floating* back1 = &back[1, 0]
+    cdef floating* Yu = &head[0, 0]
+    cdef floating* Yv = &head[1, 0]
+    cdef floating* gZu = &head[2, 0]
+    cdef floating* gZv = &head[3, 0]
+    cdef floating* nu = &per_row[0, 0]
+    cdef floating* nv = &per_row[1, 0]
+    cdef floating* pred = &per_row[2, 0]
+    cdef floating* gpred = &per_row[3, 0]
+    cdef floating* tgt = &per_row[4, 0]
+    cdef const floating* ux = &user_x[0, 0]
+    cdef const floating* ix = &item_x[0, 0]
+    cdef size_t du_bytes = du * sizeof(floating), di_bytes = di * sizeof(floating)
+    cdef floating* G
+    cdef floating* G_in
+    cdef floating* acts
+    cdef floating* swap
+    cdef Py_ssize_t first, last
+
+    with nogil:
+        start = 0
+        while start < n_examples:
+            size = min(rows, n_examples - start)
+            for r in range(size):
+                e = order[start + r]
+                u = users[e]
+                i = items[e]
+                if has_loo:
+                    loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0], &loo_count[0],
+                            &loo_item_genres[0, 0], &loo_item_weight[0], loo_mode,
+                            loo_global_mean, &loo_mean[0], &loo_std[0], n_genres, u, i,
+                            <double> loo_ratings[e], Au + r * du)
+                else:
+                    memcpy(Au + r * du, ux + u * du, du_bytes)
+                memcpy(Ai + r * di, ix + i * di, di_bytes)
+                tgt[r] = targets[e]
+
+            # Forward, both towers: ReLU on hidden layers, identity on the last.
+            for l in range(n_layers):
+                acts = Au if l < n_user_layers else Ai
+                last = n_user_layers - 1 if l < n_user_layers else n_layers - 1
+                dense_forward_ptr(acts + info[l, 4], P + info[l, 2], P + info[l, 3],
+                                  acts + info[l, 5], <int> size, <int> info[l, 0],
+                                  <int> info[l, 1], l < last)
+
+            normalize_dot_ptr(Au + info[n_user_layers - 1, 5], Ai + info[n_layers - 1, 5],
+                              Yu, Yv, nu, nv, pred, size, d_out)
+            loss = mse_ptr(pred, tgt, gpred, size)
+            loss_sum += loss * size
+            normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv, size, d_out)
+
+            # Backward, user tower then item tower, last layer first; the gradient flows
+            # through two ping-pong buffers so no layer's input gradient overwrites its own G.
+            for t in range(2):
+                first = 0 if t == 0 else n_user_layers
+                last = n_user_layers - 1 if t == 0 else n_layers - 1
+                acts = Au if t == 0 else Ai
+                G = gZu if t == 0 else gZv
+                G_in = back0
+                swap = back1
+                for l in range(last, first - 1, -1):
+                    dense_backward_ptr(G, acts + info[l, 4], P + info[l, 2], acts + info[l, 5],
+                                       Gr + info[l, 2], Gr + info[l, 3],
+                                       G_in if l > first else NULL, <int> size,
+                                       <int> info[l, 0], <int> info[l, 1], l < last)
+                    G = G_in
+                    G_in = swap
+                    swap = G
+
+            step += 1
+            if optimizer == 1:
+                adam_ptr(P, Gr, s1, s2, n_params, lr, beta1, beta2, eps, weight_decay, step)
+            else:
+                sgd_ptr(P, Gr, velocity, n_params, lr, momentum, weight_decay)
+            start += size
+    return loss_sum, step
+
+
+def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
+                grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
+                weight_decay, step, batch_size, loo):
+    dtype = params.dtype
+    if loo is None:
+        has_loo = False
+        empty_2d = np.zeros((1, 1), dtype=dtype)
+        empty_1d = np.zeros(1, dtype=dtype)
+        loo = (empty_2d, empty_2d, empty_1d, empty_1d, empty_2d, empty_1d, 0, 0.0, empty_1d,
+               empty_1d, empty_1d)
+    else:
+        has_loo = True
+        user_x = np.zeros((1, 1), dtype=dtype)
+    if user_x is None:
+        user_x = np.zeros((1, 1), dtype=dtype)
+    args = (order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
+            grads, state1, state2, int(optimizer), float(lr), float(beta1), float(beta2),
+            float(eps), float(momentum), float(weight_decay), int(step), int(batch_size),
+            has_loo) + tuple(loo)
+    if dtype == np.float32:
+        return _train_epoch[float](*args)
+    return _train_epoch[double](*args)

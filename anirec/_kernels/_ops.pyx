@@ -1,0 +1,335 @@
+"""Compiled dense layers, L2-normalised dot product, MSE, optimizers and batch assembly.
+
+Each kernel is a GIL-free pointer-level core (declared in ``_ops.pxd`` so the epoch loop can
+call it without Python) plus a ``def`` entry point with exactly the raw signature of its twin in
+:mod:`anirec._kernels._numpy`. Arguments are trusted: :mod:`anirec.kernels` checks them.
+
+Floating-point order follows the NumPy twin wherever it is observable: element-wise updates use
+the same operations in the same order and in the array dtype; reductions (norms, dot products,
+the loss) accumulate in double, which is at least as accurate.
+"""
+
+from libc.math cimport log1p, pow, sqrt
+from libc.string cimport memcpy
+
+from anirec._kernels._blas cimport gemm
+
+#: Must equal ``anirec._kernels._numpy.NORM_EPS`` (a test holds them equal).
+cdef double _NORM_EPS = 1e-6
+NORM_EPS = _NORM_EPS
+
+
+# ---------------------------------------------------------------------------------------------
+# Pointer cores
+
+
+cdef void dense_forward_ptr(const floating* X, const floating* W, const floating* b,
+                            floating* out, int n, int k, int m, bint relu) noexcept nogil:
+    """``out = act(X W + b)``: one GEMM, then bias and ReLU in one pass over ``out``."""
+    cdef Py_ssize_t i, j
+    cdef floating value
+    cdef floating* row
+    gemm(False, False, n, m, k, <floating> 1, X, k, W, m, <floating> 0, out, m)
+    for i in range(n):
+        row = out + i * m
+        if relu:
+            for j in range(m):
+                value = row[j] + b[j]
+                # ``value < 0`` (not ``<= 0``) keeps a NaN visible, like np.maximum.
+                row[j] = 0 if value < 0 else value
+        else:
+            for j in range(m):
+                row[j] = row[j] + b[j]
+
+
+cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,
+                             const floating* out, floating* gW, floating* gb, floating* gX,
+                             int n, int k, int m, bint relu) noexcept nogil:
+    """ReLU mask (in place on ``G``) fused with the bias column sums, then ``gW = X^T G`` and,
+    unless ``gX`` is NULL, ``gX = G W^T``."""
+    cdef Py_ssize_t i, j
+    cdef floating* g
+    cdef const floating* o
+    for j in range(m):
+        gb[j] = 0
+    for i in range(n):
+        g = G + i * m
+        o = out + i * m
+        if relu:
+            for j in range(m):
+                # Multiply by the 0/1 mask like ``grad_out *= out > 0`` (NaN stays NaN).
+                g[j] = g[j] * (<floating> 1 if o[j] > 0 else <floating> 0)
+                gb[j] = gb[j] + g[j]
+        else:
+            for j in range(m):
+                gb[j] = gb[j] + g[j]
+    gemm(True, False, k, m, n, <floating> 1, X, k, G, m, <floating> 0, gW, m)
+    if gX != NULL:
+        gemm(False, True, n, k, m, <floating> 1, G, m, W, m, <floating> 0, gX, k)
+
+
+cdef inline floating _row_norm(const floating* z, Py_ssize_t d) noexcept nogil:
+    cdef double acc = 0
+    cdef Py_ssize_t j
+    for j in range(d):
+        acc += <double> z[j] * z[j]
+    return <floating> sqrt(acc + _NORM_EPS * _NORM_EPS)
+
+
+cdef void l2_normalize_ptr(const floating* Z, floating* Y, floating* norms, Py_ssize_t n,
+                           Py_ssize_t d) noexcept nogil:
+    """``Y[i] = Z[i] / sqrt(|Z[i]|^2 + eps^2)``."""
+    cdef Py_ssize_t i, j
+    cdef floating nrm
+    for i in range(n):
+        nrm = _row_norm(Z + i * d, d)
+        norms[i] = nrm
+        for j in range(d):
+            Y[i * d + j] = Z[i * d + j] / nrm
+
+
+cdef void normalize_dot_ptr(const floating* Zu, const floating* Zv, floating* Yu, floating* Yv,
+                            floating* norm_u, floating* norm_v, floating* pred, Py_ssize_t n,
+                            Py_ssize_t d) noexcept nogil:
+    """Both normalisations and the row-wise dot product in one sweep per row."""
+    cdef Py_ssize_t i, j, base
+    cdef floating nu, nv, yu, yv
+    cdef double acc
+    for i in range(n):
+        base = i * d
+        nu = _row_norm(Zu + base, d)
+        nv = _row_norm(Zv + base, d)
+        norm_u[i] = nu
+        norm_v[i] = nv
+        acc = 0
+        for j in range(d):
+            yu = Zu[base + j] / nu
+            yv = Zv[base + j] / nv
+            Yu[base + j] = yu
+            Yv[base + j] = yv
+            acc += <double> yu * yv
+        pred[i] = <floating> acc
+
+
+cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* Yu,
+                                     const floating* Yv, const floating* norm_u,
+                                     const floating* norm_v, floating* grad_Zu,
+                                     floating* grad_Zv, Py_ssize_t n,
+                                     Py_ssize_t d) noexcept nogil:
+    """``grad_Zu = (g Yv - Yu <Yu, g Yv>) / norm_u`` and symmetrically, row by row."""
+    cdef Py_ssize_t i, j, base
+    cdef floating g, nu, nv, proj_u, proj_v
+    cdef double acc_u, acc_v
+    for i in range(n):
+        base = i * d
+        g = grad_pred[i]
+        acc_u = 0
+        acc_v = 0
+        for j in range(d):
+            acc_u += <double> Yu[base + j] * (g * Yv[base + j])
+            acc_v += <double> Yv[base + j] * (g * Yu[base + j])
+        proj_u = <floating> acc_u
+        proj_v = <floating> acc_v
+        nu = norm_u[i]
+        nv = norm_v[i]
+        for j in range(d):
+            grad_Zu[base + j] = (g * Yv[base + j] - Yu[base + j] * proj_u) / nu
+            grad_Zv[base + j] = (g * Yu[base + j] - Yv[base + j] * proj_v) / nv
+
+
+cdef double mse_ptr(const floating* pred, const floating* target, floating* grad,
+                    Py_ssize_t n) noexcept nogil:
+    """Returns ``mean((pred - target)^2)`` (accumulated in double); ``grad = 2 diff / n``."""
+    cdef Py_ssize_t i
+    cdef floating diff
+    cdef floating scale
+    cdef double acc = 0
+    if n == 0:
+        return 0.0
+    scale = <floating> (2.0 / n)
+    for i in range(n):
+        diff = pred[i] - target[i]
+        acc += <double> diff * diff
+        if grad != NULL:
+            grad[i] = diff * scale
+    return acc / n
+
+
+cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_ssize_t n,
+                  double lr, double momentum, double weight_decay) noexcept nogil:
+    """``g = grad + wd param``; ``v = mu v + g`` when ``velocity`` is given; ``param -= lr g``."""
+    cdef Py_ssize_t i
+    cdef floating g
+    cdef floating lr_ = <floating> lr, mu = <floating> momentum, wd = <floating> weight_decay
+    cdef bint decay = weight_decay != 0
+    for i in range(n):
+        g = grad[i]
+        if decay:
+            g = g + wd * param[i]
+        if velocity != NULL:
+            velocity[i] = velocity[i] * mu + g
+            g = velocity[i]
+        param[i] = param[i] - lr_ * g
+
+
+cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating* v,
+                   Py_ssize_t n, double lr, double beta1, double beta2, double eps,
+                   double weight_decay, int64_t step) noexcept nogil:
+    """Bias-corrected Adam, one pass: moments, then ``param -= lr m^ / (sqrt(v^) + eps)``."""
+    cdef Py_ssize_t i
+    cdef floating g
+    cdef floating b1 = <floating> beta1, b2 = <floating> beta2
+    cdef floating c1 = <floating> (1.0 - beta1), c2 = <floating> (1.0 - beta2)
+    cdef floating m_scale = <floating> (1.0 / (1.0 - pow(beta1, <double> step)))
+    cdef floating v_scale = <floating> (1.0 / (1.0 - pow(beta2, <double> step)))
+    cdef floating lr_ = <floating> lr, eps_ = <floating> eps, wd = <floating> weight_decay
+    cdef bint decay = weight_decay != 0
+    for i in range(n):
+        g = grad[i]
+        if decay:
+            g = g + wd * param[i]
+        m[i] = m[i] * b1 + c1 * g
+        v[i] = v[i] * b2 + c2 * (g * g)
+        param[i] = param[i] - (lr_ * (m[i] * m_scale)) / (<floating> sqrt(v[i] * v_scale) + eps_)
+
+
+cdef void loo_row(const floating* num, const floating* den, const floating* total,
+                  const floating* count, const floating* item_genres,
+                  const floating* item_weight, int mode, double global_mean,
+                  const floating* mean, const floating* std, Py_ssize_t n_genres,
+                  int64_t user, int64_t item, double rating, floating* out) noexcept nogil:
+    """One scaled leave-one-out user row (see ``anirec.kernels.LeaveOneOutStats``).
+
+    Mixed precision as in the NumPy twin: rating, count, total, weight and the quotients in
+    double; ``den - G`` of modes 0/1 in the array dtype; the z-scoring in the array dtype.
+    """
+    cdef Py_ssize_t g
+    cdef const floating* num_u = num + user * n_genres
+    cdef const floating* den_u = den + user * n_genres
+    cdef const floating* genres = item_genres + item * n_genres
+    cdef double n_left = <double> count[user] - 1.0
+    cdef double sum_left = <double> total[user] - rating
+    cdef double mean_left = sum_left / n_left if n_left > 0 else global_mean
+    cdef double weight = <double> item_weight[item]
+    cdef double numer, denom, pref
+    cdef floating value
+    for g in range(n_genres):
+        if mode == 2:
+            numer = <double> num_u[g] - weight * <double> genres[g]
+            denom = <double> den_u[g] - weight
+            pref = numer / denom if denom > 0 else 0.0
+        else:
+            numer = <double> num_u[g] - rating * <double> genres[g]
+            denom = <double> <floating> (den_u[g] - genres[g])
+            if denom > 0:
+                pref = numer / denom
+                if mode == 1:
+                    pref = pref - mean_left
+            else:
+                pref = mean_left if mode == 0 else 0.0
+        value = <floating> pref
+        out[g] = (value - mean[g]) / std[g]
+    value = <floating> log1p(n_left if n_left > 0 else 0.0)
+    out[n_genres] = (value - mean[n_genres]) / std[n_genres]
+    value = <floating> mean_left
+    out[n_genres + 1] = (value - mean[n_genres + 1]) / std[n_genres + 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw entry points (same names and signatures as the NumPy twin)
+
+
+def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
+                  floating[:, ::1] out, bint relu):
+    with nogil:
+        dense_forward_ptr(&X[0, 0], &W[0, 0], &b[0], &out[0, 0], <int> X.shape[0],
+                          <int> X.shape[1], <int> W.shape[1], relu)
+
+
+def dense_backward(floating[:, ::1] grad_out, const floating[:, ::1] X,
+                   const floating[:, ::1] W, const floating[:, ::1] out,
+                   floating[:, ::1] grad_W, floating[::1] grad_b, grad_X, bint relu):
+    cdef floating[:, ::1] grad_X_view
+    cdef floating* gX = NULL
+    if grad_X is not None:
+        grad_X_view = grad_X
+        gX = &grad_X_view[0, 0]
+    with nogil:
+        dense_backward_ptr(&grad_out[0, 0], &X[0, 0], &W[0, 0], &out[0, 0], &grad_W[0, 0],
+                           &grad_b[0], gX, <int> X.shape[0], <int> X.shape[1],
+                           <int> W.shape[1], relu)
+
+
+def l2_normalize(const floating[:, ::1] Z, floating[:, ::1] Y, floating[::1] norms):
+    with nogil:
+        l2_normalize_ptr(&Z[0, 0], &Y[0, 0], &norms[0], Z.shape[0], Z.shape[1])
+
+
+def normalize_dot(const floating[:, ::1] Zu, const floating[:, ::1] Zv, floating[:, ::1] Yu,
+                  floating[:, ::1] Yv, floating[::1] norm_u, floating[::1] norm_v,
+                  floating[::1] pred):
+    with nogil:
+        normalize_dot_ptr(&Zu[0, 0], &Zv[0, 0], &Yu[0, 0], &Yv[0, 0], &norm_u[0], &norm_v[0],
+                          &pred[0], Zu.shape[0], Zu.shape[1])
+
+
+def normalize_dot_backward(const floating[::1] grad_pred, const floating[:, ::1] Yu,
+                           const floating[:, ::1] Yv, const floating[::1] norm_u,
+                           const floating[::1] norm_v, floating[:, ::1] grad_Zu,
+                           floating[:, ::1] grad_Zv):
+    with nogil:
+        normalize_dot_backward_ptr(&grad_pred[0], &Yu[0, 0], &Yv[0, 0], &norm_u[0], &norm_v[0],
+                                   &grad_Zu[0, 0], &grad_Zv[0, 0], Yu.shape[0], Yu.shape[1])
+
+
+def mse(const floating[::1] pred, const floating[::1] target, grad):
+    cdef floating[::1] grad_view
+    cdef floating* g = NULL
+    cdef double loss
+    if grad is not None:
+        grad_view = grad
+        g = &grad_view[0]
+    with nogil:
+        loss = mse_ptr(&pred[0], &target[0], g, pred.shape[0])
+    return loss
+
+
+def sgd_step(floating[::1] param, const floating[::1] grad, velocity, double lr,
+             double momentum, double weight_decay):
+    cdef floating[::1] velocity_view
+    cdef floating* vel = NULL
+    if velocity is not None and momentum != 0:
+        velocity_view = velocity
+        vel = &velocity_view[0]
+    with nogil:
+        sgd_ptr(&param[0], &grad[0], vel, param.shape[0], lr, momentum, weight_decay)
+
+
+def adam_step(floating[::1] param, const floating[::1] grad, floating[::1] m, floating[::1] v,
+              double lr, double beta1, double beta2, double eps, double weight_decay,
+              int64_t step):
+    with nogil:
+        adam_ptr(&param[0], &grad[0], &m[0], &v[0], param.shape[0], lr, beta1, beta2, eps,
+                 weight_decay, step)
+
+
+def gather_rows(const floating[:, ::1] X, const int64_t[::1] index, floating[:, ::1] out):
+    cdef Py_ssize_t i, d = X.shape[1]
+    cdef size_t row_bytes = d * sizeof(floating)
+    with nogil:
+        for i in range(index.shape[0]):
+            memcpy(&out[i, 0], &X[index[i], 0], row_bytes)
+
+
+def user_rows_loo(const floating[:, ::1] num, const floating[:, ::1] den,
+                  const floating[::1] total, const floating[::1] count,
+                  const floating[:, ::1] item_genres, const floating[::1] item_weight, int mode,
+                  double global_mean, const floating[::1] mean, const floating[::1] std,
+                  const int64_t[::1] users, const int64_t[::1] items,
+                  const floating[::1] ratings, floating[:, ::1] out):
+    cdef Py_ssize_t i, n_genres = num.shape[1], width = out.shape[1]
+    with nogil:
+        for i in range(users.shape[0]):
+            loo_row(&num[0, 0], &den[0, 0], &total[0], &count[0], &item_genres[0, 0],
+                    &item_weight[0], mode, global_mean, &mean[0], &std[0], n_genres, users[i],
+                    items[i], <double> ratings[i], &out[0, 0] + i * width)
