@@ -130,6 +130,7 @@ class Recommender:
         self.anime_ids = np.asarray(catalogue.anime_ids, dtype=np.int64)
         self.anime_names = np.asarray(catalogue.names, dtype=str)
         self.genres = tuple(catalogue.genres)
+        self.excluded_genres = tuple(catalogue.excluded_genres)
         self.genre_matrix = np.asarray(catalogue.genre_matrix, dtype=np.float32)
         self.user_ids = np.asarray(data.ratings.user_ids, dtype=np.int64)
         self.features = features
@@ -173,6 +174,12 @@ class Recommender:
         """Row indices of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
         return _index_of(self.anime_ids, anime_ids, "anime")
+
+    def anime_genres(self, anime_ids) -> list[str]:
+        """The genres of each anime, joined with ``", "`` as in the MAL files."""
+        rows = self.anime_rows(anime_ids)
+        names = np.asarray(self.genres, dtype=object)
+        return [", ".join(names[self.genre_matrix[row] > 0]) for row in rows]
 
     def predict(self, user_ids, anime_ids) -> np.ndarray:
         """Predicted ratings (1..10) for pairs of MAL user and anime ids.
@@ -373,6 +380,7 @@ class Recommender:
         }
         header = {"kind": "Recommender", "options": self.options, "model": model_header,
                   "cold_start": cold_header, "genres": list(self.genres),
+                  "excluded_genres": list(self.excluded_genres),
                   "summary": self.summary}
         write_model_file(path, header, arrays)
 
@@ -397,6 +405,7 @@ class Recommender:
             rec = cls.__new__(cls)
             rec.options, rec.model, rec.verbose = dict(header["options"]), model, False
             rec.genres = tuple(header["genres"])
+            rec.excluded_genres = tuple(header["excluded_genres"])
             rec.summary = header.get("summary", {})
             for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
                          "item_x"):
@@ -429,5 +438,6 @@ class Recommender:
         self._check_fitted()
         return {"options": self.options, "model": self.model.get_config(),
                 "users": int(self.user_ids.shape[0]), "anime": int(self.anime_ids.shape[0]),
-                "genres": list(self.genres), "summary": self.summary,
+                "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
+                "summary": self.summary,
                 "best_epoch": self.model.best_epoch_, "history": self.model.history_}

@@ -1,0 +1,5 @@
+import sys
+
+from anirec.cli import main
+
+sys.exit(main())
