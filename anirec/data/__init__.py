@@ -14,6 +14,8 @@ from .mal import (
     load_catalogue,
     load_mal,
 )
+from .features import WEIGHTINGS, Features, UserStats, build_features
+from .split import Split, Triplets, split_ratings
 from .synthetic import (
     MAL_GENRES,
     SyntheticData,
@@ -33,6 +35,13 @@ __all__ = [
     "bayesian_average",
     "load_catalogue",
     "load_mal",
+    "WEIGHTINGS",
+    "Features",
+    "UserStats",
+    "build_features",
+    "Split",
+    "Triplets",
+    "split_ratings",
     "MAL_GENRES",
     "SyntheticData",
     "SyntheticTruth",
