@@ -59,7 +59,7 @@ def normalize_dot_backward(grad_pred, Yu, Yv, norm_u, norm_v, grad_Zu, grad_Zv):
 def mse(pred, target, grad):
     diff = pred - target
     n = pred.shape[0]
-    if grad is not None:
+    if grad is not None and n:  # an empty batch has an empty gradient (and no 2/0)
         np.multiply(diff, pred.dtype.type(2.0 / n), out=grad)
     return float(np.dot(diff.astype(np.float64), diff.astype(np.float64)) / n) if n else 0.0
 

@@ -1,0 +1,104 @@
+"""Shared helpers of the kernel tests: run a call under both backends, tolerances per dtype."""
+
+import numpy as np
+import pytest
+
+import anirec
+
+HAS_CYTHON = anirec.backend.cython_available()
+
+requires_cython = pytest.mark.skipif(not HAS_CYTHON, reason="compiled kernels not built")
+
+#: (rtol, atol) per dtype for Cython-vs-NumPy parity of one kernel call.
+TOL = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-12, 1e-13)}
+
+DTYPES = [np.float32, np.float64]
+
+
+def both(fn, *args, **kwargs):
+    """``fn(*deep copies of args)`` under NumPy then Cython; returns ``(numpy, cython)``.
+
+    Arrays are copied for each run so in-place kernels see the same inputs.
+    """
+    results = []
+    for name in ("numpy", "cython"):
+        copied = [_copy(a) for a in args]
+        copied_kw = {k: _copy(v) for k, v in kwargs.items()}
+        with anirec.use_backend(name):
+            results.append((fn(*copied, **copied_kw), copied, copied_kw))
+    return results
+
+
+def _copy(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_copy(v) for v in value)
+    if hasattr(value, "_fields"):  # NamedTuple such as LeaveOneOutStats
+        return type(value)(*(_copy(v) for v in value))
+    return value
+
+
+def assert_close(actual, desired, dtype, scale=1.0):
+    """Parity with the dtype's tolerance (``scale`` loosens it).
+
+    The absolute part of the tolerance follows the magnitude of ``desired``, so entries that
+    cancel to near zero (sums of products from two different BLAS builds) are judged against
+    the scale of the array, not against themselves.
+    """
+    rtol, atol = TOL[np.dtype(dtype)]
+    if actual is None or desired is None:
+        assert actual is None and desired is None
+        return
+    if isinstance(actual, (tuple, list)):
+        assert len(actual) == len(desired)
+        for a, d in zip(actual, desired):
+            assert_close(a, d, dtype, scale)
+        return
+    if isinstance(actual, np.ndarray):
+        assert actual.dtype == desired.dtype
+        assert actual.shape == desired.shape
+    magnitude = float(np.max(np.abs(desired))) if np.size(desired) else 0.0
+    if not np.isfinite(magnitude):
+        magnitude = 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol * scale,
+                               atol=max(atol, rtol * magnitude) * scale)
+
+
+def tie_free(rng, shape, dtype):
+    """Random values with no ties (distinct with overwhelming probability) of ``dtype``."""
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def make_loo(rng, dtype, *, n_users=12, n_items=15, n_genres=4, n_examples=60, mode=0):
+    """Consistent leave-one-out statistics of random triplets, with zero denominators.
+
+    Returns ``(stats, users, items, ratings)``. Some users rate a single item (``n' = 0``) and
+    some genres are seen once per user, so every fallback of the formulas is exercised.
+    """
+    from anirec.kernels import LeaveOneOutStats
+
+    users = rng.integers(0, n_users, n_examples)
+    users[users == 0] = 1
+    users[3] = 0  # user 0 has exactly one example
+    items = rng.integers(0, n_items, n_examples)
+    ratings = rng.integers(1, 11, n_examples).astype(np.float64)
+    genres = (rng.random((n_items, n_genres)) < 0.35).astype(np.float64)
+    weight = rng.uniform(0.5, 2.0, n_items).round(2)
+    num = np.zeros((n_users, n_genres))
+    den = np.zeros((n_users, n_genres))
+    if mode == 2:
+        np.add.at(num, users, weight[items, None] * genres[items])
+        np.add.at(den, users, np.repeat(weight[items, None], n_genres, axis=1))
+    else:
+        np.add.at(num, users, ratings[:, None] * genres[items])
+        np.add.at(den, users, genres[items])
+    total = np.bincount(users, ratings, n_users)
+    count = np.bincount(users, minlength=n_users).astype(np.float64)
+    mean = rng.normal(0, 0.5, n_genres + 2)
+    std = rng.uniform(0.5, 2.0, n_genres + 2)
+    as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    stats = LeaveOneOutStats(as_dtype(num), as_dtype(den), as_dtype(total), as_dtype(count),
+                             as_dtype(genres), as_dtype(weight), mode, 6.5, as_dtype(mean),
+                             as_dtype(std), as_dtype(ratings))
+    return stats, users.astype(np.int64), items.astype(np.int64), as_dtype(ratings)
