@@ -102,3 +102,35 @@ def make_loo(rng, dtype, *, n_users=12, n_items=15, n_genres=4, n_examples=60, m
                              as_dtype(genres), as_dtype(weight), mode, 6.5, as_dtype(mean),
                              as_dtype(std), as_dtype(ratings))
     return stats, users.astype(np.int64), items.astype(np.int64), as_dtype(ratings)
+
+
+def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n_users=10,
+                 n_items=13, n_examples=57, loo_mode=None, scale=0.5):
+    """A small two-tower training problem: the keyword arguments of ``train_epoch`` minus the
+    optimizer settings, with seeded data and parameters.
+
+    With ``loo_mode`` the user rows come from leave-one-out statistics (``user_x`` is None)
+    and ``user_sizes[0]`` is replaced by ``n_genres + 2``.
+    """
+    from anirec.kernels import n_parameters
+
+    user_sizes = np.array(user_sizes, dtype=np.int64)
+    item_sizes = np.array(item_sizes, dtype=np.int64)
+    loo = None
+    if loo_mode is None:
+        users = rng.integers(0, n_users, n_examples).astype(np.int64)
+        items = rng.integers(0, n_items, n_examples).astype(np.int64)
+        user_x = rng.standard_normal((n_users, user_sizes[0])).astype(dtype)
+    else:
+        loo, users, items, _ = make_loo(rng, dtype, n_users=n_users, n_items=n_items,
+                                        n_genres=int(user_sizes[0]) - 2,
+                                        n_examples=n_examples, mode=loo_mode)
+        user_x = None
+    item_x = rng.standard_normal((n_items, item_sizes[0])).astype(dtype)
+    targets = rng.uniform(-1, 1, n_examples).astype(dtype)
+    n_params = n_parameters(user_sizes, item_sizes)
+    params = (rng.standard_normal(n_params) * scale).astype(dtype)
+    return dict(users=users, items=items, targets=targets, user_x=user_x, item_x=item_x,
+                user_sizes=user_sizes, item_sizes=item_sizes, params=params,
+                grads=np.zeros(n_params, dtype), state1=np.zeros(n_params, dtype),
+                state2=np.zeros(n_params, dtype), loo=loo)
