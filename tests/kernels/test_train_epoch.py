@@ -1,0 +1,88 @@
+"""A whole compiled epoch follows the NumPy twin's trajectory, batch for batch."""
+
+import numpy as np
+import pytest
+
+import anirec
+from anirec import kernels as K
+from kernel_helpers import make_problem, requires_cython
+
+OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
+
+
+def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_decay=1e-3,
+         lr=0.01):
+    p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in problem.items()}
+    step, losses = 0, []
+    n = p["targets"].shape[0]
+    with anirec.use_backend(backend):
+        for epoch in range(epochs):
+            order = np.random.default_rng(epoch).permutation(n).astype(np.int64)
+            loss, step = K.train_epoch(
+                order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
+                p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"],
+                p["state2"], optimizer=optimizer, lr=lr, momentum=momentum,
+                weight_decay=weight_decay, step=step, batch_size=batch_size, loo=p["loo"])
+            losses.append(loss)
+    return p, np.array(losses), step
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
+@pytest.mark.parametrize("loo_mode", [None, 0, 1, 2])
+@pytest.mark.parametrize("batch_size", [1, 16, 1000])
+def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_size):
+    problem = make_problem(np.random.default_rng(5), dtype, loo_mode=loo_mode)
+    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size)
+    ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
+    got, got_losses, got_step = _run("cython", problem, **kwargs)
+    n_batches = -(-problem["targets"].shape[0] // batch_size)
+    assert got_step == ref_step == 3 * n_batches
+    rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (2e-4, 2e-5)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+    for name in ("params", "grads", "state1", "state2"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=atol, err_msg=name)
+    assert not np.array_equal(got["params"], problem["params"])  # training moved them
+
+
+def test_epoch_learns_and_counts_steps(each_backend):
+    problem = make_problem(np.random.default_rng(9), np.float64, n_examples=200)
+    _, losses, step = _run(each_backend, problem, optimizer="adam", momentum=0.0,
+                           batch_size=32, epochs=6, lr=0.02, weight_decay=0.0)
+    assert step == 6 * 7
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_step_continues_from_the_argument(each_backend):
+    problem = make_problem(np.random.default_rng(2), np.float32)
+    order = np.arange(problem["targets"].shape[0], dtype=np.int64)
+    p = problem
+    loss, step = K.train_epoch(order, p["users"], p["items"], p["targets"], p["user_x"],
+                               p["item_x"], p["user_sizes"], p["item_sizes"], p["params"],
+                               p["grads"], p["state1"], p["state2"], optimizer="adam",
+                               lr=1e-3, step=40, batch_size=10)
+    assert step == 40 + 6
+    assert isinstance(loss, float) and loss > 0
+
+
+def test_empty_order_is_a_no_op(each_backend):
+    p = make_problem(np.random.default_rng(2), np.float64)
+    before = p["params"].copy()
+    loss, step = K.train_epoch(np.zeros(0, np.int64), p["users"], p["items"], p["targets"],
+                               p["user_x"], p["item_x"], p["user_sizes"], p["item_sizes"],
+                               p["params"], p["grads"], p["state1"], p["state2"],
+                               optimizer="sgd", lr=0.1, step=3)
+    assert (loss, step) == (0.0, 3)
+    np.testing.assert_array_equal(p["params"], before)
+
+
+@requires_cython
+def test_single_layer_towers():
+    # One linear layer per tower: no hidden layer, no ReLU, first layer is also the last.
+    problem = make_problem(np.random.default_rng(4), np.float64, user_sizes=(6, 3),
+                           item_sizes=(5, 3))
+    ref, ref_losses, _ = _run("numpy", problem, optimizer="sgd", momentum=0.5, batch_size=8)
+    got, got_losses, _ = _run("cython", problem, optimizer="sgd", momentum=0.5, batch_size=8)
+    np.testing.assert_allclose(got["params"], ref["params"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=1e-10)
