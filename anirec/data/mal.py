@@ -414,10 +414,10 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
     years = frame["Aired"].str.extract(_YEAR, expand=False)
     start_year = pd.to_numeric(years, errors="coerce").to_numpy(dtype=np.float64,
                                                                na_value=np.nan)
-    typ = frame["Type"].str.strip()
-    typ = typ.where(~typ.isin([MISSING, ""]), None).astype(object)
+    typ = frame["Type"].str.strip().to_numpy(dtype=object)
+    typ[np.isin(typ, [MISSING, ""])] = None
     attributes = pd.DataFrame({
-        "score": score, "scored_by": scored_by, "members": members, "type": typ.to_numpy(),
+        "score": score, "scored_by": scored_by, "members": members, "type": pd.Series(typ, dtype=object),
         "episodes": episodes, "start_year": start_year,
     })
     zeros = np.zeros(len(ids))
