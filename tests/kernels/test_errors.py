@@ -1,0 +1,169 @@
+"""Bad arguments raise TypeError / ValueError / IndexError naming the argument, under every
+backend, before any kernel runs."""
+
+import numpy as np
+import pytest
+
+from anirec import kernels as K
+from kernel_helpers import make_loo, make_problem
+
+f32, f64 = np.float32, np.float64
+
+
+def _dense(n=4, k=3, m=2, dtype=f64):
+    return np.ones((n, k), dtype), np.ones((k, m), dtype), np.ones(m, dtype)
+
+
+def test_dense_forward_errors(each_backend):
+    X, W, b = _dense()
+    with pytest.raises(TypeError, match="X must be float32 or float64"):
+        K.dense_forward(X.astype(np.int64), W, b)
+    with pytest.raises(TypeError, match="X must be a numpy array"):
+        K.dense_forward(X.tolist(), W, b)
+    with pytest.raises(TypeError, match="W must have dtype float64"):
+        K.dense_forward(X, W.astype(f32), b)
+    with pytest.raises(ValueError, match=r"W must have shape \(3, any\)"):
+        K.dense_forward(X, np.ones((4, 2)), b)
+    with pytest.raises(ValueError, match=r"b must have shape \(2\)"):
+        K.dense_forward(X, W, np.ones(3))
+    with pytest.raises(ValueError, match="X must be C-contiguous"):
+        K.dense_forward(np.ones((3, 4)).T, W, b)
+    with pytest.raises(ValueError, match="out must have shape"):
+        K.dense_forward(X, W, b, out=np.empty((4, 3)))
+    readonly = np.empty((4, 2))
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be writeable"):
+        K.dense_forward(X, W, b, out=readonly)
+
+
+def test_dense_backward_errors(each_backend):
+    X, W, _ = _dense()
+    G, out = np.ones((4, 2)), np.ones((4, 2))
+    with pytest.raises(ValueError, match="X must have shape"):
+        K.dense_backward(G, X[:3], W, out)
+    with pytest.raises(ValueError, match="out must have shape"):
+        K.dense_backward(G, X, W, out[:, :1].copy())
+    with pytest.raises(TypeError, match="grad_W must have dtype float64"):
+        K.dense_backward(G, X, W, out, grad_W=np.empty((3, 2), f32))
+    readonly = G.copy()
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="grad_out must be writeable"):
+        K.dense_backward(readonly, X, W, out)
+
+
+def test_normalize_and_loss_errors(each_backend):
+    with pytest.raises(ValueError, match="Zv must have shape"):
+        K.normalize_dot(np.ones((3, 2)), np.ones((3, 3)))
+    with pytest.raises(TypeError, match="Zv must have dtype float32"):
+        K.normalize_dot(np.ones((3, 2), f32), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="Z must have shape"):
+        K.l2_normalize(np.ones(3))
+    with pytest.raises(ValueError, match="norm_u must have shape"):
+        K.normalize_dot_backward(np.ones(3), np.ones((3, 2)), np.ones((3, 2)), np.ones(2),
+                                 np.ones(3))
+    with pytest.raises(ValueError, match="target must have shape"):
+        K.mse(np.ones(3), np.ones(4))
+
+
+def test_optimizer_errors(each_backend):
+    p, g = np.ones(5), np.ones(5)
+    with pytest.raises(ValueError, match="grad must have shape"):
+        K.sgd_step(p, np.ones(4), lr=0.1)
+    with pytest.raises(ValueError, match="velocity is required"):
+        K.sgd_step(p, g, lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        K.sgd_step(p, g, lr=float("nan"))
+    with pytest.raises(ValueError, match="momentum must be a finite number"):
+        K.sgd_step(p, g, lr=0.1, momentum=1.5, velocity=np.zeros(5))
+    with pytest.raises(ValueError, match="step must be at least 1"):
+        K.adam_step(p, g, np.zeros(5), np.zeros(5), lr=0.1, step=0)
+    with pytest.raises(TypeError, match="step must be an integer"):
+        K.adam_step(p, g, np.zeros(5), np.zeros(5), lr=0.1, step=1.5)
+    with pytest.raises(ValueError, match="v must have shape"):
+        K.adam_step(p, g, np.zeros(5), np.zeros(4), lr=0.1, step=1)
+    with pytest.raises(ValueError, match="param must be C-contiguous"):
+        K.sgd_step(np.ones(10)[::2], g, lr=0.1)
+
+
+def test_index_errors(each_backend):
+    X = np.ones((5, 2))
+    with pytest.raises(IndexError, match=r"index holds 5, outside the valid range \[0, 5\)"):
+        K.gather_rows(X, np.array([0, 5], dtype=np.int64))
+    with pytest.raises(IndexError, match="index holds -1"):
+        K.gather_rows(X, np.array([-1], dtype=np.int64))
+    with pytest.raises(TypeError, match="index must have dtype int64"):
+        K.gather_rows(X, np.array([0], dtype=np.int32))
+    stats, users, items, ratings = make_loo(np.random.default_rng(0), f64)
+    bad = users.copy()
+    bad[0] = 10**6
+    with pytest.raises(IndexError, match="users holds 1000000"):
+        K.user_rows_loo(stats, bad, items, ratings)
+    with pytest.raises(ValueError, match="ratings must have shape"):
+        K.user_rows_loo(stats, users, items, ratings[:-1])
+    with pytest.raises(ValueError, match="stats.mode must be one of"):
+        K.user_rows_loo(stats._replace(mode=7), users, items, ratings)
+    with pytest.raises(ValueError, match="stats.std must be positive"):
+        K.user_rows_loo(stats._replace(std=np.zeros_like(stats.std)), users, items, ratings)
+    with pytest.raises(TypeError, match="stats must be a LeaveOneOutStats"):
+        K.user_rows_loo(tuple(stats), users, items, ratings)
+
+
+def test_topk_errors(each_backend):
+    Q, V = np.ones((3, 2)), np.ones((5, 2))
+    with pytest.raises(ValueError, match="V must have shape"):
+        K.topk(Q, np.ones((5, 3)), 2)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        K.topk(Q, V, 0)
+    with pytest.raises(TypeError, match="block_size must be an integer"):
+        K.topk(Q, V, 2, block_size=2.0)
+    with pytest.raises(TypeError, match="exclude must be a tuple"):
+        K.topk(Q, V, 2, exclude=[np.zeros(4, np.int64), np.zeros(0, np.int64)])
+    with pytest.raises(ValueError, match="exclude indptr must have shape"):
+        K.topk(Q, V, 2, exclude=(np.zeros(3, np.int64), np.zeros(0, np.int64)))
+    with pytest.raises(IndexError, match="exclude indices holds 5"):
+        K.topk(Q, V, 2, exclude=(np.array([0, 1, 1, 1]), np.array([5])))
+    with pytest.raises(ValueError, match="exclude indptr must start at 0"):
+        K.topk(Q, V, 2, exclude=(np.array([0, 2, 1, 2]), np.array([1, 2])))
+
+
+def _epoch_args(problem, **overrides):
+    p = dict(problem)
+    p.update(overrides)
+    order = np.arange(p["targets"].shape[0], dtype=np.int64)
+    args = (order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
+            p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"], p["state2"])
+    return args, dict(optimizer="adam", lr=0.01, loo=p["loo"])
+
+
+@pytest.mark.parametrize("override,error,message", [
+    (dict(params=np.ones(3)), ValueError, "params must have shape"),
+    (dict(grads=np.ones(211, f32)), TypeError, "grads must have dtype float64"),
+    (dict(user_sizes=np.array([6, 9, 5, 3])), ValueError, "same width"),
+    (dict(user_sizes=np.array([6])), ValueError, "user_sizes must hold at least two"),
+    (dict(item_x=np.ones((13, 4))), ValueError, "item_x must have 5 columns"),
+    (dict(user_x=np.ones((10, 7))), ValueError, "user_x must have 6 columns"),
+    (dict(users=np.full(57, 10, np.int64)), IndexError, "users holds 10"),
+    (dict(targets=np.ones(50)), ValueError, "users must have shape"),
+])
+def test_train_epoch_errors(each_backend, override, error, message):
+    problem = make_problem(np.random.default_rng(0), f64)
+    assert problem["params"].shape == (211,)
+    args, kwargs = _epoch_args(problem, **override)
+    with pytest.raises(error, match=message):
+        K.train_epoch(*args, **kwargs)
+
+
+def test_train_epoch_option_errors(each_backend):
+    problem = make_problem(np.random.default_rng(0), f64)
+    args, kwargs = _epoch_args(problem)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        K.train_epoch(*args, **{**kwargs, "optimizer": "rmsprop"})
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        K.train_epoch(*args, **kwargs, batch_size=0)
+    with pytest.raises(IndexError, match="order holds"):
+        K.train_epoch(np.array([57], np.int64), *args[1:], **kwargs)
+    loo_problem = make_problem(np.random.default_rng(0), f64, loo_mode=0)
+    args, kwargs = _epoch_args(loo_problem)
+    with pytest.raises(ValueError, match="loo.ratings must have 57 entries"):
+        K.train_epoch(*args, **{**kwargs, "loo": kwargs["loo"]._replace(
+            ratings=kwargs["loo"].ratings[:5].copy())})
