@@ -9,7 +9,7 @@ the same operations in the same order and in the array dtype; reductions (norms,
 the loss) accumulate in double, which is at least as accurate.
 """
 
-from libc.math cimport log1p, pow, sqrt
+from libc.math cimport log1p, pow, sqrt, sqrtf
 from libc.string cimport memcpy
 
 from anirec._kernels._blas cimport gemm
@@ -68,12 +68,25 @@ cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,
         gemm(False, True, n, k, m, <floating> 1, G, m, W, m, <floating> 0, gX, k)
 
 
+cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t d) noexcept nogil:
+    """``sum a[j] b[j]`` in double with four independent partial sums: a fixed summation order
+    (so results are reproducible) that keeps four additions in flight instead of one."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t j = 0
+    while j + 4 <= d:
+        s0 += <double> a[j] * b[j]
+        s1 += <double> a[j + 1] * b[j + 1]
+        s2 += <double> a[j + 2] * b[j + 2]
+        s3 += <double> a[j + 3] * b[j + 3]
+        j += 4
+    while j < d:
+        s0 += <double> a[j] * b[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 cdef inline floating _row_norm(const floating* z, Py_ssize_t d) noexcept nogil:
-    cdef double acc = 0
-    cdef Py_ssize_t j
-    for j in range(d):
-        acc += <double> z[j] * z[j]
-    return <floating> sqrt(acc + _NORM_EPS * _NORM_EPS)
+    return <floating> sqrt(_dot(z, z, d) + _NORM_EPS * _NORM_EPS)
 
 
 cdef void l2_normalize_ptr(const floating* Z, floating* Y, floating* norms, Py_ssize_t n,
@@ -93,22 +106,17 @@ cdef void normalize_dot_ptr(const floating* Zu, const floating* Zv, floating* Yu
                             Py_ssize_t d) noexcept nogil:
     """Both normalisations and the row-wise dot product in one sweep per row."""
     cdef Py_ssize_t i, j, base
-    cdef floating nu, nv, yu, yv
-    cdef double acc
+    cdef floating nu, nv
     for i in range(n):
         base = i * d
         nu = _row_norm(Zu + base, d)
         nv = _row_norm(Zv + base, d)
         norm_u[i] = nu
         norm_v[i] = nv
-        acc = 0
         for j in range(d):
-            yu = Zu[base + j] / nu
-            yv = Zv[base + j] / nv
-            Yu[base + j] = yu
-            Yv[base + j] = yv
-            acc += <double> yu * yv
-        pred[i] = <floating> acc
+            Yu[base + j] = Zu[base + j] / nu
+            Yv[base + j] = Zv[base + j] / nv
+        pred[i] = <floating> _dot(Yu + base, Yv + base, d)
 
 
 cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* Yu,
@@ -119,17 +127,12 @@ cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* 
     """``grad_Zu = (g Yv - Yu <Yu, g Yv>) / norm_u`` and symmetrically, row by row."""
     cdef Py_ssize_t i, j, base
     cdef floating g, nu, nv, proj_u, proj_v
-    cdef double acc_u, acc_v
     for i in range(n):
         base = i * d
         g = grad_pred[i]
-        acc_u = 0
-        acc_v = 0
-        for j in range(d):
-            acc_u += <double> Yu[base + j] * (g * Yv[base + j])
-            acc_v += <double> Yv[base + j] * (g * Yu[base + j])
-        proj_u = <floating> acc_u
-        proj_v = <floating> acc_v
+        # <Yu, g Yv> = g <Yu, Yv> up to rounding; both projections share one dot product.
+        proj_u = <floating> (g * _dot(Yu + base, Yv + base, d))
+        proj_v = proj_u
         nu = norm_u[i]
         nv = norm_v[i]
         for j in range(d):
@@ -172,6 +175,14 @@ cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_
         param[i] = param[i] - lr_ * g
 
 
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    # sqrtf for float32 (correctly rounded, like NumPy's float32 sqrt, and vectorisable).
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
 cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating* v,
                    Py_ssize_t n, double lr, double beta1, double beta2, double eps,
                    double weight_decay, int64_t step) noexcept nogil:
@@ -190,7 +201,7 @@ cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating*
             g = g + wd * param[i]
         m[i] = m[i] * b1 + c1 * g
         v[i] = v[i] * b2 + c2 * (g * g)
-        param[i] = param[i] - (lr_ * (m[i] * m_scale)) / (<floating> sqrt(v[i] * v_scale) + eps_)
+        param[i] = param[i] - (lr_ * (m[i] * m_scale)) / (_sqrt(v[i] * v_scale) + eps_)
 
 
 cdef void loo_row(const floating* num, const floating* den, const floating* total,
