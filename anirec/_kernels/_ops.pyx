@@ -162,17 +162,27 @@ cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_
                   double lr, double momentum, double weight_decay) noexcept nogil:
     """``g = grad + wd param``; ``v = mu v + g`` when ``velocity`` is given; ``param -= lr g``."""
     cdef Py_ssize_t i
-    cdef floating g
     cdef floating lr_ = <floating> lr, mu = <floating> momentum, wd = <floating> weight_decay
-    cdef bint decay = weight_decay != 0
-    for i in range(n):
-        g = grad[i]
-        if decay:
-            g = g + wd * param[i]
-        if velocity != NULL:
-            velocity[i] = velocity[i] * mu + g
-            g = velocity[i]
-        param[i] = param[i] - lr_ * g
+    cdef floating vi
+    # One loop per case, each with a single expression per element, so the compiler
+    # vectorises them (a branch or a re-read of velocity[i] inside the loop stops it).
+    if velocity == NULL:
+        if weight_decay != 0:
+            for i in range(n):
+                param[i] = param[i] - lr_ * (grad[i] + wd * param[i])
+        else:
+            for i in range(n):
+                param[i] = param[i] - lr_ * grad[i]
+    elif weight_decay != 0:
+        for i in range(n):
+            vi = velocity[i] * mu + (grad[i] + wd * param[i])
+            velocity[i] = vi
+            param[i] = param[i] - lr_ * vi
+    else:
+        for i in range(n):
+            vi = velocity[i] * mu + grad[i]
+            velocity[i] = vi
+            param[i] = param[i] - lr_ * vi
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -194,14 +204,15 @@ cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating*
     cdef floating m_scale = <floating> (1.0 / (1.0 - pow(beta1, <double> step)))
     cdef floating v_scale = <floating> (1.0 / (1.0 - pow(beta2, <double> step)))
     cdef floating lr_ = <floating> lr, eps_ = <floating> eps, wd = <floating> weight_decay
-    cdef bint decay = weight_decay != 0
+    cdef floating mi, vi
+    cdef bint decay = weight_decay != 0  # loop-invariant: the compiler unswitches it
     for i in range(n):
-        g = grad[i]
-        if decay:
-            g = g + wd * param[i]
-        m[i] = m[i] * b1 + c1 * g
-        v[i] = v[i] * b2 + c2 * (g * g)
-        param[i] = param[i] - (lr_ * (m[i] * m_scale)) / (_sqrt(v[i] * v_scale) + eps_)
+        g = grad[i] + wd * param[i] if decay else grad[i]
+        mi = m[i] * b1 + c1 * g
+        vi = v[i] * b2 + c2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        param[i] = param[i] - (lr_ * (mi * m_scale)) / (_sqrt(vi * v_scale) + eps_)
 
 
 cdef void loo_row(const floating* num, const floating* den, const floating* total,
