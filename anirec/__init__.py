@@ -2,8 +2,10 @@
 
 __version__ = "0.1.0"
 
-from anirec.backend import get_backend, set_backend, use_backend
+from anirec import datasets
 from anirec._config import show_config
+from anirec.backend import get_backend, set_backend, use_backend
+from anirec.data import MALData, load_mal
 from anirec.errors import (
     AnirecError,
     DataError,
@@ -12,9 +14,16 @@ from anirec.errors import (
     NotFittedError,
     UnknownIdError,
 )
+from anirec.model import TwoTower
+from anirec.recommender import Recommender
 
 __all__ = [
     "__version__",
+    "Recommender",
+    "TwoTower",
+    "load_mal",
+    "MALData",
+    "datasets",
     "get_backend",
     "set_backend",
     "use_backend",

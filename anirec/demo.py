@@ -67,7 +67,7 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
     popular = int(rec.anime_ids[np.argmax(rec.baselines[3].item_scores)])
     similar = rec.similar(popular, n=5)
     similar["genres"] = rec.anime_genres(similar["anime_id"])
-    _show(f"anime similar to {rec.anime_names[rec.anime_rows(popular)[0]]!r} "
+    _show(f"anime similar to {str(rec.anime_names[rec.anime_rows(popular)[0]])!r} "
           f"({', '.join(rec.anime_genres(popular))})",
           similar[["rank", "anime_id", "name", "similarity", "genres"]])
 

@@ -133,7 +133,7 @@ class Recommender:
         self.excluded_genres = tuple(catalogue.excluded_genres)
         self.genre_matrix = np.asarray(catalogue.genre_matrix, dtype=np.float32)
         self.user_ids = np.asarray(data.ratings.user_ids, dtype=np.int64)
-        self.features = features
+        self.cold_start = features.cold_start
         self.user_x = np.asarray(features.user_x)
         self.item_x = np.asarray(features.item_x)
         seen = [split.train, split.valid]
@@ -254,7 +254,7 @@ class Recommender:
                           scale: tuple[float, float] = (1, 10)) -> np.ndarray:
         """The scaled feature row of a new user who rated genres on ``scale``."""
         self._check_fitted()
-        return self.features.new_user_row(genre_ratings, scale=scale)
+        return self.cold_start.row(genre_ratings, scale=scale)
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
                              scale: tuple[float, float] = (1, 10)) -> pd.DataFrame:
@@ -358,7 +358,7 @@ class Recommender:
         arrays + JSON header, no pickle), atomically."""
         self._check_fitted()
         model_header, model_arrays = self.model.to_state()
-        cold_header, cold_arrays = self.features.cold_start_state()
+        cold_header, cold_arrays = self.cold_start.to_state()
         baseline_arrays = {
             "baseline.global_mean": np.array([self.baselines[0].mean]),
             "baseline.bayes": self.baselines[1].item_scores,
@@ -393,7 +393,7 @@ class Recommender:
         ModelFormatError
             If the file is truncated, corrupted, foreign, newer or inconsistent.
         """
-        from anirec.data import Features, Triplets
+        from anirec.data import ColdStart, Triplets
 
         header, arrays = read_model_file(path, kind="Recommender")
         source = repr(str(path))
@@ -413,7 +413,7 @@ class Recommender:
             rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
             rec.test = Triplets(arrays["test_users"], arrays["test_items"],
                                 arrays["test_ratings"])
-            rec.features = Features.from_cold_start_state(
+            rec.cold_start = ColdStart.from_state(
                 header["cold_start"],
                 {key[5:]: value for key, value in arrays.items() if key.startswith("cold.")})
             rec.baselines = [

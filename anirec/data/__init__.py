@@ -14,7 +14,7 @@ from .mal import (
     load_catalogue,
     load_mal,
 )
-from .features import WEIGHTINGS, Features, UserStats, build_features
+from .features import WEIGHTINGS, ColdStart, Features, UserStats, build_features
 from .split import Split, Triplets, split_ratings
 from .synthetic import (
     MAL_GENRES,
@@ -37,6 +37,7 @@ __all__ = [
     "load_mal",
     "WEIGHTINGS",
     "Features",
+    "ColdStart",
     "UserStats",
     "build_features",
     "Split",

@@ -48,7 +48,7 @@ from ..errors import DataError
 from .mal import ANIME_TYPES, Catalogue, bayesian_average
 from .split import Triplets
 
-__all__ = ["WEIGHTINGS", "UserStats", "Features", "build_features", "zscore_fit"]
+__all__ = ["WEIGHTINGS", "UserStats", "Features", "ColdStart", "build_features", "zscore_fit"]
 
 #: Weighting name -> ``UserStats.mode`` code.
 WEIGHTINGS: dict[str, int] = {"rating": 0, "centered": 1, "bayesian": 2}
@@ -66,6 +66,27 @@ def zscore_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     std = x.std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)
     return mean, std
+
+
+def raw_rows(num: np.ndarray, den: np.ndarray, total: np.ndarray, count: np.ndarray,
+             mode: int, global_mean: float) -> np.ndarray:
+    """Raw (unscaled) user rows from per-row sufficient statistics (see :class:`UserStats`)."""
+    n = count
+    has = n > 0
+    mean = np.where(has, total / np.where(has, n, 1.0), global_mean)
+    filled = den > _EMPTY
+    safe = np.where(filled, den, 1.0)
+    if mode == 0:
+        pref = np.where(filled, num / safe, mean[:, None])
+    elif mode == 1:
+        pref = np.where(filled, num / safe - mean[:, None], 0.0)
+    else:
+        pref = np.where(filled, num / safe, 0.0)
+    out = np.empty((num.shape[0], num.shape[1] + 2))
+    out[:, :-2] = pref
+    out[:, -2] = np.log1p(np.maximum(n, 0.0))
+    out[:, -1] = mean
+    return out
 
 
 @dataclass
@@ -123,22 +144,7 @@ class UserStats:
     def raw_from_sums(self, num: np.ndarray, den: np.ndarray, total: np.ndarray,
                       count: np.ndarray) -> np.ndarray:
         """Raw (unscaled) rows from per-row sufficient statistics (already leave-one-out)."""
-        n = count
-        has = n > 0
-        mean = np.where(has, total / np.where(has, n, 1.0), self.global_mean)
-        filled = den > _EMPTY
-        safe = np.where(filled, den, 1.0)
-        if self.mode == 0:
-            pref = np.where(filled, num / safe, mean[:, None])
-        elif self.mode == 1:
-            pref = np.where(filled, num / safe - mean[:, None], 0.0)
-        else:
-            pref = np.where(filled, num / safe, 0.0)
-        out = np.empty((num.shape[0], num.shape[1] + 2))
-        out[:, :-2] = pref
-        out[:, -2] = np.log1p(np.maximum(n, 0.0))
-        out[:, -1] = mean
-        return out
+        return raw_rows(num, den, total, count, self.mode, self.global_mean)
 
     def rows(self, users: np.ndarray, items: np.ndarray | None = None,
              ratings: np.ndarray | None = None, *, scaled: bool = True) -> np.ndarray:
@@ -232,7 +238,59 @@ class Features:
     item_rating_sum: np.ndarray
     item_rating_count: np.ndarray
 
+    @property
+    def cold_start(self) -> "ColdStart":
+        """What :meth:`new_user_row` needs, small enough to be saved with a model."""
+        active = self.user_stats.count[self.user_stats.count > 0]
+        return ColdStart(genres=tuple(self.genres), mode=int(self.user_stats.mode),
+                         global_mean=float(self.user_stats.global_mean),
+                         mean=self.user_stats.mean, std=self.user_stats.std,
+                         typical_count=float(np.median(active)) if active.size else 0.0)
+
     def new_user_row(self, genre_ratings: Mapping[str, float], *,
+                     scale: tuple[float, float] = (1, 10)) -> np.ndarray:
+        """Scaled feature row of a new user who rates genres (see :meth:`ColdStart.row`)."""
+        return self.cold_start.row(genre_ratings, scale=scale)
+
+
+@dataclass
+class ColdStart:
+    """The user-feature recipe for a new user who rates genres instead of anime.
+
+    Attributes
+    ----------
+    genres : tuple of str
+        The genre order.
+    mode : int
+        The weighting code (:data:`WEIGHTINGS`).
+    global_mean : float
+        The mean training rating.
+    mean, std : ndarray of float64, shape (G + 2,)
+        The user-feature scaler.
+    typical_count : float
+        The median number of training ratings of a user.
+    """
+
+    genres: tuple[str, ...]
+    mode: int
+    global_mean: float
+    mean: np.ndarray
+    std: np.ndarray
+    typical_count: float
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON-friendly header and arrays, to be saved with a model."""
+        header = {"genres": list(self.genres), "mode": self.mode,
+                  "global_mean": self.global_mean, "typical_count": self.typical_count}
+        return header, {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_state(cls, header: dict, arrays: dict[str, np.ndarray]) -> "ColdStart":
+        return cls(genres=tuple(header["genres"]), mode=int(header["mode"]),
+                   global_mean=float(header["global_mean"]), mean=arrays["mean"],
+                   std=arrays["std"], typical_count=float(header["typical_count"]))
+
+    def row(self, genre_ratings: Mapping[str, float], *,
                      scale: tuple[float, float] = (1, 10)) -> np.ndarray:
         """Scaled feature row of a new user who rates genres instead of anime (cold start).
 
@@ -285,16 +343,13 @@ class Features:
             num[0, index[g]] = r
             den[0, index[g]] = 1.0
             values.append(r)
-        stats = self.user_stats
         k = float(len(values))
         total = np.array([sum(values)])
-        if stats.mode == 2:
+        if self.mode == 2:
             den = np.full((1, G), total[0])
-        raw = stats.raw_from_sums(num, den, total, np.array([k]))
-        active = stats.count[stats.count > 0]
-        typical = float(np.median(active)) if active.size else 0.0
-        raw[0, -2] = np.log1p(typical)
-        return (raw - stats.mean) / stats.std
+        raw = raw_rows(num, den, total, np.array([k]), self.mode, self.global_mean)
+        raw[0, -2] = np.log1p(self.typical_count)
+        return (raw - self.mean) / self.std
 
 
 def _item_matrix(catalogue: Catalogue, bayes: np.ndarray,
