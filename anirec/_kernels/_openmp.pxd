@@ -6,8 +6,8 @@ cdef extern from *:
     #define ANIREC_OPENMP 1
     #else
     #define ANIREC_OPENMP 0
-    static int omp_get_max_threads(void) { return 1; }
-    static int omp_get_thread_num(void) { return 0; }
+    static inline int omp_get_max_threads(void) { return 1; }
+    static inline int omp_get_thread_num(void) { return 0; }
     #endif
     """
     const int ANIREC_OPENMP
