@@ -57,7 +57,7 @@ def _index_of(known_ids: np.ndarray, ids, what: str) -> np.ndarray:
     rows = order[position]
     unknown = known_ids[rows] != ids
     if unknown.any():
-        raise UnknownIdError(f"unknown {what} id {ids[np.flatnonzero(unknown)[0]]!r}")
+        raise UnknownIdError(f"unknown {what} id {ids[np.flatnonzero(unknown)[0]].item()!r}")
     return rows.astype(np.int64)
 
 

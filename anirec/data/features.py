@@ -291,15 +291,18 @@ class ColdStart:
                    std=arrays["std"], typical_count=float(header["typical_count"]))
 
     def row(self, genre_ratings: Mapping[str, float], *,
-                     scale: tuple[float, float] = (1, 10)) -> np.ndarray:
+            scale: tuple[float, float] = (1, 10)) -> np.ndarray:
         """Scaled feature row of a new user who rates genres instead of anime (cold start).
 
         Each rating is mapped linearly from ``scale`` to 1..10 and treated as the user's
         rating of one anime of that genre alone, then the user's row is built as for a known
         user:
 
-        * ``"rating"``: rated genres get their rating, unrated ones the user's mean;
-        * ``"centered"``: rated genres get rating minus mean, unrated ones 0;
+        * ``"rating"``: rated genres get their rating;
+        * ``"centered"``: rated genres get rating minus mean;
+        * in both, an unrated genre gets the average user's value (0 after scaling): a user
+          who names only the genres they love says nothing about the others, and filling them
+          with the user's own mean, as for a known user, would make them look just as loved;
         * ``"bayesian"``: the share of each rated genre in the sum of the ratings (the
           closest analogue of a watched-genre share; this weighting cannot express a dislike);
         * ``mean_rating`` is the mean of the given ratings (the training mean if none) and
@@ -349,7 +352,10 @@ class ColdStart:
             den = np.full((1, G), total[0])
         raw = raw_rows(num, den, total, np.array([k]), self.mode, self.global_mean)
         raw[0, -2] = np.log1p(self.typical_count)
-        return (raw - self.mean) / self.std
+        scaled = (raw - self.mean) / self.std
+        if self.mode in (0, 1):
+            scaled[0, :G][den[0] == 0] = 0.0
+        return scaled
 
 
 def _item_matrix(catalogue: Catalogue, bayes: np.ndarray,
