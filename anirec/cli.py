@@ -24,6 +24,13 @@ class UsageError(Exception):
     """A malformed option value."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
 # ---------------------------------------------------------------------------------------------
 # Option parsing helpers
 
@@ -254,8 +261,9 @@ def _add_training_options(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anirec", description="Two-tower anime recommendation.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="anirec", description="Two-tower anime recommendation.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="train and show everything on the embedded data")
     demo.add_argument("--users", type=int, default=2000)

@@ -1,0 +1,147 @@
+"""The anirec command, end to end on a small generated data set, error paths included."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from anirec.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    assert main(["generate", "--out", str(folder), "--users", "300", "--anime", "200",
+                 "--ratings", "15000", "--seed", "1"]) == 0
+    model = folder / "model.anirec"
+    assert main(["train", "--anime", str(folder / "anime-dataset-2023.csv"),
+                 "--scores", str(folder / "users-score-2023.csv"), "--out", str(model),
+                 "--layers", "32,16", "--epochs", "3", "--quiet"]) == 0
+    return folder, model
+
+
+def test_train_prints_the_evaluation(files, capsys):
+    folder, _ = files
+    code, out, _ = run(capsys, "train", "--anime", folder / "anime-dataset-2023.csv",
+                       "--scores", folder / "users-score-2023.csv", "--out",
+                       folder / "second.anirec", "--layers", "16", "--epochs", "1", "--quiet",
+                       "--optimizer", "sgd", "--lr", "0.05", "--weighting", "centered",
+                       "--exclude-genres", "Ecchi,Hentai", "--test", "0.2")
+    assert code == 0
+    assert "two-tower" in out and "user + item bias" in out and "saved" in out
+
+
+def test_evaluate_json(files, capsys):
+    folder, model = files
+    code, out, _ = run(capsys, "evaluate", "--model", model, "--anime",
+                       folder / "anime-dataset-2023.csv", "--scores",
+                       folder / "users-score-2023.csv", "--k", "5", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["methods"]["two-tower"]["rmse"] > 0
+    assert "ndcg@5" in report["methods"]["popularity"]
+    assert report["methods"]["popularity"]["rmse"] is None
+
+
+def test_predict_writes_predictions(files, capsys, tmp_path):
+    from anirec import Recommender
+
+    _, model = files
+    rec = Recommender.load(model)
+    pairs = pd.DataFrame({"user_id": rec.user_ids[:20], "anime_id": rec.anime_ids[:20]})
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    code, _, _ = run(capsys, "predict", "--model", model, "--pairs", tmp_path / "pairs.csv",
+                     "--out", tmp_path / "out.csv")
+    assert code == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["user_id", "anime_id", "predicted_rating"]
+    expected = rec.predict(pairs["user_id"], pairs["anime_id"])
+    assert out["predicted_rating"].to_numpy() == pytest.approx(expected, rel=1e-9)
+
+
+def test_recommend_users_genres_and_all(files, capsys, tmp_path):
+    folder, model = files
+    user_ids = pd.read_csv(folder / "users-score-2023.csv")["user_id"].unique()[:2]
+    code, out, _ = run(capsys, "recommend", "--model", model, "--user-id", *user_ids,
+                       "--n", "3", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 6 and {"user_id", "rank", "anime_id", "name", "score",
+                               "predicted_rating"} <= set(rows[0])
+    code, out, _ = run(capsys, "recommend", "--model", model, "--genres", "Action=9,Comedy=7")
+    assert code == 0 and "anime_id" in out
+    code, _, _ = run(capsys, "recommend", "--model", model, "--all-users", "--n", "2",
+                     "--out", tmp_path / "recs.csv")
+    recs = pd.read_csv(tmp_path / "recs.csv")
+    assert code == 0
+    assert list(recs.columns) == ["user_id", "rank", "anime_id", "name", "score",
+                                  "predicted_rating"]
+    assert recs["user_id"].nunique() == 300 and len(recs) == 600
+
+
+def test_similar_and_info(files, capsys):
+    folder, model = files
+    anime_id = json.loads(run(capsys, "recommend", "--model", model, "--genres", "Drama=8",
+                              "--json")[1])[0]["anime_id"]
+    code, out, _ = run(capsys, "similar", "--model", model, "--anime-id", anime_id, "--n", "4",
+                       "--json")
+    assert code == 0 and len(json.loads(out)) == 4
+    code, out, _ = run(capsys, "info", "--model", model)
+    info = json.loads(out)
+    assert code == 0 and info["users"] == 300 and len(info["history"]) >= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", "--model", "missing.anirec"], "does not exist"),
+    (["recommend", "--model", "{model}", "--user-id", "123456789"], "unknown user id"),
+    (["similar", "--model", "{model}", "--anime-id", "-3"], "unknown anime id"),
+    (["recommend", "--model", "{model}", "--genres", "Action=nine"], "Genre=rating"),
+    (["recommend", "--model", "{model}", "--genres", "Actoin=9"], "valid genres"),
+    (["recommend", "--model", "{model}", "--all-users"], "--out"),
+    (["train", "--anime", "{folder}/missing.csv", "--scores", "{folder}/users-score-2023.csv",
+      "--out", "{folder}/x"], "missing.csv"),
+    (["train", "--anime", "{folder}/users-score-2023.csv", "--scores",
+      "{folder}/users-score-2023.csv", "--out", "{folder}/x"], "column"),
+    (["train", "--anime", "a", "--scores", "b", "--out", "c", "--layers", "64,x"], "integers"),
+    (["predict", "--model", "{model}", "--pairs", "{folder}/anime-dataset-2023.csv",
+      "--out", "{folder}/p.csv"], "user_id"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(files, capsys, argv, message):
+    folder, model = files
+    argv = [arg.format(folder=folder, model=model) for arg in argv]
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_python_dash_m_runs(files):
+    _, model = files
+    done = subprocess.run([sys.executable, "-m", "anirec", "info", "--model", str(model)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["anime"] > 0
+
+
+def test_demo_runs_end_to_end(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--users", "300", "--anime", "200", "--ratings", "15000",
+                       "--epochs", "2", "--out", tmp_path, "--quiet")
+    assert code == 0
+    for text in ("two-tower", "popularity", "planted favourite genres", "a new user",
+                 "similar to"):
+        assert text in out
+    assert (tmp_path / "model.anirec").exists() and (tmp_path / "loss.png").exists()
