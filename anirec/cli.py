@@ -251,7 +251,7 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--weighting", choices=("rating", "centered", "bayesian"),
-                        default="rating", help="user genre-preference weighting")
+                        default="bayesian", help="user genre-preference weighting")
     parser.add_argument("--validation", type=_fraction, default=0.1,
                         help="per-user fraction for validation / early stopping")
     parser.add_argument("--test", type=_fraction, default=0.1,

@@ -72,8 +72,12 @@ class Recommender:
     ----------
     layers : sequence of int
         Tower widths after the input (default ``(256, 128, 64, 32)``).
-    weighting : {"rating", "centered", "bayesian"}
+    weighting : {"bayesian", "rating", "centered"}
         How user genre preferences are computed (see :func:`anirec.data.build_features`).
+        ``"bayesian"`` (the share of each genre among the user's anime, weighted by their
+        Bayesian rating) gave the lowest validation RMSE with this model on the demo data:
+        1.102 / 1.101 against 1.137 / 1.160 for ``"rating"`` and 1.133 / 1.144 for
+        ``"centered"`` (seeds 0 / 1, 15 epochs).
     valid, test : float
         Per-user fractions of ratings held out for validation and test.
     min_ratings : int
@@ -92,7 +96,7 @@ class Recommender:
         ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, ...).
     """
 
-    def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "rating",
+    def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
                  verbose: bool = False, **model_options):
