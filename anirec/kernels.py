@@ -26,6 +26,7 @@ __all__ = [
     "normalize_dot",
     "normalize_dot_backward",
     "mse",
+    "inbatch_softmax",
     "sgd_step",
     "adam_step",
     "gather_rows",
@@ -260,6 +261,83 @@ def mse(pred, target, *, grad=None, return_grad: bool = True):
     return float(loss), grad
 
 
+def _check_weights(name: str, weights, dtype, n: int) -> np.ndarray:
+    _check(name, weights, dtype, (n,))
+    if n and not (np.all(np.isfinite(weights)) and weights.min() >= 0):
+        raise ValueError(f"{name} must be finite and non-negative")
+    return weights
+
+
+def _check_logq(name: str, logq, dtype) -> int:
+    n_items = _check(name, logq, dtype, (None,)).shape[0]
+    if n_items and not np.all(np.isfinite(logq)):
+        raise ValueError(f"{name} must be finite")
+    return n_items
+
+
+def _positive_number(name: str, value) -> float:
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def inbatch_softmax(Yu, Yv, items, weights, logq, temperature: float, *, grad_Yu=None,
+                    grad_Yv=None, return_grad: bool = True):
+    """The in-batch softmax retrieval loss of ``n`` positive pairs and its exact gradients.
+
+    Row ``j`` (user ``Yu[j]``, positive item ``items[j]`` with output ``Yv[j]``) is scored
+    against every item of the batch, with the log-popularity ("logQ") correction of in-batch
+    negatives::
+
+        S[j, k] = <Yu[j], Yv[k]> / temperature - logq[items[k]]
+
+    Columns ``k != j`` with ``items[k] == items[j]`` (duplicates of the positive) are masked
+    out of row ``j``. The loss is the weighted mean cross-entropy of the diagonal,
+    ``L = sum_j w_j (logsumexp_k S[j, k] - S[j, j]) / sum_j w_j`` over rows with ``w_j > 0``
+    (0 when there is none); rows with ``w_j = 0`` still serve as negatives. With
+    ``G[j, k] = w_j / (W temperature) (softmax(S[j])[k] - [j == k])``, ``grad_Yu = G Yv`` and
+    ``grad_Yv = G^T Yu``. The softmax is taken in float64, its row maximum subtracted.
+
+    Parameters
+    ----------
+    Yu, Yv : (n, d) arrays
+        Normalised user and item tower outputs of the batch.
+    items : (n,) int64
+        The item of each row (row of ``logq``); equal items are duplicates.
+    weights : (n,) array
+        Non-negative weight of each row as a positive (e.g. 1 for ratings at or above a
+        threshold, else 0).
+    logq : (n_items,) array
+        Log-probability of each item to be drawn into a batch (its training frequency).
+    temperature : float
+        Positive; the logits are cosines divided by it.
+    grad_Yu, grad_Yv : (n, d) arrays, optional
+        Where to write the gradients.
+    return_grad : bool
+        Compute only the loss when false (the gradients are returned as ``None``).
+
+    Returns
+    -------
+    loss, grad_Yu, grad_Yv
+    """
+    dtype = _float_dtype("Yu", Yu)
+    n, d = _check("Yu", Yu, dtype, (None, None)).shape
+    _check("Yv", Yv, dtype, (n, d))
+    n_items = _check_logq("logq", logq, dtype)
+    _check_index("items", items, n_items, (n,))
+    _check_weights("weights", weights, dtype, n)
+    temperature = _positive_number("temperature", temperature)
+    if return_grad:
+        grad_Yu = _check_out("grad_Yu", grad_Yu, dtype, (n, d))
+        grad_Yv = _check_out("grad_Yv", grad_Yv, dtype, (n, d))
+    else:
+        grad_Yu = grad_Yv = None
+    loss = backend.implementation().inbatch_softmax(Yu, Yv, items, weights, logq, temperature,
+                                                    grad_Yu, grad_Yv)
+    return float(loss), grad_Yu, grad_Yv
+
+
 # ---------------------------------------------------------------------------------------------
 # Optimizers (in place, one fused pass over a flat parameter buffer)
 
@@ -428,13 +506,19 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
                 grads, state1, state2, *, optimizer: str, lr: float, beta1: float = 0.9,
                 beta2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
                 weight_decay: float = 0.0, step: int = 0, batch_size: int = 256,
-                loo: LeaveOneOutStats | None = None):
+                loo: LeaveOneOutStats | None = None, rating_weight: float = 1.0,
+                ranking_weight: float = 0.0, temperature: float = 0.05, rank_weights=None,
+                item_logq=None):
     """One epoch of mini-batch training of the two towers, updating ``params`` in place.
 
     For each mini-batch of ``order`` (in that order): gather user rows (from ``user_x``, or
     leave-one-out rows from ``loo``) and item rows, run both towers (ReLU hidden layers, linear
-    last layer), L2-normalise, take the row-wise dot product, the MSE against ``targets``,
-    backpropagate, and apply one optimizer step to the whole flat buffer.
+    last layer), L2-normalise, take the row-wise dot product, the loss
+    ``rating_weight * MSE(targets) + ranking_weight * L_rank`` where ``L_rank`` is
+    :func:`inbatch_softmax` of the batch (weights ``rank_weights[batch]``, ``item_logq``,
+    ``temperature``), backpropagate (both gradients combined at the normalised outputs), and
+    apply one optimizer step to the whole flat buffer. The defaults (``rating_weight=1``,
+    ``ranking_weight=0``) are the plain rating model, bit for bit.
 
     Parameters
     ----------
@@ -457,11 +541,22 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
     optimizer : {"sgd", "adam"}
     step : int
         Updates made before this epoch (Adam's bias correction counts on from it).
+    rating_weight, ranking_weight : float
+        Non-negative weights of the MSE and of the ranking loss; not both zero.
+    temperature : float
+        Of the ranking loss (positive).
+    rank_weights : (N,) float, optional
+        Per-example weight as a positive of the ranking loss; required when
+        ``ranking_weight > 0``.
+    item_logq : (I,) float, optional
+        Log sampling probability of each item row (its training frequency); required when
+        ``ranking_weight > 0``.
 
     Returns
     -------
     loss_sum : float
-        Sum over examples of the squared error seen before each update.
+        Sum over mini-batches of the batch size times the batch loss seen before each update
+        (with the defaults: the sum over examples of the squared error).
     step : int
         Updates made after this epoch.
     """
@@ -498,6 +593,19 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
     _check_index("users", users, n_users, (n_examples,))
     _check_index("items", items, n_items, (n_examples,))
     _check_index("order", order, n_examples)
+    rating_weight = _finite_number("rating_weight", rating_weight, 0.0)
+    ranking_weight = _finite_number("ranking_weight", ranking_weight, 0.0)
+    if rating_weight == 0 and ranking_weight == 0:
+        raise ValueError("rating_weight and ranking_weight cannot both be 0")
+    temperature = _positive_number("temperature", temperature)
+    if ranking_weight > 0:
+        if rank_weights is None or item_logq is None:
+            raise ValueError("rank_weights and item_logq are required when ranking_weight > 0")
+        _check_weights("rank_weights", rank_weights, dtype, n_examples)
+        if _check_logq("item_logq", item_logq, dtype) != n_items:
+            raise ValueError(f"item_logq must have shape ({n_items}), got {item_logq.shape}")
+    else:
+        rank_weights = item_logq = None
     loss_sum, step = backend.implementation().train_epoch(
         order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params, grads,
         state1, state2, OPTIMIZERS[optimizer], _finite_number("lr", lr, 0.0),
@@ -505,5 +613,6 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
         _finite_number("beta2", beta2, 0.0, 1.0 - 1e-12), _finite_number("eps", eps, 0.0),
         _finite_number("momentum", momentum, 0.0, 1.0),
         _finite_number("weight_decay", weight_decay, 0.0), int(step),
-        _positive_int("batch_size", batch_size), None if loo is None else tuple(loo))
+        _positive_int("batch_size", batch_size), None if loo is None else tuple(loo),
+        rating_weight, ranking_weight, temperature, rank_weights, item_logq)
     return float(loss_sum), int(step)

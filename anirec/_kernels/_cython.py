@@ -2,7 +2,7 @@
 
 Every raw kernel here has exactly the name and signature of its NumPy counterpart; the
 Cython code lives in ``_ops.pyx`` (dense layers, normalisation, loss, optimizers, gathering),
-``_topk.pyx`` (retrieval), ``_epoch.pyx`` (a whole training epoch) on top of ``_blas.pyx``
+``_topk.pyx`` (retrieval), ``_ranking.pyx`` (the in-batch softmax ranking loss), ``_epoch.pyx`` (a whole training epoch) on top of ``_blas.pyx``
 (row-major GEMM over SciPy's BLAS). ``openmp_enabled`` and ``max_threads`` report how the
 extension was built, for :func:`anirec.show_config`.
 """
@@ -23,6 +23,7 @@ from anirec._kernels._ops import (
     user_rows_loo,
 )
 from anirec._kernels._parallel import max_threads, openmp_enabled
+from anirec._kernels._ranking import inbatch_softmax
 from anirec._kernels._topk import topk
 
 if _COMPILED_NORM_EPS != NORM_EPS:  # pragma: no cover - a build out of step with the source
@@ -39,6 +40,7 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "gather_rows",
+    "inbatch_softmax",
     "l2_normalize",
     "max_threads",
     "mse",

@@ -3,8 +3,10 @@
 Every workspace (gathered inputs, the activations of every layer of both towers, the gradient
 ping-pong buffers, the normalised outputs) is allocated once per call, sized for the largest
 mini-batch; the batch loop then runs without the GIL and without any Python object: gather,
-forward both towers, normalised dot product, MSE, backward both towers into the flat ``grads``
-buffer, one optimizer step over the flat ``params`` buffer. Matmuls go to BLAS (which may use
+forward both towers, normalised dot product, MSE (weighted by ``rating_weight``) and, when
+``ranking_weight`` is positive, the in-batch softmax ranking loss of ``_ranking.pyx`` on the same
+normalised outputs (both gradients combined before the normalisation backward), backward both
+towers into the flat ``grads`` buffer, one optimizer step over the flat ``params`` buffer. Matmuls go to BLAS (which may use
 its own threads); everything else is serial, so a run is deterministic for a given BLAS.
 
 The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
@@ -20,6 +22,7 @@ from libc.string cimport memcpy
 from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr, loo_row,
                                    mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
                                    sgd_ptr)
+from anirec._kernels._ranking cimport inbatch_softmax_ptr, normalize_dot_backward_add_ptr
 
 
 cdef tuple _train_epoch(
@@ -34,7 +37,8 @@ cdef tuple _train_epoch(
         const floating[::1] loo_count, const floating[:, ::1] loo_item_genres,
         const floating[::1] loo_item_weight, int loo_mode, double loo_global_mean,
         const floating[::1] loo_mean, const floating[::1] loo_std,
-        const floating[::1] loo_ratings):
+        const floating[::1] loo_ratings, double rating_weight, double ranking_weight,
+        double temperature, const floating[::1] rank_weights, const floating[::1] item_logq):
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t n_examples = order.shape[0]
     cdef Py_ssize_t n_user_layers = user_sizes.shape[0] - 1
@@ -47,6 +51,8 @@ cdef tuple _train_epoch(
     cdef Py_ssize_t d_out = user_sizes[n_user_layers], n_genres = du - 2
     cdef int64_t u, i
     cdef double loss_sum = 0.0, loss
+    cdef bint ranking = ranking_weight != 0
+    cdef floating alpha = <floating> rating_weight
 
     # Per layer (user tower first): fan-in, fan-out, offsets of W and b in the flat buffer,
     # offsets of its input and output activations in the tower's activation buffer.
@@ -76,7 +82,14 @@ cdef tuple _train_epoch(
     cdef floating[::1] acts_i = np.empty(act_sizes[1], dtype=dtype)
     cdef floating[:, ::1] back = np.empty((2, rows * max_width), dtype=dtype)
     cdef floating[:, ::1] head = np.empty((4, rows * d_out), dtype=dtype)  # Yu Yv gZu gZv
-    cdef floating[:, ::1] per_row = np.empty((5, rows), dtype=dtype)  # nu nv pred gpred tgt
+    cdef floating[:, ::1] per_row = np.empty((6, rows), dtype=dtype)  # nu nv pred gpred tgt w
+    # The ranking loss: the batch x batch logits, a double row of the softmax, the items of the
+    # batch and the gradients wrt the normalised outputs (allocated only when used).
+    cdef Py_ssize_t rank_rows = rows if ranking else 1
+    cdef floating[:, ::1] rank_S = np.empty((rank_rows, rank_rows), dtype=dtype)
+    cdef floating[:, ::1] rank_grad = np.empty((2, rank_rows * d_out), dtype=dtype)
+    cdef double[::1] rank_row = np.empty(rank_rows, dtype=np.float64)
+    cdef int64_t[::1] batch_items_view = np.empty(rows, dtype=np.int64)
 
     cdef floating* P = &params[0]
     cdef floating* Gr = &grads[0]
@@ -96,6 +109,14 @@ cdef tuple _train_epoch(
     cdef floating* pred = &per_row[2, 0]
     cdef floating* gpred = &per_row[3, 0]
     cdef floating* tgt = &per_row[4, 0]
+    cdef floating* wrow = &per_row[5, 0]
+    cdef floating* rS = &rank_S[0, 0]
+    cdef floating* rYu = &rank_grad[0, 0]
+    cdef floating* rYv = &rank_grad[1, 0]
+    cdef double* rrow = &rank_row[0]
+    cdef int64_t* bitems = &batch_items_view[0]
+    cdef const floating* rw = &rank_weights[0]
+    cdef const floating* lq = &item_logq[0]
     cdef const floating* ux = &user_x[0, 0]
     cdef const floating* ix = &item_x[0, 0]
     cdef size_t du_bytes = du * sizeof(floating), di_bytes = di * sizeof(floating)
@@ -122,6 +143,9 @@ cdef tuple _train_epoch(
                     memcpy(Au + r * du, ux + u * du, du_bytes)
                 memcpy(Ai + r * di, ix + i * di, di_bytes)
                 tgt[r] = targets[e]
+                bitems[r] = i
+                if ranking:
+                    wrow[r] = rw[e]
 
             # Forward, both towers: ReLU on hidden layers, identity on the last.
             for l in range(n_layers):
@@ -133,9 +157,17 @@ cdef tuple _train_epoch(
 
             normalize_dot_ptr(Au + info[n_user_layers - 1, 5], Ai + info[n_layers - 1, 5],
                               Yu, Yv, nu, nv, pred, size, d_out)
-            loss = mse_ptr(pred, tgt, gpred, size)
+            loss = mse_ptr(pred, tgt, gpred, size) * rating_weight
+            for r in range(size):
+                gpred[r] = gpred[r] * alpha
+            if ranking:
+                loss = loss + ranking_weight * inbatch_softmax_ptr(
+                    Yu, Yv, bitems, wrow, lq, temperature, rS, rrow, rYu, rYv, size, d_out)
+                normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv, rYu, rYv, ranking_weight,
+                                               gZu, gZv, size, d_out)
+            else:
+                normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv, size, d_out)
             loss_sum += loss * size
-            normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv, size, d_out)
 
             # Backward, user tower then item tower, last layer first; the gradient flows
             # through two ping-pong buffers so no layer's input gradient overwrites its own G.
@@ -166,7 +198,8 @@ cdef tuple _train_epoch(
 
 def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
                 grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
-                weight_decay, step, batch_size, loo):
+                weight_decay, step, batch_size, loo, rating_weight, ranking_weight, temperature,
+                rank_weights, item_logq):
     dtype = params.dtype
     if loo is None:
         has_loo = False
@@ -183,6 +216,10 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
             grads, state1, state2, int(optimizer), float(lr), float(beta1), float(beta2),
             float(eps), float(momentum), float(weight_decay), int(step), int(batch_size),
             has_loo) + tuple(loo)
+    if rank_weights is None or item_logq is None or ranking_weight == 0:
+        rank_weights = item_logq = np.zeros(1, dtype=dtype)
+    args += (float(rating_weight), float(ranking_weight), float(temperature), rank_weights,
+             item_logq)
     if dtype == np.float32:
         return _train_epoch[float](*args)
     return _train_epoch[double](*args)

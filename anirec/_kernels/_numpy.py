@@ -64,6 +64,55 @@ def mse(pred, target, grad):
     return float(np.dot(diff.astype(np.float64), diff.astype(np.float64)) / n) if n else 0.0
 
 
+def inbatch_softmax(Yu, Yv, items, weights, logq, temperature, grad_Yu, grad_Yv):
+    n = Yu.shape[0]
+    t = Yu.dtype.type
+    w = weights.astype(np.float64)
+    active = w > 0
+    total = float(w[active].sum()) if n else 0.0
+    if total <= 0:
+        if grad_Yu is not None:
+            grad_Yu.fill(0)
+            grad_Yv.fill(0)
+        return 0.0
+    S = np.matmul(Yu, Yv.T)
+    S *= t(1.0 / temperature)
+    S -= logq[items][None, :]
+    logits = S.astype(np.float64)
+    # An in-batch duplicate of the positive item is not a negative for that row.
+    duplicate = items[:, None] == items[None, :]
+    np.fill_diagonal(duplicate, False)
+    logits[duplicate] = -np.inf
+    logits = logits[active]
+    top = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - top)
+    z = e.sum(axis=1)
+    rows = np.flatnonzero(active)
+    value = np.log(z) + top[:, 0] - logits[np.arange(rows.shape[0]), rows]
+    loss = float(np.dot(w[active], value)) / total
+    if grad_Yu is not None:
+        G = np.zeros((n, n))
+        G[rows] = e / z[:, None]
+        G[rows, rows] -= 1.0
+        G *= ((w / total) / temperature)[:, None]
+        G = G.astype(Yu.dtype)
+        np.matmul(G, Yv, out=grad_Yu)
+        np.matmul(G.T, Yu, out=grad_Yv)
+    return loss
+
+
+def normalize_dot_backward_add(grad_pred, Yu, Yv, norm_u, norm_v, extra_Yu, extra_Yv,
+                               extra_weight, grad_Zu, grad_Zv):
+    """:func:`normalize_dot_backward` when the normalised outputs also feed another loss whose
+    gradients wrt ``Yu``/``Yv`` are ``extra_weight * extra_Yu/extra_Yv``: both are combined
+    before the (linear) normalisation backward."""
+    t = Yu.dtype.type
+    _normalize_backward(grad_pred[:, None] * Yv + t(extra_weight) * extra_Yu, Yu, norm_u,
+                        grad_Zu)
+    _normalize_backward(grad_pred[:, None] * Yu + t(extra_weight) * extra_Yv, Yv, norm_v,
+                        grad_Zv)
+
+
 def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     t = param.dtype.type
     g = grad + t(weight_decay) * param if weight_decay else grad
@@ -190,8 +239,10 @@ def _tower_backward(grad, activations, layers, grads):
 
 def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes,
                 params, grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
-                weight_decay, step, batch_size, loo):
+                weight_decay, step, batch_size, loo, rating_weight, ranking_weight, temperature,
+                rank_weights, item_logq):
     dtype = params.dtype
+    ranking = ranking_weight != 0
     user_layers, item_layers = unpack_params(params, user_sizes, item_sizes)
     user_grads, item_grads = unpack_params(grads, user_sizes, item_sizes)
     loss_sum = 0.0
@@ -214,9 +265,18 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
         nu, nv, pred = (np.empty(size, dtype=dtype) for _ in range(3))
         normalize_dot(acts_u[-1], acts_i[-1], yu, yv, nu, nv, pred)
         grad_pred = np.empty(size, dtype=dtype)
-        loss_sum += mse(pred, targets[batch], grad_pred) * size
+        loss = mse(pred, targets[batch], grad_pred) * rating_weight
+        grad_pred *= dtype.type(rating_weight)
         grad_zu, grad_zv = np.empty_like(yu), np.empty_like(yv)
-        normalize_dot_backward(grad_pred, yu, yv, nu, nv, grad_zu, grad_zv)
+        if ranking:
+            rank_yu, rank_yv = np.empty_like(yu), np.empty_like(yv)
+            loss += ranking_weight * inbatch_softmax(yu, yv, i, rank_weights[batch], item_logq,
+                                                     temperature, rank_yu, rank_yv)
+            normalize_dot_backward_add(grad_pred, yu, yv, nu, nv, rank_yu, rank_yv,
+                                       ranking_weight, grad_zu, grad_zv)
+        else:
+            normalize_dot_backward(grad_pred, yu, yv, nu, nv, grad_zu, grad_zv)
+        loss_sum += loss * size
         _tower_backward(grad_zu, acts_u, user_layers, user_grads)
         _tower_backward(grad_zv, acts_i, item_layers, item_grads)
         step += 1

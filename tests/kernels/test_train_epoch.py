@@ -11,7 +11,7 @@ OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
 
 
 def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_decay=1e-3,
-         lr=0.01):
+         lr=0.01, objective=None):
     p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in problem.items()}
     step, losses = 0, []
     n = p["targets"].shape[0]
@@ -22,7 +22,8 @@ def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_
                 order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
                 p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"],
                 p["state2"], optimizer=optimizer, lr=lr, momentum=momentum,
-                weight_decay=weight_decay, step=step, batch_size=batch_size, loo=p["loo"])
+                weight_decay=weight_decay, step=step, batch_size=batch_size, loo=p["loo"],
+                **(objective or {}))
             losses.append(loss)
     return p, np.array(losses), step
 
@@ -86,3 +87,45 @@ def test_single_layer_towers():
     got, got_losses, _ = _run("cython", problem, optimizer="sgd", momentum=0.5, batch_size=8)
     np.testing.assert_allclose(got["params"], ref["params"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got_losses, ref_losses, rtol=1e-10)
+
+
+def _objective(problem, rating_weight, ranking_weight, temperature=0.1):
+    """Ranking-loss arguments for ``problem``: logQ from its item counts, positives = examples
+    whose target is at least 0 (about half)."""
+    dtype = problem["targets"].dtype
+    counts = np.bincount(problem["items"], minlength=problem["item_x"].shape[0]) + 1.0
+    return dict(rating_weight=rating_weight, ranking_weight=ranking_weight,
+                temperature=temperature,
+                rank_weights=(problem["targets"] >= 0).astype(dtype),
+                item_logq=np.log(counts / counts.sum()).astype(dtype))
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weights", [(1.0, 0.3), (0.0, 1.0), (0.5, 2.0)])
+@pytest.mark.parametrize("loo_mode", [None, 2])
+@pytest.mark.parametrize("batch_size", [1, 16, 1000])
+def test_same_trajectory_with_the_ranking_objective(dtype, weights, loo_mode, batch_size):
+    problem = make_problem(np.random.default_rng(5), dtype, loo_mode=loo_mode)
+    kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch_size,
+                  objective=_objective(problem, *weights))
+    ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
+    got, got_losses, got_step = _run("cython", problem, **kwargs)
+    assert got_step == ref_step
+    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-3, 2e-4)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+    for name in ("params", "state1", "state2"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=atol, err_msg=name)
+    assert not np.array_equal(got["params"], problem["params"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_default_objective_is_bit_identical(each_backend, dtype):
+    """Passing the ranking inputs with ``ranking_weight=0`` changes nothing, bit for bit."""
+    problem = make_problem(np.random.default_rng(6), dtype)
+    kwargs = dict(optimizer="adam", momentum=0.0, batch_size=16)
+    plain, plain_losses, _ = _run(each_backend, problem, **kwargs)
+    explicit, explicit_losses, _ = _run(each_backend, problem,
+                                        objective=_objective(problem, 1.0, 0.0), **kwargs)
+    np.testing.assert_array_equal(explicit_losses, plain_losses)
+    np.testing.assert_array_equal(explicit["params"], plain["params"])
