@@ -1,0 +1,230 @@
+"""Print the issue-6 comparison table in one go: anirec (Cython, NumPy) vs PyTorch vs faiss.
+
+    python benchmarks/compare.py                      # training table, top-k, accuracy
+    python benchmarks/compare.py --batches 64 1024 --repeats 3
+    python benchmarks/compare.py --full               # + one epoch over 24M ratings
+
+Everything runs in this one process, side by side, with every thread pool capped at
+``--threads`` (BLAS, OpenMP, PyTorch, faiss): on a shared machine only ratios measured in one
+run mean anything. Frameworks take turns within each repeat (cython, numpy, torch, cython, ...)
+and the table shows the median over repeats of samples per second. The efficiency column is
+``FLOPs per sample x samples/s`` as a share of a 2048^3 sgemm measured in the same run (the
+best of the measurements before and after the training runs). PyTorch and faiss are optional:
+their columns read ``-`` when they are not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _reference as R  # noqa: E402
+
+import anirec  # noqa: E402
+
+TARGET_TORCH = {64: 4.0, 256: 2.5, 1024: 1.7, 4096: 1.2}
+TARGET_NUMPY = {64: 2.0, 1024: 1.3}
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min) {five:.2f} (5 min)"
+
+
+def frameworks() -> list[str]:
+    names = ["cython"] if anirec.backend.cython_available() else []
+    names.append("numpy")
+    if R.torch_available():
+        names.append("torch")
+    return names
+
+
+def samples_for(batch: int, base: int) -> int:
+    """Examples per timed run: at least ``base`` and at least 32 batches."""
+    return max(base, 32 * batch)
+
+
+def training_table(batches, *, base_samples: int, repeats: int, names) -> dict:
+    """``{batch: {framework: [samples/s per repeat]}}``."""
+    results = {}
+    for batch in batches:
+        n = samples_for(batch, base_samples)
+        problem = R.make_problem(n, n_validation=1)
+        params = R.init_params()
+        trainers = {name: R.make_trainer(name, problem, params, batch) for name in names}
+        warm = R.orders(min(n, 8 * batch), 1, seed=99)[0]
+        for trainer in trainers.values():
+            trainer.epoch(warm)
+        rates = {name: [] for name in names}
+        for order in R.orders(n, repeats, seed=batch):
+            for name, trainer in trainers.items():
+                seconds, _ = R.time_epochs(trainer, [order])
+                rates[name].append(n / seconds)
+        results[batch] = rates
+        print(f"  batch {batch}: " + ", ".join(
+            f"{name} {statistics.median(r):,.0f}/s" for name, r in rates.items()), flush=True)
+    return results
+
+
+def topk_table(n_queries: int, repeats: int) -> dict:
+    """``{name: [queries/s per repeat]}`` for top-10 over 25,000 items x 32."""
+    r = R.make_retrieval(n_queries=n_queries)
+    runs = {"anirec cython, exclusions": lambda: R.anirec_topk(r)}
+    if R.faiss_available():
+        index = R.FaissFlatIP(r)
+        runs["faiss IndexFlatIP, no exclusions"] = index.search
+    runs["numpy bare GEMM, no selection"] = lambda: R.numpy_scores(r)
+    if not anirec.backend.cython_available():
+        runs["anirec numpy, exclusions"] = lambda: R.anirec_topk(r, backend="numpy")
+        del runs["anirec cython, exclusions"]
+    rates = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm-up
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            rates[name].append(n_queries / (time.perf_counter() - start))
+    return rates
+
+
+def accuracy(names, *, n: int, batch: int, epochs: int, seeds: int = 3) -> dict:
+    """Validation MSE after ``epochs`` epochs from the same initial weights and batches, and
+    the spread of anirec's own validation MSE over ``seeds`` shuffles (the noise)."""
+    problem = R.make_problem(n, n_validation=20_000, seed=5)
+    params = R.init_params(seed=5)
+    out = {"initial": R.anirec_validation_loss(params, problem)}
+    epoch_orders = R.orders(n, epochs, seed=11)
+    for name in names:
+        trainer = R.make_trainer(name, problem, params, batch)
+        R.time_epochs(trainer, epoch_orders)
+        out[name] = trainer.validation_loss()
+    spread = []
+    for seed in range(seeds):
+        trainer = R.make_trainer(names[0], problem, params, batch)
+        R.time_epochs(trainer, R.orders(n, epochs, seed=100 + seed))
+        spread.append(trainer.validation_loss())
+    out["noise"] = float(np.std(spread, ddof=1)) if seeds > 1 else float("nan")
+    return out
+
+
+def full_epoch(batch: int = 1024) -> dict:
+    """One compiled epoch over a MyAnimeList-sized set (270k users, 25k items, 24M ratings)
+    generated in memory; reports seconds and the growth of the peak resident memory."""
+    from anirec import kernels as K
+
+    rng = np.random.default_rng(0)
+    n, n_users, n_items = 24_000_000, 270_000, 25_000
+    users = rng.integers(0, n_users, n)
+    items = rng.integers(0, n_items, n)
+    targets = rng.uniform(-1, 1, n).astype(R.DTYPE)
+    user_x = rng.standard_normal((n_users, 19)).astype(R.DTYPE)
+    item_x = rng.standard_normal((n_items, 19)).astype(R.DTYPE)
+    order = rng.permutation(n)
+    params = R.init_params()
+    grads, m, v = (np.zeros_like(params) for _ in range(3))
+    sizes = np.array(R.TOWER, dtype=np.int64)
+    before = _peak_rss_mib()
+    start = time.perf_counter()
+    loss, _ = K.train_epoch(order, users, items, targets, user_x, item_x, sizes, sizes, params,
+                            grads, m, v, optimizer="adam", batch_size=batch, **R.ADAM)
+    seconds = time.perf_counter() - start
+    return dict(seconds=seconds, samples_per_s=n / seconds, loss=loss / n,
+                peak_growth_mib=_peak_rss_mib() - before,
+                data_mib=sum(a.nbytes for a in (users, items, targets, order)) / 2**20)
+
+
+def _peak_rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def report(args) -> None:
+    names = frameworks()
+    print(f"anirec comparison: threads={args.threads}, frameworks={names}, load {_load()}")
+    with R.set_threads(args.threads):
+        from threadpoolctl import threadpool_info
+
+        pools = sorted({(p["internal_api"], p.get("architecture") or "-", p["num_threads"])
+                        for p in threadpool_info()})
+        print("thread pools:", pools)
+        gflops = [R.sgemm_gflops()]
+        print(f"sgemm 2048^3: {gflops[0]:.1f} GFLOP/s", flush=True)
+        print("training (Adam, float32, towers 19-256-128-64-32):", flush=True)
+        train = training_table(args.batches, base_samples=args.samples, repeats=args.repeats,
+                               names=names)
+        gflops.append(R.sgemm_gflops())
+        peak = max(gflops) * 1e9
+        topk = topk_table(args.queries, args.repeats) if args.queries else {}
+        acc = (accuracy(names, n=args.accuracy_samples, batch=256, epochs=args.accuracy_epochs)
+               if args.accuracy_samples else None)
+        full = full_epoch() if args.full else None
+    flops = R.flops_per_sample()
+
+    print(f"\nload after: {_load()}; sgemm {', '.join(f'{g:.1f}' for g in gflops)} GFLOP/s; "
+          f"{flops / 1e3:.0f} kFLOP per sample")
+    print("\n| batch | " + " | ".join(f"{n} samples/s" for n in names)
+          + " | cython/torch (target) | cython/numpy (target) | cython % of sgemm |")
+    print("|---" * (len(names) + 4) + "|")
+    for batch, rates in train.items():
+        med = {name: statistics.median(r) for name, r in rates.items()}
+        c, np_, t = med.get("cython"), med.get("numpy"), med.get("torch")
+        tt = f" ({TARGET_TORCH[batch]}x)" if batch in TARGET_TORCH else ""
+        tn = f" ({TARGET_NUMPY[batch]}x)" if batch in TARGET_NUMPY else ""
+        eff = "-" if c is None else f"{100 * c * flops / peak:.0f}%"
+        print(f"| {batch} | " + " | ".join(f"{med[n]:,.0f}" for n in names)
+              + f" | {_ratio(c, t)}{tt} | {_ratio(c, np_)}{tn} | {eff} |")
+    if topk:
+        print(f"\ntop-10 over 25,000 items x 32, {args.queries} users (users/s, median):")
+        base = statistics.median(next(iter(topk.values())))
+        for name, r in topk.items():
+            print(f"  {name:36s} {statistics.median(r):>10,.0f}   ratio to first "
+                  f"{base / statistics.median(r):.2f}x")
+    if acc is not None:
+        print(f"\naccuracy: validation MSE after {args.accuracy_epochs} epochs, batch 256, "
+              f"{args.accuracy_samples} samples, same initial weights and batches")
+        print(f"  initial {acc['initial']:.5f}; " + "; ".join(
+            f"{n} {acc[n]:.5f}" for n in names)
+              + f"; anirec spread over shuffles (std) {acc['noise']:.5f}")
+        if "torch" in acc:
+            print(f"  |{names[0]} - torch| = {abs(acc[names[0]] - acc['torch']):.5f}")
+    if full is not None:
+        print(f"\nfull-size epoch (24M ratings, batch 1024, cython): {full['seconds']:.1f} s, "
+              f"{full['samples_per_s']:,.0f} samples/s, mean loss {full['loss']:.4f}, peak RSS "
+              f"grew {full['peak_growth_mib']:.0f} MiB (the triplets and order are "
+              f"{full['data_mib']:.0f} MiB)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024, 4096])
+    parser.add_argument("--samples", type=int, default=131_072,
+                        help="examples per timed epoch (at least 32 batches)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=20_000,
+                        help="users for the top-k comparison (0 skips it)")
+    parser.add_argument("--accuracy-samples", type=int, default=100_000,
+                        help="training examples of the accuracy check (0 skips it)")
+    parser.add_argument("--accuracy-epochs", type=int, default=3)
+    parser.add_argument("--full", action="store_true",
+                        help="also time one epoch over 24M ratings at batch 1024")
+    report(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
