@@ -4,9 +4,82 @@ Fortran BLAS is column-major. A row-major matrix read column-major is its transp
 row-major product ``C = op(A) op(B)`` is issued as the column-major product
 ``C^T = op(B)^T op(A)^T``: the operands and their transpose flags swap places, and ``m`` and
 ``n`` swap. Nothing is copied.
+
+The thread count of that BLAS can be read and set from nogil code (``blas_get_num_threads``,
+``blas_set_num_threads``) so that kernels running their own OpenMP threads can make each BLAS
+call single-threaded, then restore the caller's setting. The library is found from the address
+of ``sgemm`` itself (``dladdr``), so it is exactly the one SciPy calls, whatever its symbol
+prefix; with a BLAS other than OpenBLAS (or off Linux/macOS) both are no-ops returning -1.
 """
 
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cdef extern from *:
+    """
+    #if defined(__linux__) || defined(__APPLE__)
+    #include <dlfcn.h>
+    /* The symbol ``name`` of the shared library that holds the code at ``inside``, or NULL. */
+    static void* anirec_sibling_symbol(void* inside, const char* name) {
+        Dl_info info;
+        void* handle;
+        if (!dladdr(inside, &info) || info.dli_fname == NULL) return NULL;
+        handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+        if (handle == NULL) return NULL;
+        return dlsym(handle, name);  /* the library stays loaded: SciPy holds it */
+    }
+    #else
+    static void* anirec_sibling_symbol(void* inside, const char* name) { return NULL; }
+    #endif
+    typedef int (*anirec_get_threads_t)(void);
+    typedef void (*anirec_set_threads_t)(int);
+    """
+    void* anirec_sibling_symbol(void* inside, const char* name)
+    ctypedef int (*anirec_get_threads_t)() noexcept nogil
+    ctypedef void (*anirec_set_threads_t)(int) noexcept nogil
+
+cdef anirec_get_threads_t _get_threads = NULL
+cdef anirec_set_threads_t _set_threads = NULL
+
+
+cdef void _find_thread_controls():
+    global _get_threads, _set_threads
+    cdef void* get_fn
+    cdef void* set_fn
+    for prefix in (b"scipy_openblas", b"openblas"):
+        for suffix in (b"", b"64_"):
+            get_fn = anirec_sibling_symbol(<void*> sgemm, prefix + b"_get_num_threads" + suffix)
+            set_fn = anirec_sibling_symbol(<void*> sgemm, prefix + b"_set_num_threads" + suffix)
+            if get_fn != NULL and set_fn != NULL:
+                _get_threads = <anirec_get_threads_t> get_fn
+                _set_threads = <anirec_set_threads_t> set_fn
+                return
+
+
+_find_thread_controls()
+
+
+cdef int blas_get_num_threads() noexcept nogil:
+    """Threads SciPy's BLAS uses now, or -1 when it cannot be told."""
+    if _get_threads == NULL:
+        return -1
+    return _get_threads()
+
+
+cdef int blas_set_num_threads(int n) noexcept nogil:
+    """Set SciPy's BLAS thread count (process-wide); return the previous one, or -1 (and do
+    nothing) when it cannot be set."""
+    cdef int previous
+    if _get_threads == NULL or _set_threads == NULL or n < 1:
+        return -1
+    previous = _get_threads()
+    if previous != n:
+        _set_threads(n)
+    return previous
+
+
+def blas_threads():
+    """Threads of SciPy's BLAS as the kernels see it (-1: not OpenBLAS, cannot be told)."""
+    return blas_get_num_threads()
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,

@@ -1,15 +1,23 @@
-"""Compiled top-k retrieval: blocked GEMM scoring, CSR exclusions, heap selection per query.
+"""Compiled top-k retrieval: tiled GEMM scoring, CSR exclusions, heap selection per query.
 
-For each block of at most ``block_size`` queries, one GEMM writes the (block x m) scores into a
-workspace allocated once per call. Each query of the block is then independent: with OpenMP
-the queries are spread over threads (``prange``), and since no query reads another's data the
-result does not depend on the thread count or the schedule.
+Queries are cut into tiles of at most ``min(block_size, 256)`` rows and items into tiles of
+512, so one tile of scores (at most 512 KiB in float32) stays in the core's cache between the
+GEMM that writes it and the selection that reads it. With OpenMP the query tiles are spread
+over threads (``prange``), each with its own score tile and a single-threaded BLAS call (the
+BLAS thread count is set to 1 for the call and restored after it); without OpenMP the tiles run
+in order and BLAS keeps its threads. A query's result depends only on its own row of scores,
+and tiles have the same shape whatever the thread count, so results do not depend on the
+number of threads or the schedule.
 
 Selection keeps a heap of the ``k`` best (score, index) pairs whose root is the worst one kept
 ("worse" = lower score, or equal score and higher index), stored in the query's output row
-itself. Items are visited in increasing index, so a newcomer replaces the root only when its
-score is strictly higher: ties keep the lower index. A final in-place heap sort leaves the row
-best first. Excluded items are flagged in a per-thread byte mask, cleared after the query.
+itself, across item tiles. Items are visited in increasing index, so a newcomer replaces the
+root only when its score is strictly higher: ties keep the lower index. Once the heap is full,
+scores are tested against the root 64 at a time with a branch-free (vectorisable) comparison,
+and only a chunk holding a candidate is walked item by item. A final in-place heap sort leaves
+the row best first. Excluded items are bucketed by item tile once per query tile (a counting
+sort of the query tile's CSR entries) and flagged in a per-thread byte mask of the score tile
+while it is scanned.
 """
 
 import numpy as np
@@ -18,8 +26,13 @@ from libc.stdint cimport int64_t, uint8_t
 from cython cimport floating
 from cython.parallel cimport prange
 
-from anirec._kernels._blas cimport gemm
+from anirec._kernels._blas cimport blas_set_num_threads, gemm
 from anirec._kernels._openmp cimport omp_get_max_threads, omp_get_thread_num
+
+cdef enum:
+    ITEM_TILE = 512
+    QUERY_TILE = 256
+    CHUNK = 64
 
 
 cdef inline bint _worse(floating s1, int64_t i1, floating s2, int64_t i2) noexcept nogil:
@@ -46,34 +59,62 @@ cdef inline void _sift_down(floating* hs, int64_t* hi, Py_ssize_t size, Py_ssize
     hi[pos] = index
 
 
-cdef Py_ssize_t _select(const floating* scores, Py_ssize_t m, Py_ssize_t k,
-                        const uint8_t* excluded, floating* hs, int64_t* hi) noexcept nogil:
-    """Write the best ``min(k, kept)`` items of one query to ``hs``/``hi``, best first;
-    return how many were written."""
-    cdef Py_ssize_t j, pos, parent, size = 0, end
-    cdef floating value, top_value
-    cdef int64_t top_index
-    for j in range(m):
-        if excluded != NULL and excluded[j]:
-            continue
-        value = scores[j]
-        if size < k:
-            pos = size
+cdef inline void _push(floating* hs, int64_t* hi, Py_ssize_t pos, floating value,
+                       int64_t index) noexcept nogil:
+    """Insert (value, index) at the free slot ``pos`` and move it up past better parents."""
+    cdef Py_ssize_t parent
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if _worse(value, index, hs[parent], hi[parent]):
+            hs[pos] = hs[parent]
+            hi[pos] = hi[parent]
+            pos = parent
+        else:
+            break
+    hs[pos] = value
+    hi[pos] = index
+
+
+cdef Py_ssize_t _scan(const floating* scores, Py_ssize_t width, int64_t item0, Py_ssize_t k,
+                      const uint8_t* excluded, floating* hs, int64_t* hi,
+                      Py_ssize_t size) noexcept nogil:
+    """Offer items ``item0 .. item0 + width - 1`` (scores ``scores``) to a heap holding
+    ``size`` entries; return its new size. ``excluded`` (or NULL) flags items of the tile."""
+    cdef Py_ssize_t j = 0, t
+    cdef floating value, threshold
+    cdef int hit
+    while size < k and j < width:
+        if excluded == NULL or not excluded[j]:
+            _push(hs, hi, size, scores[j], item0 + j)
             size += 1
-            while pos > 0:
-                parent = (pos - 1) // 2
-                if _worse(value, j, hs[parent], hi[parent]):
-                    hs[pos] = hs[parent]
-                    hi[pos] = hi[parent]
-                    pos = parent
-                else:
-                    break
-            hs[pos] = value
-            hi[pos] = j
-        elif value > hs[0]:
-            _sift_down(hs, hi, size, 0, value, j)
-    # Heap sort: the worst goes to the end, repeatedly.
-    end = size - 1
+        j += 1
+    if size < k:
+        return size
+    threshold = hs[0]
+    while j + CHUNK <= width:
+        hit = 0
+        for t in range(CHUNK):
+            hit = hit | (scores[j + t] > threshold)
+        if hit:
+            for t in range(j, j + CHUNK):
+                value = scores[t]
+                if value > hs[0] and (excluded == NULL or not excluded[t]):
+                    _sift_down(hs, hi, size, 0, value, item0 + t)
+            threshold = hs[0]
+        j += CHUNK
+    while j < width:
+        value = scores[j]
+        if value > hs[0] and (excluded == NULL or not excluded[j]):
+            _sift_down(hs, hi, size, 0, value, item0 + j)
+        j += 1
+    return size
+
+
+cdef void _heap_sort(floating* hs, int64_t* hi, Py_ssize_t size) noexcept nogil:
+    """Sort a heap in place, best first: the worst goes to the end, repeatedly."""
+    cdef Py_ssize_t end = size - 1
+    cdef floating top_value
+    cdef int64_t top_index
     while end > 0:
         top_value = hs[0]
         top_index = hi[0]
@@ -81,7 +122,54 @@ cdef Py_ssize_t _select(const floating* scores, Py_ssize_t m, Py_ssize_t k,
         hs[end] = top_value
         hi[end] = top_index
         end -= 1
-    return size
+
+
+cdef void _query_tile(const floating* Q, const floating* V, Py_ssize_t d, Py_ssize_t m,
+                      Py_ssize_t q0, Py_ssize_t rows, Py_ssize_t k, Py_ssize_t kk,
+                      floating* scores, uint8_t* mask, int64_t* bucket_start,
+                      int64_t* bucket_fill, int64_t* entries, const int64_t* indptr,
+                      const int64_t* indices, int64_t* out_index,
+                      floating* out_score) noexcept nogil:
+    """Top ``kk`` of queries ``q0 .. q0 + rows - 1`` into their output rows (stride ``k``)."""
+    cdef Py_ssize_t n_tiles = (m + ITEM_TILE - 1) // ITEM_TILE
+    cdef Py_ssize_t r, t, p, width, item0
+    cdef int64_t item, tile, e
+    cdef Py_ssize_t sizes[QUERY_TILE]
+    cdef int ld = <int> (d if d > 0 else 1)
+    for r in range(rows):
+        sizes[r] = 0
+    if mask != NULL:
+        # Counting sort of this tile's exclusions by item tile: entry = row * ITEM_TILE + offset.
+        for t in range(n_tiles + 1):
+            bucket_start[t] = 0
+        for p in range(indptr[q0], indptr[q0 + rows]):
+            bucket_start[indices[p] // ITEM_TILE + 1] += 1
+        for t in range(n_tiles):
+            bucket_start[t + 1] += bucket_start[t]
+            bucket_fill[t] = bucket_start[t]
+        for r in range(rows):
+            for p in range(indptr[q0 + r], indptr[q0 + r + 1]):
+                item = indices[p]
+                tile = item // ITEM_TILE
+                entries[bucket_fill[tile]] = r * ITEM_TILE + (item - tile * ITEM_TILE)
+                bucket_fill[tile] += 1
+    for t in range(n_tiles):
+        item0 = t * ITEM_TILE
+        width = min(<Py_ssize_t> ITEM_TILE, m - item0)
+        gemm(False, True, <int> rows, <int> width, <int> d, <floating> 1, Q + q0 * d, ld,
+             V + item0 * d, ld, <floating> 0, scores, <int> width)
+        if mask != NULL:
+            for e in range(bucket_start[t], bucket_start[t + 1]):
+                mask[entries[e]] = 1
+        for r in range(rows):
+            sizes[r] = _scan(scores + r * width, width, item0, kk,
+                             mask + r * ITEM_TILE if mask != NULL else NULL,
+                             out_score + (q0 + r) * k, out_index + (q0 + r) * k, sizes[r])
+        if mask != NULL:
+            for e in range(bucket_start[t], bucket_start[t + 1]):
+                mask[entries[e]] = 0
+    for r in range(rows):
+        _heap_sort(out_score + (q0 + r) * k, out_index + (q0 + r) * k, sizes[r])
 
 
 def topk(const floating[:, ::1] Q, const floating[:, ::1] V, Py_ssize_t k, exclude_indptr,
@@ -89,54 +177,49 @@ def topk(const floating[:, ::1] Q, const floating[:, ::1] V, Py_ssize_t k, exclu
          floating[:, ::1] out_score):
     cdef Py_ssize_t n = Q.shape[0], d = Q.shape[1], m = V.shape[0]
     cdef Py_ssize_t kk = k if k < m else m
-    cdef Py_ssize_t start, rows, row, query, p
-    cdef int n_threads = omp_get_max_threads()
-    cdef int thread
+    cdef Py_ssize_t rows, n_query_tiles, n_item_tiles, tile, max_entries = 1
+    cdef int n_threads, thread, previous = -1
     cdef bint has_exclude = exclude_indptr is not None
     cdef const int64_t[::1] indptr
     cdef const int64_t[::1] indices
     cdef const int64_t* indptr_ptr = NULL
     cdef const int64_t* indices_ptr = NULL
     cdef uint8_t[:, ::1] masks
-    cdef uint8_t* mask
+    cdef int64_t[:, ::1] buckets
+    cdef int64_t[:, ::1] entries
     cdef floating[:, ::1] scores
-    cdef floating* scores_ptr
-    cdef floating* score_row
-    cdef int64_t* index_row
 
     np.asarray(out_index).fill(-1)
     np.asarray(out_score).fill(-np.inf)
     if kk == 0 or n == 0:
         return
-    block_size = min(block_size, n)
+    rows = min(block_size, <Py_ssize_t> QUERY_TILE, n)
+    n_query_tiles = (n + rows - 1) // rows
+    n_item_tiles = (m + ITEM_TILE - 1) // ITEM_TILE
+    n_threads = max(1, min(omp_get_max_threads(), n_query_tiles))
     dtype = np.float32 if floating is float else np.float64
-    scores = np.empty((block_size, m), dtype=dtype)
-    scores_ptr = &scores[0, 0]
+    scores = np.empty((n_threads, rows * min(m, <Py_ssize_t> ITEM_TILE)), dtype=dtype)
+    masks = np.zeros((n_threads, rows * ITEM_TILE if has_exclude else 1), dtype=np.uint8)
+    buckets = np.zeros((n_threads, 2 * (n_item_tiles + 1)), dtype=np.int64)
     if has_exclude:
         indptr = exclude_indptr
         indices = exclude_indices
         indptr_ptr = &indptr[0]
-        indices_ptr = &indices[0]
-        masks = np.zeros((max(n_threads, 1), m), dtype=np.uint8)
+        if indices.shape[0] > 0:
+            indices_ptr = &indices[0]
+        starts = np.asarray(indptr)[::rows]
+        ends = np.asarray(indptr)[np.minimum(np.arange(n_query_tiles) * rows + rows, n)]
+        max_entries = max(1, int((ends - starts[:n_query_tiles]).max()))
+    entries = np.zeros((n_threads, max_entries), dtype=np.int64)
     with nogil:
-        start = 0
-        while start < n:
-            rows = min(block_size, n - start)
-            gemm(False, True, <int> rows, <int> m, <int> d, <floating> 1, &Q[start, 0],
-                 <int> max(d, 1), &V[0, 0], <int> max(d, 1), <floating> 0, scores_ptr,
-                 <int> m)
-            for row in prange(rows, schedule="static", num_threads=n_threads):
-                query = start + row
-                mask = NULL
-                if has_exclude:
-                    thread = omp_get_thread_num()
-                    mask = &masks[thread, 0]
-                    for p in range(indptr_ptr[query], indptr_ptr[query + 1]):
-                        mask[indices_ptr[p]] = 1
-                score_row = &out_score[query, 0]
-                index_row = &out_index[query, 0]
-                _select(scores_ptr + row * m, m, kk, mask, score_row, index_row)
-                if has_exclude:
-                    for p in range(indptr_ptr[query], indptr_ptr[query + 1]):
-                        mask[indices_ptr[p]] = 0
-            start += rows
+        if n_threads > 1:
+            previous = blas_set_num_threads(1)
+        for tile in prange(n_query_tiles, schedule="dynamic", num_threads=n_threads):
+            thread = omp_get_thread_num()
+            _query_tile(&Q[0, 0], &V[0, 0], d, m, tile * rows, min(rows, n - tile * rows), k,
+                        kk, &scores[thread, 0], &masks[thread, 0] if has_exclude else NULL,
+                        &buckets[thread, 0], &buckets[thread, n_item_tiles + 1],
+                        &entries[thread, 0], indptr_ptr, indices_ptr, &out_index[0, 0],
+                        &out_score[0, 0])
+        if previous > 1:
+            blas_set_num_threads(previous)

@@ -105,3 +105,23 @@ def test_thread_count_does_not_change_the_result():
         many = K.topk(Q, V, 10, exclude=exclude, block_size=64)
     np.testing.assert_array_equal(one[0], many[0])
     np.testing.assert_array_equal(one[1], many[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 10, 130])
+def test_many_tiles_with_exclusions(each_backend, dtype, k):
+    # Several query tiles (256 rows) and item tiles (512 items) of the compiled kernel, with
+    # exclusions in every item tile, unsorted and duplicated, and one query excluding all.
+    rng = np.random.default_rng(k + 17)
+    n, m = 530, 1300
+    Q = rng.standard_normal((n, 5)).astype(dtype)
+    V = rng.standard_normal((m, 5)).astype(dtype)
+    excluded = [rng.integers(0, m, rng.integers(0, 40)) for _ in range(n)]
+    excluded[7] = np.arange(m)
+    excluded[300] = np.arange(m - 3)
+    indptr = np.concatenate([[0], np.cumsum([len(e) for e in excluded])]).astype(np.int64)
+    indices = np.concatenate(excluded).astype(np.int64)
+    index, score = K.topk(Q, V, k, exclude=(indptr, indices))
+    np.testing.assert_array_equal(index, _expected(Q, V, k, excluded))
+    assert np.all(index[7] == -1) and np.all(score[7] == -np.inf)
+    assert set(index[300, :3]) <= {m - 3, m - 2, m - 1} and np.all(index[300, 3:] == -1)
