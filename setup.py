@@ -18,6 +18,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 KERNELS = Path("anirec") / "_kernels"
+# The data layer's compiled CSV reader (optional at run time: pyarrow stands in for it).
+DATA = Path("anirec") / "data"
 OPENMP_PROBE = r"""
 #include <omp.h>
 int main(void) {
@@ -58,10 +60,10 @@ def extensions():
     compile_args = (["-O3", "-fno-math-errno", "-ffp-contract=off"] if sys.platform != "win32"
                     else ["/O2"])
     modules = []
-    for pyx in sorted(KERNELS.glob("*.pyx")):
+    for pyx in sorted(KERNELS.glob("*.pyx")) + sorted(DATA.glob("*.pyx")):
         modules.append(
             Extension(
-                f"anirec._kernels.{pyx.stem}",
+                ".".join(pyx.with_suffix("").parts),
                 [str(pyx)],
                 include_dirs=[numpy.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -433,17 +433,146 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
 # --------------------------------------------------------------------------- scores file
 
 
+try:
+    from . import _scores
+except ImportError:  # not built: pyarrow reads the file
+    _scores = None
+
+#: The header the compiled reader accepts (any other order or extra column goes to pyarrow).
+_SCORES_HEADER = b"user_id,Username,anime_id,Anime Title,rating"
+_UTF8_BOM = b"\xef\xbb\xbf"
+#: Bytes read at a time by the compiled reader (grown for a record longer than this).
+_FAST_BLOCK = 1 << 23
+
+
 def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
                  progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream the scores file; return (user_id int64, item int32, rating int8) of valid rows.
 
     ``anime_lookup[anime_id]`` is the item index, -1 for an anime not in the anime file and -2
     for an excluded one (ids past the end of the table are unknown).
+
+    The compiled reader (:mod:`anirec.data._scores`) reads the file when it is built and the
+    file holds nothing it does not read without doubt; otherwise pyarrow reads it, and its
+    errors name the file, column and row. Both give the same arrays and counts.
     """
+    header = _csv.read_header(path, SCORES_REQUIRED)
+    fast = _read_scores_fast(path, anime_lookup, progress)
+    if fast is not None:
+        arrays, counts = fast
+        (summary.rating_rows, summary.ratings_unknown_anime, summary.ratings_excluded_anime,
+         summary.ratings_invalid) = (int(c) for c in counts)
+        return arrays
+    return _read_scores_arrow(path, header, anime_lookup, summary, progress)
+
+
+def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
+                      ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """The compiled reader: ((user_id, item, rating), counts) or ``None`` to use pyarrow.
+
+    ``counts`` holds rows, unknown anime, excluded anime and invalid ratings. ``None`` when
+    the extension is not built or on anything unusual (another header, a BOM-less oddity
+    the reader does not take, a bad value, invalid UTF-8, a ragged row, no data rows).
+    """
+    if _scores is None:
+        return None
+    lookup = np.ascontiguousarray(anime_lookup, dtype=np.int64)
+    counts = np.zeros(4, dtype=np.int64)
+    size = path.stat().st_size
+    buf = bytearray(min(_FAST_BLOCK, size + 1))
+    # Output arrays, sized from the first block's bytes per record and grown when a block
+    # might not fit (a block of m bytes holds at most m // 8 + 1 records).
+    uid = item = rating = None
+    total = 0
+    filled = 0
+    start = -1     # where the records start, once the header is read
+    eof = False
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {path.name}")
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            while True:
+                with memoryview(buf) as view:
+                    while filled < len(buf) and not eof:
+                        got = fh.readinto(view[filled:])
+                        if not got:
+                            eof = True
+                        else:
+                            filled += got
+                            if bar is not None:
+                                bar.update(got)
+                if start < 0:
+                    start = 3 if buf.startswith(_UTF8_BOM) else 0
+                    end = start + len(_SCORES_HEADER)
+                    if buf[start:end] != _SCORES_HEADER:
+                        return None
+                    if buf[end:end + 1] == b"\n":
+                        start = end + 1
+                    elif buf[end:end + 2] == b"\r\n":
+                        start = end + 2
+                    else:
+                        return None
+                    if _scores.utf8_error(buf, 0, start) >= 0:
+                        return None
+                room = (filled - start) // 8 + 1
+                if uid is None or uid.shape[0] - total < room:
+                    if uid is None:
+                        # First guess: the first block's newlines scaled to the file.
+                        per = max(buf.count(b"\n", start, min(filled, start + (1 << 20))), 1)
+                        want = int(size / min(filled - start, 1 << 20) * per * 1.05) + room
+                    else:
+                        want = max(2 * uid.shape[0], total + room)
+                    uid, item, rating = (_grown(a, want, total, dt) for a, dt in
+                                         ((uid, np.int64), (item, np.int32),
+                                          (rating, np.int8)))
+                status, consumed, kept = _scores.parse_block(
+                    buf, start, filled, eof, lookup, uid[total:], item[total:],
+                    rating[total:], counts)
+                if status != _scores.OK:
+                    return None
+                # Blocks end at record boundaries, so no UTF-8 sequence is cut.
+                if _scores.utf8_error(buf, start, consumed) >= 0:
+                    return None
+                total += kept
+                if eof:
+                    break
+                if consumed == start:
+                    # One record longer than the whole buffer: make room.
+                    buf.extend(bytes(len(buf)))
+                    continue
+                # Move the cut record to the front and read on after it.
+                buf[:filled - consumed] = buf[consumed:filled]
+                filled -= consumed
+                start = 0
+    except OSError:
+        return None
+    finally:
+        if bar is not None:
+            bar.close()
+    if counts[0] == 0:
+        return None
+    # Views: the unused tail of the outputs was never written, so it holds no memory.
+    return (uid[:total], item[:total], rating[:total]), counts
+
+
+def _grown(a: np.ndarray | None, n: int, keep: int, dtype: type) -> np.ndarray:
+    """An array of ``n`` entries whose first ``keep`` are those of ``a``."""
+    out = np.empty(n, dtype=dtype)
+    if a is not None and keep:
+        out[:keep] = a[:keep]
+    return out
+
+
+def _read_scores_arrow(path: Path, header: list[str], anime_lookup: np.ndarray,
+                       summary: LoadSummary, progress: bool
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pyarrow reader of :func:`_read_scores`, with its precise errors."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    header = _csv.read_header(path, SCORES_REQUIRED)
     bar = None
     if progress:
         from tqdm.auto import tqdm
