@@ -82,14 +82,34 @@ def blas_threads():
     return blas_get_num_threads()
 
 
+#: Products with at most this many multiply-adds (m n k) run on one BLAS thread. OpenBLAS
+#: splits anything above 262,144 over all its threads; for the small GEMMs of a mini-batch
+#: (64 x 256 x 128 is 2.1M) waking and joining the second thread costs more than it saves,
+#: and on a shared machine a descheduled BLAS thread stalls the call for a whole time slice
+#: (64 x 256 x 128: 94 us on one thread, 150-410 us on two, with the other core busy).
+cdef long long _single_thread_max = 1 << 23
+
+
+def set_single_thread_max(long long macs):
+    """Set the size (m n k multiply-adds) up to which a kernel GEMM runs single-threaded;
+    return the previous value. 0 leaves every call to the BLAS's own threading."""
+    global _single_thread_max
+    previous = _single_thread_max
+    _single_thread_max = macs
+    return previous
+
+
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* A, int lda, const floating* B, int ldb, floating beta,
                floating* C, int ldc) noexcept nogil:
     """``C = alpha op(A) op(B) + beta C`` with row-major ``C`` (m, n), ``op(A)`` (m, k),
-    ``op(B)`` (k, n); ``ld*`` are row lengths of the stored arrays."""
+    ``op(B)`` (k, n); ``ld*`` are row lengths of the stored arrays. Small products run on one
+    BLAS thread (see ``_single_thread_max``); the result does not depend on it (OpenBLAS never
+    splits the inner dimension over threads)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef Py_ssize_t i, j
+    cdef int previous = -1
     if m <= 0 or n <= 0:
         return
     if k <= 0:
@@ -98,11 +118,15 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
             for j in range(n):
                 C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
         return
+    if <long long> m * n * k <= _single_thread_max:
+        previous = blas_set_num_threads(1)
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda, &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> B, &ldb, <double*> A, &lda, &beta, C,
               &ldc)
+    if previous > 1:
+        blas_set_num_threads(previous)
 
 
 def gemm_rowmajor(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A,

@@ -146,6 +146,53 @@ def test_adam_step(dtype, step, weight_decay, n):
         assert_close(got[index], ref[index], dtype)
 
 
+@requires_cython
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_step_split_over_threads(dtype):
+    # Large enough (and not a multiple of the chunk) for the compiled kernel to split it over
+    # OpenMP threads: bit-identical to one thread, and equal to NumPy.
+    from threadpoolctl import threadpool_limits
+
+    import anirec
+
+    n = (1 << 18) + 4097
+    rng = _rng("adam-threads")
+    args = [rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype),
+            (rng.standard_normal(n) * 0.1).astype(dtype), rng.uniform(0, 0.1, n).astype(dtype)]
+    runs = []
+    for threads in (1, 2):
+        copies = [a.copy() for a in args]
+        with anirec.use_backend("cython"), threadpool_limits(limits=threads, user_api="openmp"):
+            K.adam_step(*copies, lr=1e-3, step=3, weight_decay=1e-2)
+        runs.append(copies)
+    for one, two in zip(*runs):
+        np.testing.assert_array_equal(one, two)
+    (_, ref, _), _ = both(K.adam_step, *args, lr=1e-3, step=3, weight_decay=1e-2)
+    for index in (0, 2, 3):
+        assert_close(runs[0][index], ref[index], dtype)
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_same_result_on_one_or_many_blas_threads(dtype):
+    from anirec._kernels import _blas
+
+    rng = _rng("gemm-threads")
+    A = rng.standard_normal((300, 64)).astype(dtype)
+    B = rng.standard_normal((64, 200)).astype(dtype)
+    results = []
+    for limit in (0, 1 << 40):  # 0: BLAS's own threading; huge: always one thread
+        previous = _blas.set_single_thread_max(limit)
+        try:
+            C = np.empty((300, 200), dtype)
+            _blas.gemm_rowmajor(False, False, 1.0, A, B, 0.0, C)
+            results.append(C)
+        finally:
+            _blas.set_single_thread_max(previous)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert_close(results[0], A @ B, dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_rows,d,n", [(1, 1, 1), (10, 19, 64), (50, 7, 0), (3, 5, 20)])
 def test_gather_rows(dtype, n_rows, d, n):
