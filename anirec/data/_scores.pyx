@@ -38,12 +38,6 @@ ANOMALY = 1
 
 cdef enum:
     MAX_DIGITS = 18       # below 2**63 whatever the digits
-    RUN = 16              # insertion-sorted run length of the merge sort
-
-ctypedef fused sortkey_t:
-    int32_t
-    double
-
 
 # --------------------------------------------------------------------------- UTF-8
 
@@ -301,29 +295,21 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
 # --------------------------------------------------------------------------- ordering
 
 
-cdef void _merge_argsort(const sortkey_t* key, int64_t* idx, int64_t* tmp,
-                         Py_ssize_t n) noexcept nogil:
-    """Stable sort of ``idx[0:n]`` by ``key[idx[i]]`` (ties keep their order)."""
-    cdef Py_ssize_t i, j, k, lo, mid, hi, width
-    cdef int64_t v
-    cdef sortkey_t kv
-    cdef int64_t* src = idx
-    cdef int64_t* dst = tmp
-    cdef int64_t* swap
-    # Insertion sort of runs of RUN entries.
-    lo = 0
-    while lo < n:
-        hi = min(lo + RUN, n)
-        for i in range(lo + 1, hi):
-            v = idx[i]
-            kv = key[v]
-            j = i - 1
-            while j >= lo and key[idx[j]] > kv:
-                idx[j + 1] = idx[j]
-                j -= 1
-            idx[j + 1] = v
-        lo = hi
-    width = RUN
+cdef void _merge_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
+                      Py_ssize_t n) noexcept nogil:
+    """Stable sort of the pairs (key[i], pos[i]), i < n, by key; the result is in key/pos.
+
+    Bottom-up merge sort whose merge step picks its source with a conditional move instead of
+    a branch: random keys would mispredict half of the branches.
+    """
+    cdef Py_ssize_t i, j, k, lo, mid, hi, width = 1, src_at
+    cdef double* ks = key
+    cdef double* kd = key_tmp
+    cdef int64_t* ps = pos
+    cdef int64_t* pd = pos_tmp
+    cdef double* kswap
+    cdef int64_t* pswap
+    cdef bint right
     while width < n:
         lo = 0
         while lo < n:
@@ -331,60 +317,154 @@ cdef void _merge_argsort(const sortkey_t* key, int64_t* idx, int64_t* tmp,
             hi = min(lo + 2 * width, n)
             i, j, k = lo, mid, lo
             while i < mid and j < hi:
-                # <= keeps the left (earlier) entry first on ties: stable.
-                if key[src[i]] <= key[src[j]]:
-                    dst[k] = src[i]
-                    i += 1
-                else:
-                    dst[k] = src[j]
-                    j += 1
+                # Take the right entry only when strictly smaller: ties keep their order.
+                right = ks[j] < ks[i]
+                src_at = i ^ ((i ^ j) & -(<Py_ssize_t>right))
+                kd[k] = ks[src_at]
+                pd[k] = ps[src_at]
+                j += right
+                i += 1 - right
                 k += 1
             while i < mid:
-                dst[k] = src[i]
+                kd[k] = ks[i]
+                pd[k] = ps[i]
                 i += 1
                 k += 1
             while j < hi:
-                dst[k] = src[j]
+                kd[k] = ks[j]
+                pd[k] = ps[j]
                 j += 1
                 k += 1
             lo = hi
-        swap = src
-        src = dst
-        dst = swap
+        kswap, ks, kd = ks, kd, ks
+        pswap, ps, pd = ps, pd, ps
         width *= 2
-    if src != idx:
-        memcpy(idx, src, n * sizeof(int64_t))
+    if ps != pos:
+        memcpy(pos, ps, n * sizeof(int64_t))
+        memcpy(key, ks, n * sizeof(double))
 
 
-def grouped_argsort(const int64_t[::1] bounds, const sortkey_t[::1] key, int64_t[::1] order):
+cdef enum:
+    # A bucket holding more entries than this (clustered or repeated keys) sends its run to
+    # the merge sort, so the insertion sorts stay short whatever the keys.
+    BUCKET_MAX = 48
+
+
+cdef bint _bucket_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
+                       int64_t* slot, Py_ssize_t n) noexcept nogil:
+    """Stable sort of the pairs (key[i], pos[i]) by key into key_tmp/pos_tmp, or False.
+
+    ``n`` buckets over [min, max] of the keys (a non-decreasing map of the key, so buckets
+    come in key order), a stable counting scatter, then an insertion sort of each bucket.
+    Linear for spread-out keys; returns False (nothing usable written) when a bucket is too
+    full. ``slot`` needs n + 1 entries.
+    """
+    cdef Py_ssize_t i, j, b, start, stop
+    cdef double lo = key[0], hi = key[0], scale, kv
+    cdef int64_t pv
+    for i in range(1, n):
+        if key[i] < lo:
+            lo = key[i]
+        if key[i] > hi:
+            hi = key[i]
+    if not hi > lo:          # all equal (or NaN): the order is already sorted and stable
+        memcpy(key_tmp, key, n * sizeof(double))
+        memcpy(pos_tmp, pos, n * sizeof(int64_t))
+        return True
+    scale = n / (hi - lo)
+    for i in range(n + 1):
+        slot[i] = 0
+    for i in range(n):
+        b = <Py_ssize_t>((key[i] - lo) * scale)
+        b = min(max(b, 0), n - 1)
+        slot[b + 1] += 1
+    for i in range(n):
+        if slot[i + 1] > BUCKET_MAX:
+            return False
+        slot[i + 1] += slot[i]
+    for i in range(n):
+        b = <Py_ssize_t>((key[i] - lo) * scale)
+        b = min(max(b, 0), n - 1)
+        j = slot[b]
+        slot[b] = j + 1
+        key_tmp[j] = key[i]
+        pos_tmp[j] = pos[i]
+    # slot[b] is now the end of bucket b; bucket b starts where bucket b - 1 ends.
+    start = 0
+    for b in range(n):
+        stop = slot[b]
+        for i in range(start + 1, stop):
+            kv = key_tmp[i]
+            pv = pos_tmp[i]
+            j = i - 1
+            while j >= start and key_tmp[j] > kv:
+                key_tmp[j + 1] = key_tmp[j]
+                pos_tmp[j + 1] = pos_tmp[j]
+                j -= 1
+            key_tmp[j + 1] = kv
+            pos_tmp[j + 1] = pv
+        start = stop
+    return True
+
+
+def grouped_argsort(const int64_t[::1] bounds, const double[::1] key, int64_t[::1] order,
+                    int64_t[::1] rank=None):
     """Sort each run ``order[bounds[g]:bounds[g+1]]`` stably by ``key`` of its entries.
 
     ``order`` holds positions into ``key``; on return each run is ordered by increasing key,
     equal keys keeping their previous order. With ``order`` = the stable order by user and
-    ``bounds`` the user boundaries, this is the stable argsort of (user, key).
+    ``bounds`` the user boundaries, this is the stable argsort of (user, key). When ``rank``
+    is given, ``rank[order[bounds[g] + j]] = j``: each position's rank within its run.
+    Keys must not be NaN.
     """
-    cdef Py_ssize_t g, n_groups = bounds.shape[0] - 1, size, longest = 0
-    cdef int64_t* tmp
+    cdef Py_ssize_t g, j, b, n_groups = bounds.shape[0] - 1, size, longest = 0
+    cdef Py_ssize_t n = order.shape[0]
+    cdef double* keys
+    cdef double* keys_tmp
+    cdef int64_t* pos_tmp
+    cdef int64_t* slot
+    if rank is not None and rank.shape[0] != key.shape[0]:
+        raise ValueError("rank must have the length of key")
     if n_groups < 1:
         return
-    if bounds[0] < 0 or bounds[n_groups] > order.shape[0]:
+    if bounds[0] < 0 or bounds[n_groups] > n:
         raise ValueError("bounds outside the order array")
     for g in range(n_groups):
         if bounds[g + 1] < bounds[g]:
             raise ValueError("bounds must be non-decreasing")
         longest = max(longest, bounds[g + 1] - bounds[g])
-    for g in range(order.shape[0]):
-        if order[g] < 0 or order[g] >= key.shape[0]:
+    for j in range(n):
+        if order[j] < 0 or order[j] >= key.shape[0]:
             raise ValueError("order holds a position outside key")
-    tmp = <int64_t*>malloc(max(longest, 1) * sizeof(int64_t))
-    if tmp == NULL:
+    longest = max(longest, 1)
+    keys = <double*>malloc(longest * sizeof(double))
+    keys_tmp = <double*>malloc(longest * sizeof(double))
+    pos_tmp = <int64_t*>malloc(longest * sizeof(int64_t))
+    slot = <int64_t*>malloc((longest + 1) * sizeof(int64_t))
+    if keys == NULL or keys_tmp == NULL or pos_tmp == NULL or slot == NULL:
+        free(keys)
+        free(keys_tmp)
+        free(pos_tmp)
+        free(slot)
         raise MemoryError()
     with nogil:
         for g in range(n_groups):
-            size = bounds[g + 1] - bounds[g]
+            b = bounds[g]
+            size = bounds[g + 1] - b
             if size > 1:
-                _merge_argsort(&key[0], &order[0] + bounds[g], tmp, size)
-    free(tmp)
+                for j in range(size):
+                    keys[j] = key[order[b + j]]
+                if _bucket_sort(keys, &order[b], keys_tmp, pos_tmp, slot, size):
+                    memcpy(&order[b], pos_tmp, size * sizeof(int64_t))
+                else:
+                    _merge_sort(keys, &order[b], keys_tmp, pos_tmp, size)
+            if rank is not None:
+                for j in range(size):
+                    rank[order[b + j]] = j
+    free(keys)
+    free(keys_tmp)
+    free(pos_tmp)
+    free(slot)
 
 
 def counting_order(const int32_t[::1] users, Py_ssize_t n_users):

@@ -663,6 +663,26 @@ def _compact_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct.astype(np.int64), inverse.astype(np.int64)
 
 
+def _pair_order(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
+    """``np.argsort(users * n_items + items, kind="stable")``: rows by (user, item), rows of
+    one pair in file order.
+
+    With the compiled helpers: no sort by user when the rows are already grouped by user (the
+    MAL export is), else one counting sort; then each user's run sorted by item.
+    """
+    n = users.shape[0]
+    if _scores is None or n == 0:
+        return np.argsort(users * max(n_items, 1) + items, kind="stable")
+    if np.all(users[1:] >= users[:-1]):
+        order = np.arange(n, dtype=np.int64)
+        bounds = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=n_users), out=bounds[1:])
+    else:
+        order, bounds = _scores.counting_order(users.astype(np.int32), n_users)
+    _scores.grouped_argsort(bounds, items.astype(np.float64), order)
+    return order
+
+
 def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[str], *,
              exclude_genres: Iterable[str] | str | None = DEFAULT_EXCLUDED_GENRES,
              min_user_ratings: int = 1, min_item_ratings: int = 1,
@@ -718,20 +738,19 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
 
     user_ids, users = _compact_ids(uid)
     del uid
-    n_items = max(catalogue.n_items, 1)
-    key = users * n_items + items
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    # After a stable sort, the last of a run of equal keys is the last row in the file.
-    last = np.ones(key.shape[0], dtype=bool)
-    last[:-1] = key[1:] != key[:-1]
-    summary.ratings_duplicate = int((~last).sum())
-    order = order[last]
-    del key, last
+    order = _pair_order(users, items, user_ids.shape[0], catalogue.n_items)
     users = users[order]
     items = items[order]
     ratings = ratings[order]
     del order
+    # After a stable sort, the last of a run of equal pairs is the last row in the file.
+    last = np.ones(users.shape[0], dtype=bool)
+    np.not_equal(users[1:], users[:-1], out=last[:-1])
+    last[:-1] |= items[1:] != items[:-1]
+    summary.ratings_duplicate = int(users.shape[0] - np.count_nonzero(last))
+    if summary.ratings_duplicate:
+        users, items, ratings = users[last], items[last], ratings[last]
+    del last
 
     keep = np.ones(users.shape[0], dtype=bool)
     while True:
