@@ -379,14 +379,17 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
     frame = frame.loc[last].reset_index(drop=True)
     ids = ids[last]
 
+    # Many anime share a genre string: split and test each distinct string once.
+    codes, distinct = pd.factorize(frame["Genres"].to_numpy(dtype=object))
     genre_lists = [
         [] if s.strip() in (MISSING, "") else [g.strip() for g in s.split(",") if g.strip()]
-        for s in frame["Genres"].tolist()
+        for s in distinct
     ]
     excluded = _normalise_excluded(exclude_genres)
     excluded_fold = {g.casefold() for g in excluded}
-    drop = np.array([any(g.casefold() in excluded_fold for g in gl) for gl in genre_lists],
-                    dtype=bool)
+    drop_distinct = np.array([any(g.casefold() in excluded_fold for g in gl)
+                              for gl in genre_lists], dtype=bool)
+    drop = drop_distinct[codes]
     summary.anime_excluded = int(drop.sum())
     summary.excluded_genres = excluded
     excluded_ids = np.sort(ids[drop])
@@ -396,16 +399,18 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
     kept_idx = np.flatnonzero(keep)[order]
     frame = frame.iloc[kept_idx].reset_index(drop=True)
     ids = ids[kept_idx]
-    genre_lists = [genre_lists[k] for k in kept_idx]
-    genres = tuple(sorted({g for gl in genre_lists for g in gl
+    kept_codes = codes[kept_idx]
+    used = np.unique(kept_codes)
+    genres = tuple(sorted({g for k in used for g in genre_lists[k]
                            if g.casefold() not in excluded_fold}))
     col = {g: j for j, g in enumerate(genres)}
-    genre_matrix = np.zeros((len(ids), len(genres)), dtype=np.float32)
-    for r, gl in enumerate(genre_lists):
-        for g in gl:
+    distinct_matrix = np.zeros((len(genre_lists), len(genres)), dtype=np.float32)
+    for k in used:
+        for g in genre_lists[k]:
             j = col.get(g)
             if j is not None:
-                genre_matrix[r, j] = 1.0
+                distinct_matrix[k, j] = 1.0
+    genre_matrix = distinct_matrix[kept_codes]
 
     score = _coerce(frame, "Score", summary)
     scored_by = _coerce(frame, "Scored By", summary)
