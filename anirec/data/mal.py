@@ -527,7 +527,7 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
                     if uid is None:
                         # First guess: the first block's newlines scaled to the file.
                         per = max(buf.count(b"\n", start, min(filled, start + (1 << 20))), 1)
-                        want = int(size / min(filled - start, 1 << 20) * per * 1.05) + room
+                        want = int(size / max(min(filled - start, 1 << 20), 1) * per * 1.05) + room
                     else:
                         want = max(2 * uid.shape[0], total + room)
                     uid, item, rating = (_grown(a, want, total, dt) for a, dt in
