@@ -19,6 +19,11 @@ import pandas as pd
 
 from ..errors import DataError
 
+try:
+    from . import _scores
+except ImportError:  # not built: Python's decoder checks the bytes
+    _scores = None
+
 # Delimiters that a mis-exported file may use instead of ",".
 _OTHER_DELIMITERS = (";", "\t", "|")
 
@@ -110,6 +115,12 @@ def encoding_error(path: Path, offset: int, columns: Sequence[str]) -> DataError
 
 def check_utf8(path: Path, data: bytes, columns: Sequence[str]) -> None:
     """Raise :class:`DataError` locating the first invalid UTF-8 sequence in ``data``."""
+    if _scores is not None:
+        # The compiled check finds the same first offset as the decoder, without a str.
+        bad = _scores.utf8_error(data, 0, len(data))
+        if bad >= 0:
+            raise encoding_error(path, bad, columns)
+        return
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -364,3 +364,31 @@ def test_partition3_checks_sizes():
     assert r0.dtype == np.float32 and r2.tolist() == [2.0]
     with pytest.raises(ValueError, match="part sizes"):
         _scores.partition3(part, u, u, r, 1, 1, 1)
+
+
+# --------------------------------------------------------------------------- anime file
+
+
+def test_anime_file_with_bom_reads_the_same(tmp_path):
+    plain = anime_file(tmp_path)
+    bom = write(tmp_path / "anime-bom.csv", b"\xef\xbb\xbf" + plain.read_bytes())
+    a, b = mal.load_catalogue(plain)[0], mal.load_catalogue(bom)[0]
+    assert a.anime_ids.tolist() == b.anime_ids.tolist() and a.genres == b.genres
+    np.testing.assert_array_equal(a.attributes["start_year"], b.attributes["start_year"])
+
+
+@pytest.mark.parametrize("bad", [b"Old \xe9 Title", b"Old \xed\xa0\x80 Title", b"Old Title\xc3"])
+def test_anime_utf8_error_same_without_the_extension(tmp_path, monkeypatch, bad):
+    body = ("\n".join([ANIME_HEADER, ANIME_ROWS[0]]) + "\n").encode() + \
+        ANIME_ROWS[5].encode().replace(b"Old Title", bad) + b"\n"
+    anime = write(tmp_path / "anime.csv", body)
+    messages = []
+    for compiled in (True, False):
+        with monkeypatch.context() as m:
+            if not compiled:
+                m.setattr(mal._csv, "_scores", None)
+            with pytest.raises(DataError) as exc:
+                mal.load_catalogue(anime)
+            messages.append(str(exc.value))
+    assert messages[0] == messages[1]
+    assert "line 3" in messages[0] and "column 'Name'" in messages[0]
