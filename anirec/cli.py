@@ -63,6 +63,16 @@ def _genre_ratings(text: str) -> dict[str, float]:
     return ratings
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -144,7 +154,9 @@ def _recommender(args):
     return Recommender(layers=args.layers, weighting=args.weighting, valid=args.validation,
                        test=args.test, seed=args.seed, verbose=not args.quiet,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       optimizer=args.optimizer, dtype=args.dtype)
+                       optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
+                       ranking_weight=args.ranking_weight, temperature=args.temperature,
+                       positive_threshold=args.positive_threshold)
 
 
 def cmd_train(args) -> None:
@@ -258,6 +270,16 @@ def _add_training_options(parser) -> None:
                         help="per-user fraction held out for testing (0: train on all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--objective", choices=("rating", "ranking", "hybrid"),
+                        default="rating",
+                        help="rating MSE, in-batch softmax ranking, or MSE + weighted ranking "
+                             "(default rating)")
+    parser.add_argument("--ranking-weight", type=_positive_float, default=0.03,
+                        help="weight of the ranking loss in the hybrid objective")
+    parser.add_argument("--temperature", type=_positive_float, default=0.2,
+                        help="softmax temperature of the ranking loss")
+    parser.add_argument("--positive-threshold", type=float, default=None,
+                        help="ratings at least this are the ranking positives (default: all)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,7 +93,11 @@ class Recommender:
         Show progress bars.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
-        ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, ...).
+        ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, and the training objective:
+        ``objective="rating" | "ranking" | "hybrid"``, ``ranking_weight``, ``temperature``,
+        ``positive_threshold``). ``"rating"`` predicts ratings well but ranks poorly (below
+        popularity); ``"ranking"`` and ``"hybrid"`` learn which anime a user rates highly, and
+        ``"hybrid"`` keeps the rating accuracy of ``"rating"``.
     """
 
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
@@ -161,6 +165,9 @@ class Recommender:
         """Embed the catalogue and the known users once; every query reuses them."""
         self.item_vectors = self.model.item_embeddings(self.item_x)
         self.user_vectors = self.model.user_embeddings(self.user_x)
+        # Retrieval scores are dot products with these item rows (the embeddings themselves,
+        # or with the popularity prior of a ranking model appended: TwoTower.retrieval_items).
+        self.retrieval_items = self.model.retrieval_items(self.item_vectors)
 
     def _check_fitted(self) -> None:
         if not self.fitted:
@@ -196,13 +203,25 @@ class Recommender:
             raise ValueError(f"user_ids and anime_ids must have one length, got "
                              f"{users.shape[0]} and {items.shape[0]}")
         scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
-        return self.model.to_rating(scores)
+        return self.model.score_to_rating(scores)
 
-    def _top(self, queries: np.ndarray, n: int, exclude=None):
+    def _top(self, queries: np.ndarray, n: int, exclude=None, *, items=None):
+        """Top-``n`` items by retrieval score for user embeddings ``queries`` (or by dot
+        product with ``items`` when given)."""
         n = int(n)
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        return kernels.topk(np.ascontiguousarray(queries), self.item_vectors, n, exclude=exclude)
+        if items is None:
+            queries = self.model.retrieval_queries(queries)
+            items = self.retrieval_items
+        return kernels.topk(np.ascontiguousarray(queries), items, n, exclude=exclude)
+
+    def _cosines(self, score, index):
+        """The tower cosine behind retrieval scores of items ``index``."""
+        prior = self.model.item_log_prior_
+        if prior is None:
+            return score
+        return (score - prior[index]) * self.model.temperature
 
     def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
@@ -223,7 +242,8 @@ class Recommender:
             "anime_id": self.anime_ids[flat_index[keep]],
             "name": self.anime_names[flat_index[keep]],
             "score": flat_scores[keep],
-            "predicted_rating": self.model.to_rating(flat_scores[keep]),
+            "predicted_rating": self.model.score_to_rating(
+                self._cosines(flat_scores[keep], flat_index[keep])),
         })
         return frame
 
@@ -237,7 +257,9 @@ class Recommender:
         -------
         DataFrame
             Columns ``user_id, rank, anime_id, name, score, predicted_rating``; ``score`` is the
-            cosine of the two towers and ``predicted_rating`` the same on the 1..10 scale.
+            retrieval score (the cosine of the two towers; for a ranking or hybrid model with a
+            popularity prior, ``cosine / temperature + log q``) and ``predicted_rating`` the
+            model's rating for the pair on the 1..10 scale.
 
         >>> rec.recommend(user_id=1, n=5)            # doctest: +SKIP
         >>> rec.recommend(user_id=[1, 4, 9], n=5)    # doctest: +SKIP
@@ -281,7 +303,7 @@ class Recommender:
         anime_ids = np.atleast_1d(np.asarray(anime_id))
         rows = self.anime_rows(anime_ids)
         itself = (np.arange(rows.shape[0] + 1, dtype=np.int64), rows.astype(np.int64))
-        index, scores = self._top(self.item_vectors[rows], n, itself)
+        index, scores = self._top(self.item_vectors[rows], n, itself, items=self.item_vectors)
         frame = self._frame(anime_ids, index, scores, "query_anime_id")
         return frame.drop(columns="predicted_rating").rename(columns={"score": "similarity"})
 
@@ -313,7 +335,7 @@ class Recommender:
         rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
         exclude = _csr_take(*self.seen, rel_users)
         model_scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
-        methods = [("two-tower", self.model.to_rating(model_scores),
+        methods = [("two-tower", self.model.score_to_rating(model_scores),
                     self._top(self.user_vectors[rel_users], k, exclude)[0])]
         for baseline in self.baselines if baselines else []:
             ranked = None

@@ -10,6 +10,29 @@ trained as ``t = 2 (r - lo) / (hi - lo) - 1`` with the mean squared error
 ``L = mean((p - t)^2) (+ weight_decay/2 * |theta|^2)``, and predictions are mapped back with
 ``r = lo + (p + 1) (hi - lo) / 2``.
 
+Objectives
+----------
+``objective="rating"`` minimises the MSE above. ``"ranking"`` trains the same towers as a
+retriever: each mini-batch of positive pairs is scored user-against-every-item of the batch,
+``S[j, k] = <y_user_j, y_item_k> / temperature - log q[item_k]``, and the loss is the softmax
+cross-entropy of the diagonal (:func:`anirec.kernels.inbatch_softmax`), where ``q`` is the
+training frequency of each item (the "logQ" correction: in-batch negatives are drawn in
+proportion to popularity, and subtracting ``log q`` makes the loss estimate a softmax over the
+whole catalogue). Positives are the training pairs, weighted 1, or only those rated at least
+``positive_threshold``.
+
+With ``popularity_prior`` (the default) the retrieval score of a ranking or hybrid model is
+``s(u, i) = <y_u, y_i> / temperature + log q_i``: the training popularity enters the score as a
+fixed prior instead of being squeezed into the cosine. Its logQ-corrected in-batch logits are
+then exactly ``<y_u, y_i> / temperature``, so the towers learn the user's affinity beyond
+popularity, which agrees with the rating much better than popularity does (the cosine of a
+hybrid model keeps predicting ratings). Without it the score is the cosine alone and the
+correction ``- log q`` is applied to the cosine logits, as in the usual two-tower retriever.
+``"hybrid"`` minimises ``MSE + ranking_weight * L_rank``: one score both predicts ratings and
+ranks. A ranking model still predicts ratings: after training, ``r = a + b p`` is fitted by
+least squares on the training pairs (scored with the full user rows, as at inference), saved
+with the model and clipped to ``rating_range`` (:meth:`TwoTower.score_to_rating`).
+
 Training visits the examples as (user row, item row, rating) triplets; each mini-batch gathers
 its feature rows by index, so no per-rating copy of the features is ever built. With the Cython
 backend a whole epoch runs in one compiled call (:func:`anirec.kernels.train_epoch`).
@@ -28,6 +51,9 @@ from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFitte
 from anirec.model.schedules import make_schedule
 
 OPTIMIZERS = ("adam", "sgd")
+OBJECTIVES = ("rating", "ranking", "hybrid")
+_CALIBRATION_SAMPLE = 200_000  # training pairs used to fit the rating calibration of "ranking"
+_VALIDATION_USERS = 2048  # users whose validation pairs score the ranking loss every epoch
 DTYPES = ("float32", "float64")
 _CHUNK = 16384  # rows embedded at a time at inference: bounds the workspace
 
@@ -74,7 +100,7 @@ def _check_rows(name: str, index: np.ndarray, n_rows: int, what: str) -> None:
 
 
 class TwoTower:
-    """A two-tower rating model trained with mini-batch gradient descent or Adam.
+    """A two-tower rating and/or retrieval model trained with mini-batch gradient descent or Adam.
 
     Parameters
     ----------
@@ -102,6 +128,19 @@ class TwoTower:
         out (seeded) for validation; 0 trains without validation.
     rating_range : (float, float)
         The rating scale, mapped to [-1, 1] for training.
+    objective : {"rating", "ranking", "hybrid"}
+        What training minimises (see the module docstring): the rating MSE, the in-batch
+        softmax ranking loss, or ``MSE + ranking_weight * ranking loss``.
+    ranking_weight : float
+        Weight of the ranking loss of ``"hybrid"`` (ignored otherwise).
+    temperature : float
+        The ranking loss divides cosines by it (smaller: sharper; cosines span only [-1, 1]).
+    positive_threshold : float or None
+        Training pairs rated at least this are the positives of the ranking loss (the others
+        still serve as in-batch negatives); ``None``: every rated pair is a positive.
+    popularity_prior : bool
+        For ``"ranking"`` and ``"hybrid"``: add the log training frequency of each item to its
+        retrieval score (see the module docstring; ``item_log_prior_``).
     dtype : {"float32", "float64"}
     seed : int
         Seeds the initial weights (He), the validation split and the shuffles.
@@ -111,10 +150,19 @@ class TwoTower:
     Attributes
     ----------
     history_ : list of dict
-        Per epoch: ``epoch``, ``train_loss`` (mean squared error on the scaled targets, seen
-        during the epoch), ``val_loss``, ``val_rmse`` (on the rating scale), ``lr``, ``seconds``.
+        Per epoch: ``epoch``, ``train_loss`` (the training objective, seen during the epoch:
+        the mean squared error on the scaled targets for ``"rating"``), ``val_loss`` (the same
+        objective on the validation pairs, which early stopping watches), ``val_rmse`` (on the
+        rating scale; not for ``"ranking"``), ``val_rank`` (the softmax cross-entropy of the
+        validation positives over the whole catalogue, for at most 2,048 seeded users: what the
+        in-batch loss estimates; not for ``"rating"``), ``lr``, ``seconds``.
     best_epoch_ : int or None
         The epoch whose weights were kept (1-based), when there was validation data.
+    calibration_ : (float, float) or None
+        ``(a, b)`` of the rating calibration ``r = a + b p`` of a ``"ranking"`` model.
+    item_log_prior_ : ndarray or None
+        Per item row, the log of its share of the training pairs, added to the retrieval score
+        (with ``popularity_prior``; ``None`` otherwise): see :meth:`retrieval_items`.
     """
 
     def __init__(self, layers: Sequence[int] = (256, 128, 64, 32), *, optimizer: str = "adam",
@@ -124,7 +172,9 @@ class TwoTower:
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
                  patience: int | None = 3, validation_fraction: float = 0.1,
                  rating_range: tuple[float, float] = (1.0, 10.0), dtype: str = "float32",
-                 seed: int = 0, verbose: bool = False):
+                 seed: int = 0, verbose: bool = False, objective: str = "rating",
+                 ranking_weight: float = 0.03, temperature: float = 0.2,
+                 positive_threshold: float | None = None, popularity_prior: bool = True):
         self.layers = tuple(int(width) for width in layers)
         self.optimizer = optimizer
         self.lr = lr
@@ -141,10 +191,18 @@ class TwoTower:
         self.dtype = str(np.dtype(dtype))
         self.seed = seed
         self.verbose = verbose
+        self.objective = objective
+        self.ranking_weight = ranking_weight
+        self.temperature = temperature
+        self.positive_threshold = None if positive_threshold is None else \
+            float(positive_threshold)
+        self.popularity_prior = bool(popularity_prior)
         self._validate_config()
         self.params_: np.ndarray | None = None
         self.history_: list[dict] = []
         self.best_epoch_: int | None = None
+        self.calibration_: tuple[float, float] | None = None
+        self.item_log_prior_: np.ndarray | None = None
 
     # -----------------------------------------------------------------------------------------
     # Configuration
@@ -174,6 +232,24 @@ class TwoTower:
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"rating_range must be (low, high) with low < high, got "
                              f"{self.rating_range}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        for name in ("ranking_weight", "temperature"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        if self.positive_threshold is not None and not math.isfinite(self.positive_threshold):
+            raise ValueError(f"positive_threshold must be a finite rating or None, got "
+                             f"{self.positive_threshold}")
+
+    @property
+    def loss_weights(self) -> tuple[float, float]:
+        """``(rating_weight, ranking_weight)`` of the training objective."""
+        if self.objective == "rating":
+            return 1.0, 0.0
+        if self.objective == "ranking":
+            return 0.0, 1.0
+        return 1.0, float(self.ranking_weight)
 
     def get_config(self) -> dict:
         """The constructor arguments, as JSON-friendly values."""
@@ -184,6 +260,10 @@ class TwoTower:
             "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay,
             "patience": self.patience, "validation_fraction": self.validation_fraction,
             "rating_range": list(self.rating_range), "dtype": self.dtype, "seed": self.seed,
+            "objective": self.objective, "ranking_weight": float(self.ranking_weight),
+            "temperature": float(self.temperature),
+            "positive_threshold": self.positive_threshold,
+            "popularity_prior": self.popularity_prior,
         }
 
     # -----------------------------------------------------------------------------------------
@@ -198,6 +278,37 @@ class TwoTower:
         """Scores in [-1, 1] mapped back to ``rating_range``."""
         lo, hi = self.rating_range
         return lo + (np.asarray(scores, dtype=np.float64) + 1.0) * (hi - lo) / 2.0
+
+    def score_to_rating(self, scores) -> np.ndarray:
+        """Predicted ratings from tower scores: :meth:`to_rating` for models trained on
+        ratings; the fitted calibration ``a + b p``, clipped to ``rating_range``, for a
+        ``"ranking"`` model."""
+        if self.calibration_ is None:
+            return self.to_rating(scores)
+        a, b = self.calibration_
+        return np.clip(a + b * np.asarray(scores, dtype=np.float64), *self.rating_range)
+
+    def retrieval_queries(self, user_vectors) -> np.ndarray:
+        """Query rows whose dot products with :meth:`retrieval_items` are the retrieval
+        scores: ``[y_u / temperature, 1]`` for a model with an item prior, else ``y_u``."""
+        if self.item_log_prior_ is None:
+            return user_vectors
+        dtype = user_vectors.dtype
+        return np.ascontiguousarray(np.hstack([user_vectors / dtype.type(self.temperature),
+                                               np.ones((user_vectors.shape[0], 1), dtype)]))
+
+    def retrieval_items(self, item_vectors) -> np.ndarray:
+        """Item rows of the retrieval scores: ``[y_i, log q_i]`` for a model with an item
+        prior (one row per trained item row), else ``y_i``; with :meth:`retrieval_queries`,
+        ``s(u, i) = <y_u, y_i> / temperature + log q_i``."""
+        if self.item_log_prior_ is None:
+            return item_vectors
+        if item_vectors.shape[0] != self.item_log_prior_.shape[0]:
+            raise ValueError(f"item_vectors must have one row per trained item "
+                             f"({self.item_log_prior_.shape[0]}), got {item_vectors.shape[0]}")
+        dtype = item_vectors.dtype
+        return np.ascontiguousarray(np.hstack([item_vectors,
+                                               self.item_log_prior_[:, None].astype(dtype)]))
 
     # -----------------------------------------------------------------------------------------
     # Parameters
@@ -261,7 +372,7 @@ class TwoTower:
                              f"{user_features.shape[0]} and {item_features.shape[0]} rows")
         scores = np.einsum("ij,ij->i", self.user_embeddings(user_features),
                            self.item_embeddings(item_features))
-        return self.to_rating(scores)
+        return self.score_to_rating(scores)
 
     def _pair_scores(self, user_x, item_x, users, items) -> np.ndarray:
         """Cosine scores of (users[j], items[j]) with each distinct row embedded once."""
@@ -334,9 +445,51 @@ class TwoTower:
             raise ValueError(f"loo rows have {user_dim} columns but user_features has "
                              f"{user_x.shape[1]}")
         self._init_params(user_dim, item_x.shape[1], rng)
+        self.calibration_ = self.item_log_prior_ = None
+        ranking = self._ranking_inputs(items, ratings, item_x.shape[0])
+        if ranking is not None and self.popularity_prior:
+            self.item_log_prior_ = ranking[1].astype(np.float64)
+            # The prior is part of the score, so the corrected logits s - log q are cosines.
+            ranking = (ranking[0], np.zeros_like(ranking[1]))
         self._train(rng, (users, items, self.to_target(ratings).astype(self.dtype)),
-                    user_x, item_x, validation, loo_stats, callback)
+                    user_x, item_x, validation, loo_stats, callback, ranking)
+        if self.objective == "ranking":
+            self._calibrate(rng, user_x, item_x, users, items, ratings)
         return self
+
+    def _positive_weights(self, ratings: np.ndarray) -> np.ndarray:
+        if self.positive_threshold is None:
+            return np.ones(ratings.shape[0], dtype=self.dtype)
+        return (ratings >= self.positive_threshold).astype(self.dtype)
+
+    def _ranking_inputs(self, items, ratings, n_items: int):
+        """``(rank_weights, item_logq)`` of the training pairs, or ``None`` for "rating".
+
+        ``item_logq`` is the log of each item's share of the training pairs: the probability
+        that a uniformly shuffled mini-batch slot holds it. Items never trained on never meet
+        a batch; they get the log-share of one pair to stay finite.
+        """
+        if self.objective == "rating":
+            return None
+        weights = self._positive_weights(ratings)
+        if not weights.any():
+            raise DataError(f"no training rating reaches positive_threshold="
+                            f"{self.positive_threshold:g}: the ranking loss has no positive")
+        counts = np.maximum(np.bincount(items, minlength=n_items), 1).astype(np.float64)
+        logq = np.log(counts / items.shape[0]).astype(self.dtype)
+        return weights, logq
+
+    def _calibrate(self, rng, user_x, item_x, users, items, ratings) -> None:
+        """Fit ``rating = a + b * score`` by least squares on (a sample of) the training pairs,
+        scored with the full user rows as :meth:`predict` scores them."""
+        if users.shape[0] > _CALIBRATION_SAMPLE:
+            pick = rng.choice(users.shape[0], _CALIBRATION_SAMPLE, replace=False)
+            users, items, ratings = users[pick], items[pick], ratings[pick]
+        scores = self._pair_scores(user_x, item_x, users, items)
+        variance = float(np.var(scores))
+        slope = float(np.cov(scores, ratings, bias=True)[0, 1] / variance) if variance > 0 \
+            else 0.0
+        self.calibration_ = (float(np.mean(ratings) - slope * np.mean(scores)), slope)
 
     def _check_ratings(self, name: str, ratings: np.ndarray) -> None:
         lo, hi = self.rating_range
@@ -359,10 +512,51 @@ class TwoTower:
         values["global_mean"] = float(values["global_mean"])
         return kernels.LeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
 
-    def _train(self, rng, train, user_x, item_x, validation, loo, callback) -> None:
+    def _validation_rank_loss(self, user_x, item_x, pairs) -> float:
+        """The full-catalogue softmax cross-entropy of the validation positives.
+
+        ``-log softmax_i(s(u, i))`` of the retrieval score over every item, averaged over the
+        (weighted) validation pairs: the quantity the logQ-corrected in-batch loss estimates,
+        computed exactly instead of through a high-variance sample of negatives.
+        """
+        users, items, weights = pairs
+        if users.size == 0 or not weights.any():
+            return 0.0
+        item_vectors = self.item_embeddings(item_x).astype(np.float64)
+        rows, user_of = np.unique(users, return_inverse=True)
+        user_vectors = self.user_embeddings(user_x[rows]).astype(np.float64)
+        prior = 0.0 if self.item_log_prior_ is None else self.item_log_prior_[None, :]
+        lse = np.empty(rows.shape[0])
+        for start in range(0, rows.shape[0], 512):
+            logits = user_vectors[start:start + 512] @ item_vectors.T / self.temperature + prior
+            top = logits.max(axis=1)
+            lse[start:start + 512] = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+        positive = np.einsum("ij,ij->i", user_vectors[user_of], item_vectors[items])
+        positive /= self.temperature
+        if self.item_log_prior_ is not None:
+            positive += self.item_log_prior_[items]
+        loss = lse[user_of] - positive
+        return float(np.dot(weights, loss) / weights.sum())
+
+    def _validation_pairs(self, rng, validation):
+        """The validation pairs of at most ``_VALIDATION_USERS`` users (seeded) and their
+        weights as positives."""
+        users, items, ratings = validation
+        distinct = np.unique(users)
+        if distinct.shape[0] > _VALIDATION_USERS:
+            keep = np.isin(users, rng.choice(distinct, _VALIDATION_USERS, replace=False))
+            users, items, ratings = users[keep], items[keep], ratings[keep]
+        return users, items, self._positive_weights(ratings).astype(np.float64)
+
+    def _train(self, rng, train, user_x, item_x, validation, loo, callback, ranking) -> None:
         from tqdm.auto import tqdm
 
         users, items, targets = train
+        alpha, beta = self.loss_weights
+        rank_weights, item_logq = ranking if ranking is not None else (None, None)
+        val_pairs = None
+        if ranking is not None and validation is not None:
+            val_pairs = self._validation_pairs(np.random.default_rng(self.seed + 1), validation)
         n_params = self.params_.shape[0]
         grads = np.zeros(n_params, dtype=self.dtype)
         state1, state2 = np.zeros_like(grads), np.zeros_like(grads)
@@ -380,13 +574,23 @@ class TwoTower:
                     self.item_sizes_, self.params_, grads, state1, state2,
                     optimizer=self.optimizer, lr=lr, beta1=self.beta1, beta2=self.beta2,
                     eps=self.eps, momentum=self.momentum, weight_decay=self.weight_decay,
-                    step=step, batch_size=int(self.batch_size), loo=loo)
+                    step=step, batch_size=int(self.batch_size), loo=loo, rating_weight=alpha,
+                    ranking_weight=beta, temperature=float(self.temperature),
+                    rank_weights=rank_weights, item_logq=item_logq)
             logs = {"epoch": epoch + 1, "train_loss": loss_sum / users.shape[0]}
             self._check_divergence(epoch + 1, logs["train_loss"], lr)
             if validation is not None:
-                scores = self._pair_scores(user_x, item_x, validation[0], validation[1])
-                val_loss = float(np.mean((scores - self.to_target(validation[2])) ** 2))
-                logs.update(val_loss=val_loss, val_rmse=math.sqrt(val_loss) * half_range)
+                val_loss = 0.0
+                if alpha > 0:
+                    scores = self._pair_scores(user_x, item_x, validation[0], validation[1])
+                    val_mse = float(np.mean((scores - self.to_target(validation[2])) ** 2))
+                    val_loss += alpha * val_mse
+                    logs.update(val_rmse=math.sqrt(val_mse) * half_range)
+                if val_pairs is not None:
+                    val_rank = self._validation_rank_loss(user_x, item_x, val_pairs)
+                    val_loss += beta * val_rank
+                    logs.update(val_rank=val_rank)
+                logs.update(val_loss=val_loss)
             logs.update(lr=lr, seconds=time.perf_counter() - started)
             self.history_.append(logs)
             epochs.set_postfix({key: f"{logs[key]:.4f}" for key in ("train_loss", "val_loss")
@@ -424,9 +628,13 @@ class TwoTower:
         """The model as a JSON-friendly header and a dict of arrays (see :meth:`save`)."""
         self._check_fitted()
         header = {"config": self.get_config(), "history": self.history_,
-                  "best_epoch": self.best_epoch_}
+                  "best_epoch": self.best_epoch_,
+                  "calibration": None if self.calibration_ is None else
+                  list(self.calibration_)}
         arrays = {"params": self.params_, "user_sizes": self.user_sizes_,
                   "item_sizes": self.item_sizes_}
+        if self.item_log_prior_ is not None:
+            arrays["item_log_prior"] = self.item_log_prior_
         return header, arrays
 
     @classmethod
@@ -453,6 +661,18 @@ class TwoTower:
         model.params_ = np.ascontiguousarray(params)
         model.history_ = list(header.get("history", []))
         model.best_epoch_ = header.get("best_epoch")
+        calibration = header.get("calibration")  # absent from files written before objectives
+        if calibration is not None:
+            if len(calibration) != 2 or not all(math.isfinite(float(v)) for v in calibration):
+                raise ModelFormatError(f"{source}: the rating calibration {calibration} is not "
+                                       "two finite numbers")
+            model.calibration_ = (float(calibration[0]), float(calibration[1]))
+        prior = arrays.get("item_log_prior")
+        if prior is not None:
+            if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all():
+                raise ModelFormatError(f"{source}: item_log_prior must be a finite float64 "
+                                       f"vector, got {prior.dtype} of shape {prior.shape}")
+            model.item_log_prior_ = prior
         return model
 
     def save(self, path) -> None:

@@ -257,3 +257,58 @@ def test_plot_history_writes_a_png(trained, tmp_path):
 
     path = plot_history(trained[0].history_, tmp_path / "loss.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Training objectives
+
+
+@pytest.mark.parametrize("objective", ["ranking", "hybrid"])
+def test_ranking_objectives_train_save_and_predict_ratings(each_backend, objective, tmp_path):
+    users, items, ratings, user_x, item_x = planted(n_examples=4000)
+    train, test = split(users, items, ratings)
+    model = small_model(epochs=3, objective=objective, ranking_weight=0.2, temperature=0.1,
+                        positive_threshold=6.0).fit(train, user_x, item_x)
+    entry = model.history_[0]
+    assert "val_rank" in entry and np.isfinite(entry["val_rank"])
+    assert ("val_rmse" in entry) == (objective == "hybrid")
+    predicted = model.predict(user_x[test[0]], item_x[test[1]])
+    assert predicted.min() >= 1.0 and predicted.max() <= 10.0
+    if objective == "ranking":
+        a, b = model.calibration_
+        assert b > 0  # higher scores mean higher ratings on this planted data
+    else:
+        assert model.calibration_ is None
+    model.save(tmp_path / "m.anirec")
+    loaded = TwoTower.load(tmp_path / "m.anirec")
+    assert loaded.get_config() == model.get_config()
+    assert loaded.calibration_ == model.calibration_
+    np.testing.assert_array_equal(loaded.predict(user_x[test[0]], item_x[test[1]]), predicted)
+
+
+def test_files_without_objective_settings_load_as_rating_models(trained):
+    header, arrays = trained[0].to_state()
+    for key in ("objective", "ranking_weight", "temperature", "positive_threshold"):
+        del header["config"][key]
+    del header["calibration"]
+    model = TwoTower.from_state(header, arrays)
+    assert model.objective == "rating" and model.calibration_ is None
+    assert model.loss_weights == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"objective": "listwise"}, "objective must be one of"),
+    ({"temperature": 0.0}, "temperature must be a positive"),
+    ({"ranking_weight": -1.0}, "ranking_weight must be a positive"),
+    ({"positive_threshold": float("nan")}, "positive_threshold"),
+])
+def test_invalid_objective_settings_raise(options, message):
+    with pytest.raises(ValueError, match=message):
+        TwoTower(**options)
+
+
+def test_a_threshold_above_every_rating_is_a_data_error():
+    users, items, ratings, user_x, item_x = planted(n_examples=500)
+    with pytest.raises(DataError, match="positive_threshold"):
+        small_model(objective="ranking", positive_threshold=11.0).fit(
+            (users, items, ratings), user_x, item_x)
