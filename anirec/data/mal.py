@@ -453,6 +453,11 @@ except ImportError:  # not built: pyarrow reads the file
 _SCORES_HEADER = b"user_id,Username,anime_id,Anime Title,rating"
 #: Bytes read at a time by the compiled reader (grown for a record longer than this).
 _FAST_BLOCK = 1 << 23
+#: Blocks of at least this many bytes are parsed in two halves by two threads.
+_FAST_SPLIT = 1 << 20
+#: Threads of the compiled reader: 2 when this process may run on two cores or more.
+_FAST_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                    else (os.cpu_count() or 1))
 
 
 def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
@@ -502,6 +507,12 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
         from tqdm.auto import tqdm
 
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {path.name}")
+    pool = None
+    scratch = (np.empty(0, np.int64),) * 3
+    if _FAST_THREADS > 1 and size >= 2 * _FAST_SPLIT:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anirec-scores")
     try:
         with open(path, "rb", buffering=0) as fh:
             while True:
@@ -527,7 +538,7 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
                         return None
                     if _scores.utf8_error(buf, 0, start) >= 0:
                         return None
-                room = (filled - start) // 8 + 1
+                room = (filled - start) // 8 + 2
                 if uid is None or uid.shape[0] - total < room:
                     if uid is None:
                         # First guess: the first block's newlines scaled to the file.
@@ -538,14 +549,48 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
                     uid, item, rating = (_grown(a, want, total, dt) for a, dt in
                                          ((uid, np.int64), (item, np.int32),
                                           (rating, np.int8)))
-                status, consumed, kept = _scores.parse_block(
-                    buf, start, filled, eof, lookup, uid[total:], item[total:],
-                    rating[total:], counts)
-                if status != _scores.OK:
-                    return None
-                # Blocks end at record boundaries, so no UTF-8 sequence is cut.
-                if _scores.utf8_error(buf, start, consumed) >= 0:
-                    return None
+                whole = (uid[total:], item[total:], rating[total:])
+                mid = -1
+                if pool is not None and filled - start >= _FAST_SPLIT:
+                    mid = buf.find(b"\n", start + (filled - start) // 2, filled) + 1
+                if start < mid < filled:
+                    # Two threads: the second half is parsed on the guess that ``mid`` (just
+                    # past a LF) starts a record. The first half, parsed from a known record
+                    # start, tells whether it does; if not (a LF inside quotes), its guess is
+                    # dropped and the rest is parsed here. Same result either way.
+                    if scratch[0].shape[0] < (filled - mid) // 8 + 2:
+                        scratch = tuple(np.empty(len(buf) // 8 + 2, dtype=dt)
+                                        for dt in (np.int64, np.int32, np.int8))
+                    counts2 = np.zeros(4, dtype=np.int64)
+                    future = pool.submit(_parse_range, buf, mid, filled, eof, lookup, scratch,
+                                         counts2)
+                    try:
+                        first = _parse_range(buf, start, mid, False, lookup, whole, counts)
+                    finally:
+                        second = future.result()     # the worker reads buf: always wait
+                    if first is None:
+                        return None
+                    consumed, kept = first
+                    if consumed == mid:
+                        if second is None:
+                            return None
+                        consumed, kept2 = second
+                        for dst, src in zip((uid, item, rating), scratch):
+                            dst[total + kept:total + kept + kept2] = src[:kept2]
+                        kept += kept2
+                        counts += counts2
+                    else:
+                        rest = _parse_range(buf, consumed, filled, eof, lookup,
+                                            tuple(a[kept:] for a in whole), counts)
+                        if rest is None:
+                            return None
+                        consumed, kept2 = rest
+                        kept += kept2
+                else:
+                    one = _parse_range(buf, start, filled, eof, lookup, whole, counts)
+                    if one is None:
+                        return None
+                    consumed, kept = one
                 total += kept
                 if eof:
                     break
@@ -560,12 +605,25 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
     except OSError:
         return None
     finally:
+        if pool is not None:
+            pool.shutdown()
         if bar is not None:
             bar.close()
     if counts[0] == 0:
         return None
     # Views: the unused tail of the outputs was never written, so it holds no memory.
     return (uid[:total], item[:total], rating[:total]), counts
+
+
+def _parse_range(buf: bytearray, lo: int, hi: int, final: bool, lookup: np.ndarray,
+                 out: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 counts: np.ndarray) -> tuple[int, int] | None:
+    """Parse and UTF-8-check the records of ``buf[lo:hi]``: (consumed, kept) or ``None``."""
+    status, consumed, kept = _scores.parse_block(buf, lo, hi, final, lookup, *out, counts)
+    # Records end at LF, so checking up to ``consumed`` never cuts a UTF-8 sequence.
+    if status != _scores.OK or _scores.utf8_error(buf, lo, consumed) >= 0:
+        return None
+    return consumed, kept
 
 
 def _grown(a: np.ndarray | None, n: int, keep: int, dtype: type) -> np.ndarray:
