@@ -542,3 +542,61 @@ def partition3(const int8_t[::1] part, const int32_t[::1] users, const int32_t[:
     if bad or k0 != n0 or k1 != n1 or k2 != n2:
         raise ValueError("part sizes do not match n0, n1, n2")
     return out
+
+
+def gather_last(const int64_t[::1] order, const int32_t[::1] users, const int32_t[::1] items,
+                const int8_t[::1] ratings):
+    """``users[order]``, ``items[order]``, ``ratings[order]`` keeping only the last of each run
+    of equal (user, item) pairs: the rows of the file by (user, item), repeats dropped with
+    the last one kept when ``order`` is their stable sort.
+
+    Returns
+    -------
+    users, items, ratings : ndarray (int32, int32, int8)
+    """
+    cdef Py_ssize_t n = order.shape[0], k, m = 0
+    cdef int64_t j
+    if users.shape[0] != n or items.shape[0] != n or ratings.shape[0] != n:
+        raise ValueError("order, users, items and ratings must have one length")
+    for k in range(n):
+        if order[k] < 0 or order[k] >= n:
+            raise ValueError("order holds a position outside the arrays")
+    u_a = np.empty(n, dtype=np.int32)
+    i_a = np.empty(n, dtype=np.int32)
+    r_a = np.empty(n, dtype=np.int8)
+    cdef int32_t[::1] u = u_a
+    cdef int32_t[::1] it = i_a
+    cdef int8_t[::1] r = r_a
+    with nogil:
+        for k in range(n):
+            j = order[k]
+            if m > 0 and users[j] == u[m - 1] and items[j] == it[m - 1]:
+                r[m - 1] = ratings[j]       # a later row of the same pair replaces it
+            else:
+                u[m] = users[j]
+                it[m] = items[j]
+                r[m] = ratings[j]
+                m += 1
+    return u_a[:m], i_a[:m], r_a[:m]
+
+
+def split_parts(const int32_t[::1] users, const int64_t[::1] rank, const int64_t[::1] n_test,
+                const int64_t[::1] n_valid):
+    """Part of each rating from its rank within its user: 2 (test) for the ``n_test[user]``
+    first, 1 (validation) for the ``n_valid[user]`` next, 0 (train) for the rest.
+    """
+    cdef Py_ssize_t i, n = users.shape[0], n_users = n_test.shape[0]
+    cdef int32_t u
+    if rank.shape[0] != n or n_valid.shape[0] != n_users:
+        raise ValueError("users and rank, n_test and n_valid must have one length")
+    for i in range(n):
+        if users[i] < 0 or users[i] >= n_users:
+            raise ValueError(f"user index {users[i]} outside [0, {n_users})")
+    part_a = np.empty(n, dtype=np.int8)
+    cdef int8_t[::1] part = part_a
+    with nogil:
+        for i in range(n):
+            u = users[i]
+            part[i] = 2 if rank[i] < n_test[u] else (1 if rank[i] < n_test[u] + n_valid[u]
+                                                     else 0)
+    return part_a

@@ -740,7 +740,7 @@ def _pair_order(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
     """
     n = users.shape[0]
     if _scores is None or n == 0:
-        return np.argsort(users * max(n_items, 1) + items, kind="stable")
+        return np.argsort(users.astype(np.int64) * max(n_items, 1) + items, kind="stable")
     if np.all(users[1:] >= users[:-1]):
         order = np.arange(n, dtype=np.int64)
         bounds = np.zeros(n_users + 1, dtype=np.int64)
@@ -749,6 +749,22 @@ def _pair_order(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
         order, bounds = _scores.counting_order(users.astype(np.int32), n_users)
     _scores.grouped_argsort(bounds, items.astype(np.float64), order)
     return order
+
+
+def _sorted_last(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int,
+                 n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows by (user, item); of a repeated pair only its last row in the file."""
+    order = _pair_order(users, items, n_users, n_items)
+    if _scores is not None:
+        return _scores.gather_last(order, np.ascontiguousarray(users, dtype=np.int32),
+                                   np.ascontiguousarray(items, dtype=np.int32),
+                                   np.ascontiguousarray(ratings, dtype=np.int8))
+    users, items, ratings = users[order], items[order], ratings[order]
+    # After a stable sort, the last of a run of equal pairs is the last row in the file.
+    last = np.ones(users.shape[0], dtype=bool)
+    np.not_equal(users[1:], users[:-1], out=last[:-1])
+    last[:-1] |= items[1:] != items[:-1]
+    return users[last], items[last], ratings[last]
 
 
 def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[str], *,
@@ -806,19 +822,11 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
 
     user_ids, users = _compact_ids(uid)
     del uid
-    order = _pair_order(users, items, user_ids.shape[0], catalogue.n_items)
-    users = users[order]
-    items = items[order]
-    ratings = ratings[order]
-    del order
-    # After a stable sort, the last of a run of equal pairs is the last row in the file.
-    last = np.ones(users.shape[0], dtype=bool)
-    np.not_equal(users[1:], users[:-1], out=last[:-1])
-    last[:-1] |= items[1:] != items[:-1]
-    summary.ratings_duplicate = int(users.shape[0] - np.count_nonzero(last))
-    if summary.ratings_duplicate:
-        users, items, ratings = users[last], items[last], ratings[last]
-    del last
+    users = users.astype(np.int32)     # at most one user per row
+    n_rows = users.shape[0]
+    users, items, ratings = _sorted_last(users, items, ratings, user_ids.shape[0],
+                                         catalogue.n_items)
+    summary.ratings_duplicate = int(n_rows - users.shape[0])
 
     keep = np.ones(users.shape[0], dtype=bool)
     while True:
@@ -857,6 +865,7 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
     catalogue.bayes_rating = bayesian_average(catalogue.attributes["score"].to_numpy(),
                                               catalogue.attributes["scored_by"].to_numpy(),
                                               rsum, rcount)
-    result = Ratings(user_ids=user_ids, users=users.astype(np.int32),
-                     items=items.astype(np.int32), ratings=ratings.astype(np.int8))
+    result = Ratings(user_ids=user_ids, users=users.astype(np.int32, copy=False),
+                     items=items.astype(np.int32, copy=False),
+                     ratings=ratings.astype(np.int8, copy=False))
     return MALData(catalogue=catalogue, ratings=result, summary=summary)

@@ -115,21 +115,22 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
     n_valid -= np.minimum(over, n_valid)
     over = np.maximum(n_test + n_valid - (per_user - 1), 0)
     n_test -= np.minimum(over, n_test)
-    r_test = n_test[users]
-    is_test = rank < r_test
-    is_valid = ~is_test & (rank < r_test + n_valid[users])
-    del rank, r_test
     if _scores is not None:
         items = np.asarray(ratings.items)
         values = np.asarray(ratings.ratings)
         if (users.dtype == np.int32 and items.dtype == np.int32 and values.dtype == np.int8
                 and users.flags.c_contiguous and items.flags.c_contiguous
                 and values.flags.c_contiguous and items.shape == values.shape == (n,)):
-            # One pass copying the three parts out (train 0, valid 1, test 2).
-            part = is_valid.view(np.int8) + 2 * is_test.view(np.int8)
+            # One pass to the part of each rating (train 0, valid 1, test 2), one to copy
+            # the parts out.
+            part = _scores.split_parts(users, rank, n_test, n_valid)
             n_te, n_va = int(n_test.sum()), int(n_valid.sum())
             parts = _scores.partition3(part, users, items, values, n - n_va - n_te, n_va, n_te)
             return Split(*(Triplets(*p) for p in parts))
+    r_test = n_test[users]
+    is_test = rank < r_test
+    is_valid = ~is_test & (rank < r_test + n_valid[users])
+    del rank, r_test
     is_train = ~(is_test | is_valid)
     full = Triplets(ratings.users, ratings.items, ratings.ratings)
     return Split(train=full.subset(is_train), valid=full.subset(is_valid),

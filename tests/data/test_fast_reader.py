@@ -412,3 +412,17 @@ def test_anime_utf8_error_same_without_the_extension(tmp_path, monkeypatch, bad)
             messages.append(str(exc.value))
     assert messages[0] == messages[1]
     assert "line 3" in messages[0] and "column 'Name'" in messages[0]
+
+
+def test_sorted_last_matches_numpy(monkeypatch):
+    rng = np.random.default_rng(8)
+    users = np.sort(rng.integers(0, 30, 5_000)).astype(np.int32)
+    items = rng.integers(0, 40, 5_000).astype(np.int32)     # many repeated pairs
+    ratings = rng.integers(1, 11, 5_000).astype(np.int8)
+    fast = mal._sorted_last(users, items, ratings, 30, 40)
+    monkeypatch.setattr(mal, "_scores", None)
+    slow = mal._sorted_last(users, items, ratings, 30, 40)
+    assert len(fast[0]) < 5_000
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
