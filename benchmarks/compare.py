@@ -7,7 +7,8 @@
 Everything runs in this one process, side by side, with every thread pool capped at
 ``--threads`` (BLAS, OpenMP, PyTorch, faiss): on a shared machine only ratios measured in one
 run mean anything. Frameworks take turns within each repeat (cython, numpy, torch, cython, ...)
-and the table shows the median over repeats of samples per second. The efficiency column is
+and the table shows the median over repeats of samples per second and, for the ratios, the
+median [and range] of the ratio within each repeat. The efficiency column is
 ``FLOPs per sample x samples/s`` as a share of a 2048^3 sgemm measured in the same run (the
 best of the measurements before and after the training runs). PyTorch and faiss are optional:
 their columns read ``-`` when they are not installed.
@@ -149,8 +150,13 @@ def _peak_rss_mib() -> float:
     return float("nan")
 
 
-def _ratio(a, b):
-    return "-" if a is None or b is None else f"{a / b:.2f}x"
+def _ratio(rates, a, b):
+    """Median over repeats of the ratio of two frameworks' rates within the same repeat (they
+    ran back to back, so a change of load between repeats cancels), with its range."""
+    if a not in rates or b not in rates:
+        return "-"
+    ratios = sorted(x / y for x, y in zip(rates[a], rates[b]))
+    return f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
 
 
 def report(args) -> None:
@@ -182,12 +188,13 @@ def report(args) -> None:
     print("|---" * (len(names) + 4) + "|")
     for batch, rates in train.items():
         med = {name: statistics.median(r) for name, r in rates.items()}
-        c, np_, t = med.get("cython"), med.get("numpy"), med.get("torch")
+        c = med.get("cython")
         tt = f" ({TARGET_TORCH[batch]}x)" if batch in TARGET_TORCH else ""
         tn = f" ({TARGET_NUMPY[batch]}x)" if batch in TARGET_NUMPY else ""
         eff = "-" if c is None else f"{100 * c * flops / peak:.0f}%"
         print(f"| {batch} | " + " | ".join(f"{med[n]:,.0f}" for n in names)
-              + f" | {_ratio(c, t)}{tt} | {_ratio(c, np_)}{tn} | {eff} |")
+              + f" | {_ratio(rates, 'cython', 'torch')}{tt} | "
+              f"{_ratio(rates, 'cython', 'numpy')}{tn} | {eff} |")
     if topk:
         print(f"\ntop-10 over 25,000 items x 32, {args.queries} users (users/s, median):")
         base = statistics.median(next(iter(topk.values())))
