@@ -407,7 +407,12 @@ cdef bint _bucket_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_
     return True
 
 
-def grouped_argsort(const int64_t[::1] bounds, const double[::1] key, int64_t[::1] order,
+ctypedef fused sortkey_t:
+    int32_t
+    double
+
+
+def grouped_argsort(const int64_t[::1] bounds, const sortkey_t[::1] key, int64_t[::1] order,
                     int64_t[::1] rank=None):
     """Sort each run ``order[bounds[g]:bounds[g+1]]`` stably by ``key`` of its entries.
 
@@ -453,7 +458,7 @@ def grouped_argsort(const int64_t[::1] bounds, const double[::1] key, int64_t[::
             size = bounds[g + 1] - b
             if size > 1:
                 for j in range(size):
-                    keys[j] = key[order[b + j]]
+                    keys[j] = <double>key[order[b + j]]     # exact for int32 keys
                 if _bucket_sort(keys, &order[b], keys_tmp, pos_tmp, slot, size):
                     memcpy(&order[b], pos_tmp, size * sizeof(int64_t))
                 else:
@@ -465,6 +470,33 @@ def grouped_argsort(const int64_t[::1] bounds, const double[::1] key, int64_t[::
     free(keys_tmp)
     free(pos_tmp)
     free(slot)
+
+
+def run_bounds(const int32_t[::1] users, Py_ssize_t n_users):
+    """Where each user's run starts in ``users`` when they are grouped in increasing order
+    (``n_users + 1`` entries, the total last), else ``None``. One pass: the sortedness check
+    and the counts of ``np.bincount`` together."""
+    cdef Py_ssize_t i, n = users.shape[0], nxt = 0
+    cdef int32_t u, prev = 0
+    cdef bint ok = True
+    bounds_a = np.empty(n_users + 1, dtype=np.int64)
+    cdef int64_t[::1] bounds = bounds_a
+    with nogil:
+        for i in range(n):
+            u = users[i]
+            if u < prev or u >= n_users:
+                ok = False
+                break
+            prev = u
+            # bounds[v] is the first position holding a user >= v.
+            while nxt <= u:
+                bounds[nxt] = i
+                nxt += 1
+        if ok:
+            while nxt <= n_users:
+                bounds[nxt] = n
+                nxt += 1
+    return bounds_a if ok else None
 
 
 def counting_order(const int32_t[::1] users, Py_ssize_t n_users):

@@ -741,13 +741,13 @@ def _pair_order(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
     n = users.shape[0]
     if _scores is None or n == 0:
         return np.argsort(users.astype(np.int64) * max(n_items, 1) + items, kind="stable")
-    if np.all(users[1:] >= users[:-1]):
+    users = np.ascontiguousarray(users, dtype=np.int32)
+    bounds = _scores.run_bounds(users, n_users)
+    if bounds is not None:
         order = np.arange(n, dtype=np.int64)
-        bounds = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(users, minlength=n_users), out=bounds[1:])
     else:
-        order, bounds = _scores.counting_order(users.astype(np.int32), n_users)
-    _scores.grouped_argsort(bounds, items.astype(np.float64), order)
+        order, bounds = _scores.counting_order(users, n_users)
+    _scores.grouped_argsort(bounds, np.ascontiguousarray(items, dtype=np.int32), order)
     return order
 
 

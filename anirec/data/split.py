@@ -151,11 +151,11 @@ def _rank_in_user(users: np.ndarray, key: np.ndarray, n_users: int,
         order = np.argsort(key, kind="stable")
         rank[order] = np.arange(n) - starts[users[order]]
         return rank
-    if n == 0 or np.all(users[1:] >= users[:-1]):
+    users = np.ascontiguousarray(users, dtype=np.int32)
+    if _scores.run_bounds(users, n_users) is not None:
         order = np.arange(n, dtype=np.int64)
         bounds = starts
     else:
-        order, bounds = _scores.counting_order(np.ascontiguousarray(users, dtype=np.int32),
-                                               n_users)
+        order, bounds = _scores.counting_order(users, n_users)
     _scores.grouped_argsort(bounds, np.ascontiguousarray(key, dtype=np.float64), order, rank)
     return rank

@@ -426,3 +426,27 @@ def test_sorted_last_matches_numpy(monkeypatch):
     for a, b in zip(fast, slow):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("users,n_users", [([0, 0, 1, 3, 3], 5), ([], 3), ([2, 2], 3),
+                                           ([1, 0], 2), ([0, 5], 5), ([-1, 0], 2)])
+def test_run_bounds(users, n_users):
+    u = np.array(users, dtype=np.int32)
+    got = _scores.run_bounds(u, n_users)
+    if u.size and (np.any(np.diff(u) < 0) or u.min() < 0 or u.max() >= n_users):
+        assert got is None
+    else:
+        expected = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=n_users))])
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_grouped_argsort_int32_keys_equal_float_keys():
+    rng = np.random.default_rng(1)
+    users = np.sort(rng.integers(0, 50, 3_000)).astype(np.int32)
+    items = rng.integers(-5, 200, 3_000).astype(np.int32)
+    bounds = _scores.run_bounds(users, 50)
+    a, b = np.arange(3_000, dtype=np.int64), np.arange(3_000, dtype=np.int64)
+    _scores.grouped_argsort(bounds, items, a)
+    _scores.grouped_argsort(bounds, items.astype(np.float64), b)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, np.lexsort((items, users)))
