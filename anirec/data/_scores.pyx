@@ -632,3 +632,39 @@ def split_parts(const int32_t[::1] users, const int64_t[::1] rank, const int64_t
             part[i] = 2 if rank[i] < n_test[u] else (1 if rank[i] < n_test[u] + n_valid[u]
                                                      else 0)
     return part_a
+
+
+def compact_sorted(const int64_t[::1] ids):
+    """``np.unique(ids, return_inverse=True)`` for ids in non-decreasing order, or ``None``.
+
+    Returns
+    -------
+    distinct : ndarray of int64
+    index : ndarray of int32
+        Position of each id in ``distinct``.
+    """
+    cdef Py_ssize_t i, n = ids.shape[0], m = 0
+    cdef bint ok = True
+    if n >= 2 ** 31:
+        return None
+    with nogil:
+        for i in range(n):
+            if i == 0 or ids[i] != ids[i - 1]:
+                if i > 0 and ids[i] < ids[i - 1]:
+                    ok = False
+                    break
+                m += 1
+    if not ok:
+        return None
+    distinct_a = np.empty(m, dtype=np.int64)
+    index_a = np.empty(n, dtype=np.int32)
+    cdef int64_t[::1] distinct = distinct_a
+    cdef int32_t[::1] index = index_a
+    m = -1
+    with nogil:
+        for i in range(n):
+            if i == 0 or ids[i] != ids[i - 1]:
+                m += 1
+                distinct[m] = ids[i]
+            index[i] = <int32_t>m
+    return distinct_a, index_a

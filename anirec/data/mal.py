@@ -720,6 +720,11 @@ def _compact_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct ids, index of each id into them), in O(n) for dense id ranges."""
     if ids.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
+    if _scores is not None:
+        # The MAL export is sorted by user: one compiled pass, no table over the id range.
+        found = _scores.compact_sorted(np.ascontiguousarray(ids, dtype=np.int64))
+        if found is not None:
+            return found
     top = int(ids.max())
     if top <= max(16 * ids.size, 1 << 24):
         present = np.zeros(top + 1, dtype=bool)
@@ -822,7 +827,7 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
 
     user_ids, users = _compact_ids(uid)
     del uid
-    users = users.astype(np.int32)     # at most one user per row
+    users = users.astype(np.int32, copy=False)     # at most one user per row
     n_rows = users.shape[0]
     users, items, ratings = _sorted_last(users, items, ratings, user_ids.shape[0],
                                          catalogue.n_items)

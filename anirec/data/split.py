@@ -102,10 +102,18 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
     # Random order within each user: sort on user + a uniform key in [0, 1). float64 keeps 52
     # bits, enough for user indices up to ~2^20 with ~32 random bits left for the tie-break.
     key = users.astype(np.float64) + rng.random(n)
-    per_user = np.bincount(users, minlength=n_users)
-    starts = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(per_user, out=starts[1:])
-    rank = _rank_in_user(users, key, n_users, starts)
+    # Loaded ratings are grouped by user: then one compiled pass gives the runs.
+    bounds = None
+    if _scores is not None and n:
+        bounds = _scores.run_bounds(np.ascontiguousarray(users, dtype=np.int32), n_users)
+    if bounds is not None:
+        starts = bounds
+        per_user = np.diff(bounds)
+    else:
+        per_user = np.bincount(users, minlength=n_users)
+        starts = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(per_user, out=starts[1:])
+    rank = _rank_in_user(users, key, n_users, starts, grouped=bounds is not None)
     del key
     big = per_user >= min_ratings
     n_test = np.where(big, np.rint(test * per_user), 0).astype(np.int64)
@@ -137,13 +145,14 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
                  test=full.subset(is_test))
 
 
-def _rank_in_user(users: np.ndarray, key: np.ndarray, n_users: int,
-                  starts: np.ndarray) -> np.ndarray:
+def _rank_in_user(users: np.ndarray, key: np.ndarray, n_users: int, starts: np.ndarray,
+                  grouped: bool = False) -> np.ndarray:
     """Rank of each rating within its user by ``key`` (``floor(key)`` is the user; equal keys
     in index order): as from ``np.argsort(key, kind="stable")``.
 
     With the compiled helpers: a counting sort by user (none when the users are already
-    grouped, as loaded ratings are) and a linear-time bucket sort of each user's run.
+    grouped, as loaded ratings are, or ``grouped`` says so) and a linear-time bucket sort
+    of each user's run.
     """
     n = users.shape[0]
     rank = np.empty(n, dtype=np.int64)
@@ -152,7 +161,7 @@ def _rank_in_user(users: np.ndarray, key: np.ndarray, n_users: int,
         rank[order] = np.arange(n) - starts[users[order]]
         return rank
     users = np.ascontiguousarray(users, dtype=np.int32)
-    if _scores.run_bounds(users, n_users) is not None:
+    if grouped or _scores.run_bounds(users, n_users) is not None:
         order = np.arange(n, dtype=np.int64)
         bounds = starts
     else:

@@ -450,3 +450,17 @@ def test_grouped_argsort_int32_keys_equal_float_keys():
     _scores.grouped_argsort(bounds, items.astype(np.float64), b)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, np.lexsort((items, users)))
+
+
+@pytest.mark.parametrize("ids", [[5, 5, 7, 9, 9, 9], [0], [3, 1, 2], [7, 7], [-4, -4, 2]])
+def test_compact_ids_same_with_and_without_the_helpers(monkeypatch, ids):
+    ids = np.array(ids, dtype=np.int64)
+    distinct, index = mal._compact_ids(ids)
+    monkeypatch.setattr(mal, "_scores", None)
+    if ids.min() >= 0:
+        d2, i2 = mal._compact_ids(ids)
+    else:
+        d2, i2 = np.unique(ids, return_inverse=True)
+    np.testing.assert_array_equal(distinct, d2)
+    np.testing.assert_array_equal(index, i2)
+    assert distinct.dtype == np.int64
