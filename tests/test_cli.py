@@ -39,6 +39,22 @@ def test_train_prints_the_evaluation(files, capsys):
     assert "two-tower" in out and "user + item bias" in out and "saved" in out
 
 
+def test_train_with_a_ranking_objective(files, capsys):
+    from anirec import Recommender
+
+    folder, _ = files
+    out_model = folder / "hybrid.anirec"
+    code, out, _ = run(capsys, "train", "--anime", folder / "anime-dataset-2023.csv",
+                       "--scores", folder / "users-score-2023.csv", "--out", out_model,
+                       "--layers", "16", "--epochs", "2", "--quiet", "--objective", "hybrid",
+                       "--ranking-weight", "0.05", "--temperature", "0.3",
+                       "--positive-threshold", "7")
+    assert code == 0 and "two-tower" in out
+    config = Recommender.load(out_model).model.get_config()
+    assert (config["objective"], config["ranking_weight"], config["temperature"],
+            config["positive_threshold"]) == ("hybrid", 0.05, 0.3, 7.0)
+
+
 def test_evaluate_json(files, capsys):
     folder, model = files
     code, out, _ = run(capsys, "evaluate", "--model", model, "--anime",
@@ -114,6 +130,10 @@ def test_similar_and_info(files, capsys):
     (["predict", "--model", "{model}", "--pairs", "{folder}/anime-dataset-2023.csv",
       "--out", "{folder}/p.csv"], "user_id"),
     (["frobnicate"], "invalid choice"),
+    (["train", "--anime", "a", "--scores", "b", "--out", "c", "--objective", "pairwise"],
+     "invalid choice"),
+    (["train", "--anime", "a", "--scores", "b", "--out", "c", "--temperature", "0"],
+     "positive number"),
 ])
 def test_bad_input_exits_2_with_one_line(files, capsys, argv, message):
     folder, model = files
@@ -141,7 +161,7 @@ def test_demo_runs_end_to_end(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--users", "300", "--anime", "200", "--ratings", "15000",
                        "--epochs", "2", "--out", tmp_path, "--quiet")
     assert code == 0
-    for text in ("two-tower", "popularity", "planted favourite genres", "a new user",
-                 "similar to"):
+    for text in ("two-tower (rating)", "two-tower (hybrid)", "two-tower (ranking)",
+                 "popularity", "planted favourite genres", "a new user", "similar to"):
         assert text in out
     assert (tmp_path / "model.anirec").exists() and (tmp_path / "loss.png").exists()

@@ -91,10 +91,10 @@ def inbatch_softmax(Yu, Yv, items, weights, logq, temperature, grad_Yu, grad_Yv)
     value = np.log(z) + top[:, 0] - logits[np.arange(rows.shape[0]), rows]
     loss = float(np.dot(w[active], value)) / total
     if grad_Yu is not None:
+        coef = (w[active] / total) / temperature
         G = np.zeros((n, n))
-        G[rows] = e / z[:, None]
-        G[rows, rows] -= 1.0
-        G *= ((w / total) / temperature)[:, None]
+        G[rows] = e * (coef / z)[:, None]
+        G[rows, rows] = e[np.arange(rows.shape[0]), rows] * (coef / z) - coef
         G = G.astype(Yu.dtype)
         np.matmul(G, Yv, out=grad_Yu)
         np.matmul(G.T, Yu, out=grad_Yv)

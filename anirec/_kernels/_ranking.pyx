@@ -17,7 +17,8 @@ correction", Yi et al., RecSys 2019), so the loss estimates a softmax over the w
 
 With ``G[j, k] = w_j / (W temperature) (softmax(S[j])[k] - [j == k])`` the exact gradients are
 ``grad_Yu = G Yv`` and ``grad_Yv = G^T Yu`` (a second and third GEMM). The softmax is taken in
-double with the row maximum subtracted; the loss is accumulated in double.
+double with the row maximum subtracted (its exponentials in the data's precision: ``expf`` for
+float32, the hot spot of the kernel); the loss and the normaliser are accumulated in double.
 
 The operation order is that of ``anirec._kernels._numpy.inbatch_softmax``.
 """
@@ -25,7 +26,7 @@ The operation order is that of ``anirec._kernels._numpy.inbatch_softmax``.
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport exp, expf, log, INFINITY
 from libc.stdint cimport int64_t
 
 from anirec._kernels._blas cimport gemm
@@ -39,7 +40,7 @@ cdef double inbatch_softmax_ptr(const floating* Yu, const floating* Yv, const in
     """Returns the loss; ``S`` (n x n) and ``row`` (n) are workspaces. When ``grad_Yu`` is NULL
     only the loss is computed (``grad_Yv`` is then ignored)."""
     cdef Py_ssize_t j, k
-    cdef double total = 0, loss = 0, top, z, coef, value
+    cdef double total = 0, loss = 0, top, z, coef, scale, positive
     cdef floating inv_t = <floating> (1.0 / temperature)
     cdef floating* s
     cdef int64_t item
@@ -65,24 +66,33 @@ cdef double inbatch_softmax_ptr(const floating* Yu, const floating* Yv, const in
                     s[k] = 0
             continue
         item = items[j]
-        top = -INFINITY
+        # Logits in the data's dtype (as the NumPy twin computes them), widened to double.
         for k in range(n):
-            if k != j and items[k] == item:
+            row[k] = <double> (s[k] * inv_t - logq[items[k]])
+        positive = row[j]
+        for k in range(n):
+            if items[k] == item and k != j:
                 row[k] = -INFINITY
-            else:
-                row[k] = <double> (s[k] * inv_t - logq[items[k]])
-                if row[k] > top:
-                    top = row[k]
+        top = row[0]
+        for k in range(1, n):
+            top = row[k] if row[k] > top else top
         z = 0
         for k in range(n):
-            row[k] = exp(row[k] - top)  # exp(-inf) = 0 for the masked columns
+            # exp(-inf) = 0 for the masked columns. The arguments are <= 0 and the terms are
+            # summed in double; float32 data takes expf (several times faster, and as accurate
+            # as the data), float64 data exp.
+            if floating is float:
+                row[k] = expf(<float> (row[k] - top))
+            else:
+                row[k] = exp(row[k] - top)
             z += row[k]
-        value = log(z) + top - (<double> (s[j] * inv_t - logq[item]))
-        loss += <double> weights[j] * value
+        loss += <double> weights[j] * (log(z) + top - positive)
         if grad_Yu != NULL:
             coef = (<double> weights[j] / total) / temperature
+            scale = coef / z
             for k in range(n):
-                s[k] = <floating> ((row[k] / z - (1.0 if k == j else 0.0)) * coef)
+                s[k] = <floating> (row[k] * scale)
+            s[j] = <floating> (row[j] * scale - coef)
     if grad_Yu != NULL:
         gemm(False, False, <int> n, <int> d, <int> n, <floating> 1, S, <int> n, Yv, <int> d,
              <floating> 0, grad_Yu, <int> d)
