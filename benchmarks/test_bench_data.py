@@ -145,13 +145,17 @@ def _compare(benchmark, params, tmp_path):
     raw = fast.user_stats.rows(idx, scaled=False)
     np.testing.assert_allclose(raw[:, :-2], slow[genres].to_numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(raw[:, -1], slow["mean"].to_numpy(), rtol=1e-9)
+    from anirec.data import mal
+
+    reader = "compiled" if mal._scores is not None else "pyarrow"
     benchmark.extra_info.update(n_ratings=len(train), notebook_features_s=t_notebook,
                                 features_s=t_ours, features_speedup=t_notebook / t_ours,
                                 notebook_end_to_end_s=t_nb_e2e, end_to_end_s=t_e2e,
-                                end_to_end_speedup=t_nb_e2e / t_e2e)
+                                end_to_end_speedup=t_nb_e2e / t_e2e, scores_reader=reader)
     print(f"\n{params['n_ratings']:,} ratings in the files, {len(train):,} train ratings:\n"
           f"  end to end from CSV: notebook read+merge+groupby {t_nb_e2e:.2f} s, "
-          f"load_mal+split+build_features {t_e2e:.2f} s, speed-up x{t_nb_e2e / t_e2e:.1f}\n"
+          f"load_mal+split+build_features {t_e2e:.2f} s, speed-up x{t_nb_e2e / t_e2e:.1f} "
+          f"(scores reader: {reader})\n"
           f"  user features only (in memory): lean merge+groupby {t_notebook:.3f} s, "
           f"build_features {t_ours:.3f} s, speed-up x{t_notebook / t_ours:.1f}")
 

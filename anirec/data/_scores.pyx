@@ -19,11 +19,15 @@ Blocks are cut only at record boundaries, so a caller can feed the file through 
 with ``final`` false a block stops before a record it cannot see the end of and reports how
 many bytes it consumed.
 
-Ordering and splitting. :func:`grouped_argsort` sorts the positions of each run of equal users
-by a key, stably (a merge sort per run); :func:`counting_order` is the stable order by user
-(one counting sort) for ratings whose users are not already grouped; :func:`partition3` copies
-the train/validation/test parts out in one pass. Together they give exactly the results of the
-global stable ``argsort`` calls they replace, in O(n log run) instead of O(n log n).
+Ordering and splitting. :func:`compact_sorted` maps sorted user ids to indices and
+:func:`run_bounds` finds each user's run, one pass each; :func:`counting_order` is the stable
+order by user (one counting sort) for ratings whose users are not already grouped;
+:func:`grouped_argsort` sorts each user's run by a key, stably (a bucket sort per run, a merge
+sort for a run whose keys bunch up); :func:`gather_last` applies the order and drops repeated
+pairs; :func:`split_parts` and :func:`partition3` assign and copy out the train / validation /
+test parts. Together they give exactly the results of the NumPy code they replace (global
+stable ``argsort``, ``bincount``, masks), in linear time for spread-out keys. The NumPy code
+stays as the fallback when this module is not built, and the tests compare the two.
 """
 
 import numpy as np

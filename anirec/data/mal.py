@@ -486,8 +486,13 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
     """The compiled reader: ((user_id, item, rating), counts) or ``None`` to use pyarrow.
 
     ``counts`` holds rows, unknown anime, excluded anime and invalid ratings. ``None`` when
-    the extension is not built or on anything unusual (another header, a BOM-less oddity
-    the reader does not take, a bad value, invalid UTF-8, a ragged row, no data rows).
+    the extension is not built or on anything the strict reader does not take (another
+    header, a value that is not plain digits, invalid UTF-8, a ragged row, a lone CR, odd
+    quoting, no data rows): the caller then reads the file with pyarrow.
+
+    The file goes through a buffer of ``_FAST_BLOCK`` bytes, cut at record boundaries; a
+    block of ``_FAST_SPLIT`` bytes or more is parsed in two halves by two threads when
+    ``_FAST_THREADS`` is 2. The result does not depend on the thread count or block size.
     """
     if _scores is None:
         return None
@@ -780,8 +785,10 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
 
     The anime file becomes the :class:`Catalogue` (anime with an excluded genre removed,
     genres one-hot in sorted order, ``UNKNOWN`` read as missing, numbers coerced). The scores
-    file is streamed through pyarrow, three numeric columns only, into :class:`Ratings` sorted
-    by (user, item). Rows are dropped, and counted in the :class:`LoadSummary`, for: an anime
+    file is streamed, three numeric columns only, into :class:`Ratings` sorted by (user,
+    item): by the compiled reader of :mod:`anirec.data._scores` when it is built and the file
+    holds nothing unusual, else by pyarrow (same result). Rows are dropped, and counted in
+    the :class:`LoadSummary`, for: an anime
     not in the anime file; an anime with an excluded genre; a rating that is missing, not an
     integer or outside 1..10; a repeated (user, anime) pair (the last row is kept); a user with
     fewer than ``min_user_ratings`` or an anime with fewer than ``min_item_ratings`` ratings
