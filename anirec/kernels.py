@@ -507,7 +507,7 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
                 beta2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
                 weight_decay: float = 0.0, step: int = 0, batch_size: int = 256,
                 loo: LeaveOneOutStats | None = None, rating_weight: float = 1.0,
-                ranking_weight: float = 0.0, temperature: float = 0.05, rank_weights=None,
+                ranking_weight: float = 0.0, temperature: float = 0.2, rank_weights=None,
                 item_logq=None):
     """One epoch of mini-batch training of the two towers, updating ``params`` in place.
 

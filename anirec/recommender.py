@@ -324,6 +324,10 @@ class Recommender:
         threshold : float
             Held-out ratings at least this high are relevant for ranking.
 
+        The two-tower row ranks with the model's retrieval score (the cosine; for a ranking
+        or hybrid model, cosine / temperature + the popularity prior) and predicts with
+        :meth:`TwoTower.score_to_rating`.
+
         Returns
         -------
         DataFrame

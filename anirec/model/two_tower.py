@@ -132,9 +132,14 @@ class TwoTower:
         What training minimises (see the module docstring): the rating MSE, the in-batch
         softmax ranking loss, or ``MSE + ranking_weight * ranking loss``.
     ranking_weight : float
-        Weight of the ranking loss of ``"hybrid"`` (ignored otherwise).
+        Weight of the ranking loss of ``"hybrid"`` (ignored otherwise). The default 0.03 is
+        small because the two losses differ in scale (validation MSE of scaled ratings about
+        0.06, ranking cross-entropy about 6.5 nats on the demo data): on the demo data it keeps
+        the RMSE within 2 % of the rating model while NDCG@10 goes from 0.11 to 0.29; 0.1
+        costs about 9 % RMSE for little more NDCG.
     temperature : float
         The ranking loss divides cosines by it (smaller: sharper; cosines span only [-1, 1]).
+        0.2 lets the cosine spread over about 10 nats on top of the popularity prior.
     positive_threshold : float or None
         Training pairs rated at least this are the positives of the ranking loss (the others
         still serve as in-batch negatives); ``None``: every rated pair is a positive.

@@ -263,12 +263,29 @@ def test_plot_history_writes_a_png(trained, tmp_path):
 # Training objectives
 
 
-@pytest.mark.parametrize("objective", ["ranking", "hybrid"])
-def test_ranking_objectives_train_save_and_predict_ratings(each_backend, objective, tmp_path):
+@pytest.mark.parametrize("objective,prior", [("ranking", True), ("hybrid", True),
+                                             ("hybrid", False)])
+def test_ranking_objectives_train_save_and_predict_ratings(each_backend, objective, prior,
+                                                           tmp_path):
     users, items, ratings, user_x, item_x = planted(n_examples=4000)
     train, test = split(users, items, ratings)
     model = small_model(epochs=3, objective=objective, ranking_weight=0.2, temperature=0.1,
-                        positive_threshold=6.0).fit(train, user_x, item_x)
+                        positive_threshold=6.0, popularity_prior=prior).fit(train, user_x,
+                                                                            item_x)
+    if prior:
+        # The log share of each item among the training pairs (validation_fraction of them
+        # were held out, so it follows the counts of ``train`` closely but not exactly).
+        counts = np.bincount(train[1], minlength=item_x.shape[0])
+        assert model.item_log_prior_.shape == (item_x.shape[0],)
+        assert model.item_log_prior_.max() < 0
+        assert np.corrcoef(np.log(counts + 1), model.item_log_prior_)[0, 1] > 0.9
+        queries = model.retrieval_queries(model.user_embeddings(user_x[:3]))
+        rows = model.retrieval_items(model.item_embeddings(item_x))
+        cosines = model.user_embeddings(user_x[:3]) @ model.item_embeddings(item_x).T
+        np.testing.assert_allclose(queries @ rows.T, cosines / 0.1 + model.item_log_prior_,
+                                   rtol=1e-4, atol=1e-4)
+    else:
+        assert model.item_log_prior_ is None
     entry = model.history_[0]
     assert "val_rank" in entry and np.isfinite(entry["val_rank"])
     assert ("val_rmse" in entry) == (objective == "hybrid")
@@ -283,6 +300,8 @@ def test_ranking_objectives_train_save_and_predict_ratings(each_backend, objecti
     loaded = TwoTower.load(tmp_path / "m.anirec")
     assert loaded.get_config() == model.get_config()
     assert loaded.calibration_ == model.calibration_
+    if prior:
+        np.testing.assert_array_equal(loaded.item_log_prior_, model.item_log_prior_)
     np.testing.assert_array_equal(loaded.predict(user_x[test[0]], item_x[test[1]]), predicted)
 
 
