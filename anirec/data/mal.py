@@ -379,8 +379,9 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
     # Duplicate anime_id rows: keep the last, as for ratings.
     last = ~pd.Series(ids).duplicated(keep="last").to_numpy()
     summary.anime_duplicate = int((~last).sum())
-    frame = frame.loc[last].reset_index(drop=True)
-    ids = ids[last]
+    if summary.anime_duplicate:
+        frame = frame.loc[last].reset_index(drop=True)
+        ids = ids[last]
 
     # Many anime share a genre string: split and test each distinct string once.
     codes, distinct = pd.factorize(frame["Genres"].to_numpy(dtype=object))
@@ -400,6 +401,8 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
     keep = ~drop
     order = np.argsort(ids[keep], kind="stable")
     kept_idx = np.flatnonzero(keep)[order]
+    # Only the columns still needed are reordered (each one is a copy).
+    frame = frame[["Name", "Score", "Scored By", "Members", "Episodes", "Aired", "Type"]]
     frame = frame.iloc[kept_idx].reset_index(drop=True)
     ids = ids[kept_idx]
     kept_codes = codes[kept_idx]
