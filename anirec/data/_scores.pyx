@@ -236,12 +236,19 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     excluded anime, invalid rating. ``lookup[anime_id]`` is the item index, -1 unknown, -2
     excluded; ids past its end are unknown.
 
+    With ``lookup`` None (the catalogue is not known yet) every row is kept: ``item_out``
+    gets the ``anime_id`` (an id of 2**31 or more is an anomaly) and ``rating_out`` the rating
+    if it is 1..10, else 0; only the rows are counted. :func:`apply_lookup` finishes the job.
+
     Returns
     -------
     (status, consumed, n_kept)
         ``status`` is ``OK`` or ``ANOMALY`` (then nothing else is meaningful). ``consumed`` is
         the offset just past the last whole record read; with ``final`` true it is ``end``.
     """
+    cdef bint raw = lookup is None
+    if raw:
+        lookup = np.full(1, -1, dtype=np.int64)
     if not 0 <= start <= end <= buf.shape[0]:
         raise ValueError(f"bad slice [{start}:{end}] of a buffer of {buf.shape[0]} bytes")
     if counts.shape[0] < 4:
@@ -272,6 +279,15 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
                 break
             p = r
             rows += 1
+            if raw:
+                if aid > 2147483647 or kept >= cap:
+                    status = 1
+                    break
+                uid_out[kept] = uid
+                item_out[kept] = <int32_t>aid
+                rating_out[kept] = <int8_t>rating if 1 <= rating <= 10 else 0
+                kept += 1
+                continue
             item = lookup[aid] if aid < n_lookup else -1
             if item == -1:
                 n_unknown += 1
@@ -294,6 +310,46 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     counts[2] += n_excluded
     counts[3] += n_invalid
     return OK, p, kept
+
+
+def apply_lookup(int64_t[::1] uid, int32_t[::1] item, int8_t[::1] rating, Py_ssize_t n,
+                 const int64_t[::1] lookup, int64_t[::1] counts):
+    """Finish rows read with ``lookup`` None: in place, keep the first ``n`` rows whose anime is
+    known and not excluded and whose rating is valid (not 0), with ``item`` turned into the
+    item index; count unknown, excluded, invalid in ``counts[1:4]``. Returns the rows kept,
+    or -1 (nothing counted) if ``lookup`` holds a negative value other than -1 and -2.
+    """
+    cdef Py_ssize_t i, kept = 0, n_lookup = lookup.shape[0]
+    cdef int64_t item_ix, n_unknown = 0, n_excluded = 0, n_invalid = 0
+    cdef int32_t aid
+    if not 0 <= n <= min(uid.shape[0], item.shape[0], rating.shape[0]):
+        raise ValueError("n is past the end of the arrays")
+    if counts.shape[0] < 4:
+        raise ValueError("counts must hold 4 entries")
+    with nogil:
+        for i in range(n):
+            aid = item[i]
+            item_ix = lookup[aid] if 0 <= aid < n_lookup else -1
+            if item_ix == -1:
+                n_unknown += 1
+            elif item_ix == -2:
+                n_excluded += 1
+            elif rating[i] == 0:
+                n_invalid += 1
+            elif item_ix >= 0:
+                uid[kept] = uid[i]
+                item[kept] = <int32_t>item_ix
+                rating[kept] = rating[i]
+                kept += 1
+            else:
+                kept = -1            # not a value of a lookup table
+                break
+    if kept < 0:
+        return -1
+    counts[1] += n_unknown
+    counts[2] += n_excluded
+    counts[3] += n_invalid
+    return kept
 
 
 # --------------------------------------------------------------------------- ordering

@@ -464,7 +464,7 @@ _FAST_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaff
 
 
 def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
-                 progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 progress: bool, early=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream the scores file; return (user_id int64, item int32, rating int8) of valid rows.
 
     ``anime_lookup[anime_id]`` is the item index, -1 for an anime not in the anime file and -2
@@ -472,10 +472,16 @@ def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
 
     The compiled reader (:mod:`anirec.data._scores`) reads the file when it is built and the
     file holds nothing it does not read without doubt; otherwise pyarrow reads it, and its
-    errors name the file, column and row. Both give the same arrays and counts.
+    errors name the file, column and row. Both give the same arrays and counts. ``early`` is
+    what :func:`_read_scores_early` returned, if the read was started before the catalogue.
     """
     header = _csv.read_header(path, SCORES_REQUIRED)
-    fast = _read_scores_fast(path, anime_lookup, progress)
+    if early is not None:
+        raw = early[0]()
+        fast = _finish_raw(raw, anime_lookup) if raw is not None else None
+        # Progress was shown by the early read; pyarrow shows its own if it runs.
+    else:
+        fast = _read_scores_fast(path, anime_lookup, progress)
     if fast is not None:
         arrays, counts = fast
         (summary.rating_rows, summary.ratings_unknown_anime, summary.ratings_excluded_anime,
@@ -484,11 +490,15 @@ def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
     return _read_scores_arrow(path, header, anime_lookup, summary, progress)
 
 
-def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
+def _read_scores_fast(path: Path, anime_lookup: np.ndarray | None, progress: bool,
+                      cancel: "threading.Event | None" = None
                       ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
     """The compiled reader: ((user_id, item, rating), counts) or ``None`` to use pyarrow.
 
-    ``counts`` holds rows, unknown anime, excluded anime and invalid ratings. ``None`` when
+    ``counts`` holds rows, unknown anime, excluded anime and invalid ratings. With
+    ``anime_lookup`` None the rows are read before the catalogue is known: every row is
+    returned with its ``anime_id`` as item (rating 0 if invalid) and only the rows counted;
+    :func:`_finish_raw` applies the lookup. ``cancel`` (set) stops the read. ``None`` when
     the extension is not built or on anything the strict reader does not take (another
     header, a value that is not plain digits, invalid UTF-8, a ragged row, a lone CR, odd
     quoting, no data rows): the caller then reads the file with pyarrow.
@@ -499,9 +509,12 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
     """
     if _scores is None:
         return None
-    lookup = np.ascontiguousarray(anime_lookup, dtype=np.int64)
+    lookup = None if anime_lookup is None else np.ascontiguousarray(anime_lookup, np.int64)
     counts = np.zeros(4, dtype=np.int64)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
     buf = bytearray(min(_FAST_BLOCK, size + 1))
     # Output arrays, sized from the first block's bytes per record and grown when a block
     # might not fit (a block of m bytes holds at most m // 8 + 1 records).
@@ -524,6 +537,8 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
     try:
         with open(path, "rb", buffering=0) as fh:
             while True:
+                if cancel is not None and cancel.is_set():
+                    return None
                 with memoryview(buf) as view:
                     while filled < len(buf) and not eof:
                         got = fh.readinto(view[filled:])
@@ -621,6 +636,49 @@ def _read_scores_fast(path: Path, anime_lookup: np.ndarray, progress: bool
         return None
     # Views: the unused tail of the outputs was never written, so it holds no memory.
     return (uid[:total], item[:total], rating[:total]), counts
+
+
+def _finish_raw(raw: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+                lookup: np.ndarray
+                ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """Apply the catalogue's lookup to rows read without it (in place); as
+    :func:`_read_scores_fast` with the lookup would have returned, or ``None``."""
+    (uid, item, rating), counts = raw
+    kept = _scores.apply_lookup(uid, item, rating, uid.shape[0],
+                                np.ascontiguousarray(lookup, dtype=np.int64), counts)
+    if kept < 0:
+        return None
+    return (uid[:kept], item[:kept], rating[:kept]), counts
+
+
+def _read_scores_early(path: Path, progress: bool):
+    """Start reading the scores file in a thread while the catalogue loads: a function that
+    waits for the rows read without the lookup (or ``None``), and one that cancels the read.
+
+    Only when the compiled reader is built and two cores are free to overlap the two files.
+    """
+    if _scores is None or _FAST_THREADS < 2:
+        return None
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    cancel = threading.Event()
+
+    def read():
+        try:
+            return _read_scores_fast(path, None, progress, cancel)
+        except Exception:  # anything odd: the ordinary path after the catalogue says what
+            return None
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anirec-scores-early")
+    future = pool.submit(read)
+    pool.shutdown(wait=False)
+
+    def stop() -> None:
+        cancel.set()
+        future.result()
+
+    return future.result, stop
 
 
 def _parse_range(buf: bytearray, lo: int, hi: int, final: bool, lookup: np.ndarray,
@@ -825,15 +883,24 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
         if int(v) != v or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     summary = LoadSummary()
-    catalogue, excluded_ids = load_catalogue(anime_csv, exclude_genres=exclude_genres,
-                                             summary=summary)
     scores_path = _csv.as_path(scores_csv)
+    # The compiled reader needs the catalogue only to map anime ids: it reads the scores file
+    # on another core meanwhile, and the ids are mapped after (same result, same errors: a
+    # problem with either file is still reported as before, the anime file first).
+    early = _read_scores_early(scores_path, progress)
+    try:
+        catalogue, excluded_ids = load_catalogue(anime_csv, exclude_genres=exclude_genres,
+                                                 summary=summary)
+    except BaseException:
+        if early is not None:
+            early[1]()
+        raise
     summary.scores_file = str(scores_path)
     top = int(max(catalogue.anime_ids.max(initial=0), excluded_ids.max(initial=0)))
     lookup = np.full(top + 1, -1, dtype=np.int64)
     lookup[excluded_ids] = -2
     lookup[catalogue.anime_ids] = np.arange(catalogue.n_items)
-    uid, items, ratings = _read_scores(scores_path, lookup, summary, progress)
+    uid, items, ratings = _read_scores(scores_path, lookup, summary, progress, early)
 
     user_ids, users = _compact_ids(uid)
     del uid

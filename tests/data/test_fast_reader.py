@@ -464,3 +464,57 @@ def test_compact_ids_same_with_and_without_the_helpers(monkeypatch, ids):
     np.testing.assert_array_equal(distinct, d2)
     np.testing.assert_array_equal(index, i2)
     assert distinct.dtype == np.int64
+
+
+# --------------------------------------------------------------------------- early read
+
+
+@pytest.mark.parametrize("name", sorted(ODDITIES))
+def test_read_before_the_catalogue_gives_the_same_rows(tmp_path, monkeypatch, threads, name):
+    monkeypatch.setattr(mal, "_FAST_BLOCK", 64)
+    anime = anime_file(tmp_path)
+    scores = write(tmp_path / "scores.csv", ODDITIES[name])
+    lookup = lookup_of(anime)
+    direct = mal._read_scores_fast(scores, lookup, False)
+    raw = mal._read_scores_fast(scores, None, False)
+    if name == "big_ids":
+        assert raw is None      # an anime id past int32: pyarrow reads it after the catalogue
+        return
+    assert raw is not None and raw[1][1:].tolist() == [0, 0, 0]
+    late = mal._finish_raw(raw, lookup)
+    assert late[1].tolist() == direct[1].tolist()
+    for a, b in zip(late[0], direct[0]):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_load_mal_with_and_without_the_early_read(small_files, monkeypatch, early):
+    if not early:
+        monkeypatch.setattr(mal, "_FAST_THREADS", 1)
+    assert assert_same_as_arrow(monkeypatch, *small_files)[0] == "ok"
+
+
+def test_early_read_is_cancelled_when_the_anime_file_is_bad(tmp_path, small_files):
+    bad = write(tmp_path / "anime.csv", "no,such,columns\n1,2,3\n")
+    with pytest.raises(DataError, match="missing required column"):
+        load_mal(bad, small_files[1])
+    cancel = __import__("threading").Event()
+    cancel.set()
+    assert mal._read_scores_fast(small_files[1], None, False, cancel) is None
+
+
+def test_early_read_declines_huge_anime_ids(tmp_path):
+    scores = write(tmp_path / "scores.csv", ROWS + "5,x,2147483648,t,5\n")
+    assert mal._read_scores_fast(scores, None, False) is None
+
+
+def test_apply_lookup_rejects_odd_tables():
+    uid = np.array([1, 2], dtype=np.int64)
+    item = np.array([0, 1], dtype=np.int32)
+    rating = np.array([5, 0], dtype=np.int8)
+    counts = np.zeros(4, dtype=np.int64)
+    assert _scores.apply_lookup(uid, item, rating, 2, np.array([-7, 0]), counts) == -1
+    assert counts.tolist() == [0, 0, 0, 0]
+    assert _scores.apply_lookup(uid, item, rating, 2, np.array([3, 0]), counts) == 1
+    assert counts.tolist() == [0, 0, 0, 1] and item[0] == 3
