@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=cmd_info)
 
     for sub in (demo, train):
-        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        sub.add_argument("--quiet", action="store_true",
+                         help="no progress bars (they are shown only on a terminal anyway)")
     for sub in (evaluate, predict, recommend, similar, info, generate):
         sub.set_defaults(quiet=True)
     return parser
@@ -363,6 +364,8 @@ def main(argv=None) -> int:
     from anirec.errors import AnirecError
 
     args = build_parser().parse_args(argv)
+    # Progress bars belong on a terminal: in a log or a pipe they only bury the one-line errors.
+    args.quiet = args.quiet or not sys.stderr.isatty()
     try:
         args.run(args)
     except (AnirecError, UsageError, FileNotFoundError, PermissionError, ValueError,
