@@ -271,9 +271,9 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--objective", choices=("rating", "ranking", "hybrid"),
-                        default="rating",
+                        default="hybrid",
                         help="rating MSE, in-batch softmax ranking, or MSE + weighted ranking "
-                             "(default rating)")
+                             "(default hybrid: predicts ratings and ranks well)")
     parser.add_argument("--ranking-weight", type=_positive_float, default=0.03,
                         help="weight of the ranking loss in the hybrid objective")
     parser.add_argument("--temperature", type=_positive_float, default=0.2,

@@ -97,7 +97,7 @@ class Recommender:
         ``objective="rating" | "ranking" | "hybrid"``, ``ranking_weight``, ``temperature``,
         ``positive_threshold``). ``"rating"`` predicts ratings well but ranks poorly (below
         popularity); ``"ranking"`` and ``"hybrid"`` learn which anime a user rates highly, and
-        ``"hybrid"`` keeps the rating accuracy of ``"rating"``.
+        ``"hybrid"`` (the default here) keeps the rating accuracy of ``"rating"``.
     """
 
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
@@ -108,6 +108,7 @@ class Recommender:
                         "min_ratings": int(min_ratings), "leave_one_out": bool(leave_one_out),
                         "item_attributes": bool(item_attributes), "seed": int(seed)}
         model_options.setdefault("epochs", 20)
+        model_options.setdefault("objective", "hybrid")
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
                               **model_options)
         self.verbose = verbose

@@ -25,7 +25,10 @@ def synthetic():
 @pytest.fixture(scope="module", params=BACKENDS)
 def fitted(request, synthetic):
     with anirec.use_backend(request.param):
-        rec = Recommender(layers=(64, 32), epochs=12, batch_size=256, lr=2e-3, seed=0)
+        # The rating objective: its behaviour is the subject here (the ranking objectives have
+        # their own suite in test_ranking_objective.py).
+        rec = Recommender(layers=(64, 32), epochs=12, batch_size=256, lr=2e-3, seed=0,
+                          objective="rating")
         yield rec.fit(synthetic[1])
 
 
