@@ -6,7 +6,9 @@ Reading. :func:`parse_block` is a strict reader of exactly the file the Kaggle e
 
 It keeps the three numeric columns, looks each ``anime_id`` up in the catalogue table and counts
 every row as kept, unknown anime, excluded anime or invalid rating, exactly as the pyarrow path
-of :func:`anirec.data.mal._read_scores` does. It accepts only what it can read without doubt:
+of :func:`anirec.data.mal._read_scores` does (or, read before the catalogue is known, keeps
+every row with its ``anime_id`` for :func:`apply_lookup` to map and count after). It accepts
+only what it can read without doubt:
 ids and ratings of 1 to 18 ASCII digits (no sign, space, quote or decimal point); Username and
 Anime Title either unquoted (no quote, CR or LF inside) or quoted (commas, doubled quotes, CR and
 LF inside); records ended by LF, CRLF or the end of the file; empty lines (which pyarrow
