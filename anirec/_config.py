@@ -21,7 +21,7 @@ def _blas_info() -> list[dict]:
 
 
 def show_config(print_out: bool = True) -> dict:
-    """Report the anirec version, active backend, OpenMP, thread counts and BLAS in use.
+    """Report the anirec version, active backend, compiled parts, OpenMP, threads and BLAS.
 
     Parameters
     ----------
@@ -41,10 +41,17 @@ def show_config(print_out: bool = True) -> dict:
 
         openmp = bool(_cython.openmp_enabled())
         threads = int(_cython.max_threads())
+    try:
+        from anirec.data import _scores  # noqa: F401
+
+        compiled_reader = True
+    except ImportError:
+        compiled_reader = False
     config = {
         "anirec": __version__,
         "backend": backend.get_backend(),
         "compiled_extensions": compiled,
+        "compiled_scores_reader": compiled_reader,
         "openmp": openmp,
         "openmp_max_threads": threads,
         "cpu_count": os.cpu_count(),
