@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -491,7 +492,7 @@ def _read_scores(path: Path, anime_lookup: np.ndarray, summary: LoadSummary,
 
 
 def _read_scores_fast(path: Path, anime_lookup: np.ndarray | None, progress: bool,
-                      cancel: "threading.Event | None" = None
+                      cancel: threading.Event | None = None
                       ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
     """The compiled reader: ((user_id, item, rating), counts) or ``None`` to use pyarrow.
 
@@ -659,7 +660,6 @@ def _read_scores_early(path: Path, progress: bool):
     """
     if _scores is None or _FAST_THREADS < 2:
         return None
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     cancel = threading.Event()

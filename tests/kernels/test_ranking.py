@@ -6,7 +6,6 @@ import inspect
 import numpy as np
 import pytest
 
-import anirec
 from anirec import kernels as K
 from anirec._kernels import _numpy
 from anirec._kernels._numpy import unpack_params
