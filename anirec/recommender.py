@@ -224,13 +224,17 @@ class Recommender:
             return score
         return (score - prior[index]) * self.model.temperature
 
+    def _top_for_users(self, user_ids, n: int, exclude_rated: bool):
+        """Catalogue rows and retrieval scores of the top-``n`` anime of each user."""
+        rows = self.user_rows(user_ids)
+        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
+        return self._top(self.user_vectors[rows], n, exclude)
+
     def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
         ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
         fewer than ``n`` anime are left."""
-        rows = self.user_rows(user_ids)
-        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
-        index, scores = self._top(self.user_vectors[rows], n, exclude)
+        index, scores = self._top_for_users(user_ids, n, exclude_rated)
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
     def _frame(self, query_ids, index, scores, id_column: str) -> pd.DataFrame:
@@ -266,9 +270,7 @@ class Recommender:
         >>> rec.recommend(user_id=[1, 4, 9], n=5)    # doctest: +SKIP
         """
         user_ids = np.atleast_1d(np.asarray(user_id))
-        rows = self.user_rows(user_ids)
-        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
-        index, scores = self._top(self.user_vectors[rows], n, exclude)
+        index, scores = self._top_for_users(user_ids, n, exclude_rated)
         return self._frame(user_ids, index, scores, "user_id")
 
     def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
