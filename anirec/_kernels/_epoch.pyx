@@ -6,8 +6,17 @@ mini-batch; the batch loop then runs without the GIL and without any Python obje
 forward both towers, normalised dot product, MSE (weighted by ``rating_weight``) and, when
 ``ranking_weight`` is positive, the in-batch softmax ranking loss of ``_ranking.pyx`` on the same
 normalised outputs (both gradients combined before the normalisation backward), backward both
-towers into the flat ``grads`` buffer, one optimizer step over the flat ``params`` buffer. Matmuls go to BLAS (which may use
-its own threads); everything else is serial, so a run is deterministic for a given BLAS.
+towers into the flat ``grads`` buffer, one optimizer step over the flat ``params`` buffer.
+
+With OpenMP and at least two OpenMP threads allowed (``tower_threads()``), the epoch runs one
+thread per tower with BLAS on one thread: each thread gathers and runs forward its own tower;
+after a barrier thread 0 alone computes the head (normalisation, losses, gradients, the loss
+sum); after a second barrier each thread runs backward its own tower and the optimizer step over
+its own parameter range (user tower first in the flat buffer, so the ranges are disjoint and the
+element-wise update is split, not changed). Every value comes from the same operations in the
+same order, so the result is bit-identical to the serial loop, which runs when OpenMP is absent
+or limited to one thread (there matmuls go to BLAS, which may use its own threads). Either way
+a run is deterministic for a given BLAS.
 
 The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
 follow the same trajectory up to floating-point rounding.
@@ -23,6 +32,44 @@ from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_p
                                    mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
                                    sgd_ptr)
 from anirec._kernels._ranking cimport inbatch_softmax_ptr, normalize_dot_backward_add_ptr
+from anirec._kernels._blas cimport blas_set_num_threads
+from anirec._kernels._openmp cimport (ANIREC_OPENMP, anirec_omp_barrier, omp_get_max_threads,
+                                      omp_get_num_threads, omp_get_thread_num)
+from cython.parallel cimport parallel
+
+
+def tower_threads():
+    """Threads the compiled epoch runs on now: 2 (one per tower) with OpenMP and at least two
+    OpenMP threads allowed, else 1 (the serial loop)."""
+    return 2 if ANIREC_OPENMP and omp_get_max_threads() >= 2 else 1
+
+
+cdef void _forward_tower(floating* acts, const floating* P, const int64_t* info,
+                         Py_ssize_t first, Py_ssize_t end, Py_ssize_t size) noexcept nogil:
+    """Forward layers ``first..end-1`` (one tower): ReLU on all but the last."""
+    cdef Py_ssize_t l
+    cdef const int64_t* row
+    for l in range(first, end):
+        row = info + 6 * l
+        dense_forward_ptr(acts + row[4], P + row[2], P + row[3], acts + row[5], <int> size,
+                          <int> row[0], <int> row[1], l < end - 1)
+
+
+cdef void _backward_tower(floating* G, floating* acts, const floating* P, floating* Gr,
+                          const int64_t* info, Py_ssize_t first, Py_ssize_t end,
+                          Py_ssize_t size, floating* G_in, floating* swap) noexcept nogil:
+    """Backward layers ``end-1..first`` (one tower), exactly as the serial loop does."""
+    cdef Py_ssize_t l
+    cdef Py_ssize_t last = end - 1
+    cdef const int64_t* row
+    for l in range(last, first - 1, -1):
+        row = info + 6 * l
+        dense_backward_ptr(G, acts + row[4], P + row[2], acts + row[5], Gr + row[2],
+                           Gr + row[3], G_in if l > first else NULL, <int> size, <int> row[0],
+                           <int> row[1], l < last)
+        G = G_in
+        G_in = swap
+        swap = G
 
 
 cdef tuple _train_epoch(
@@ -58,7 +105,7 @@ cdef tuple _train_epoch(
     # offsets of its input and output activations in the tower's activation buffer.
     layer_info = np.zeros((max(n_layers, 1), 6), dtype=np.int64)
     cdef int64_t[:, ::1] info = layer_info
-    cdef Py_ssize_t offset = 0, act_offset
+    cdef Py_ssize_t offset = 0, act_offset, user_params = 0
     act_sizes = [0, 0]
     max_width = 1
     l = 0
@@ -77,10 +124,14 @@ cdef tuple _train_epoch(
             max_width = max(max_width, sizes[r + 1])
             l += 1
         act_sizes[t] = act_offset
+        if t == 0:
+            user_params = offset
 
     cdef floating[::1] acts_u = np.empty(act_sizes[0], dtype=dtype)
     cdef floating[::1] acts_i = np.empty(act_sizes[1], dtype=dtype)
-    cdef floating[:, ::1] back = np.empty((2, rows * max_width), dtype=dtype)
+    # Gradient ping-pong buffers: rows 0-1 for the user tower, 2-3 for the item tower (the
+    # tower-parallel loop runs both backward passes at once).
+    cdef floating[:, ::1] back = np.empty((4, rows * max_width), dtype=dtype)
     cdef floating[:, ::1] head = np.empty((4, rows * d_out), dtype=dtype)  # Yu Yv gZu gZv
     cdef floating[:, ::1] per_row = np.empty((6, rows), dtype=dtype)  # nu nv pred gpred tgt w
     # The ranking loss: the batch x batch logits, a double row of the softmax, the items of the
@@ -125,6 +176,118 @@ cdef tuple _train_epoch(
     cdef floating* acts
     cdef floating* swap
     cdef Py_ssize_t first, last
+    # Tower-parallel loop (see _train_epoch_towers): private copies of the loop state.
+    cdef bint towers = (ANIREC_OPENMP and omp_get_max_threads() >= 2 and n_examples > 0
+                        and n_layers > 0)
+    cdef double[::1] loss_box = np.zeros(1, dtype=np.float64)
+    cdef double* loss_acc = &loss_box[0]
+    cdef const int64_t* info_p = &info[0, 0]
+    cdef const int64_t* order_p = &order[0] if n_examples > 0 else NULL
+    cdef const int64_t* users_p = &users[0]
+    cdef const int64_t* items_p = &items[0]
+    cdef const floating* targets_p = &targets[0]
+    cdef floating* back2 = &back[2, 0]
+    cdef floating* back3 = &back[3, 0]
+    cdef int tid, n_threads, previous_blas
+    cdef int64_t p_step
+    cdef Py_ssize_t p_start, p_size, p_r, p_e, p_off, p_count
+    cdef int64_t p_u, p_i
+    cdef double p_loss
+    cdef floating* p_vel
+
+    if towers:
+        # One OpenMP thread per tower, BLAS on one thread: thread 0 gathers and runs the user
+        # tower forward, thread 1 the item tower; barrier; thread 0 alone computes the head
+        # (normalisation, losses, their gradients, the loss sum) with the serial code;
+        # barrier; each thread runs its tower backward and the optimizer step over its own,
+        # disjoint parameter range (user tower first in the flat buffer). Every value is
+        # computed by the same operations in the same order as the serial loop, so the result
+        # is bit-identical to it. Both threads run the same batches, hence the same barriers;
+        # nothing in the region can fail. Should the runtime grant one thread only, it runs
+        # both towers itself.
+        tid = n_threads = 0  # the region's privates start from these (firstprivate)
+        p_step = p_u = p_i = 0
+        p_start = p_size = p_r = p_e = p_off = p_count = 0
+        p_loss = 0.0
+        p_vel = NULL
+        with nogil:
+            previous_blas = blas_set_num_threads(1)
+            with parallel(num_threads=2):
+                tid = omp_get_thread_num()
+                n_threads = omp_get_num_threads()
+                p_step = step
+                p_start = 0
+                while p_start < n_examples:
+                    p_size = min(rows, n_examples - p_start)
+                    if tid == 0:
+                        for p_r in range(p_size):
+                            p_e = order_p[p_start + p_r]
+                            p_u = users_p[p_e]
+                            if has_loo:
+                                loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0],
+                                        &loo_count[0], &loo_item_genres[0, 0],
+                                        &loo_item_weight[0], loo_mode, loo_global_mean,
+                                        &loo_mean[0], &loo_std[0], n_genres, p_u,
+                                        items_p[p_e], <double> loo_ratings[p_e],
+                                        Au + p_r * du)
+                            else:
+                                memcpy(Au + p_r * du, ux + p_u * du, du_bytes)
+                        _forward_tower(Au, P, info_p, 0, n_user_layers, p_size)
+                    if tid == 1 or n_threads == 1:
+                        for p_r in range(p_size):
+                            p_e = order_p[p_start + p_r]
+                            p_i = items_p[p_e]
+                            memcpy(Ai + p_r * di, ix + p_i * di, di_bytes)
+                            tgt[p_r] = targets_p[p_e]
+                            bitems[p_r] = p_i
+                            if ranking:
+                                wrow[p_r] = rw[p_e]
+                        _forward_tower(Ai, P, info_p, n_user_layers, n_layers, p_size)
+                    anirec_omp_barrier()
+                    if tid == 0:
+                        normalize_dot_ptr(Au + info_p[6 * (n_user_layers - 1) + 5],
+                                          Ai + info_p[6 * (n_layers - 1) + 5], Yu, Yv, nu, nv,
+                                          pred, p_size, d_out)
+                        p_loss = mse_ptr(pred, tgt, gpred, p_size) * rating_weight
+                        for p_r in range(p_size):
+                            gpred[p_r] = gpred[p_r] * alpha
+                        if ranking:
+                            p_loss = p_loss + ranking_weight * inbatch_softmax_ptr(
+                                Yu, Yv, bitems, wrow, lq, temperature, rS, rrow, rYu, rYv,
+                                p_size, d_out)
+                            normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv, rYu, rYv,
+                                                           ranking_weight, gZu, gZv, p_size,
+                                                           d_out)
+                        else:
+                            normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv, p_size,
+                                                       d_out)
+                        loss_acc[0] = loss_acc[0] + p_loss * p_size
+                    anirec_omp_barrier()
+                    p_step = p_step + 1
+                    if tid == 0:
+                        _backward_tower(gZu, Au, P, Gr, info_p, 0, n_user_layers, p_size,
+                                        back0, back1)
+                        if optimizer == 1:
+                            adam_ptr(P, Gr, s1, s2, user_params, lr, beta1, beta2, eps,
+                                     weight_decay, p_step)
+                        else:
+                            sgd_ptr(P, Gr, velocity, user_params, lr, momentum, weight_decay)
+                    if tid == 1 or n_threads == 1:
+                        _backward_tower(gZv, Ai, P, Gr, info_p, n_user_layers, n_layers, p_size,
+                                        back2, back3)
+                        p_off = user_params
+                        p_count = n_params - user_params
+                        if optimizer == 1:
+                            adam_ptr(P + p_off, Gr + p_off, s1 + p_off, s2 + p_off, p_count, lr,
+                                     beta1, beta2, eps, weight_decay, p_step)
+                        else:
+                            p_vel = velocity + p_off if velocity != NULL else NULL
+                            sgd_ptr(P + p_off, Gr + p_off, p_vel, p_count, lr, momentum,
+                                    weight_decay)
+                    p_start = p_start + p_size
+            if previous_blas > 1:
+                blas_set_num_threads(previous_blas)
+        return loss_box[0], step + (n_examples + rows - 1) // rows
 
     with nogil:
         start = 0

@@ -129,3 +129,32 @@ def test_default_objective_is_bit_identical(each_backend, dtype):
                                         objective=_objective(problem, 1.0, 0.0), **kwargs)
     np.testing.assert_array_equal(explicit_losses, plain_losses)
     np.testing.assert_array_equal(explicit["params"], plain["params"])
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
+@pytest.mark.parametrize("loo_mode", [None, 2])
+@pytest.mark.parametrize("weights", [None, (1.0, 0.3), (0.0, 1.0)])
+@pytest.mark.parametrize("batch_size", [1, 16, 1000])
+def test_tower_parallel_epoch_is_bit_identical_to_serial(dtype, optimizer, momentum, loo_mode,
+                                                         weights, batch_size):
+    """One OpenMP thread per tower (2 threads) gives exactly the serial epoch (1 thread)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from anirec._kernels import _epoch
+
+    if _epoch.tower_threads() < 2:
+        pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
+    problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode)
+    objective = None if weights is None else _objective(problem, *weights)
+    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size,
+                  objective=objective)
+    parallel, parallel_losses, parallel_step = _run("cython", problem, **kwargs)
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert _epoch.tower_threads() == 1
+        serial, serial_losses, serial_step = _run("cython", problem, **kwargs)
+    assert parallel_step == serial_step
+    np.testing.assert_array_equal(parallel_losses, serial_losses)
+    for name in ("params", "grads", "state1", "state2"):
+        np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
+    assert not np.array_equal(parallel["params"], problem["params"])
