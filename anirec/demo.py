@@ -69,7 +69,6 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
           "baseline on the same split")
     print(report.to_string(float_format=lambda value: f"{value:.4f}", na_rep="-"))
     rec = recommenders.get("hybrid", rec)
-    history = recommenders[objectives[0]].model.history_
     print(f"\nrecommendations below: the {rec.model.objective} model")
 
     truth = synthetic.truth
@@ -100,7 +99,8 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
         from anirec.model import plot_history
 
         paths["loss_curves"] = plot_history(
-            history, out / "loss.png", title=f"Two-tower training ({objectives[0]} objective)")
+            rec.model.history_, out / "loss.png",
+            title=f"Two-tower training ({rec.model.objective} objective)")
     except ImportError:
         print("\n(install matplotlib to get the loss curves as a PNG)")
     print("\nwrote " + ", ".join(str(path) for path in paths.values()))

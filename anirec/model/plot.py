@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_history(history: list[dict], path, *, title: str = "Two-tower training") -> Path:
+def plot_history(history: list[dict], path, *, title: str = "Two-tower training",
+                 ylabel: str = "loss (the training objective)") -> Path:
     """Save the train and validation loss per epoch as a PNG.
 
     Parameters
@@ -14,6 +15,9 @@ def plot_history(history: list[dict], path, *, title: str = "Two-tower training"
         ``TwoTower.history_`` (entries with ``epoch``, ``train_loss`` and maybe ``val_loss``).
     path : path-like
         Where to write the PNG.
+    title, ylabel : str
+        Labels of the figure (the loss is the model's objective: the MSE of the scaled
+        ratings for ``objective="rating"``).
 
     Raises
     ------
@@ -35,7 +39,7 @@ def plot_history(history: list[dict], path, *, title: str = "Two-tower training"
     if "val_loss" in history[0]:
         axes.plot(epochs, [entry["val_loss"] for entry in history], marker="o",
                   label="validation")
-    axes.set(xlabel="epoch", ylabel="mean squared error (scaled ratings)", title=title)
+    axes.set(xlabel="epoch", ylabel=ylabel, title=title)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
