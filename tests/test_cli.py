@@ -149,10 +149,12 @@ def test_bad_input_exits_2_with_one_line(files, capsys, argv, message):
     assert "Traceback" not in err
 
 
-def test_python_dash_m_runs(files):
+def test_python_dash_m_runs(files, tmp_path):
     _, model = files
+    # From a neutral folder: `-m` puts the working directory first on sys.path, and the source
+    # tree there would shadow the installed (compiled) package.
     done = subprocess.run([sys.executable, "-m", "anirec", "info", "--model", str(model)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["anime"] > 0
 
