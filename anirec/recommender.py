@@ -16,10 +16,12 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from anirec import kernels
 from anirec.baselines import BayesianAverage, BiasModel, GlobalMean, Popularity
-from anirec.errors import ModelFormatError, NotFittedError, UnknownIdError
+from anirec.data.mal import index_of_sorted
+from anirec.errors import ModelFormatError, NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
@@ -28,14 +30,11 @@ RATING_RANGE = (1.0, 10.0)
 _USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
 
 
-def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int):
-    """CSR ``(indptr, indices)`` of the sorted, de-duplicated pairs (rows[j], cols[j])."""
-    keys = np.unique(rows.astype(np.int64) * (int(cols.max(initial=0)) + 1) + cols)
-    width = int(cols.max(initial=0)) + 1
-    rows, cols = keys // width, keys % width
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return indptr, cols.astype(np.int64)
+def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
+    """CSR ``(indptr, indices)`` of the pairs (rows[j], cols[j]), sorted, duplicates merged."""
+    matrix = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.int8), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
 
 
 def _csr_take(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
@@ -46,19 +45,6 @@ def _csr_take(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     np.cumsum(lengths, out=sub_indptr[1:])
     positions = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1])
     return sub_indptr, np.ascontiguousarray(indices[positions])
-
-
-def _index_of(known_ids: np.ndarray, ids, what: str) -> np.ndarray:
-    """Rows of ``ids`` in the sorted-or-not id array ``known_ids``; unknown ids raise."""
-    ids = np.atleast_1d(np.asarray(ids))
-    order = np.argsort(known_ids, kind="stable")
-    position = np.searchsorted(known_ids, ids, sorter=order)
-    position = np.minimum(position, known_ids.shape[0] - 1)
-    rows = order[position]
-    unknown = known_ids[rows] != ids
-    if unknown.any():
-        raise UnknownIdError(f"unknown {what} id {ids[np.flatnonzero(unknown)[0]].item()!r}")
-    return rows.astype(np.int64)
 
 
 class Recommender:
@@ -148,7 +134,7 @@ class Recommender:
         seen = [split.train, split.valid]
         self.seen = _csr_from_pairs(np.concatenate([s.users for s in seen]),
                                     np.concatenate([s.items for s in seen]),
-                                    self.user_ids.shape[0])
+                                    (self.user_ids.shape[0], self.anime_ids.shape[0]))
         self.test = split.test
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
         self.baselines = self._fit_baselines(split.train, catalogue.bayes_rating)
@@ -178,14 +164,15 @@ class Recommender:
     # Queries
 
     def user_rows(self, user_ids) -> np.ndarray:
-        """Row indices of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return _index_of(self.user_ids, user_ids, "user")
+        return np.atleast_1d(index_of_sorted(self.user_ids, user_ids, "user id", "the model"))
 
     def anime_rows(self, anime_ids) -> np.ndarray:
-        """Row indices of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return _index_of(self.anime_ids, anime_ids, "anime")
+        return np.atleast_1d(index_of_sorted(self.anime_ids, anime_ids, "anime id",
+                                             "the catalogue"))
 
     def anime_genres(self, anime_ids) -> list[str]:
         """The genres of each anime, joined with ``", "`` as in the MAL files."""
@@ -203,6 +190,10 @@ class Recommender:
         if users.shape != items.shape:
             raise ValueError(f"user_ids and anime_ids must have one length, got "
                              f"{users.shape[0]} and {items.shape[0]}")
+        return self._predicted_ratings(users, items)
+
+    def _predicted_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Ratings of (user row, anime row) pairs from the precomputed embeddings."""
         scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
         return self.model.score_to_rating(scores)
 
@@ -341,8 +332,7 @@ class Recommender:
         users, items, ratings, skipped = self._heldout_rows(heldout)
         rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
         exclude = _csr_take(*self.seen, rel_users)
-        model_scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
-        methods = [("two-tower", self.model.score_to_rating(model_scores),
+        methods = [("two-tower", self._predicted_ratings(users, items),
                     self._top(self.user_vectors[rel_users], k, exclude)[0])]
         for baseline in self.baselines if baselines else []:
             ranked = None

@@ -141,11 +141,6 @@ class UserStats:
         """The weighting name of :attr:`mode`."""
         return _MODE_NAMES[self.mode]
 
-    def raw_from_sums(self, num: np.ndarray, den: np.ndarray, total: np.ndarray,
-                      count: np.ndarray) -> np.ndarray:
-        """Raw (unscaled) rows from per-row sufficient statistics (already leave-one-out)."""
-        return raw_rows(num, den, total, count, self.mode, self.global_mean)
-
     def rows(self, users: np.ndarray, items: np.ndarray | None = None,
              ratings: np.ndarray | None = None, *, scaled: bool = True) -> np.ndarray:
         """User feature rows, leaving out one training example per row when given.
@@ -190,7 +185,7 @@ class UserStats:
                 den = den - x
             total = total - r
             count = count - 1.0
-        raw = self.raw_from_sums(num, den, total, count)
+        raw = raw_rows(num, den, total, count, self.mode, self.global_mean)
         if scaled:
             raw -= self.mean
             raw /= self.std

@@ -110,7 +110,7 @@ class Catalogue:
         UnknownIdError
             Naming the first id that is not in the catalogue (unknown or excluded).
         """
-        return _index_of(self.anime_ids, anime_ids, "anime_id", "the catalogue")
+        return index_of_sorted(self.anime_ids, anime_ids, "anime_id", "the catalogue")
 
 
 @dataclass
@@ -155,10 +155,18 @@ class Ratings:
         UnknownIdError
             Naming the first id that has no kept rating.
         """
-        return _index_of(self.user_ids, user_ids, "user_id", "the ratings")
+        return index_of_sorted(self.user_ids, user_ids, "user_id", "the ratings")
 
 
-def _index_of(sorted_ids: np.ndarray, ids: object, what: str, where: str) -> np.ndarray:
+def index_of_sorted(sorted_ids: np.ndarray, ids: object, what: str, where: str) -> np.ndarray:
+    """Positions of ``ids`` in the increasing array ``sorted_ids`` (same shape as ``ids``).
+
+    Raises
+    ------
+    UnknownIdError
+        Naming the first id that ``sorted_ids`` lacks, as "unknown {what} {id} (not in
+        {where})".
+    """
     arr = np.asarray(ids)
     if arr.dtype.kind not in "iu":
         if arr.size == 0:
@@ -172,7 +180,7 @@ def _index_of(sorted_ids: np.ndarray, ids: object, what: str, where: str) -> np.
         np.zeros(arr.shape, dtype=bool)
     if not np.all(ok):
         bad = arr[~ok].ravel()[0]
-        raise UnknownIdError(f"{what} {int(bad)} is not in {where}")
+        raise UnknownIdError(f"unknown {what} {int(bad)} (not in {where})")
     return pos_c.astype(np.int64)
 
 

@@ -379,13 +379,11 @@ class TwoTower:
                            self.item_embeddings(item_features))
         return self.score_to_rating(scores)
 
-    def _pair_scores(self, user_x, item_x, users, items) -> np.ndarray:
-        """Cosine scores of (users[j], items[j]) with each distinct row embedded once."""
+    def _pair_scores(self, user_x, item_vectors, users, items) -> np.ndarray:
+        """Cosine scores of (users[j], items[j]), each distinct user row embedded once."""
         user_rows, user_of = np.unique(users, return_inverse=True)
-        item_rows, item_of = np.unique(items, return_inverse=True)
         eu = self.user_embeddings(user_x[user_rows])
-        ei = self.item_embeddings(item_x[item_rows])
-        return np.einsum("ij,ij->i", eu[user_of], ei[item_of]).astype(np.float64)
+        return np.einsum("ij,ij->i", eu[user_of], item_vectors[items]).astype(np.float64)
 
     # -----------------------------------------------------------------------------------------
     # Training
@@ -490,7 +488,7 @@ class TwoTower:
         if users.shape[0] > _CALIBRATION_SAMPLE:
             pick = rng.choice(users.shape[0], _CALIBRATION_SAMPLE, replace=False)
             users, items, ratings = users[pick], items[pick], ratings[pick]
-        scores = self._pair_scores(user_x, item_x, users, items)
+        scores = self._pair_scores(user_x, self.item_embeddings(item_x), users, items)
         variance = float(np.var(scores))
         slope = float(np.cov(scores, ratings, bias=True)[0, 1] / variance) if variance > 0 \
             else 0.0
@@ -517,7 +515,7 @@ class TwoTower:
         values["global_mean"] = float(values["global_mean"])
         return kernels.LeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
 
-    def _validation_rank_loss(self, user_x, item_x, pairs) -> float:
+    def _validation_rank_loss(self, user_x, item_vectors, pairs) -> float:
         """The full-catalogue softmax cross-entropy of the validation positives.
 
         ``-log softmax_i(s(u, i))`` of the retrieval score over every item, averaged over the
@@ -527,7 +525,7 @@ class TwoTower:
         users, items, weights = pairs
         if users.size == 0 or not weights.any():
             return 0.0
-        item_vectors = self.item_embeddings(item_x).astype(np.float64)
+        item_vectors = item_vectors.astype(np.float64)
         rows, user_of = np.unique(users, return_inverse=True)
         user_vectors = self.user_embeddings(user_x[rows]).astype(np.float64)
         prior = 0.0 if self.item_log_prior_ is None else self.item_log_prior_[None, :]
@@ -586,13 +584,15 @@ class TwoTower:
             self._check_divergence(epoch + 1, logs["train_loss"], lr)
             if validation is not None:
                 val_loss = 0.0
+                item_vectors = self.item_embeddings(item_x)  # shared by both validation terms
                 if alpha > 0:
-                    scores = self._pair_scores(user_x, item_x, validation[0], validation[1])
+                    scores = self._pair_scores(user_x, item_vectors, validation[0],
+                                               validation[1])
                     val_mse = float(np.mean((scores - self.to_target(validation[2])) ** 2))
                     val_loss += alpha * val_mse
                     logs.update(val_rmse=math.sqrt(val_mse) * half_range)
                 if val_pairs is not None:
-                    val_rank = self._validation_rank_loss(user_x, item_x, val_pairs)
+                    val_rank = self._validation_rank_loss(user_x, item_vectors, val_pairs)
                     val_loss += beta * val_rank
                     logs.update(val_rank=val_rank)
                 logs.update(val_loss=val_loss)
