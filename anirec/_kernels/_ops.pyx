@@ -45,14 +45,16 @@ cdef void dense_forward_ptr(const floating* X, const floating* W, const floating
 
 cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,
                              const floating* out, floating* gW, floating* gb, floating* gX,
-                             int n, int k, int m, bint relu) noexcept nogil:
+                             int n, int k, int m, bint relu, bint accumulate) noexcept nogil:
     """ReLU mask (in place on ``G``) fused with the bias column sums, then ``gW = X^T G`` and,
-    unless ``gX`` is NULL, ``gX = G W^T``."""
+    unless ``gX`` is NULL, ``gX = G W^T``. With ``accumulate`` the parameter gradients are
+    added to ``gW`` and ``gb`` instead of overwriting them (a mini-batch in row blocks)."""
     cdef Py_ssize_t i, j
     cdef floating* g
     cdef const floating* o
-    for j in range(m):
-        gb[j] = 0
+    if not accumulate:
+        for j in range(m):
+            gb[j] = 0
     for i in range(n):
         g = G + i * m
         o = out + i * m
@@ -64,7 +66,7 @@ cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,
         else:
             for j in range(m):
                 gb[j] = gb[j] + g[j]
-    gemm(True, False, k, m, n, <floating> 1, X, k, G, m, <floating> 0, gW, m)
+    gemm(True, False, k, m, n, <floating> 1, X, k, G, m, <floating> accumulate, gW, m)
     if gX != NULL:
         gemm(False, True, n, k, m, <floating> 1, G, m, W, m, <floating> 0, gX, k)
 
@@ -306,7 +308,7 @@ def dense_backward(floating[:, ::1] grad_out, const floating[:, ::1] X,
     with nogil:
         dense_backward_ptr(&grad_out[0, 0], &X[0, 0], &W[0, 0], &out[0, 0], &grad_W[0, 0],
                            &grad_b[0], gX, <int> X.shape[0], <int> X.shape[1],
-                           <int> W.shape[1], relu)
+                           <int> W.shape[1], relu, False)
 
 
 def l2_normalize(const floating[:, ::1] Z, floating[:, ::1] Y, floating[::1] norms):

@@ -158,3 +158,56 @@ def test_tower_parallel_epoch_is_bit_identical_to_serial(dtype, optimizer, momen
     for name in ("params", "grads", "state1", "state2"):
         np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
     assert not np.array_equal(parallel["params"], problem["params"])
+
+
+def _blocked_problem(dtype, loo_mode):
+    """Batches of more rows than the tower passes take at a time: 2 full row blocks and a
+    partial one, then a remainder batch smaller than one block."""
+    from anirec._kernels._epoch import TOWER_ROW_BLOCK
+
+    batch = 2 * TOWER_ROW_BLOCK + 152
+    problem = make_problem(np.random.default_rng(8), dtype, loo_mode=loo_mode, n_users=40,
+                           n_items=60, n_examples=batch + 148)
+    return problem, batch
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
+@pytest.mark.parametrize("loo_mode,weights", [(None, None), (2, None), (None, (1.0, 0.3))])
+def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, weights):
+    """A batch split into row blocks inside the compiled epoch gives the gradients and the
+    trajectory of the whole-batch NumPy twin."""
+    problem, batch = _blocked_problem(dtype, loo_mode)
+    objective = None if weights is None else _objective(problem, *weights)
+    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch,
+                  objective=objective)
+    ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
+    got, got_losses, got_step = _run("cython", problem, **kwargs)
+    assert got_step == ref_step == 6
+    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-3, 2e-4)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+    for name in ("params", "grads", "state1", "state2"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype):
+    """Tower threads and row blocks together still give exactly the serial epoch."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from anirec._kernels import _epoch
+
+    if _epoch.tower_threads() < 2:
+        pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
+    problem, batch = _blocked_problem(dtype, None)
+    kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch,
+                  objective=_objective(problem, 1.0, 0.3))
+    parallel, parallel_losses, _ = _run("cython", problem, **kwargs)
+    # BLAS on one thread too: the serial loop leaves the batch x batch products of the ranking
+    # head to BLAS's own threads, and a threaded OpenBLAS rounds thin products differently.
+    with threadpoolctl.threadpool_limits(1):
+        serial, serial_losses, _ = _run("cython", problem, **kwargs)
+    np.testing.assert_array_equal(parallel_losses, serial_losses)
+    for name in ("params", "grads", "state1", "state2"):
+        np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
