@@ -1,25 +1,26 @@
 """One whole training epoch of the two towers in a single compiled call.
 
-Every workspace (gathered inputs, the activations of every layer of both towers, the gradient
-ping-pong buffers, the normalised outputs) is allocated once per call, sized for the largest
-mini-batch (the ping-pong buffers for one row block); the batch loop then runs without the GIL and without any Python object: gather,
+Every workspace is allocated once per call; the batch loop then runs without the GIL and
+without any Python object. Each mini-batch is processed span by span: gather the span's rows,
 forward both towers, normalised dot product, MSE (weighted by ``rating_weight``) and, when
 ``ranking_weight`` is positive, the in-batch softmax ranking loss of ``_ranking.pyx`` on the same
 normalised outputs (both gradients combined before the normalisation backward), backward both
-towers into the flat ``grads`` buffer, one optimizer step over the flat ``params`` buffer.
+towers adding into the flat ``grads`` buffer; then one optimizer step over the flat ``params``
+buffer. A span is at most ``ROW_BLOCK`` rows, or the whole batch for the ranking loss, which
+couples every row of a batch: the rating loss is a sum over rows, so its spans' gradients add up
+to the batch's and the workspaces stay at ``ROW_BLOCK`` rows whatever the batch size. The tower
+passes also work in row blocks of at most ``ROW_BLOCK`` rows.
 
 With OpenMP and at least two OpenMP threads allowed (``tower_threads()``), the epoch runs one
 thread per tower with BLAS on one thread: each thread gathers and runs forward its own tower;
 after a barrier thread 0 alone computes the head (normalisation, losses, gradients, the loss
-sum); after a second barrier each thread runs backward its own tower and the optimizer step over
-its own parameter range (user tower first in the flat buffer, so the ranges are disjoint and the
-element-wise update is split, not changed). Every value comes from the same operations in the
-same order, so the result is bit-identical to the serial loop with BLAS on one thread. The serial
-loop runs when OpenMP is absent or limited to one thread; there the large products (the
-ranking head's batch x batch ones) go to BLAS's own threads, and a threaded OpenBLAS may round
-them differently. Either way a run is deterministic for a given BLAS and thread count.
-
-Both loops run each tower in row blocks of at most ``ROW_BLOCK`` rows (see there).
+sum); after a second barrier each thread runs backward its own tower, and after the batch's
+last span the optimizer step over its own parameter range (user tower first in the flat buffer,
+so the ranges are disjoint and the element-wise update is split, not changed). On one thread
+(no OpenMP, or one OpenMP thread) the same code does both towers in turn, so the result is the
+same bit for bit when BLAS runs on one thread; otherwise the large products of the ranking head
+go to BLAS's own threads, and a threaded OpenBLAS may round them differently. Either way a run
+is deterministic for a given BLAS and thread count.
 
 The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
 follow the same trajectory up to floating-point rounding.
@@ -43,15 +44,15 @@ from cython.parallel cimport parallel
 
 def tower_threads():
     """Threads the compiled epoch runs on now: 2 (one per tower) with OpenMP and at least two
-    OpenMP threads allowed, else 1 (the serial loop)."""
+    OpenMP threads allowed, else 1 (both towers in turn)."""
     return 2 if ANIREC_OPENMP and omp_get_max_threads() >= 2 else 1
 
 
-#: Rows a tower pass takes at a time. A mini-batch larger than this runs through the tower in
-#: row blocks: forward and the input gradients are row-separable, the parameter gradients of
-#: later blocks are added to those of the first. Single-threaded OpenBLAS loses a fifth of its
-#: speed on the 256 -> 128 layer between 1,024 and 4,096 rows (the operands leave the cache),
-#: and a block's activations stay in cache from one layer to the next.
+#: Rows of a span (rating loss) and of a tower pass. More rows run in blocks: forward and the
+#: input gradients are row-separable, the parameter gradients of later blocks are added to
+#: those of the first. Single-threaded OpenBLAS loses a fifth of its speed on the 256 -> 128
+#: layer between 1,024 and 4,096 rows (the operands leave the cache), and a block's
+#: activations stay in cache from one layer to the next.
 cdef enum:
     ROW_BLOCK = 1024
 
@@ -77,11 +78,13 @@ cdef void _forward_tower(floating* acts, const floating* P, const int64_t* info,
 
 cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, floating* Gr,
                           const int64_t* info, Py_ssize_t first, Py_ssize_t end,
-                          Py_ssize_t size, floating* ping, floating* pong) noexcept nogil:
+                          Py_ssize_t size, floating* ping, floating* pong,
+                          bint accumulate) noexcept nogil:
     """Backward layers ``end-1..first`` (one tower) block by block, from the gradient
     ``G_out`` wrt the tower's output into the flat gradient buffer ``Gr``. Each input gradient
     goes to whichever of the two ping-pong buffers (``ROW_BLOCK`` rows of the widest layer) does
-    not hold the layer's own gradient."""
+    not hold the layer's own gradient. With ``accumulate`` the parameter gradients are added to
+    those already in ``Gr`` (the span is not the first of its batch)."""
     cdef Py_ssize_t l, rows, start = 0
     cdef Py_ssize_t last = end - 1
     cdef const int64_t* row
@@ -99,7 +102,7 @@ cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, fl
             dense_backward_ptr(G, acts + row[4] + start * row[0], P + row[2],
                                acts + row[5] + start * row[1], Gr + row[2], Gr + row[3],
                                G_in if l > first else NULL, <int> rows, <int> row[0],
-                               <int> row[1], l < last, start > 0)
+                               <int> row[1], l < last, accumulate or start > 0)
             G = G_in
         start += rows
 
@@ -125,16 +128,17 @@ cdef tuple _train_epoch(
     cdef Py_ssize_t n_layers = n_user_layers + n_item_layers
     cdef Py_ssize_t n_params = params.shape[0]
     cdef Py_ssize_t rows = min(batch_size, n_examples) if n_examples > 0 else 1
-    cdef Py_ssize_t l, t, r, e, start, size, width, act_total, max_width
+    cdef bint ranking = ranking_weight != 0
+    # The rows of a span: forward, head and backward run span by span, the optimizer step once
+    # per batch. The ranking loss couples every row of a batch, so its span is the batch.
+    cdef Py_ssize_t span = rows if ranking else min(rows, <Py_ssize_t> ROW_BLOCK)
+    cdef Py_ssize_t l, t, r, max_width
     cdef Py_ssize_t du = user_sizes[0], di = item_sizes[0]
     cdef Py_ssize_t d_out = user_sizes[n_user_layers], n_genres = du - 2
-    cdef int64_t u, i
-    cdef double loss_sum = 0.0, loss
-    cdef bint ranking = ranking_weight != 0
     cdef floating alpha = <floating> rating_weight
 
     # Per layer (user tower first): fan-in, fan-out, offsets of W and b in the flat buffer,
-    # offsets of its input and output activations in the tower's activation buffer.
+    # offsets of its input and output activations (``span`` rows) in the tower's buffer.
     layer_info = np.zeros((max(n_layers, 1), 6), dtype=np.int64)
     cdef int64_t[:, ::1] info = layer_info
     cdef Py_ssize_t offset = 0, act_offset, user_params = 0
@@ -142,7 +146,7 @@ cdef tuple _train_epoch(
     max_width = 1
     l = 0
     for t, sizes in enumerate((user_sizes, item_sizes)):
-        act_offset = rows * sizes[0]
+        act_offset = span * sizes[0]
         max_width = max(max_width, sizes[0])
         for r in range(sizes.shape[0] - 1):
             info[l, 0] = sizes[r]
@@ -150,9 +154,9 @@ cdef tuple _train_epoch(
             info[l, 2] = offset
             info[l, 3] = offset + sizes[r] * sizes[r + 1]
             offset += sizes[r] * sizes[r + 1] + sizes[r + 1]
-            info[l, 4] = act_offset - rows * sizes[r]
+            info[l, 4] = act_offset - span * sizes[r]
             info[l, 5] = act_offset
-            act_offset += rows * sizes[r + 1]
+            act_offset += span * sizes[r + 1]
             max_width = max(max_width, sizes[r + 1])
             l += 1
         act_sizes[t] = act_offset
@@ -162,17 +166,17 @@ cdef tuple _train_epoch(
     cdef floating[::1] acts_u = np.empty(act_sizes[0], dtype=dtype)
     cdef floating[::1] acts_i = np.empty(act_sizes[1], dtype=dtype)
     # Gradient ping-pong buffers: rows 0-1 for the user tower, 2-3 for the item tower (the
-    # tower-parallel loop runs both backward passes at once).
-    cdef floating[:, ::1] back = np.empty((4, min(rows, ROW_BLOCK) * max_width), dtype=dtype)
-    cdef floating[:, ::1] head = np.empty((4, rows * d_out), dtype=dtype)  # Yu Yv gZu gZv
-    cdef floating[:, ::1] per_row = np.empty((6, rows), dtype=dtype)  # nu nv pred gpred tgt w
+    # two threads run both backward passes at once).
+    cdef floating[:, ::1] back = np.empty((4, min(span, ROW_BLOCK) * max_width), dtype=dtype)
+    cdef floating[:, ::1] head = np.empty((4, span * d_out), dtype=dtype)  # Yu Yv gZu gZv
+    cdef floating[:, ::1] per_row = np.empty((6, span), dtype=dtype)  # nu nv pred gpred tgt w
     # The ranking loss: the batch x batch logits, a double row of the softmax, the items of the
     # batch and the gradients wrt the normalised outputs (allocated only when used).
     cdef Py_ssize_t rank_rows = rows if ranking else 1
     cdef floating[:, ::1] rank_S = np.empty((rank_rows, rank_rows), dtype=dtype)
     cdef floating[:, ::1] rank_grad = np.empty((2, rank_rows * d_out), dtype=dtype)
     cdef double[::1] rank_row = np.empty(rank_rows, dtype=np.float64)
-    cdef int64_t[::1] batch_items_view = np.empty(rows, dtype=np.int64)
+    cdef int64_t[::1] batch_items_view = np.empty(span, dtype=np.int64)
 
     cdef floating* P = &params[0]
     cdef floating* Gr = &grads[0]
@@ -183,6 +187,8 @@ cdef tuple _train_epoch(
     cdef floating* Ai = &acts_i[0]
     cdef floating* back0 = &back[0, 0]
     cdef floating* back1 = &back[1, 0]
+    cdef floating* back2 = &back[2, 0]
+    cdef floating* back3 = &back[3, 0]
     cdef floating* Yu = &head[0, 0]
     cdef floating* Yv = &head[1, 0]
     cdef floating* gZu = &head[2, 0]
@@ -202,10 +208,9 @@ cdef tuple _train_epoch(
     cdef const floating* lq = &item_logq[0]
     cdef const floating* ux = &user_x[0, 0]
     cdef const floating* ix = &item_x[0, 0]
+    cdef const floating* Zu = Au + info[n_user_layers - 1, 5] if n_layers > 0 else NULL
+    cdef const floating* Zv = Ai + info[n_layers - 1, 5] if n_layers > 0 else NULL
     cdef size_t du_bytes = du * sizeof(floating), di_bytes = di * sizeof(floating)
-    # Tower-parallel loop (see _train_epoch_towers): private copies of the loop state.
-    cdef bint towers = (ANIREC_OPENMP and omp_get_max_threads() >= 2 and n_examples > 0
-                        and n_layers > 0)
     cdef double[::1] loss_box = np.zeros(1, dtype=np.float64)
     cdef double* loss_acc = &loss_box[0]
     cdef const int64_t* info_p = &info[0, 0]
@@ -213,42 +218,42 @@ cdef tuple _train_epoch(
     cdef const int64_t* users_p = &users[0]
     cdef const int64_t* items_p = &items[0]
     cdef const floating* targets_p = &targets[0]
-    cdef floating* back2 = &back[2, 0]
-    cdef floating* back3 = &back[3, 0]
-    cdef int tid, n_threads, previous_blas
-    cdef int64_t p_step
-    cdef Py_ssize_t p_start, p_size, p_r, p_e, p_off, p_count
-    cdef int64_t p_u, p_i
-    cdef double p_loss
-    cdef floating* p_vel
+    cdef bint towers = (ANIREC_OPENMP and omp_get_max_threads() >= 2 and n_examples > 0
+                        and n_layers > 0)
+    # The parallel region's private loop state (prefixed ``p_``), initialised for Cython.
+    cdef int tid = 0, n_threads = 0, previous_blas = -1
+    cdef bint p_user = False, p_item = False
+    cdef int64_t p_step = 0, p_u = 0, p_i = 0
+    cdef Py_ssize_t p_start = 0, p_size = 0, p_first = 0, p_done = 0, p_rows = 0, p_r = 0
+    cdef Py_ssize_t p_e = 0, p_off = 0, p_count = 0
+    cdef double p_loss = 0.0
+    cdef floating* p_vel = NULL
 
-    if towers:
-        # One OpenMP thread per tower, BLAS on one thread: thread 0 gathers and runs the user
-        # tower forward, thread 1 the item tower; barrier; thread 0 alone computes the head
-        # (normalisation, losses, their gradients, the loss sum) with the serial code;
-        # barrier; each thread runs its tower backward and the optimizer step over its own,
-        # disjoint parameter range (user tower first in the flat buffer). Every value is
-        # computed by the same operations in the same order as the serial loop, so the result
-        # is bit-identical to it. Both threads run the same batches, hence the same barriers;
-        # nothing in the region can fail. Should the runtime grant one thread only, it runs
-        # both towers itself.
-        tid = n_threads = 0  # the region's privates start from these (firstprivate)
-        p_step = p_u = p_i = 0
-        p_start = p_size = p_r = p_e = p_off = p_count = 0
-        p_loss = 0.0
-        p_vel = NULL
-        with nogil:
+    # With two threads, thread 0 gathers, runs and updates the user tower, thread 1 the item
+    # tower; between the forward and the backward pass of each span, thread 0 alone computes
+    # the head (normalisation, losses, their gradients) between two barriers. Both threads
+    # walk the same spans, hence meet the same barriers; nothing in the region can fail.
+    # With one thread (no OpenMP, one OpenMP thread allowed, or one granted) it does both
+    # towers itself in the same order, so the result is the same bit for bit.
+    with nogil:
+        if towers:
             previous_blas = blas_set_num_threads(1)
-            with parallel(num_threads=2):
-                tid = omp_get_thread_num()
-                n_threads = omp_get_num_threads()
-                p_step = step
-                p_start = 0
-                while p_start < n_examples:
-                    p_size = min(rows, n_examples - p_start)
-                    if tid == 0:
-                        for p_r in range(p_size):
-                            p_e = order_p[p_start + p_r]
+        with parallel(num_threads=2 if towers else 1):
+            tid = omp_get_thread_num()
+            n_threads = omp_get_num_threads()
+            p_user = tid == 0
+            p_item = tid == 1 or n_threads == 1
+            p_step = step
+            p_start = 0
+            while p_start < n_examples:
+                p_size = min(rows, n_examples - p_start)
+                p_done = 0
+                while p_done < p_size:
+                    p_rows = min(span, p_size - p_done)
+                    p_first = p_start + p_done
+                    if p_user:
+                        for p_r in range(p_rows):
+                            p_e = order_p[p_first + p_r]
                             p_u = users_p[p_e]
                             if has_loo:
                                 loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0],
@@ -259,112 +264,65 @@ cdef tuple _train_epoch(
                                         Au + p_r * du)
                             else:
                                 memcpy(Au + p_r * du, ux + p_u * du, du_bytes)
-                        _forward_tower(Au, P, info_p, 0, n_user_layers, p_size)
-                    if tid == 1 or n_threads == 1:
-                        for p_r in range(p_size):
-                            p_e = order_p[p_start + p_r]
+                        _forward_tower(Au, P, info_p, 0, n_user_layers, p_rows)
+                    if p_item:
+                        for p_r in range(p_rows):
+                            p_e = order_p[p_first + p_r]
                             p_i = items_p[p_e]
                             memcpy(Ai + p_r * di, ix + p_i * di, di_bytes)
                             tgt[p_r] = targets_p[p_e]
                             bitems[p_r] = p_i
                             if ranking:
                                 wrow[p_r] = rw[p_e]
-                        _forward_tower(Ai, P, info_p, n_user_layers, n_layers, p_size)
+                        _forward_tower(Ai, P, info_p, n_user_layers, n_layers, p_rows)
                     anirec_omp_barrier()
                     if tid == 0:
-                        normalize_dot_ptr(Au + info_p[6 * (n_user_layers - 1) + 5],
-                                          Ai + info_p[6 * (n_layers - 1) + 5], Yu, Yv, nu, nv,
-                                          pred, p_size, d_out)
-                        p_loss = mse_ptr(pred, tgt, gpred, p_size) * rating_weight
-                        for p_r in range(p_size):
+                        normalize_dot_ptr(Zu, Zv, Yu, Yv, nu, nv, pred, p_rows, d_out)
+                        # The mean is over the whole batch, so the spans' gradients add up
+                        # to the batch's.
+                        p_loss = mse_ptr(pred, tgt, gpred, p_rows, p_size) * rating_weight
+                        for p_r in range(p_rows):
                             gpred[p_r] = gpred[p_r] * alpha
                         if ranking:
                             p_loss = p_loss + ranking_weight * inbatch_softmax_ptr(
                                 Yu, Yv, bitems, wrow, lq, temperature, rS, rrow, rYu, rYv,
-                                p_size, d_out)
+                                p_rows, d_out)
                             normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv, rYu, rYv,
-                                                           ranking_weight, gZu, gZv, p_size,
+                                                           ranking_weight, gZu, gZv, p_rows,
                                                            d_out)
                         else:
-                            normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv, p_size,
-                                                       d_out)
+                            normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv,
+                                                       p_rows, d_out)
                         loss_acc[0] = loss_acc[0] + p_loss * p_size
                     anirec_omp_barrier()
-                    p_step = p_step + 1
-                    if tid == 0:
-                        _backward_tower(gZu, Au, P, Gr, info_p, 0, n_user_layers, p_size,
-                                        back0, back1)
-                        if optimizer == 1:
-                            adam_ptr(P, Gr, s1, s2, user_params, lr, beta1, beta2, eps,
-                                     weight_decay, p_step)
-                        else:
-                            sgd_ptr(P, Gr, velocity, user_params, lr, momentum, weight_decay)
-                    if tid == 1 or n_threads == 1:
-                        _backward_tower(gZv, Ai, P, Gr, info_p, n_user_layers, n_layers, p_size,
-                                        back2, back3)
-                        p_off = user_params
-                        p_count = n_params - user_params
-                        if optimizer == 1:
-                            adam_ptr(P + p_off, Gr + p_off, s1 + p_off, s2 + p_off, p_count, lr,
-                                     beta1, beta2, eps, weight_decay, p_step)
-                        else:
-                            p_vel = velocity + p_off if velocity != NULL else NULL
-                            sgd_ptr(P + p_off, Gr + p_off, p_vel, p_count, lr, momentum,
-                                    weight_decay)
-                    p_start = p_start + p_size
-            if previous_blas > 1:
-                blas_set_num_threads(previous_blas)
-        return loss_box[0], step + (n_examples + rows - 1) // rows
-
-    with nogil:
-        start = 0
-        while start < n_examples:
-            size = min(rows, n_examples - start)
-            for r in range(size):
-                e = order[start + r]
-                u = users[e]
-                i = items[e]
-                if has_loo:
-                    loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0], &loo_count[0],
-                            &loo_item_genres[0, 0], &loo_item_weight[0], loo_mode,
-                            loo_global_mean, &loo_mean[0], &loo_std[0], n_genres, u, i,
-                            <double> loo_ratings[e], Au + r * du)
-                else:
-                    memcpy(Au + r * du, ux + u * du, du_bytes)
-                memcpy(Ai + r * di, ix + i * di, di_bytes)
-                tgt[r] = targets[e]
-                bitems[r] = i
-                if ranking:
-                    wrow[r] = rw[e]
-
-            _forward_tower(Au, P, info_p, 0, n_user_layers, size)
-            _forward_tower(Ai, P, info_p, n_user_layers, n_layers, size)
-
-            normalize_dot_ptr(Au + info[n_user_layers - 1, 5], Ai + info[n_layers - 1, 5],
-                              Yu, Yv, nu, nv, pred, size, d_out)
-            loss = mse_ptr(pred, tgt, gpred, size) * rating_weight
-            for r in range(size):
-                gpred[r] = gpred[r] * alpha
-            if ranking:
-                loss = loss + ranking_weight * inbatch_softmax_ptr(
-                    Yu, Yv, bitems, wrow, lq, temperature, rS, rrow, rYu, rYv, size, d_out)
-                normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv, rYu, rYv, ranking_weight,
-                                               gZu, gZv, size, d_out)
-            else:
-                normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv, size, d_out)
-            loss_sum += loss * size
-
-            _backward_tower(gZu, Au, P, Gr, info_p, 0, n_user_layers, size, back0, back1)
-            _backward_tower(gZv, Ai, P, Gr, info_p, n_user_layers, n_layers, size, back0,
-                            back1)
-
-            step += 1
-            if optimizer == 1:
-                adam_ptr(P, Gr, s1, s2, n_params, lr, beta1, beta2, eps, weight_decay, step)
-            else:
-                sgd_ptr(P, Gr, velocity, n_params, lr, momentum, weight_decay)
-            start += size
-    return loss_sum, step
+                    if p_user:
+                        _backward_tower(gZu, Au, P, Gr, info_p, 0, n_user_layers, p_rows,
+                                        back0, back1, p_done > 0)
+                    if p_item:
+                        _backward_tower(gZv, Ai, P, Gr, info_p, n_user_layers, n_layers,
+                                        p_rows, back2, back3, p_done > 0)
+                    p_done = p_done + p_rows
+                p_step = p_step + 1
+                if p_user:
+                    if optimizer == 1:
+                        adam_ptr(P, Gr, s1, s2, user_params, lr, beta1, beta2, eps,
+                                 weight_decay, p_step)
+                    else:
+                        sgd_ptr(P, Gr, velocity, user_params, lr, momentum, weight_decay)
+                if p_item:
+                    p_off = user_params
+                    p_count = n_params - user_params
+                    if optimizer == 1:
+                        adam_ptr(P + p_off, Gr + p_off, s1 + p_off, s2 + p_off, p_count, lr,
+                                 beta1, beta2, eps, weight_decay, p_step)
+                    else:
+                        p_vel = velocity + p_off if velocity != NULL else NULL
+                        sgd_ptr(P + p_off, Gr + p_off, p_vel, p_count, lr, momentum,
+                                weight_decay)
+                p_start = p_start + p_size
+        if previous_blas > 1:
+            blas_set_num_threads(previous_blas)
+    return loss_box[0], step + (n_examples + rows - 1) // rows
 
 
 def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,

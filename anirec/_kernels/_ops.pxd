@@ -19,7 +19,7 @@ cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* 
                                      floating* grad_Zv, Py_ssize_t n,
                                      Py_ssize_t d) noexcept nogil
 cdef double mse_ptr(const floating* pred, const floating* target, floating* grad,
-                    Py_ssize_t n) noexcept nogil
+                    Py_ssize_t n, Py_ssize_t n_mean) noexcept nogil
 cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_ssize_t n,
                   double lr, double momentum, double weight_decay) noexcept nogil
 cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating* v,

@@ -144,21 +144,23 @@ cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* 
 
 
 cdef double mse_ptr(const floating* pred, const floating* target, floating* grad,
-                    Py_ssize_t n) noexcept nogil:
-    """Returns ``mean((pred - target)^2)`` (accumulated in double); ``grad = 2 diff / n``."""
+                    Py_ssize_t n, Py_ssize_t n_mean) noexcept nogil:
+    """Over ``n`` rows of a mean over ``n_mean`` rows (``n`` itself unless the rows are one
+    part of a larger batch): returns ``sum((pred - target)^2) / n_mean`` (accumulated in
+    double) and sets ``grad = 2 diff / n_mean``."""
     cdef Py_ssize_t i
     cdef floating diff
     cdef floating scale
     cdef double acc = 0
     if n == 0:
         return 0.0
-    scale = <floating> (2.0 / n)
+    scale = <floating> (2.0 / n_mean)
     for i in range(n):
         diff = pred[i] - target[i]
         acc += <double> diff * diff
         if grad != NULL:
             grad[i] = diff * scale
-    return acc / n
+    return acc / n_mean
 
 
 cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_ssize_t n,
@@ -341,7 +343,7 @@ def mse(const floating[::1] pred, const floating[::1] target, grad):
         grad_view = grad
         g = &grad_view[0]
     with nogil:
-        loss = mse_ptr(&pred[0], &target[0], g, pred.shape[0])
+        loss = mse_ptr(&pred[0], &target[0], g, pred.shape[0], pred.shape[0])
     return loss
 
 

@@ -204,8 +204,8 @@ def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype):
     kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch,
                   objective=_objective(problem, 1.0, 0.3))
     parallel, parallel_losses, _ = _run("cython", problem, **kwargs)
-    # BLAS on one thread too: the serial loop leaves the batch x batch products of the ranking
-    # head to BLAS's own threads, and a threaded OpenBLAS rounds thin products differently.
+    # BLAS on one thread too: on one OpenMP thread the epoch leaves the ranking head's
+    # batch x batch products to BLAS's threads, and a threaded OpenBLAS rounds them otherwise.
     with threadpoolctl.threadpool_limits(1):
         serial, serial_losses, _ = _run("cython", problem, **kwargs)
     np.testing.assert_array_equal(parallel_losses, serial_losses)
