@@ -161,8 +161,8 @@ def test_tower_parallel_epoch_is_bit_identical_to_serial(dtype, optimizer, momen
 
 
 def _blocked_problem(dtype, loo_mode):
-    """Batches of more rows than the tower passes take at a time: 2 full row blocks and a
-    partial one, then a remainder batch smaller than one block."""
+    """Batches of more rows than a span of the rating loss or a tower pass takes at a time:
+    2 full row blocks and a partial one, then a remainder batch smaller than one block."""
     from anirec._kernels._epoch import TOWER_ROW_BLOCK
 
     batch = 2 * TOWER_ROW_BLOCK + 152
@@ -193,16 +193,18 @@ def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, 
 
 @requires_cython
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype):
-    """Tower threads and row blocks together still give exactly the serial epoch."""
+@pytest.mark.parametrize("weights", [None, (1.0, 0.3)])
+def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype, weights):
+    """Tower threads and spans (rating loss) or row blocks (with the ranking loss) together
+    still give exactly the epoch on one thread."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from anirec._kernels import _epoch
 
     if _epoch.tower_threads() < 2:
         pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
     problem, batch = _blocked_problem(dtype, None)
-    kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch,
-                  objective=_objective(problem, 1.0, 0.3))
+    objective = None if weights is None else _objective(problem, *weights)
+    kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch, objective=objective)
     parallel, parallel_losses, _ = _run("cython", problem, **kwargs)
     # BLAS on one thread too: on one OpenMP thread the epoch leaves the ranking head's
     # batch x batch products to BLAS's threads, and a threaded OpenBLAS rounds them otherwise.
