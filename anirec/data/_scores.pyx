@@ -184,36 +184,38 @@ cdef inline Py_ssize_t _text(const uint8_t* s, Py_ssize_t p, Py_ssize_t end) noe
     return CUT
 
 
+cdef inline Py_ssize_t _id_and_name(const uint8_t* s, Py_ssize_t p, Py_ssize_t end,
+                                    int64_t* out) noexcept nogil:
+    """Position after the number at ``p`` (value in ``out``), its comma, the text field after
+    it and that field's comma, or BAD / CUT."""
+    if p >= end:
+        return CUT
+    p = _number(s, p, end, out)
+    if p < 0:
+        return BAD
+    if p >= end:
+        return CUT
+    if s[p] != 44:
+        return BAD
+    p = _text(s, p + 1, end)
+    if p < 0:
+        return p
+    if p + 1 >= end:
+        return CUT
+    return p + 1
+
+
 cdef inline Py_ssize_t _record(const uint8_t* s, Py_ssize_t p, Py_ssize_t end, bint final,
                                int64_t* uid, int64_t* aid, int64_t* rating) noexcept nogil:
-    """Position after the record at ``p`` (its three numbers stored), or BAD / CUT."""
-    if p >= end:
-        return CUT
-    p = _number(s, p, end, uid)
-    if p < 0:
-        return BAD
-    if p >= end:
-        return CUT
-    if s[p] != 44:
-        return BAD
-    p = _text(s, p + 1, end)
+    """Position after the record at ``p`` (user_id, Username, anime_id, Anime Title, rating;
+    its three numbers stored), or BAD / CUT."""
+    p = _id_and_name(s, p, end, uid)
     if p < 0:
         return p
-    if p + 1 >= end:
-        return CUT
-    p = _number(s, p + 1, end, aid)
-    if p < 0:
-        return BAD
-    if p >= end:
-        return CUT
-    if s[p] != 44:
-        return BAD
-    p = _text(s, p + 1, end)
+    p = _id_and_name(s, p, end, aid)
     if p < 0:
         return p
-    if p + 1 >= end:
-        return CUT
-    p = _number(s, p + 1, end, rating)
+    p = _number(s, p, end, rating)
     if p < 0:
         return BAD
     if p >= end:
