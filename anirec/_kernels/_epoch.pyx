@@ -87,12 +87,10 @@ cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, fl
     those already in ``Gr`` (the span is not the first of its batch)."""
     cdef Py_ssize_t l, rows, start = 0
     cdef Py_ssize_t last = end - 1
+    cdef Py_ssize_t d_out = info[6 * last + 1]  # every tower has a layer (kernels checks)
     cdef const int64_t* row
     cdef floating* G
     cdef floating* G_in
-    if end <= first:
-        return
-    cdef Py_ssize_t d_out = info[6 * last + 1]
     while start < size:
         rows = min(<Py_ssize_t> ROW_BLOCK, size - start)
         G = G_out + start * d_out
