@@ -10,8 +10,8 @@ run mean anything. Frameworks take turns within each repeat (cython, numpy, torc
 and the table shows the median over repeats of samples per second and, for the ratios, the
 median [and range] of the ratio within each repeat. The efficiency column is
 ``FLOPs per sample x samples/s`` as a share of a 2048^3 sgemm measured in the same run (the
-best of the measurements before the training runs and after each batch size). PyTorch and faiss are optional:
-their columns read ``-`` when they are not installed.
+best of the measurements before the training runs and after each batch size). PyTorch and
+faiss are optional: their columns read ``-`` when they are not installed.
 """
 
 from __future__ import annotations
