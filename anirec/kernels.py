@@ -31,6 +31,8 @@ __all__ = [
     "adam_step",
     "gather_rows",
     "user_rows_loo",
+    "ItemLeaveOneOutStats",
+    "item_rows_loo",
     "topk",
     "train_epoch",
     "n_parameters",
@@ -44,18 +46,11 @@ INDEX = np.dtype(np.int64)
 class LeaveOneOutStats(NamedTuple):
     """Per-user sufficient statistics from which leave-one-out user feature rows are derived.
 
-    For user ``u`` leaving out its training example (item ``i``, rating ``r``), with
-    ``n' = count[u] - 1``, ``s' = total[u] - r`` and ``mean' = s'/n'`` (``global_mean`` when
-    ``n' = 0``), genre ``g`` gets:
-
-    - ``mode`` 0 (rating): ``avg_g = (num[u,g] - r G[i,g]) / (den[u,g] - G[i,g])``, or ``mean'``
-      when the denominator is 0;
-    - ``mode`` 1 (centered): ``avg_g - mean'``, or 0 when the denominator is 0;
-    - ``mode`` 2 (bayesian): ``(num[u,g] - w[i] G[i,g]) / (den[u,g] - w[i])``, or 0;
-
-    where ``G = item_genres`` and ``w = item_weight``. The raw row
-    ``[pref_0 .. pref_{G-1}, log1p(n'), mean']`` is then z-scored with ``mean`` and ``std``.
-    ``ratings`` holds the raw rating of every training example (indexed like the triplets).
+    The raw row of user ``u`` leaving out its training example (item ``i``, rating ``r``) is
+    :func:`anirec.loo.user_rows` (``mode`` a code of :data:`anirec.loo.USER_MODES`,
+    ``item_genres`` the genre one-hot, ``item_weight`` the Bayesian ratings), then z-scored
+    with ``mean`` and ``std``. ``ratings`` holds the raw rating of every training example
+    (indexed like the triplets).
     """
 
     num: np.ndarray
@@ -66,6 +61,28 @@ class LeaveOneOutStats(NamedTuple):
     item_weight: np.ndarray
     mode: int
     global_mean: float
+    mean: np.ndarray
+    std: np.ndarray
+    ratings: np.ndarray
+
+
+class ItemLeaveOneOutStats(NamedTuple):
+    """Per-item sufficient statistics from which leave-one-out item columns are derived.
+
+    Item rows are gathered from the item features, then the three columns ``columns`` are
+    replaced by :func:`anirec.loo.item_rows` of the item leaving out the example's rating
+    (the Bayesian average, the mean rating and ``log1p`` of the count of the training
+    ratings), z-scored with ``mean`` and ``std`` (3 values each). ``ratings`` holds the raw
+    rating of every training example (indexed like the triplets).
+    """
+
+    rating_sum: np.ndarray
+    rating_count: np.ndarray
+    prior_num: np.ndarray
+    prior_den: np.ndarray
+    from_ratings: np.ndarray
+    global_mean: float
+    columns: np.ndarray
     mean: np.ndarray
     std: np.ndarray
     ratings: np.ndarray
@@ -442,6 +459,45 @@ def user_rows_loo(stats: LeaveOneOutStats, users, items, ratings, *, out=None) -
     return out
 
 
+def _check_item_loo(stats: ItemLeaveOneOutStats, dtype, n_items: int, d_item: int) -> None:
+    if not isinstance(stats, ItemLeaveOneOutStats):
+        raise TypeError(f"item_loo must be an ItemLeaveOneOutStats, got {type(stats).__name__}")
+    for name in ("rating_sum", "rating_count", "prior_num", "prior_den", "from_ratings"):
+        _check(f"item_loo.{name}", getattr(stats, name), dtype, (n_items,))
+    for name in ("mean", "std"):
+        _check(f"item_loo.{name}", getattr(stats, name), dtype, (3,))
+    _check_index("item_loo.columns", stats.columns, d_item, (3,))
+    _check("item_loo.ratings", stats.ratings, dtype, (None,))
+    if not np.all(stats.std > 0):
+        raise ValueError("item_loo.std must be positive")
+    if not np.all(stats.prior_den > 0):
+        raise ValueError("item_loo.prior_den must be positive")
+    _finite_number("item_loo.global_mean", stats.global_mean)
+
+
+def item_rows_loo(stats: ItemLeaveOneOutStats, item_x, items, ratings, *,
+                  out=None) -> np.ndarray:
+    """Item feature rows ``item_x[items]`` whose statistic columns leave out each example's
+    rating (see :class:`ItemLeaveOneOutStats`).
+
+    Parameters
+    ----------
+    item_x : (n_items, d) array
+        The full-training item rows.
+    items : (n,) int64
+    ratings : (n,) array
+        The raw rating of each example, the one left out.
+    """
+    dtype = _float_dtype("item_x", item_x)
+    n_items, d_item = _check("item_x", item_x, dtype, (None, None)).shape
+    _check_item_loo(stats, dtype, n_items, d_item)
+    n = _check_index("items", items, n_items).shape[0]
+    _check("ratings", ratings, dtype, (n,))
+    out = _check_out("out", out, dtype, (n, d_item))
+    backend.implementation().item_rows_loo(*stats[:9], item_x, items, ratings, out)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Retrieval
 
@@ -506,13 +562,15 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
                 grads, state1, state2, *, optimizer: str, lr: float, beta1: float = 0.9,
                 beta2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
                 weight_decay: float = 0.0, step: int = 0, batch_size: int = 256,
-                loo: LeaveOneOutStats | None = None, rating_weight: float = 1.0,
+                loo: LeaveOneOutStats | None = None,
+                item_loo: ItemLeaveOneOutStats | None = None, rating_weight: float = 1.0,
                 ranking_weight: float = 0.0, temperature: float = 0.2, rank_weights=None,
                 item_logq=None):
     """One epoch of mini-batch training of the two towers, updating ``params`` in place.
 
     For each mini-batch of ``order`` (in that order): gather user rows (from ``user_x``, or
-    leave-one-out rows from ``loo``) and item rows, run both towers (ReLU hidden layers, linear
+    leave-one-out rows from ``loo``) and item rows (from ``item_x``, with leave-one-out
+    statistic columns from ``item_loo``), run both towers (ReLU hidden layers, linear
     last layer), L2-normalise, take the row-wise dot product, the loss
     ``rating_weight * MSE(targets) + ranking_weight * L_rank`` where ``L_rank`` is
     :func:`inbatch_softmax` of the batch (weights ``rank_weights[batch]``, ``item_logq``,
@@ -590,6 +648,11 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
     n_examples = _check("targets", targets, dtype, (None,)).shape[0]
     if loo is not None and loo.ratings.shape[0] != n_examples:
         raise ValueError(f"loo.ratings must have {n_examples} entries, got {loo.ratings.shape[0]}")
+    if item_loo is not None:
+        _check_item_loo(item_loo, dtype, n_items, d_item)
+        if item_loo.ratings.shape[0] != n_examples:
+            raise ValueError(f"item_loo.ratings must have {n_examples} entries, got "
+                             f"{item_loo.ratings.shape[0]}")
     _check_index("users", users, n_users, (n_examples,))
     _check_index("items", items, n_items, (n_examples,))
     _check_index("order", order, n_examples)
@@ -614,5 +677,5 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
         _finite_number("momentum", momentum, 0.0, 1.0),
         _finite_number("weight_decay", weight_decay, 0.0), int(step),
         _positive_int("batch_size", batch_size), None if loo is None else tuple(loo),
-        rating_weight, ranking_weight, temperature, rank_weights, item_logq)
+        None if item_loo is None else tuple(item_loo), rating_weight, ranking_weight, temperature, rank_weights, item_logq)
     return float(loss_sum), int(step)

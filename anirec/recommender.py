@@ -120,7 +120,8 @@ class Recommender:
                                   item_attributes=options["item_attributes"])
         self.model.fit(split.train, features.user_x, features.item_x,
                        validation=split.valid if len(split.valid) else None,
-                       loo=features.user_stats if options["leave_one_out"] else None)
+                       loo=features.user_stats if options["leave_one_out"] else None,
+                       item_loo=features.item_stats if options["leave_one_out"] else None)
         catalogue = data.catalogue
         self.anime_ids = np.asarray(catalogue.anime_ids, dtype=np.int64)
         self.anime_names = np.asarray(catalogue.names, dtype=str)
@@ -137,7 +138,7 @@ class Recommender:
                                     (self.user_ids.shape[0], self.anime_ids.shape[0]))
         self.test = split.test
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
-        self.baselines = self._fit_baselines(split.train, catalogue.bayes_rating)
+        self.baselines = self._fit_baselines(split.train, features.item_bayes)
         self._prepare()
         self.fitted = True
         return self

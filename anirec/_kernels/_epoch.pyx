@@ -32,8 +32,8 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr, loo_row,
-                                   mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
+from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr,
+                                   loo_item_cols, loo_row, mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
                                    sgd_ptr)
 from anirec._kernels._ranking cimport inbatch_softmax_ptr, normalize_dot_backward_add_ptr
 from anirec._kernels._blas cimport blas_set_num_threads
@@ -117,7 +117,12 @@ cdef tuple _train_epoch(
         const floating[::1] loo_count, const floating[:, ::1] loo_item_genres,
         const floating[::1] loo_item_weight, int loo_mode, double loo_global_mean,
         const floating[::1] loo_mean, const floating[::1] loo_std,
-        const floating[::1] loo_ratings, double rating_weight, double ranking_weight,
+        const floating[::1] loo_ratings, bint has_item_loo, const floating[::1] il_sum,
+        const floating[::1] il_count, const floating[::1] il_prior_num,
+        const floating[::1] il_prior_den, const floating[::1] il_from_ratings,
+        double il_global_mean, const int64_t[::1] il_columns, const floating[::1] il_mean,
+        const floating[::1] il_std, const floating[::1] il_ratings,
+        double rating_weight, double ranking_weight,
         double temperature, const floating[::1] rank_weights, const floating[::1] item_logq):
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t n_examples = order.shape[0]
@@ -268,6 +273,12 @@ cdef tuple _train_epoch(
                             p_e = order_p[p_first + p_r]
                             p_i = items_p[p_e]
                             memcpy(Ai + p_r * di, ix + p_i * di, di_bytes)
+                            if has_item_loo:
+                                loo_item_cols(&il_sum[0], &il_count[0], &il_prior_num[0],
+                                              &il_prior_den[0], &il_from_ratings[0],
+                                              il_global_mean, &il_columns[0], &il_mean[0],
+                                              &il_std[0], p_i, <double> il_ratings[p_e], True,
+                                              Ai + p_r * di)
                             tgt[p_r] = targets_p[p_e]
                             bitems[p_r] = p_i
                             if ranking:
@@ -325,8 +336,8 @@ cdef tuple _train_epoch(
 
 def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
                 grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
-                weight_decay, step, batch_size, loo, rating_weight, ranking_weight, temperature,
-                rank_weights, item_logq):
+                weight_decay, step, batch_size, loo, item_loo, rating_weight, ranking_weight,
+                temperature, rank_weights, item_logq):
     dtype = params.dtype
     if loo is None:
         has_loo = False
@@ -343,6 +354,12 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
             grads, state1, state2, int(optimizer), float(lr), float(beta1), float(beta2),
             float(eps), float(momentum), float(weight_decay), int(step), int(batch_size),
             has_loo) + tuple(loo)
+    if item_loo is None:
+        empty_1d = np.zeros(1, dtype=dtype)
+        args += (False,) + (empty_1d,) * 5 + (0.0, np.zeros(3, dtype=np.int64)) + \
+            (empty_1d,) * 3
+    else:
+        args += (True,) + tuple(item_loo)
     if rank_weights is None or item_logq is None or ranking_weight == 0:
         rank_weights = item_logq = np.zeros(1, dtype=dtype)
     args += (float(rating_weight), float(ranking_weight), float(temperature), rank_weights,

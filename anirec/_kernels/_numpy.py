@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from anirec import loo
+
 #: Guard of the L2 normalisation: ``norm = sqrt(|z|^2 + NORM_EPS^2)``, smooth and never zero.
 NORM_EPS = 1e-6
 
 OPTIMIZERS = {"sgd": 0, "adam": 1}
-LOO_MODES = {"rating": 0, "centered": 1, "bayesian": 2}
+LOO_MODES = loo.USER_MODES
 
 
 def dense_forward(X, W, b, out, relu):
@@ -141,30 +143,18 @@ def gather_rows(X, index, out):
 
 def user_rows_loo(num, den, total, count, item_genres, item_weight, mode, global_mean,
                   mean, std, users, items, ratings, out):
-    dtype = out.dtype.type
-    g = item_genres[items]
-    r = ratings.astype(np.float64)
-    n = count[users].astype(np.float64) - 1.0
-    s = total[users].astype(np.float64) - r
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_loo = np.where(n > 0, s / np.where(n > 0, n, 1.0), global_mean)
-        if mode == 2:
-            w = item_weight[items].astype(np.float64)
-            numer = num[users] - w[:, None] * g
-            denom = den[users] - w[:, None]
-            pref = np.where(denom > 0, numer / np.where(denom > 0, denom, 1.0), 0.0)
-        else:
-            numer = num[users] - r[:, None] * g
-            denom = den[users] - g
-            rated = denom > 0
-            avg = np.where(rated, numer / np.where(rated, denom, 1.0), mean_loo[:, None])
-            pref = avg if mode == 0 else np.where(rated, avg - mean_loo[:, None], 0.0)
-    n_genres = num.shape[1]
-    out[:, :n_genres] = pref
-    out[:, n_genres] = np.log1p(np.maximum(n, 0.0))
-    out[:, n_genres + 1] = mean_loo
-    out -= mean.astype(dtype)
-    out /= std.astype(dtype)
+    out[:] = loo.user_rows(num, den, total, count, item_genres, item_weight, mode, global_mean,
+                           users, items, ratings)
+    out -= mean
+    out /= std
+
+
+def item_rows_loo(rating_sum, rating_count, prior_num, prior_den, from_ratings, global_mean,
+                  columns, mean, std, item_x, items, ratings, out):
+    np.take(item_x, items, axis=0, out=out)
+    raw = loo.item_rows(rating_sum, rating_count, prior_num, prior_den, from_ratings,
+                        global_mean, items, ratings).astype(out.dtype)
+    out[:, columns] = (raw - mean) / std
 
 
 def topk(Q, V, k, exclude_indptr, exclude_indices, block_size, out_index, out_score):
@@ -239,8 +229,8 @@ def _tower_backward(grad, activations, layers, grads):
 
 def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes,
                 params, grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
-                weight_decay, step, batch_size, loo, rating_weight, ranking_weight, temperature,
-                rank_weights, item_logq):
+                weight_decay, step, batch_size, loo, item_loo, rating_weight, ranking_weight,
+                temperature, rank_weights, item_logq):
     dtype = params.dtype
     ranking = ranking_weight != 0
     user_layers, item_layers = unpack_params(params, user_sizes, item_sizes)
@@ -258,7 +248,10 @@ def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_s
             user_rows_loo(loo[0], loo[1], loo[2], loo[3], loo[4], loo[5], loo[6], loo[7],
                           loo[8], loo[9], u, i, loo[10][batch], xu)
         xi = np.empty((size, item_x.shape[1]), dtype=dtype)
-        gather_rows(item_x, i, xi)
+        if item_loo is None:
+            gather_rows(item_x, i, xi)
+        else:
+            item_rows_loo(*item_loo[:9], item_x, i, item_loo[9][batch], xi)
         acts_u = _tower_forward(xu, user_layers)
         acts_i = _tower_forward(xi, item_layers)
         yu, yv = np.empty_like(acts_u[-1]), np.empty_like(acts_i[-1])

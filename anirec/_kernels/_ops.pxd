@@ -30,3 +30,9 @@ cdef void loo_row(const floating* num, const floating* den, const floating* tota
                   const floating* item_weight, int mode, double global_mean,
                   const floating* mean, const floating* std, Py_ssize_t n_genres,
                   int64_t user, int64_t item, double rating, floating* out) noexcept nogil
+cdef void loo_item_cols(const floating* rating_sum, const floating* rating_count,
+                        const floating* prior_num, const floating* prior_den,
+                        const floating* from_ratings, double global_mean,
+                        const int64_t* columns, const floating* mean, const floating* std,
+                        int64_t item, double rating, bint leave_out,
+                        floating* row) noexcept nogil

@@ -18,6 +18,9 @@ from anirec._kernels._blas cimport gemm
 #: Must equal ``anirec._kernels._numpy.NORM_EPS`` (a test holds them equal).
 cdef double _NORM_EPS = 1e-6
 NORM_EPS = _NORM_EPS
+#: A leave-one-out denominator at most this is empty; must equal ``anirec.loo.EMPTY``.
+cdef double _LOO_EMPTY = 1e-9
+LOO_EMPTY = _LOO_EMPTY
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,10 +254,10 @@ cdef void loo_row(const floating* num, const floating* den, const floating* tota
                   const floating* item_weight, int mode, double global_mean,
                   const floating* mean, const floating* std, Py_ssize_t n_genres,
                   int64_t user, int64_t item, double rating, floating* out) noexcept nogil:
-    """One scaled leave-one-out user row (see ``anirec.kernels.LeaveOneOutStats``).
+    """One scaled leave-one-out user row (the formula of ``anirec.loo.user_rows``).
 
-    Mixed precision as in the NumPy twin: rating, count, total, weight and the quotients in
-    double; ``den - G`` of modes 0/1 in the array dtype; the z-scoring in the array dtype.
+    Precision as in the twin: the statistics and quotients in double, the z-scoring in the
+    array dtype.
     """
     cdef Py_ssize_t g
     cdef const floating* num_u = num + user * n_genres
@@ -270,11 +273,11 @@ cdef void loo_row(const floating* num, const floating* den, const floating* tota
         if mode == 2:
             numer = <double> num_u[g] - weight * <double> genres[g]
             denom = <double> den_u[g] - weight
-            pref = numer / denom if denom > 0 else 0.0
+            pref = numer / denom if denom > _LOO_EMPTY else 0.0
         else:
             numer = <double> num_u[g] - rating * <double> genres[g]
-            denom = <double> <floating> (den_u[g] - genres[g])
-            if denom > 0:
+            denom = <double> den_u[g] - <double> genres[g]
+            if denom > _LOO_EMPTY:
                 pref = numer / denom
                 if mode == 1:
                     pref = pref - mean_left
@@ -286,6 +289,32 @@ cdef void loo_row(const floating* num, const floating* den, const floating* tota
     out[n_genres] = (value - mean[n_genres]) / std[n_genres]
     value = <floating> mean_left
     out[n_genres + 1] = (value - mean[n_genres + 1]) / std[n_genres + 1]
+
+
+cdef void loo_item_cols(const floating* rating_sum, const floating* rating_count,
+                        const floating* prior_num, const floating* prior_den,
+                        const floating* from_ratings, double global_mean,
+                        const int64_t* columns, const floating* mean, const floating* std,
+                        int64_t item, double rating, bint leave_out,
+                        floating* row) noexcept nogil:
+    """Write the three scaled item statistics of ``item`` (the formula of
+    ``anirec.loo.item_rows``), without ``rating`` when ``leave_out``, into ``row`` at
+    ``columns``. Quotients in double, the z-scoring in the array dtype, as in the twin."""
+    cdef double s = <double> rating_sum[item]
+    cdef double n = <double> rating_count[item]
+    cdef double use = <double> from_ratings[item]
+    cdef double raw[3]
+    cdef floating value
+    cdef int c
+    if leave_out:
+        s = s - rating
+        n = n - 1.0
+    raw[0] = (<double> prior_num[item] + use * s) / (<double> prior_den[item] + use * n)
+    raw[1] = s / n if n > 0 else global_mean
+    raw[2] = log1p(n if n > 0 else 0.0)
+    for c in range(3):
+        value = <floating> raw[c]
+        row[columns[c]] = (value - mean[c]) / std[c]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,6 +401,23 @@ def gather_rows(const floating[:, ::1] X, const int64_t[::1] index, floating[:, 
     with nogil:
         for i in range(index.shape[0]):
             memcpy(&out[i, 0], &X[index[i], 0], row_bytes)
+
+
+def item_rows_loo(const floating[::1] rating_sum, const floating[::1] rating_count,
+                  const floating[::1] prior_num, const floating[::1] prior_den,
+                  const floating[::1] from_ratings, double global_mean,
+                  const int64_t[::1] columns, const floating[::1] mean,
+                  const floating[::1] std, const floating[:, ::1] item_x,
+                  const int64_t[::1] items, const floating[::1] ratings,
+                  floating[:, ::1] out):
+    cdef Py_ssize_t i, width = out.shape[1]
+    cdef size_t row_bytes = width * sizeof(floating)
+    with nogil:
+        for i in range(items.shape[0]):
+            memcpy(&out[i, 0], &item_x[items[i], 0], row_bytes)
+            loo_item_cols(&rating_sum[0], &rating_count[0], &prior_num[0], &prior_den[0],
+                          &from_ratings[0], global_mean, &columns[0], &mean[0], &std[0],
+                          items[i], <double> ratings[i], True, &out[i, 0])
 
 
 def user_rows_loo(const floating[:, ::1] num, const floating[:, ::1] den,

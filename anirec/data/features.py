@@ -1,9 +1,11 @@
 """Item and user features for the two-tower model, fitted on training ratings only.
 
 Item features
-    The genre one-hot, plus (optionally) the Bayesian average rating, ``log1p(Members)``,
-    ``log1p(Episodes)``, the start year from ``Aired`` and a ``Type`` one-hot. Missing values
-    are imputed with the column mean over the catalogue; every column is then z-scored.
+    The genre one-hot, plus (optionally) three statistics of the training ratings (the
+    Bayesian average rating, the mean rating and ``log1p`` of the count), ``log1p(Members)``,
+    ``log1p(Episodes)``, the start year from ``Aired`` and a ``Type`` one-hot. Missing
+    attributes are imputed with the column mean over the catalogue; every column is then
+    z-scored.
 
 User features
     ``[pref_0 .. pref_{G-1}, log1p(count), mean_rating]`` from the user's *training* ratings,
@@ -29,11 +31,11 @@ User features
     selection, like MyAnimeList users, favours liked genres and avoids disliked ones.
 
 No target leakage
-    A training example's features must not contain its own rating. :class:`UserStats` keeps
-    per-user sufficient statistics (sums and counts) and derives the features of example
-    ``(u, i, r)`` from them minus that example's contribution (:meth:`UserStats.rows`), so no
-    feature row per rating is stored. Validation and test examples use the full training
-    statistics (:attr:`Features.user_x`).
+    A training example's features must not contain its own rating. :class:`UserStats` and
+    :class:`ItemStats` keep sufficient statistics (sums and counts) from which the features of
+    example ``(u, i, r)`` are derived minus that example's contribution (the formulas live in
+    :mod:`anirec.loo`), so no feature row per rating is stored. Validation and test examples
+    use the full training statistics (:attr:`Features.user_x`, :attr:`Features.item_x`).
 """
 
 from __future__ import annotations
@@ -44,17 +46,17 @@ from typing import Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from .. import loo
 from ..errors import DataError
-from .mal import ANIME_TYPES, Catalogue, bayesian_average
+from ..loo import USER_MODES
+from .mal import ANIME_TYPES, Catalogue
 from .split import Triplets
 
-__all__ = ["WEIGHTINGS", "UserStats", "Features", "ColdStart", "build_features", "zscore_fit"]
+__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "Features", "bayesian_prior", "ColdStart", "build_features", "zscore_fit"]
 
 #: Weighting name -> ``UserStats.mode`` code.
-WEIGHTINGS: dict[str, int] = {"rating": 0, "centered": 1, "bayesian": 2}
+WEIGHTINGS: dict[str, int] = USER_MODES
 _MODE_NAMES = {v: k for k, v in WEIGHTINGS.items()}
-# A weight sum below this counts as empty (mode 2 subtracts floats).
-_EMPTY = 1e-9
 
 
 def zscore_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,53 +70,13 @@ def zscore_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def raw_rows(num: np.ndarray, den: np.ndarray, total: np.ndarray, count: np.ndarray,
-             mode: int, global_mean: float) -> np.ndarray:
-    """Raw (unscaled) user rows from per-row sufficient statistics (see :class:`UserStats`)."""
-    n = count
-    has = n > 0
-    mean = np.where(has, total / np.where(has, n, 1.0), global_mean)
-    filled = den > _EMPTY
-    safe = np.where(filled, den, 1.0)
-    if mode == 0:
-        pref = np.where(filled, num / safe, mean[:, None])
-    elif mode == 1:
-        pref = np.where(filled, num / safe - mean[:, None], 0.0)
-    else:
-        pref = np.where(filled, num / safe, 0.0)
-    out = np.empty((num.shape[0], num.shape[1] + 2))
-    out[:, :-2] = pref
-    out[:, -2] = np.log1p(np.maximum(n, 0.0))
-    out[:, -1] = mean
-    return out
-
-
 @dataclass
 class UserStats:
-    """Sufficient statistics of the users' training ratings, for leave-one-out feature rows.
+    """Sufficient statistics of the users' training ratings, for leave-one-out user rows.
 
-    For user ``u`` with G genres (``mode`` 0 = ``"rating"``, 1 = ``"centered"``,
-    2 = ``"bayesian"``):
-
-    * modes 0/1: ``num[u, g]`` = sum of ``u``'s train ratings of anime in genre ``g``,
-      ``den[u, g]`` = how many;
-    * mode 2: ``num[u, g]`` = sum over ``u``'s rated anime ``a`` of
-      ``item_weight[a] * item_genres[a, g]``; ``den[u, g]`` = sum of ``item_weight[a]`` (the same
-      for every ``g``);
-    * ``total[u]``, ``count[u]``: sum and number of ``u``'s train ratings.
-
-    The raw row of ``u`` leaving out the train example ``(i, r)`` (or nothing) is, with
-    ``n' = count - 1``, ``s' = total - r``, ``mean' = s'/n'`` if ``n' > 0`` else
-    ``global_mean``, ``num' = num - r*item_genres[i]`` and ``den' = den - item_genres[i]``
-    (modes 0/1) or ``num' = num - item_weight[i]*item_genres[i]``,
-    ``den' = den - item_weight[i]`` (mode 2):
-
-    * mode 0: ``pref_g = num'/den'`` if ``den' > 0`` else ``mean'``;
-    * mode 1: ``pref_g = num'/den' - mean'`` if ``den' > 0`` else 0;
-    * mode 2: ``pref_g = num'/den'`` if ``den' > 0`` else 0;
-
-    ``raw = [pref_0 .. pref_{G-1}, log1p(n'), mean']`` and the scaled row is
-    ``(raw - mean) / std``.
+    ``num``, ``den``, ``total`` and ``count`` are those of :mod:`anirec.loo` (the formula's
+    one home), with ``item_genres`` and ``item_weight`` (the Bayesian ratings of the anime)
+    and the weighting code ``mode``; ``mean`` and ``std`` are the z-score scaler of the rows.
     """
 
     num: np.ndarray
@@ -163,33 +125,90 @@ class UserStats:
         u = np.asarray(users, dtype=np.int64).ravel()
         if u.size and (u.min() < 0 or u.max() >= self.n_users):
             raise IndexError(f"user index out of range 0..{self.n_users - 1}")
-        num = self.num[u]
-        den = self.den[u]
-        total = self.total[u]
-        count = self.count[u]
         if (items is None) != (ratings is None):
             raise ValueError("give both items and ratings (leave-one-out) or neither")
         if items is not None:
-            i = np.asarray(items, dtype=np.int64).ravel()
-            r = np.asarray(ratings, dtype=np.float64).ravel()
-            if i.shape != u.shape or r.shape != u.shape:
+            items = np.asarray(items, dtype=np.int64).ravel()
+            ratings = np.asarray(ratings, dtype=np.float64).ravel()
+            if items.shape != u.shape or ratings.shape != u.shape:
                 raise ValueError(f"users, items and ratings must have one length, got "
-                                 f"{u.shape[0]}, {i.shape[0]}, {r.shape[0]}")
-            x = self.item_genres[i]
-            if self.mode == 2:
-                w = self.item_weight[i]
-                num = num - w[:, None] * x
-                den = den - w[:, None]
-            else:
-                num = num - r[:, None] * x
-                den = den - x
-            total = total - r
-            count = count - 1.0
-        raw = raw_rows(num, den, total, count, self.mode, self.global_mean)
+                                 f"{u.shape[0]}, {items.shape[0]}, {ratings.shape[0]}")
+        raw = loo.user_rows(self.num, self.den, self.total, self.count, self.item_genres,
+                            self.item_weight, self.mode, self.global_mean, u, items, ratings)
         if scaled:
             raw -= self.mean
             raw /= self.std
         return raw
+
+
+@dataclass
+class ItemStats:
+    """Sufficient statistics of the items' training ratings, for leave-one-out item columns.
+
+    The item rows hold three columns derived from training ratings (:data:`anirec.loo.ITEM_COLUMNS`:
+    the Bayesian average, the mean rating and ``log1p`` of the count) at ``columns`` of
+    :attr:`Features.item_x`; ``mean`` and ``std`` are their z-score scaler. A training example
+    sees them computed without its own rating (:meth:`rows`); the formula and the meaning of
+    ``prior_num``, ``prior_den`` and ``from_ratings`` are in :mod:`anirec.loo`.
+    """
+
+    rating_sum: np.ndarray
+    rating_count: np.ndarray
+    prior_num: np.ndarray
+    prior_den: np.ndarray
+    from_ratings: np.ndarray
+    global_mean: float
+    columns: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return int(self.rating_sum.shape[0])
+
+    def rows(self, items, ratings=None, *, scaled: bool = True) -> np.ndarray:
+        """The three statistics of ``items`` ``(n, 3)``, leaving out ``ratings`` when given."""
+        items = np.asarray(items, dtype=np.int64).ravel()
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise IndexError(f"item index out of range 0..{self.n_items - 1}")
+        raw = loo.item_rows(self.rating_sum, self.rating_count, self.prior_num, self.prior_den,
+                            self.from_ratings, self.global_mean, items, ratings)
+        if scaled:
+            raw -= self.mean
+            raw /= self.std
+        return raw
+
+
+def bayesian_prior(score, scored_by, rating_sum, rating_count):
+    """``(prior_num, prior_den, from_ratings)`` of the Bayesian average rating per anime.
+
+    The original notebook's average, with ``C`` the mean of the known ``Scored By`` and ``m``
+    the mean of the known ``Score``, is ``(m C + Score ScoredBy) / (C + ScoredBy)``. Where
+    ``Score`` or ``Scored By`` is missing the anime's own training ratings stand in for them
+    (their sum for ``Score ScoredBy``, their count for ``ScoredBy``: ``from_ratings`` is 1);
+    an anime with neither gets ``m``. When no anime has metadata, ``m`` is the mean training
+    rating and ``C`` the mean number of ratings per rated anime. The average itself is
+    ``loo.item_rows(...)[:, 0]``, with or without a rating left out.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    scored_by = np.asarray(scored_by, dtype=np.float64)
+    rating_sum = np.asarray(rating_sum, dtype=np.float64)
+    rating_count = np.asarray(rating_count, dtype=np.float64)
+    known_s = np.isfinite(score)
+    known_c = np.isfinite(scored_by) & (scored_by > 0)
+    rated = rating_count > 0
+    if known_s.any() and known_c.any():
+        m, c = float(score[known_s].mean()), float(scored_by[known_c].mean())
+    elif rated.any():
+        m = float(rating_sum.sum() / rating_count.sum())
+        c = float(rating_count[rated].mean())
+    else:  # nothing to average: the Score where known, else the middle of the scale
+        fixed = np.where(known_s, score, 5.5)
+        return fixed, np.ones_like(fixed), np.zeros_like(fixed)
+    meta = known_s & known_c
+    prior_num = np.where(meta, m * c + np.where(meta, score * scored_by, 0.0), m * c)
+    prior_den = np.where(meta, c + np.where(meta, scored_by, 0.0), c)
+    return prior_num, prior_den, (~meta).astype(np.float64)
 
 
 @dataclass
@@ -213,9 +232,11 @@ class Features:
     weighting : str
         ``"rating"``, ``"centered"`` or ``"bayesian"``.
     item_bayes : ndarray of float64
-        Bayesian average rating per item, missing metadata filled from training ratings only.
-    item_rating_sum, item_rating_count : ndarray of float64
-        Per-item sums and counts of the training ratings (for item-side leave-one-out).
+        Bayesian average rating per item, missing metadata filled from training ratings only
+        (what the baselines and the ``"bayesian"`` weighting use).
+    item_stats : ItemStats or None
+        For the leave-one-out item statistics of training examples (``None`` without item
+        attributes, whose rows hold no statistic of the ratings).
     """
 
     item_x: np.ndarray
@@ -230,8 +251,7 @@ class Features:
     genres: tuple[str, ...]
     weighting: str
     item_bayes: np.ndarray
-    item_rating_sum: np.ndarray
-    item_rating_count: np.ndarray
+    item_stats: ItemStats | None
 
     @property
     def cold_start(self) -> "ColdStart":
@@ -345,7 +365,8 @@ class ColdStart:
         total = np.array([sum(values)])
         if self.mode == 2:
             den = np.full((1, G), total[0])
-        raw = raw_rows(num, den, total, np.array([k]), self.mode, self.global_mean)
+        raw = loo.user_rows(num, den, total, np.array([k]), None, None, self.mode,
+                            self.global_mean, [0])
         raw[0, -2] = np.log1p(self.typical_count)
         scaled = (raw - self.mean) / self.std
         if self.mode in (0, 1):
@@ -353,14 +374,17 @@ class ColdStart:
         return scaled
 
 
-def _item_matrix(catalogue: Catalogue, bayes: np.ndarray,
+def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,
                  attributes: bool) -> tuple[np.ndarray, list[str]]:
+    """Raw item columns: genres, then (with ``attributes``) the training statistics
+    (:data:`anirec.loo.ITEM_COLUMNS`), the numeric attributes and the type one-hot."""
     cols = [catalogue.genre_matrix.astype(np.float64)]
     names = [f"genre:{g}" for g in catalogue.genres]
     if attributes:
+        cols.append(stats_raw)
+        names.extend(loo.ITEM_COLUMNS)
         attr = catalogue.attributes
         numeric = {
-            "bayes_rating": bayes,
             "log_members": np.log1p(np.clip(attr["members"].to_numpy(np.float64), 0, None)),
             "log_episodes": np.log1p(np.clip(attr["episodes"].to_numpy(np.float64), 0, None)),
             "start_year": attr["start_year"].to_numpy(np.float64),
@@ -429,15 +453,24 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
     mode = WEIGHTINGS[weighting]
     ratings = train.ratings.astype(np.float64)
 
-    # Items: the Bayesian rating falls back on *training* ratings where metadata is missing.
+    # Items: statistics of the *training* ratings (the Bayesian rating falls back on them
+    # where metadata is missing); training examples see them without their own rating.
     item_sum = np.bincount(train.items, weights=ratings, minlength=n_items)
     item_count = np.bincount(train.items, minlength=n_items).astype(np.float64)
     attr = catalogue.attributes
-    bayes = bayesian_average(attr["score"].to_numpy(np.float64),
-                             attr["scored_by"].to_numpy(np.float64), item_sum, item_count)
-    item_raw, item_names = _item_matrix(catalogue, bayes, item_attributes)
+    prior = bayesian_prior(attr["score"].to_numpy(np.float64),
+                           attr["scored_by"].to_numpy(np.float64), item_sum, item_count)
+    global_mean = float(ratings.mean())
+    stats_raw = loo.item_rows(item_sum, item_count, *prior, global_mean, np.arange(n_items))
+    bayes = stats_raw[:, 0].copy()
+    item_raw, item_names = _item_matrix(catalogue, stats_raw, item_attributes)
     item_mean, item_std = zscore_fit(item_raw)
     item_x = (item_raw - item_mean) / item_std
+    item_stats = None
+    if item_attributes:
+        columns = np.array([item_names.index(name) for name in loo.ITEM_COLUMNS])
+        item_stats = ItemStats(item_sum, item_count, *prior, global_mean, columns,
+                               item_mean[columns], item_std[columns])
 
     # Users: sufficient statistics by sparse products (user x anime) @ (anime x genre).
     genres_m = np.ascontiguousarray(catalogue.genre_matrix, dtype=np.float64)
@@ -456,7 +489,7 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
     total = np.bincount(train.users, weights=ratings, minlength=n_users)
     count = np.bincount(train.users, minlength=n_users).astype(np.float64)
     stats = UserStats(num=num, den=den, total=total, count=count, item_genres=genres_m,
-                      item_weight=bayes, mode=mode, global_mean=float(ratings.mean()),
+                      item_weight=bayes, mode=mode, global_mean=global_mean,
                       mean=np.zeros(G + 2), std=np.ones(G + 2))
     raw = stats.rows(np.arange(n_users), scaled=False)
     stats.mean, stats.std = zscore_fit(raw[count > 0])
@@ -465,6 +498,5 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
         item_x=item_x, item_feature_names=item_names, item_mean=item_mean, item_std=item_std,
         user_x=user_x, user_feature_names=[*catalogue.genres, "log_count", "mean_rating"],
         user_mean=stats.mean, user_std=stats.std, user_stats=stats, genres=catalogue.genres,
-        weighting=weighting, item_bayes=bayes, item_rating_sum=item_sum,
-        item_rating_count=item_count,
+        weighting=weighting, item_bayes=bayes, item_stats=item_stats,
     )

@@ -389,7 +389,7 @@ class TwoTower:
     # Training
 
     def fit(self, train, user_features, item_features, *, validation=None, loo=None,
-            callback: Callable[[int, dict], bool | None] | None = None) -> "TwoTower":
+            item_loo=None, callback: Callable[[int, dict], bool | None] | None = None) -> "TwoTower":
         """Train on ``(users, items, ratings)`` triplets indexing rows of the feature matrices.
 
         Parameters
@@ -408,6 +408,10 @@ class TwoTower:
             leaving its own rating out (an object with the fields of
             :class:`anirec.kernels.LeaveOneOutStats` except ``ratings``, which come from
             ``train``).
+        item_loo : ItemLeaveOneOutStats-like, optional
+            Sufficient statistics from which the statistic columns of each training example's
+            item row are derived leaving its own rating out (the fields of
+            :class:`anirec.kernels.ItemLeaveOneOutStats` except ``ratings``).
         callback : callable(epoch, logs), optional
             Called after every epoch with the 1-based epoch and its history entry; returning
             ``True`` stops training.
@@ -443,6 +447,8 @@ class TwoTower:
             _check_rows("validation items", validation[1], item_x.shape[0], "item row")
             self._check_ratings("validation", validation[2])
         loo_stats = self._loo_stats(loo, ratings) if loo is not None else None
+        item_loo_stats = self._item_loo_stats(item_loo, ratings) if item_loo is not None \
+            else None
         user_dim = int(loo_stats.mean.shape[0]) if loo_stats is not None else user_x.shape[1]
         if loo_stats is not None and user_dim != user_x.shape[1]:
             raise ValueError(f"loo rows have {user_dim} columns but user_features has "
@@ -455,7 +461,7 @@ class TwoTower:
             # The prior is part of the score, so the corrected logits s - log q are cosines.
             ranking = (ranking[0], np.zeros_like(ranking[1]))
         self._train(rng, (users, items, self.to_target(ratings).astype(self.dtype)),
-                    user_x, item_x, validation, loo_stats, callback, ranking)
+                    user_x, item_x, validation, (loo_stats, item_loo_stats), callback, ranking)
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
         return self
@@ -515,6 +521,19 @@ class TwoTower:
         values["global_mean"] = float(values["global_mean"])
         return kernels.LeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
 
+    def _item_loo_stats(self, stats, ratings) -> kernels.ItemLeaveOneOutStats:
+        values = {}
+        for name in kernels.ItemLeaveOneOutStats._fields[:-1]:
+            if not hasattr(stats, name):
+                raise TypeError(f"item_loo must have the attribute {name!r}")
+            values[name] = getattr(stats, name)
+        for name in ("rating_sum", "rating_count", "prior_num", "prior_den", "from_ratings",
+                     "mean", "std"):
+            values[name] = np.ascontiguousarray(values[name], dtype=self.dtype)
+        values["columns"] = np.ascontiguousarray(values["columns"], dtype=np.int64)
+        values["global_mean"] = float(values["global_mean"])
+        return kernels.ItemLeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
+
     def _validation_rank_loss(self, user_x, item_vectors, pairs) -> float:
         """The full-catalogue softmax cross-entropy of the validation positives.
 
@@ -554,6 +573,7 @@ class TwoTower:
     def _train(self, rng, train, user_x, item_x, validation, loo, callback, ranking) -> None:
         from tqdm.auto import tqdm
 
+        loo, item_loo = loo
         users, items, targets = train
         alpha, beta = self.loss_weights
         rank_weights, item_logq = ranking if ranking is not None else (None, None)
@@ -577,7 +597,8 @@ class TwoTower:
                     self.item_sizes_, self.params_, grads, state1, state2,
                     optimizer=self.optimizer, lr=lr, beta1=self.beta1, beta2=self.beta2,
                     eps=self.eps, momentum=self.momentum, weight_decay=self.weight_decay,
-                    step=step, batch_size=int(self.batch_size), loo=loo, rating_weight=alpha,
+                    step=step, batch_size=int(self.batch_size), loo=loo, item_loo=item_loo,
+                    rating_weight=alpha,
                     ranking_weight=beta, temperature=float(self.temperature),
                     rank_weights=rank_weights, item_logq=item_logq)
             logs = {"epoch": epoch + 1, "train_loss": loss_sum / users.shape[0]}
