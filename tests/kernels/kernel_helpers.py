@@ -104,27 +104,48 @@ def make_loo(rng, dtype, *, n_users=12, n_items=15, n_genres=4, n_examples=60, m
     return stats, users.astype(np.int64), items.astype(np.int64), as_dtype(ratings)
 
 
+def make_item_loo(rng, dtype, items, ratings, n_items, d_item):
+    """Consistent item leave-one-out statistics of the examples ``(items, ratings)``: some
+    items with and some without a public score (``from_ratings`` 0 or 1), some rated once."""
+    from anirec.kernels import ItemLeaveOneOutStats
+
+    as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    rating_sum = np.bincount(items, ratings.astype(np.float64), n_items)
+    rating_count = np.bincount(items, minlength=n_items).astype(np.float64)
+    from_ratings = (rng.random(n_items) < 0.5).astype(np.float64)
+    prior_den = rng.uniform(1.0, 50.0, n_items).round(1)
+    prior_num = prior_den * rng.uniform(4.0, 9.0, n_items).round(2)
+    columns = rng.choice(d_item, 3, replace=False).astype(np.int64)
+    return ItemLeaveOneOutStats(as_dtype(rating_sum), as_dtype(rating_count),
+                                as_dtype(prior_num), as_dtype(prior_den),
+                                as_dtype(from_ratings), 6.25, columns,
+                                as_dtype(rng.normal(0, 0.5, 3)),
+                                as_dtype(rng.uniform(0.5, 2.0, 3)), as_dtype(ratings))
+
+
 def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n_users=10,
                  n_items=13, n_examples=57, loo_mode=None, scale=0.5):
     """A small two-tower training problem: the keyword arguments of ``train_epoch`` minus the
     optimizer settings, with seeded data and parameters.
 
     With ``loo_mode`` the user rows come from leave-one-out statistics (``user_x`` is None)
-    and ``user_sizes[0]`` is replaced by ``n_genres + 2``.
+    and ``user_sizes[0]`` is replaced by ``n_genres + 2``; the item rows then also get
+    leave-one-out statistic columns (``item_loo``).
     """
     from anirec.kernels import n_parameters
 
     user_sizes = np.array(user_sizes, dtype=np.int64)
     item_sizes = np.array(item_sizes, dtype=np.int64)
-    loo = None
+    loo = item_loo = None
     if loo_mode is None:
         users = rng.integers(0, n_users, n_examples).astype(np.int64)
         items = rng.integers(0, n_items, n_examples).astype(np.int64)
         user_x = rng.standard_normal((n_users, user_sizes[0])).astype(dtype)
     else:
-        loo, users, items, _ = make_loo(rng, dtype, n_users=n_users, n_items=n_items,
-                                        n_genres=int(user_sizes[0]) - 2,
-                                        n_examples=n_examples, mode=loo_mode)
+        loo, users, items, ratings = make_loo(rng, dtype, n_users=n_users, n_items=n_items,
+                                              n_genres=int(user_sizes[0]) - 2,
+                                              n_examples=n_examples, mode=loo_mode)
+        item_loo = make_item_loo(rng, dtype, items, ratings, n_items, int(item_sizes[0]))
         user_x = None
     item_x = rng.standard_normal((n_items, item_sizes[0])).astype(dtype)
     targets = rng.uniform(-1, 1, n_examples).astype(dtype)
@@ -133,4 +154,4 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
     return dict(users=users, items=items, targets=targets, user_x=user_x, item_x=item_x,
                 user_sizes=user_sizes, item_sizes=item_sizes, params=params,
                 grads=np.zeros(n_params, dtype), state1=np.zeros(n_params, dtype),
-                state2=np.zeros(n_params, dtype), loo=loo)
+                state2=np.zeros(n_params, dtype), loo=loo, item_loo=item_loo)

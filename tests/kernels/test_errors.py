@@ -132,7 +132,7 @@ def _epoch_args(problem, **overrides):
     order = np.arange(p["targets"].shape[0], dtype=np.int64)
     args = (order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
             p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"], p["state2"])
-    return args, dict(optimizer="adam", lr=0.01, loo=p["loo"])
+    return args, dict(optimizer="adam", lr=0.01, loo=p["loo"], item_loo=p["item_loo"])
 
 
 @pytest.mark.parametrize("override,error,message", [

@@ -15,7 +15,10 @@ def _inputs(problem, batch):
     else:
         loo = problem["loo"]
         xu = K.user_rows_loo(loo, users, items, loo.ratings[batch])
-    return xu, K.gather_rows(problem["item_x"], items)
+    if problem["item_loo"] is None:
+        return xu, K.gather_rows(problem["item_x"], items)
+    item_loo = problem["item_loo"]
+    return xu, K.item_rows_loo(item_loo, problem["item_x"], items, item_loo.ratings[batch])
 
 
 def _forward(params, problem, batch):
@@ -53,7 +56,7 @@ def _epoch_gradient(params, problem, batch):
         batch, problem["users"], problem["items"], problem["targets"], problem["user_x"],
         problem["item_x"], problem["user_sizes"], problem["item_sizes"], p, grads,
         np.zeros_like(p), np.zeros_like(p), optimizer="sgd", lr=0.0,
-        batch_size=batch.shape[0], loo=problem["loo"])
+        batch_size=batch.shape[0], loo=problem["loo"], item_loo=problem["item_loo"])
     assert step == 1
     np.testing.assert_array_equal(p, params)  # lr = 0 leaves the parameters alone
     np.testing.assert_allclose(loss_sum / batch.shape[0], _forward(params, problem, batch)[0],

@@ -180,7 +180,8 @@ def _epoch_gradient(params, problem, batch, alpha, beta, temperature):
         batch, problem["users"], problem["items"], problem["targets"], problem["user_x"],
         problem["item_x"], problem["user_sizes"], problem["item_sizes"], p, grads,
         np.zeros_like(p), np.zeros_like(p), optimizer="sgd", lr=0.0,
-        batch_size=batch.shape[0], loo=problem["loo"], rating_weight=alpha,
+        batch_size=batch.shape[0], loo=problem["loo"], item_loo=problem["item_loo"],
+        rating_weight=alpha,
         ranking_weight=beta, temperature=temperature, rank_weights=problem["rank_weights"],
         item_logq=problem["item_logq"])
     return loss_sum / batch.shape[0], grads
@@ -194,8 +195,13 @@ def _batch_loss(params, problem, batch, alpha, beta, temperature):
         xu = K.gather_rows(problem["user_x"], users)
     else:
         xu = K.user_rows_loo(problem["loo"], users, items, problem["loo"].ratings[batch])
+    if problem["item_loo"] is None:
+        xi = K.gather_rows(problem["item_x"], items)
+    else:
+        item_loo = problem["item_loo"]
+        xi = K.item_rows_loo(item_loo, problem["item_x"], items, item_loo.ratings[batch])
     outs = []
-    for x, layers in zip((xu, K.gather_rows(problem["item_x"], items)), towers):
+    for x, layers in zip((xu, xi), towers):
         for index, (W, b) in enumerate(layers):
             x = K.dense_forward(x, W, b, relu=index < len(layers) - 1)
         outs.append(x)

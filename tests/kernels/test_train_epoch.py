@@ -23,6 +23,7 @@ def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_
                 p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"],
                 p["state2"], optimizer=optimizer, lr=lr, momentum=momentum,
                 weight_decay=weight_decay, step=step, batch_size=batch_size, loo=p["loo"],
+                item_loo=p["item_loo"],
                 **(objective or {}))
             losses.append(loss)
     return p, np.array(losses), step
