@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anirec.model.biases import fit_biases
+
 
 @dataclass
 class GlobalMean:
@@ -75,16 +77,9 @@ class BiasModel:
     @classmethod
     def fit(cls, users, items, ratings, n_users: int, n_items: int, *, reg: float = 5.0,
             iterations: int = 10) -> "BiasModel":
-        ratings = np.asarray(ratings, dtype=np.float64)
-        mean = float(ratings.mean())
-        user_count = np.bincount(users, minlength=n_users) + reg
-        item_count = np.bincount(items, minlength=n_items) + reg
-        user_bias, item_bias = np.zeros(n_users), np.zeros(n_items)
-        residual = ratings - mean
-        for _ in range(iterations):
-            user_bias = np.bincount(users, residual - item_bias[items], n_users) / user_count
-            item_bias = np.bincount(items, residual - user_bias[users], n_items) / item_count
-        return cls(mean, user_bias, item_bias)
+        biases = fit_biases(users, items, ratings, n_users, n_items, reg=reg,
+                            iterations=iterations)
+        return cls(biases.mean, biases.user, biases.item)
 
     def predict(self, users, items) -> np.ndarray:
         return self.mean + self.user_bias[np.asarray(users)] + self.item_scores[np.asarray(items)]

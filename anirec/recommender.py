@@ -196,7 +196,7 @@ class Recommender:
     def _predicted_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Ratings of (user row, anime row) pairs from the precomputed embeddings."""
         scores = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
-        return self.model.score_to_rating(scores)
+        return self.model.score_to_rating(scores, users, items)
 
     def _top(self, queries: np.ndarray, n: int, exclude=None, *, items=None):
         """Top-``n`` items by retrieval score for user embeddings ``queries`` (or by dot
@@ -229,10 +229,14 @@ class Recommender:
         index, scores = self._top_for_users(user_ids, n, exclude_rated)
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
-    def _frame(self, query_ids, index, scores, id_column: str) -> pd.DataFrame:
+    def _frame(self, query_ids, index, scores, id_column: str,
+               user_rows=None) -> pd.DataFrame:
+        """The long frame of top-n lists; ``user_rows`` are the queries' user rows (for the
+        predicted ratings' user biases; ``None``: a new user)."""
         rank = np.tile(np.arange(1, index.shape[1] + 1), index.shape[0])
         flat_index, flat_scores = index.ravel(), scores.ravel().astype(np.float64)
         keep = flat_index >= 0
+        users = None if user_rows is None else np.repeat(user_rows, index.shape[1])[keep]
         frame = pd.DataFrame({
             id_column: np.repeat(query_ids, index.shape[1])[keep],
             "rank": rank[keep],
@@ -240,7 +244,7 @@ class Recommender:
             "name": self.anime_names[flat_index[keep]],
             "score": flat_scores[keep],
             "predicted_rating": self.model.score_to_rating(
-                self._cosines(flat_scores[keep], flat_index[keep])),
+                self._cosines(flat_scores[keep], flat_index[keep]), users, flat_index[keep]),
         })
         return frame
 
@@ -263,7 +267,7 @@ class Recommender:
         """
         user_ids = np.atleast_1d(np.asarray(user_id))
         index, scores = self._top_for_users(user_ids, n, exclude_rated)
-        return self._frame(user_ids, index, scores, "user_id")
+        return self._frame(user_ids, index, scores, "user_id", self.user_rows(user_ids))
 
     def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
         """Yield recommendation frames for every known user, ``block`` users at a time."""

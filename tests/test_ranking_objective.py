@@ -95,7 +95,8 @@ def test_recommend_ranks_by_the_retrieval_score(trained, objective, tmp_path):
     np.testing.assert_array_equal(frame["anime_id"].to_numpy(), expected)
     ranked_items = rec.anime_rows(frame["anime_id"].to_numpy())
     np.testing.assert_allclose(frame["predicted_rating"].to_numpy(),
-                               model.score_to_rating(cosines[ranked_items]), rtol=1e-4)
+                               model.score_to_rating(cosines[ranked_items], row, ranked_items),
+                               rtol=1e-4)
     rec.save(tmp_path / "rec.anirec")
     loaded = anirec.Recommender.load(tmp_path / "rec.anirec")
     assert loaded.model.get_config() == model.get_config()

@@ -48,6 +48,7 @@ import numpy as np
 
 from anirec import kernels
 from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
+from anirec.model.biases import Biases, fit_biases, leave_one_out_base
 from anirec.model.schedules import make_schedule
 
 OPTIMIZERS = ("adam", "sgd")
@@ -146,6 +147,16 @@ class TwoTower:
     popularity_prior : bool
         For ``"ranking"`` and ``"hybrid"``: add the log training frequency of each item to its
         retrieval score (see the module docstring; ``item_log_prior_``).
+    biases : bool
+        For ``"rating"`` and ``"hybrid"``: predict ``mu + b_user + b_item + cosine * (hi - lo) / 2``
+        (clipped to ``rating_range``), where the regularised user and item biases are fitted
+        on the training ratings first (:func:`anirec.model.biases.fit_biases`) and the
+        towers learn the rest. Each training example's target is measured from its biases
+        without its own rating (:func:`anirec.model.biases.leave_one_out_base`). The biases
+        change predicted ratings, not the ranking.
+    bias_reg : float
+        The L2 penalty of the biases (in ratings: an id's bias is shrunk as if it had
+        ``bias_reg`` more ratings at the mean).
     dtype : {"float32", "float64"}
     seed : int
         Seeds the initial weights (He), the validation split and the shuffles.
@@ -168,6 +179,8 @@ class TwoTower:
     item_log_prior_ : ndarray or None
         Per item row, the log of its share of the training pairs, added to the retrieval score
         (with ``popularity_prior``; ``None`` otherwise): see :meth:`retrieval_items`.
+    biases_ : Biases or None
+        The fitted rating biases (with ``biases``; ``None`` otherwise).
     """
 
     def __init__(self, layers: Sequence[int] = (256, 128, 64, 32), *, optimizer: str = "adam",
@@ -179,7 +192,8 @@ class TwoTower:
                  rating_range: tuple[float, float] = (1.0, 10.0), dtype: str = "float32",
                  seed: int = 0, verbose: bool = False, objective: str = "rating",
                  ranking_weight: float = 0.03, temperature: float = 0.2,
-                 positive_threshold: float | None = None, popularity_prior: bool = True):
+                 positive_threshold: float | None = None, popularity_prior: bool = True,
+                 biases: bool = True, bias_reg: float = 5.0):
         self.layers = tuple(int(width) for width in layers)
         self.optimizer = optimizer
         self.lr = lr
@@ -202,12 +216,15 @@ class TwoTower:
         self.positive_threshold = None if positive_threshold is None else \
             float(positive_threshold)
         self.popularity_prior = bool(popularity_prior)
+        self.biases = bool(biases)
+        self.bias_reg = bias_reg
         self._validate_config()
         self.params_: np.ndarray | None = None
         self.history_: list[dict] = []
         self.best_epoch_: int | None = None
         self.calibration_: tuple[float, float] | None = None
         self.item_log_prior_: np.ndarray | None = None
+        self.biases_: Biases | None = None
 
     # -----------------------------------------------------------------------------------------
     # Configuration
@@ -239,7 +256,7 @@ class TwoTower:
                              f"{self.rating_range}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        for name in ("ranking_weight", "temperature"):
+        for name in ("ranking_weight", "temperature", "bias_reg"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value}")
@@ -268,7 +285,8 @@ class TwoTower:
             "objective": self.objective, "ranking_weight": float(self.ranking_weight),
             "temperature": float(self.temperature),
             "positive_threshold": self.positive_threshold,
-            "popularity_prior": self.popularity_prior,
+            "popularity_prior": self.popularity_prior, "biases": self.biases,
+            "bias_reg": float(self.bias_reg),
         }
 
     # -----------------------------------------------------------------------------------------
@@ -284,10 +302,16 @@ class TwoTower:
         lo, hi = self.rating_range
         return lo + (np.asarray(scores, dtype=np.float64) + 1.0) * (hi - lo) / 2.0
 
-    def score_to_rating(self, scores) -> np.ndarray:
+    def score_to_rating(self, scores, users=None, items=None) -> np.ndarray:
         """Predicted ratings from tower scores: :meth:`to_rating` for models trained on
-        ratings; the fitted calibration ``a + b p``, clipped to ``rating_range``, for a
-        ``"ranking"`` model."""
+        ratings; with biases, ``mu + b_user + b_item + score * (hi - lo) / 2`` for the user and
+        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0), clipped
+        to ``rating_range``; the fitted calibration ``a + b p``, clipped to ``rating_range``,
+        for a ``"ranking"`` model."""
+        if self.biases_ is not None:
+            lo, hi = self.rating_range
+            base = self.biases_.predict(users, items)
+            return np.clip(base + np.asarray(scores, dtype=np.float64) * (hi - lo) / 2, lo, hi)
         if self.calibration_ is None:
             return self.to_rating(scores)
         a, b = self.calibration_
@@ -367,9 +391,10 @@ class TwoTower:
         """Normalised item-tower outputs, one row per row of ``item_features``."""
         return self._embed(item_features, 1, "item_features")
 
-    def predict(self, user_features, item_features) -> np.ndarray:
+    def predict(self, user_features, item_features, users=None, items=None) -> np.ndarray:
         """Predicted ratings for pairs: row ``j`` of ``user_features`` with row ``j`` of
-        ``item_features``, on the rating scale."""
+        ``item_features``, on the rating scale; ``users`` and ``items`` are the pairs' rows of
+        the training triplets, for the biases (``None``: unknown, bias 0)."""
         user_features = np.asarray(user_features)
         item_features = np.asarray(item_features)
         if user_features.shape[:1] != item_features.shape[:1]:
@@ -377,7 +402,7 @@ class TwoTower:
                              f"{user_features.shape[0]} and {item_features.shape[0]} rows")
         scores = np.einsum("ij,ij->i", self.user_embeddings(user_features),
                            self.item_embeddings(item_features))
-        return self.score_to_rating(scores)
+        return self.score_to_rating(scores, users, items)
 
     def _pair_scores(self, user_x, item_vectors, users, items) -> np.ndarray:
         """Cosine scores of (users[j], items[j]), each distinct user row embedded once."""
@@ -454,17 +479,30 @@ class TwoTower:
             raise ValueError(f"loo rows have {user_dim} columns but user_features has "
                              f"{user_x.shape[1]}")
         self._init_params(user_dim, item_x.shape[1], rng)
-        self.calibration_ = self.item_log_prior_ = None
+        self.calibration_ = self.item_log_prior_ = self.biases_ = None
+        if self.biases and self.loss_weights[0] > 0:
+            self.biases_ = fit_biases(users, items, ratings, user_x.shape[0], item_x.shape[0],
+                                      reg=float(self.bias_reg))
+            base = leave_one_out_base(self.biases_, users, items, ratings,
+                                      reg=float(self.bias_reg))
+            targets = self._residual_targets(base, ratings)
+        else:
+            targets = self.to_target(ratings)
         ranking = self._ranking_inputs(items, ratings, item_x.shape[0])
         if ranking is not None and self.popularity_prior:
             self.item_log_prior_ = ranking[1].astype(np.float64)
             # The prior is part of the score, so the corrected logits s - log q are cosines.
             ranking = (ranking[0], np.zeros_like(ranking[1]))
-        self._train(rng, (users, items, self.to_target(ratings).astype(self.dtype)),
+        self._train(rng, (users, items, targets.astype(self.dtype)),
                     user_x, item_x, validation, (loo_stats, item_loo_stats), callback, ranking)
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
         return self
+
+    def _residual_targets(self, base, ratings) -> np.ndarray:
+        """What the scaled cosine learns with biases: the rating's distance from ``base``."""
+        lo, hi = self.rating_range
+        return (np.asarray(ratings, dtype=np.float64) - base) / ((hi - lo) / 2)
 
     def _positive_weights(self, ratings: np.ndarray) -> np.ndarray:
         if self.positive_threshold is None:
@@ -609,7 +647,9 @@ class TwoTower:
                 if alpha > 0:
                     scores = self._pair_scores(user_x, item_vectors, validation[0],
                                                validation[1])
-                    val_mse = float(np.mean((scores - self.to_target(validation[2])) ** 2))
+                    # On the predictions themselves (biases, clipping), in scaled units.
+                    errors = self.score_to_rating(scores, *validation[:2]) - validation[2]
+                    val_mse = float(np.mean(errors ** 2)) / half_range ** 2
                     val_loss += alpha * val_mse
                     logs.update(val_rmse=math.sqrt(val_mse) * half_range)
                 if val_pairs is not None:
@@ -661,6 +701,9 @@ class TwoTower:
                   "item_sizes": self.item_sizes_}
         if self.item_log_prior_ is not None:
             arrays["item_log_prior"] = self.item_log_prior_
+        if self.biases_ is not None:
+            header["bias_mean"] = self.biases_.mean
+            arrays["bias_user"], arrays["bias_item"] = self.biases_.user, self.biases_.item
         return header, arrays
 
     @classmethod
@@ -699,6 +742,8 @@ class TwoTower:
                 raise ModelFormatError(f"{source}: item_log_prior must be a finite float64 "
                                        f"vector, got {prior.dtype} of shape {prior.shape}")
             model.item_log_prior_ = prior
+        if "bias_mean" in header:
+            model.biases_ = _load_biases(header, arrays, source)
         return model
 
     def save(self, path) -> None:
@@ -721,3 +766,16 @@ class TwoTower:
 
         header, arrays = read_model_file(path, kind="TwoTower")
         return cls.from_state(header, arrays, source=repr(str(path)))
+
+
+def _load_biases(header: dict, arrays: dict, source: str) -> Biases:
+    """The saved rating biases, checked: a finite mean and two finite float64 vectors."""
+    mean = header["bias_mean"]
+    user, item = arrays.get("bias_user"), arrays.get("bias_item")
+    if not isinstance(mean, (int, float)) or not math.isfinite(mean):
+        raise ModelFormatError(f"{source}: bias_mean must be a finite number, got {mean!r}")
+    for name, values in (("bias_user", user), ("bias_item", item)):
+        if values is None or values.ndim != 1 or values.dtype != np.float64 or \
+                not np.isfinite(values).all():
+            raise ModelFormatError(f"{source}: {name} must be a finite float64 vector")
+    return Biases(float(mean), user, item)

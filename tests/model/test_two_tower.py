@@ -92,7 +92,7 @@ def test_early_stopping_restores_the_best_epoch(each_backend):
     best = int(np.argmin(losses))
     assert model.best_epoch_ == best + 1
     assert len(losses) == min(15, best + 1 + 2)
-    predicted = model.predict(user_x[valid[0]], item_x[valid[1]])
+    predicted = model.predict(user_x[valid[0]], item_x[valid[1]], valid[0], valid[1])
     restored = np.mean((model.to_target(predicted) - model.to_target(valid[2])) ** 2)
     assert restored == pytest.approx(losses[best], rel=1e-4)
 
@@ -162,12 +162,17 @@ def test_save_load_gives_identical_predictions(trained, tmp_path):
     model.save(path)
     loaded = TwoTower.load(path)
     np.testing.assert_array_equal(loaded.params_, model.params_)
-    np.testing.assert_array_equal(loaded.predict(user_x[:50], item_x[:50]),
-                                  model.predict(user_x[:50], item_x[:50]))
+    rows = np.arange(50)
+    np.testing.assert_array_equal(loaded.predict(user_x[:50], item_x[:50], rows, rows),
+                                  model.predict(user_x[:50], item_x[:50], rows, rows))
+    assert loaded.biases_.mean == model.biases_.mean
+    np.testing.assert_array_equal(loaded.biases_.user, model.biases_.user)
+    np.testing.assert_array_equal(loaded.biases_.item, model.biases_.item)
     assert loaded.get_config() == model.get_config()
     assert loaded.history_ == model.history_
     with zipfile.ZipFile(path) as archive:  # plain arrays, nothing pickled
-        assert sorted(archive.namelist()) == ["__header__.npy", "item_sizes.npy", "params.npy",
+        assert sorted(archive.namelist()) == ["__header__.npy", "bias_item.npy",
+                                              "bias_user.npy", "item_sizes.npy", "params.npy",
                                               "user_sizes.npy"]
 
 
