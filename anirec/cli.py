@@ -156,7 +156,8 @@ def _recommender(args):
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
                        ranking_weight=args.ranking_weight, temperature=args.temperature,
-                       positive_threshold=args.positive_threshold)
+                       positive_threshold=args.positive_threshold, biases=args.biases,
+                       bias_reg=args.bias_reg)
 
 
 def cmd_train(args) -> None:
@@ -280,6 +281,11 @@ def _add_training_options(parser) -> None:
                         help="softmax temperature of the ranking loss")
     parser.add_argument("--positive-threshold", type=float, default=None,
                         help="ratings at least this are the ranking positives (default: all)")
+    parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True,
+                        help="predict user and item rating biases plus the scaled cosine "
+                             "(default: on)")
+    parser.add_argument("--bias-reg", type=_positive_float, default=5.0,
+                        help="L2 penalty of the rating biases, in ratings (default 5)")
 
 
 def build_parser() -> argparse.ArgumentParser:

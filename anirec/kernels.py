@@ -34,6 +34,12 @@ __all__ = [
     "ItemLeaveOneOutStats",
     "item_rows_loo",
     "topk",
+    "Embedding",
+    "Tower",
+    "Examples",
+    "Params",
+    "EpochConfig",
+    "Epochs",
     "train_epoch",
     "n_parameters",
     "unpack_params",
@@ -49,8 +55,7 @@ class LeaveOneOutStats(NamedTuple):
     The raw row of user ``u`` leaving out its training example (item ``i``, rating ``r``) is
     :func:`anirec.loo.user_rows` (``mode`` a code of :data:`anirec.loo.USER_MODES`,
     ``item_genres`` the genre one-hot, ``item_weight`` the Bayesian ratings), then z-scored
-    with ``mean`` and ``std``. ``ratings`` holds the raw rating of every training example
-    (indexed like the triplets).
+    with ``mean`` and ``std``.
     """
 
     num: np.ndarray
@@ -63,7 +68,6 @@ class LeaveOneOutStats(NamedTuple):
     global_mean: float
     mean: np.ndarray
     std: np.ndarray
-    ratings: np.ndarray
 
 
 class ItemLeaveOneOutStats(NamedTuple):
@@ -72,8 +76,7 @@ class ItemLeaveOneOutStats(NamedTuple):
     Item rows are gathered from the item features, then the three columns ``columns`` are
     replaced by :func:`anirec.loo.item_rows` of the item leaving out the example's rating
     (the Bayesian average, the mean rating and ``log1p`` of the count of the training
-    ratings), z-scored with ``mean`` and ``std`` (3 values each). ``ratings`` holds the raw
-    rating of every training example (indexed like the triplets).
+    ratings), z-scored with ``mean`` and ``std`` (3 values each).
     """
 
     rating_sum: np.ndarray
@@ -85,7 +88,6 @@ class ItemLeaveOneOutStats(NamedTuple):
     columns: np.ndarray
     mean: np.ndarray
     std: np.ndarray
-    ratings: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,7 +432,6 @@ def _check_loo(stats: LeaveOneOutStats, dtype, n_items: int | None = None):
     _check("stats.item_weight", stats.item_weight, dtype, (n_items,))
     _check("stats.mean", stats.mean, dtype, (n_genres + 2,))
     _check("stats.std", stats.std, dtype, (n_genres + 2,))
-    _check("stats.ratings", stats.ratings, dtype, (None,))
     if stats.mode not in LOO_MODES.values():
         raise ValueError(f"stats.mode must be one of {sorted(LOO_MODES.values())}, got {stats.mode}")
     if not np.all(stats.std > 0):
@@ -455,7 +456,7 @@ def user_rows_loo(stats: LeaveOneOutStats, users, items, ratings, *, out=None) -
     _check_index("items", items, n_items, (n,))
     _check("ratings", ratings, dtype, (n,))
     out = _check_out("out", out, dtype, (n, n_genres + 2))
-    backend.implementation().user_rows_loo(*stats[:10], users, items, ratings, out)
+    backend.implementation().user_rows_loo(*stats, users, items, ratings, out)
     return out
 
 
@@ -467,7 +468,8 @@ def _check_item_loo(stats: ItemLeaveOneOutStats, dtype, n_items: int, d_item: in
     for name in ("mean", "std"):
         _check(f"item_loo.{name}", getattr(stats, name), dtype, (3,))
     _check_index("item_loo.columns", stats.columns, d_item, (3,))
-    _check("item_loo.ratings", stats.ratings, dtype, (None,))
+    if np.unique(stats.columns).shape[0] != 3:
+        raise ValueError(f"item_loo.columns must be 3 distinct columns, got {stats.columns}")
     if not np.all(stats.std > 0):
         raise ValueError("item_loo.std must be positive")
     if not np.all(stats.prior_den > 0):
@@ -494,7 +496,7 @@ def item_rows_loo(stats: ItemLeaveOneOutStats, item_x, items, ratings, *,
     n = _check_index("items", items, n_items).shape[0]
     _check("ratings", ratings, dtype, (n,))
     out = _check_out("out", out, dtype, (n, d_item))
-    backend.implementation().item_rows_loo(*stats[:9], item_x, items, ratings, out)
+    backend.implementation().item_rows_loo(*stats, item_x, items, ratings, out)
     return out
 
 
@@ -558,124 +560,238 @@ def n_parameters(user_sizes, item_sizes) -> int:
                    for a, b in zip(sizes[:-1], sizes[1:])))
 
 
-def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
-                grads, state1, state2, *, optimizer: str, lr: float, beta1: float = 0.9,
-                beta2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
-                weight_decay: float = 0.0, step: int = 0, batch_size: int = 256,
-                loo: LeaveOneOutStats | None = None,
-                item_loo: ItemLeaveOneOutStats | None = None, rating_weight: float = 1.0,
-                ranking_weight: float = 0.0, temperature: float = 0.2, rank_weights=None,
-                item_logq=None):
-    """One epoch of mini-batch training of the two towers, updating ``params`` in place.
 
-    For each mini-batch of ``order`` (in that order): gather user rows (from ``user_x``, or
-    leave-one-out rows from ``loo``) and item rows (from ``item_x``, with leave-one-out
-    statistic columns from ``item_loo``), run both towers (ReLU hidden layers, linear
-    last layer), L2-normalise, take the row-wise dot product, the loss
-    ``rating_weight * MSE(targets) + ranking_weight * L_rank`` where ``L_rank`` is
-    :func:`inbatch_softmax` of the batch (weights ``rank_weights[batch]``, ``item_logq``,
-    ``temperature``), backpropagate (both gradients combined at the normalised outputs), and
-    apply one optimizer step to the whole flat buffer. The defaults (``rating_weight=1``,
-    ``ranking_weight=0``) are the plain rating model, bit for bit.
+class Embedding(NamedTuple):
+    """A learned input table of one tower: the row ``table[index[r]]`` of feature row ``r`` is
+    appended to the tower's input, and training updates only the table rows a batch touched.
+
+    ``index`` maps every feature row to a table row (ids too rare to learn share one
+    "unknown" row); ``grad`` is a workspace that holds zeros between batches; ``m`` and ``v``
+    are the optimizer state (Adam's moments; SGD's velocity in ``m``), updated lazily: a row's
+    state moves only when the row is touched, as in PyTorch's ``SparseAdam``.
+    """
+
+    index: np.ndarray
+    table: np.ndarray
+    grad: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+
+
+class Tower(NamedTuple):
+    """The inputs of one tower during training.
+
+    ``sizes`` are the layer widths ``[in, h1, ..., out]``; ``in`` counts the feature columns
+    plus the embedding width. The feature row of an example is ``x[r]``, or derived from
+    ``loo`` leaving the example's rating out: for the user tower ``loo`` is a
+    :class:`LeaveOneOutStats` and replaces ``x`` (which may be ``None``); for the item tower an
+    :class:`ItemLeaveOneOutStats` that rewrites three columns of ``x[r]``.
+    """
+
+    sizes: np.ndarray
+    x: np.ndarray | None
+    loo: LeaveOneOutStats | ItemLeaveOneOutStats | None = None
+    embedding: Embedding | None = None
+
+
+class Examples(NamedTuple):
+    """The training examples: user and item feature rows, scaled targets and raw ratings (for
+    leave-one-out), and for the ranking loss each example's weight as a positive and each
+    item row's log sampling probability."""
+
+    users: np.ndarray
+    items: np.ndarray
+    targets: np.ndarray
+    ratings: np.ndarray | None = None
+    rank_weights: np.ndarray | None = None
+    item_logq: np.ndarray | None = None
+
+
+class Params(NamedTuple):
+    """The dense layers of both towers in flat buffers (user tower first; each layer ``W``
+    row-major then ``b``), a same-sized gradient workspace and the optimizer state (Adam's
+    ``m`` and ``v``; SGD's velocity in ``state1``)."""
+
+    params: np.ndarray
+    grads: np.ndarray
+    state1: np.ndarray
+    state2: np.ndarray
+
+
+class EpochConfig(NamedTuple):
+    """How an epoch trains. The loss of a batch is ``rating_weight * MSE(targets) +
+    ranking_weight * L_rank`` (:func:`inbatch_softmax` with ``temperature``);
+    ``weight_decay`` is the L2 penalty of the dense layers, ``embedding_decay`` that of the
+    embedding rows (applied when a row is touched)."""
+
+    optimizer: str = "adam"
+    batch_size: int = 256
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    embedding_decay: float = 0.0
+    rating_weight: float = 1.0
+    ranking_weight: float = 0.0
+    temperature: float = 0.2
+
+
+def _check_config(config: EpochConfig) -> EpochConfig:
+    if not isinstance(config, EpochConfig):
+        raise TypeError(f"config must be an EpochConfig, got {type(config).__name__}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got "
+                         f"{config.optimizer!r}")
+    checked = config._replace(
+        batch_size=_positive_int("batch_size", config.batch_size),
+        beta1=_finite_number("beta1", config.beta1, 0.0, 1.0 - 1e-12),
+        beta2=_finite_number("beta2", config.beta2, 0.0, 1.0 - 1e-12),
+        eps=_finite_number("eps", config.eps, 0.0),
+        momentum=_finite_number("momentum", config.momentum, 0.0, 1.0),
+        weight_decay=_finite_number("weight_decay", config.weight_decay, 0.0),
+        embedding_decay=_finite_number("embedding_decay", config.embedding_decay, 0.0),
+        rating_weight=_finite_number("rating_weight", config.rating_weight, 0.0),
+        ranking_weight=_finite_number("ranking_weight", config.ranking_weight, 0.0),
+        temperature=_positive_number("temperature", config.temperature))
+    if checked.rating_weight == 0 and checked.ranking_weight == 0:
+        raise ValueError("rating_weight and ranking_weight cannot both be 0")
+    return checked
+
+
+def _check_embedding(name: str, embedding, dtype, n_rows: int) -> int:
+    if not isinstance(embedding, Embedding):
+        raise TypeError(f"{name} must be an Embedding, got {type(embedding).__name__}")
+    n_table, width = _check(f"{name}.table", embedding.table, dtype, (None, None)).shape
+    if n_table < 1 or width < 1:
+        raise ValueError(f"{name}.table must have at least one row and column, got "
+                         f"{embedding.table.shape}")
+    _check_index(f"{name}.index", embedding.index, n_table, (n_rows,))
+    for part in ("grad", "m", "v"):
+        _check_out(f"{name}.{part}", getattr(embedding, part), dtype, (n_table, width))
+    return width
+
+
+def _check_tower(name: str, tower: Tower, dtype, loo_type, n_items: int | None = None):
+    """Check one tower; returns the number of its feature rows."""
+    if not isinstance(tower, Tower):
+        raise TypeError(f"{name} must be a Tower, got {type(tower).__name__}")
+    if tower.loo is not None and not isinstance(tower.loo, loo_type):
+        raise TypeError(f"{name}.loo must be a {loo_type.__name__}, got "
+                        f"{type(tower.loo).__name__}")
+    sizes = _check(f"{name}.sizes", tower.sizes, INDEX, (None,))
+    if sizes.shape[0] < 2 or np.any(sizes < 1):
+        raise ValueError(f"{name}.sizes must hold at least two positive widths, got {sizes}")
+    if isinstance(tower.loo, LeaveOneOutStats):
+        n_rows, n_genres, _ = _check_loo(tower.loo, dtype, n_items)
+        d_features = n_genres + 2
+    else:
+        n_rows, d_features = _check(f"{name}.x", tower.x, dtype, (None, None)).shape
+        if tower.loo is not None:
+            _check_item_loo(tower.loo, dtype, n_rows, d_features)
+    width = 0
+    if tower.embedding is not None:
+        width = _check_embedding(f"{name}.embedding", tower.embedding, dtype, n_rows)
+    if d_features + width != sizes[0]:
+        raise ValueError(f"{name}: {d_features} feature columns + an embedding of {width} "
+                         f"make {d_features + width} inputs, but the tower takes {sizes[0]}")
+    return n_rows
+
+
+class Epochs:
+    """A checked training problem whose epochs each run in one call of the active backend.
+
+    Everything is checked once, here (shapes, dtypes, index ranges, the configuration);
+    :meth:`run` then checks only its own arguments, so a ``fit`` validates its inputs once,
+    not once per epoch. The arrays are used in place: :meth:`run` updates ``params`` and the
+    embedding tables with their optimizer state.
+
+    For each mini-batch of the visiting order an epoch gathers user rows (``user.x`` or
+    leave-one-out rows from ``user.loo``, then the embedding row) and item rows (``item.x``
+    with leave-one-out statistic columns from ``item.loo``, then the embedding row), runs both
+    towers (ReLU hidden layers, linear last layer), L2-normalises, takes the row-wise dot
+    product and the loss of :class:`EpochConfig`, backpropagates (both loss gradients combined
+    at the normalised outputs) down to the embedding rows, and takes one optimizer step on the
+    dense layers and one on each embedding row the batch touched.
 
     Parameters
     ----------
-    order : (n,) int64
-        Example indices in the order to visit them (the caller's shuffle).
-    users, items : (N,) int64
-        User and item row of every example.
-    targets : (N,) float
-        Scaled targets in [-1, 1].
-    user_x : (U, du) float or None
-        User feature rows (ignored, may be ``None``, when ``loo`` is given).
-    item_x : (I, di) float
-    user_sizes, item_sizes : int64 arrays
-        Layer widths ``[in, h1, ..., out]`` of each tower; both end in the same width.
-    params, grads : flat float buffers
-        Parameters (user tower then item tower; each layer ``W`` row-major then ``b``) and a
-        same-sized gradient workspace.
-    state1, state2 : flat float buffers
-        Optimizer state: Adam's ``m`` and ``v``; SGD's velocity in ``state1``.
-    optimizer : {"sgd", "adam"}
-    step : int
-        Updates made before this epoch (Adam's bias correction counts on from it).
-    rating_weight, ranking_weight : float
-        Non-negative weights of the MSE and of the ranking loss; not both zero.
-    temperature : float
-        Of the ranking loss (positive).
-    rank_weights : (N,) float, optional
-        Per-example weight as a positive of the ranking loss; required when
-        ``ranking_weight > 0``.
-    item_logq : (I,) float, optional
-        Log sampling probability of each item row (its training frequency); required when
-        ``ranking_weight > 0``.
-
-    Returns
-    -------
-    loss_sum : float
-        Sum over mini-batches of the batch size times the batch loss seen before each update
-        (with the defaults: the sum over examples of the squared error).
-    step : int
-        Updates made after this epoch.
+    examples : Examples
+    user, item : Tower
+        Both end in the same width. A leave-one-out tower needs ``examples.ratings``.
+    params : Params
+    config : EpochConfig
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    dtype = _float_dtype("params", params)
-    user_sizes = _check("user_sizes", user_sizes, INDEX, (None,))
-    item_sizes = _check("item_sizes", item_sizes, INDEX, (None,))
-    for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
-        if sizes.shape[0] < 2 or np.any(sizes < 1):
-            raise ValueError(f"{name} must hold at least two positive widths, got {sizes}")
-    if user_sizes[-1] != item_sizes[-1]:
-        raise ValueError("both towers must end in the same width, got "
-                         f"{user_sizes[-1]} and {item_sizes[-1]}")
-    n_params = n_parameters(user_sizes, item_sizes)
-    for name, array in (("params", params), ("grads", grads), ("state1", state1),
-                        ("state2", state2)):
-        _check_out(name, array, dtype, (n_params,))
-    n_items, d_item = _check("item_x", item_x, dtype, (None, None)).shape
-    if d_item != item_sizes[0]:
-        raise ValueError(f"item_x must have {item_sizes[0]} columns, got {d_item}")
-    if loo is None:
-        n_users, d_user = _check("user_x", user_x, dtype, (None, None)).shape
-        if d_user != user_sizes[0]:
-            raise ValueError(f"user_x must have {user_sizes[0]} columns, got {d_user}")
-    else:
-        n_users, n_genres, _ = _check_loo(loo, dtype, n_items)
-        if n_genres + 2 != user_sizes[0]:
-            raise ValueError(f"the leave-one-out rows have {n_genres + 2} columns but the user "
-                             f"tower takes {user_sizes[0]}")
-    n_examples = _check("targets", targets, dtype, (None,)).shape[0]
-    if loo is not None and loo.ratings.shape[0] != n_examples:
-        raise ValueError(f"loo.ratings must have {n_examples} entries, got {loo.ratings.shape[0]}")
-    if item_loo is not None:
-        _check_item_loo(item_loo, dtype, n_items, d_item)
-        if item_loo.ratings.shape[0] != n_examples:
-            raise ValueError(f"item_loo.ratings must have {n_examples} entries, got "
-                             f"{item_loo.ratings.shape[0]}")
-    _check_index("users", users, n_users, (n_examples,))
-    _check_index("items", items, n_items, (n_examples,))
-    _check_index("order", order, n_examples)
-    rating_weight = _finite_number("rating_weight", rating_weight, 0.0)
-    ranking_weight = _finite_number("ranking_weight", ranking_weight, 0.0)
-    if rating_weight == 0 and ranking_weight == 0:
-        raise ValueError("rating_weight and ranking_weight cannot both be 0")
-    temperature = _positive_number("temperature", temperature)
-    if ranking_weight > 0:
-        if rank_weights is None or item_logq is None:
-            raise ValueError("rank_weights and item_logq are required when ranking_weight > 0")
-        _check_weights("rank_weights", rank_weights, dtype, n_examples)
-        if _check_logq("item_logq", item_logq, dtype) != n_items:
-            raise ValueError(f"item_logq must have shape ({n_items}), got {item_logq.shape}")
-    else:
-        rank_weights = item_logq = None
-    loss_sum, step = backend.implementation().train_epoch(
-        order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params, grads,
-        state1, state2, OPTIMIZERS[optimizer], _finite_number("lr", lr, 0.0),
-        _finite_number("beta1", beta1, 0.0, 1.0 - 1e-12),
-        _finite_number("beta2", beta2, 0.0, 1.0 - 1e-12), _finite_number("eps", eps, 0.0),
-        _finite_number("momentum", momentum, 0.0, 1.0),
-        _finite_number("weight_decay", weight_decay, 0.0), int(step),
-        _positive_int("batch_size", batch_size), None if loo is None else tuple(loo),
-        None if item_loo is None else tuple(item_loo), rating_weight, ranking_weight, temperature, rank_weights, item_logq)
-    return float(loss_sum), int(step)
+
+    def __init__(self, examples: Examples, user: Tower, item: Tower, params: Params,
+                 config: EpochConfig):
+        self.config = _check_config(config)
+        if not isinstance(params, Params):
+            raise TypeError(f"params must be a Params, got {type(params).__name__}")
+        if not isinstance(examples, Examples):
+            raise TypeError(f"examples must be an Examples, got {type(examples).__name__}")
+        dtype = _float_dtype("params.params", params.params)
+        n_items = _check_tower("item", item, dtype, ItemLeaveOneOutStats)
+        n_users = _check_tower("user", user, dtype, LeaveOneOutStats, n_items)
+        if user.sizes[-1] != item.sizes[-1]:
+            raise ValueError("both towers must end in the same width, got "
+                             f"{user.sizes[-1]} and {item.sizes[-1]}")
+        n_params = n_parameters(user.sizes, item.sizes)
+        for name in Params._fields:
+            _check_out(f"params.{name}", getattr(params, name), dtype, (n_params,))
+        n = _check("examples.targets", examples.targets, dtype, (None,)).shape[0]
+        _check_index("examples.users", examples.users, n_users, (n,))
+        _check_index("examples.items", examples.items, n_items, (n,))
+        if user.loo is not None or item.loo is not None:
+            if examples.ratings is None:
+                raise ValueError("examples.ratings are required with leave-one-out inputs")
+            _check("examples.ratings", examples.ratings, dtype, (n,))
+        if self.config.ranking_weight > 0:
+            if examples.rank_weights is None or examples.item_logq is None:
+                raise ValueError("examples.rank_weights and examples.item_logq are required "
+                                 "when ranking_weight > 0")
+            _check_weights("examples.rank_weights", examples.rank_weights, dtype, n)
+            if _check_logq("examples.item_logq", examples.item_logq, dtype) != n_items:
+                raise ValueError(f"examples.item_logq must have shape ({n_items},), got "
+                                 f"{examples.item_logq.shape}")
+        else:
+            examples = examples._replace(rank_weights=None, item_logq=None)
+        self.examples, self.user, self.item, self.params = examples, user, item, params
+        self.n_examples = n
+        self._optimizer = OPTIMIZERS[self.config.optimizer]
+
+    def run(self, order, *, lr: float, step: int = 0) -> tuple[float, int]:
+        """One epoch visiting the examples in ``order`` (the caller's shuffle).
+
+        Parameters
+        ----------
+        order : (n,) int64
+            Example indices in the order to visit them.
+        lr : float
+            The learning rate of this epoch.
+        step : int
+            Updates made before this epoch (Adam's bias correction counts on from it).
+
+        Returns
+        -------
+        loss_sum : float
+            Sum over mini-batches of the batch size times the batch loss seen before each
+            update (for the plain rating loss: the sum of the squared errors).
+        step : int
+            Updates made after this epoch.
+        """
+        _check_index("order", order, self.n_examples)
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
+                or step < 0:
+            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        loss_sum, step = backend.implementation().train_epoch(
+            order, self.examples, self.user, self.item, self.params,
+            self.config._replace(optimizer=self._optimizer), _finite_number("lr", lr, 0.0),
+            int(step))
+        return float(loss_sum), int(step)
+
+
+def train_epoch(order, examples: Examples, user: Tower, item: Tower, params: Params,
+                config: EpochConfig, *, lr: float, step: int = 0) -> tuple[float, int]:
+    """One epoch of :class:`Epochs` (checking everything; a ``fit`` builds ``Epochs`` once)."""
+    return Epochs(examples, user, item, params, config).run(order, lr=lr, step=step)

@@ -151,8 +151,10 @@ class Recommender:
 
     def _prepare(self) -> None:
         """Embed the catalogue and the known users once; every query reuses them."""
-        self.item_vectors = self.model.item_embeddings(self.item_x)
-        self.user_vectors = self.model.user_embeddings(self.user_x)
+        self.item_vectors = self.model.item_embeddings(self.item_x,
+                                                       np.arange(self.item_x.shape[0]))
+        self.user_vectors = self.model.user_embeddings(self.user_x,
+                                                       np.arange(self.user_x.shape[0]))
         # Retrieval scores are dot products with these item rows (the embeddings themselves,
         # or with the popularity prior of a ranking model appended: TwoTower.retrieval_items).
         self.retrieval_items = self.model.retrieval_items(self.item_vectors)

@@ -22,6 +22,11 @@ same bit for bit when BLAS runs on one thread; otherwise the large products of t
 go to BLAS's own threads, and a threaded OpenBLAS may round them differently. Either way a run
 is deterministic for a given BLAS and thread count.
 
+Embedding rows (``anirec.kernels.Embedding``) are appended to a tower's input at the gather;
+the backward pass then also computes the gradient wrt the first layer's input and adds its
+embedding columns, row by row in order, into the table's gradient rows; after the batch each
+touched row (listed in first-touch order) takes one optimizer step and its gradient is zeroed.
+
 The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
 follow the same trajectory up to floating-point rounding.
 """
@@ -30,7 +35,7 @@ import numpy as np
 
 from cython cimport floating
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr,
                                    loo_item_cols, loo_row, mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
@@ -60,126 +65,184 @@ cdef enum:
 TOWER_ROW_BLOCK = ROW_BLOCK
 
 
-cdef void _forward_tower(floating* acts, const floating* P, const int64_t* info,
-                         Py_ssize_t first, Py_ssize_t end, Py_ssize_t size) noexcept nogil:
-    """Forward layers ``first..end-1`` (one tower) block by block: ReLU on all but the last."""
+cdef struct Layer:
+    # Fan-in, fan-out, offsets of W and b in the flat parameter buffer, offsets of the input
+    # and output activations (``span`` rows) in the tower's activation buffer.
+    Py_ssize_t fan_in, fan_out, w, b, x, y
+
+
+cdef Py_ssize_t _layout(const int64_t[::1] sizes, Layer* layers, Py_ssize_t param_offset,
+                        Py_ssize_t span) noexcept:
+    """Fill ``layers`` for one tower; returns the size of its activation buffer."""
+    cdef Py_ssize_t r, act = span * sizes[0]
+    for r in range(sizes.shape[0] - 1):
+        layers[r].fan_in = sizes[r]
+        layers[r].fan_out = sizes[r + 1]
+        layers[r].w = param_offset
+        layers[r].b = param_offset + sizes[r] * sizes[r + 1]
+        param_offset += sizes[r] * sizes[r + 1] + sizes[r + 1]
+        layers[r].x = act - span * sizes[r]
+        layers[r].y = act
+        act += span * sizes[r + 1]
+    return act
+
+
+cdef void _forward_tower(floating* acts, const floating* P, const Layer* layers,
+                         Py_ssize_t n_layers, Py_ssize_t size) noexcept nogil:
+    """Forward one tower block by block: ReLU on all layers but the last."""
     cdef Py_ssize_t l, rows
-    cdef const int64_t* row
     cdef Py_ssize_t start = 0
     while start < size:
         rows = min(<Py_ssize_t> ROW_BLOCK, size - start)
-        for l in range(first, end):
-            row = info + 6 * l
-            dense_forward_ptr(acts + row[4] + start * row[0], P + row[2], P + row[3],
-                              acts + row[5] + start * row[1], <int> rows, <int> row[0],
-                              <int> row[1], l < end - 1)
+        for l in range(n_layers):
+            dense_forward_ptr(acts + layers[l].x + start * layers[l].fan_in, P + layers[l].w,
+                              P + layers[l].b, acts + layers[l].y + start * layers[l].fan_out,
+                              <int> rows, <int> layers[l].fan_in, <int> layers[l].fan_out,
+                              l < n_layers - 1)
         start += rows
 
 
 cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, floating* Gr,
-                          const int64_t* info, Py_ssize_t first, Py_ssize_t end,
-                          Py_ssize_t size, floating* ping, floating* pong,
-                          bint accumulate) noexcept nogil:
-    """Backward layers ``end-1..first`` (one tower) block by block, from the gradient
-    ``G_out`` wrt the tower's output into the flat gradient buffer ``Gr``. Each input gradient
-    goes to whichever of the two ping-pong buffers (``ROW_BLOCK`` rows of the widest layer) does
-    not hold the layer's own gradient. With ``accumulate`` the parameter gradients are added to
-    those already in ``Gr`` (the span is not the first of its batch)."""
-    cdef Py_ssize_t l, rows, start = 0
-    cdef Py_ssize_t last = end - 1
-    cdef Py_ssize_t d_out = info[6 * last + 1]  # every tower has a layer (kernels checks)
-    cdef const int64_t* row
+                          const Layer* layers, Py_ssize_t n_layers, Py_ssize_t size,
+                          floating* ping, floating* pong, bint accumulate,
+                          floating* table_grad, Py_ssize_t width,
+                          const int64_t* table_rows) noexcept nogil:
+    """Backward one tower block by block, from the gradient ``G_out`` wrt its output into the
+    flat gradient buffer ``Gr``. Each input gradient goes to whichever of the two ping-pong
+    buffers (``ROW_BLOCK`` rows of the widest layer) does not hold the layer's own gradient.
+    With ``accumulate`` the parameter gradients are added to those already in ``Gr`` (the
+    span is not the first of its batch). With an embedding (``table_grad``) the gradient wrt
+    the first layer's input is computed too, and its last ``width`` columns of row ``r`` are
+    added to the table's gradient row ``table_rows[r]``, in row order."""
+    cdef Py_ssize_t l, rows, r, j, start = 0
+    cdef Py_ssize_t last = n_layers - 1, d_in = layers[0].fan_in
     cdef floating* G
     cdef floating* G_in
+    cdef floating* dst
+    cdef const floating* src
     while start < size:
         rows = min(<Py_ssize_t> ROW_BLOCK, size - start)
-        G = G_out + start * d_out
-        for l in range(last, first - 1, -1):
-            row = info + 6 * l
+        G = G_out + start * layers[last].fan_out
+        for l in range(last, -1, -1):
             G_in = pong if G == ping else ping
-            dense_backward_ptr(G, acts + row[4] + start * row[0], P + row[2],
-                               acts + row[5] + start * row[1], Gr + row[2], Gr + row[3],
-                               G_in if l > first else NULL, <int> rows, <int> row[0],
-                               <int> row[1], l < last, accumulate or start > 0)
+            dense_backward_ptr(G, acts + layers[l].x + start * layers[l].fan_in,
+                               P + layers[l].w, acts + layers[l].y + start * layers[l].fan_out,
+                               Gr + layers[l].w, Gr + layers[l].b,
+                               G_in if l > 0 or table_grad != NULL else NULL, <int> rows,
+                               <int> layers[l].fan_in, <int> layers[l].fan_out, l < last,
+                               accumulate or start > 0)
             G = G_in
+        if table_grad != NULL:
+            for r in range(rows):
+                dst = table_grad + table_rows[start + r] * width
+                src = G + r * d_in + (d_in - width)
+                for j in range(width):
+                    dst[j] = dst[j] + src[j]
         start += rows
+
+
+cdef void _gather_embedding(floating* row, const floating* table, Py_ssize_t width,
+                            int64_t table_row, int64_t* stamp, int64_t batch,
+                            int64_t* touched, Py_ssize_t* n_touched) noexcept nogil:
+    """Copy a table row into an input row and list it as touched by this batch (once)."""
+    memcpy(row, table + table_row * width, width * sizeof(floating))
+    if stamp[table_row] != batch:
+        stamp[table_row] = batch
+        touched[n_touched[0]] = table_row
+        n_touched[0] += 1
+
+
+cdef void _embedding_step(floating* table, floating* grad, floating* m, floating* v,
+                          Py_ssize_t width, const int64_t* touched, Py_ssize_t n_touched,
+                          int optimizer, double lr, double beta1, double beta2, double eps,
+                          double momentum, double decay, int64_t step) noexcept nogil:
+    """One lazy optimizer step on each touched table row, whose gradient is then zeroed."""
+    cdef Py_ssize_t t, at
+    for t in range(n_touched):
+        at = touched[t] * width
+        if optimizer == 1:
+            adam_ptr(table + at, grad + at, m + at, v + at, width, lr, beta1, beta2, eps, decay,
+                     step)
+        else:
+            sgd_ptr(table + at, grad + at, m + at if momentum != 0 else NULL, width, lr,
+                    momentum, decay)
+        memset(grad + at, 0, width * sizeof(floating))
 
 
 cdef tuple _train_epoch(
         const int64_t[::1] order, const int64_t[::1] users, const int64_t[::1] items,
-        const floating[::1] targets, const floating[:, ::1] user_x,
-        const floating[:, ::1] item_x, const int64_t[::1] user_sizes,
-        const int64_t[::1] item_sizes, floating[::1] params, floating[::1] grads,
-        floating[::1] state1, floating[::1] state2, int optimizer, double lr, double beta1,
-        double beta2, double eps, double momentum, double weight_decay, int64_t step,
-        Py_ssize_t batch_size, bint has_loo, const floating[:, ::1] loo_num,
-        const floating[:, ::1] loo_den, const floating[::1] loo_total,
-        const floating[::1] loo_count, const floating[:, ::1] loo_item_genres,
-        const floating[::1] loo_item_weight, int loo_mode, double loo_global_mean,
-        const floating[::1] loo_mean, const floating[::1] loo_std,
-        const floating[::1] loo_ratings, bint has_item_loo, const floating[::1] il_sum,
+        const floating[::1] targets, const floating[::1] ratings,
+        const floating[::1] rank_weights, const floating[::1] item_logq,
+        const int64_t[::1] user_sizes, const floating[:, ::1] user_x, bint user_loo,
+        const floating[:, ::1] loo_num, const floating[:, ::1] loo_den,
+        const floating[::1] loo_total, const floating[::1] loo_count,
+        const floating[:, ::1] loo_item_genres, const floating[::1] loo_item_weight,
+        int loo_mode, double loo_global_mean, const floating[::1] loo_mean,
+        const floating[::1] loo_std, const int64_t[::1] item_sizes,
+        const floating[:, ::1] item_x, bint item_loo, const floating[::1] il_sum,
         const floating[::1] il_count, const floating[::1] il_prior_num,
         const floating[::1] il_prior_den, const floating[::1] il_from_ratings,
         double il_global_mean, const int64_t[::1] il_columns, const floating[::1] il_mean,
-        const floating[::1] il_std, const floating[::1] il_ratings,
-        double rating_weight, double ranking_weight,
-        double temperature, const floating[::1] rank_weights, const floating[::1] item_logq):
+        const floating[::1] il_std, bint user_emb, const int64_t[::1] ue_index,
+        floating[:, ::1] ue_table, floating[:, ::1] ue_grad, floating[:, ::1] ue_m,
+        floating[:, ::1] ue_v, bint item_emb, const int64_t[::1] ie_index,
+        floating[:, ::1] ie_table, floating[:, ::1] ie_grad, floating[:, ::1] ie_m,
+        floating[:, ::1] ie_v, floating[::1] params, floating[::1] grads,
+        floating[::1] state1, floating[::1] state2, int optimizer, Py_ssize_t batch_size,
+        double beta1, double beta2, double eps, double momentum, double weight_decay,
+        double embedding_decay, double rating_weight, double ranking_weight,
+        double temperature, double lr, int64_t step):
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t n_examples = order.shape[0]
     cdef Py_ssize_t n_user_layers = user_sizes.shape[0] - 1
     cdef Py_ssize_t n_item_layers = item_sizes.shape[0] - 1
-    cdef Py_ssize_t n_layers = n_user_layers + n_item_layers
     cdef Py_ssize_t n_params = params.shape[0]
     cdef Py_ssize_t rows = min(batch_size, n_examples) if n_examples > 0 else 1
     cdef bint ranking = ranking_weight != 0
     # The rows of a span: forward, head and backward run span by span, the optimizer step once
     # per batch. The ranking loss couples every row of a batch, so its span is the batch.
     cdef Py_ssize_t span = rows if ranking else min(rows, <Py_ssize_t> ROW_BLOCK)
-    cdef Py_ssize_t l, t, r, max_width
+    cdef Py_ssize_t r, max_width = 1
     cdef Py_ssize_t du = user_sizes[0], di = item_sizes[0]
-    cdef Py_ssize_t d_out = user_sizes[n_user_layers], n_genres = du - 2
+    cdef Py_ssize_t uw = ue_table.shape[1] if user_emb else 0
+    cdef Py_ssize_t iw = ie_table.shape[1] if item_emb else 0
+    cdef Py_ssize_t du_f = du - uw, di_f = di - iw
+    cdef Py_ssize_t d_out = user_sizes[n_user_layers], n_genres = du_f - 2
     cdef floating alpha = <floating> rating_weight
 
-    # Per layer (user tower first): fan-in, fan-out, offsets of W and b in the flat buffer,
-    # offsets of its input and output activations (``span`` rows) in the tower's buffer.
-    layer_info = np.zeros((max(n_layers, 1), 6), dtype=np.int64)
-    cdef int64_t[:, ::1] info = layer_info
-    cdef Py_ssize_t offset = 0, act_offset, user_params = 0
-    act_sizes = [0, 0]
-    max_width = 1
-    l = 0
-    for t, sizes in enumerate((user_sizes, item_sizes)):
-        act_offset = span * sizes[0]
-        max_width = max(max_width, sizes[0])
-        for r in range(sizes.shape[0] - 1):
-            info[l, 0] = sizes[r]
-            info[l, 1] = sizes[r + 1]
-            info[l, 2] = offset
-            info[l, 3] = offset + sizes[r] * sizes[r + 1]
-            offset += sizes[r] * sizes[r + 1] + sizes[r + 1]
-            info[l, 4] = act_offset - span * sizes[r]
-            info[l, 5] = act_offset
-            act_offset += span * sizes[r + 1]
-            max_width = max(max_width, sizes[r + 1])
-            l += 1
-        act_sizes[t] = act_offset
-        if t == 0:
-            user_params = offset
+    # The layers of both towers, user tower first, in one aligned byte buffer.
+    cdef unsigned char[::1] layer_bytes = np.zeros(
+        (n_user_layers + n_item_layers) * sizeof(Layer), dtype=np.uint8)
+    cdef Layer* user_layers = <Layer*> &layer_bytes[0]
+    cdef Layer* item_layers = user_layers + n_user_layers
+    cdef Py_ssize_t user_acts = _layout(user_sizes, user_layers, 0, span)
+    cdef Py_ssize_t user_params = user_layers[n_user_layers - 1].b + d_out
+    cdef Py_ssize_t item_acts = _layout(item_sizes, item_layers, user_params, span)
+    for r in range(user_sizes.shape[0]):
+        max_width = max(max_width, user_sizes[r])
+    for r in range(item_sizes.shape[0]):
+        max_width = max(max_width, item_sizes[r])
 
-    cdef floating[::1] acts_u = np.empty(act_sizes[0], dtype=dtype)
-    cdef floating[::1] acts_i = np.empty(act_sizes[1], dtype=dtype)
+    cdef floating[::1] acts_u = np.empty(user_acts, dtype=dtype)
+    cdef floating[::1] acts_i = np.empty(item_acts, dtype=dtype)
     # Gradient ping-pong buffers: rows 0-1 for the user tower, 2-3 for the item tower (the
     # two threads run both backward passes at once).
     cdef floating[:, ::1] back = np.empty((4, min(span, ROW_BLOCK) * max_width), dtype=dtype)
     cdef floating[:, ::1] head = np.empty((4, span * d_out), dtype=dtype)  # Yu Yv gZu gZv
     cdef floating[:, ::1] per_row = np.empty((6, span), dtype=dtype)  # nu nv pred gpred tgt w
-    # The ranking loss: the batch x batch logits, a double row of the softmax, the items of the
-    # batch and the gradients wrt the normalised outputs (allocated only when used).
+    # The ranking loss: the batch x batch logits, a double row of the softmax and the
+    # gradients wrt the normalised outputs (allocated only when used).
     cdef Py_ssize_t rank_rows = rows if ranking else 1
     cdef floating[:, ::1] rank_S = np.empty((rank_rows, rank_rows), dtype=dtype)
     cdef floating[:, ::1] rank_grad = np.empty((2, rank_rows * d_out), dtype=dtype)
     cdef double[::1] rank_row = np.empty(rank_rows, dtype=np.float64)
-    cdef int64_t[::1] batch_items_view = np.empty(span, dtype=np.int64)
+    # Per span row: the item (ranking) and each tower's table row; per table: the batch
+    # that last touched each row, and the rows this batch touched.
+    cdef int64_t[:, ::1] span_rows = np.empty((3, span), dtype=np.int64)
+    cdef int64_t[::1] user_stamp = np.full(ue_table.shape[0], -1, dtype=np.int64)
+    cdef int64_t[::1] item_stamp = np.full(ie_table.shape[0], -1, dtype=np.int64)
+    cdef int64_t[::1] user_touched = np.empty(min(rows, ue_table.shape[0]), dtype=np.int64)
+    cdef int64_t[::1] item_touched = np.empty(min(rows, ie_table.shape[0]), dtype=np.int64)
 
     cdef floating* P = &params[0]
     cdef floating* Gr = &grads[0]
@@ -188,10 +251,6 @@ cdef tuple _train_epoch(
     cdef floating* velocity = s1 if momentum != 0 else NULL
     cdef floating* Au = &acts_u[0]
     cdef floating* Ai = &acts_i[0]
-    cdef floating* back0 = &back[0, 0]
-    cdef floating* back1 = &back[1, 0]
-    cdef floating* back2 = &back[2, 0]
-    cdef floating* back3 = &back[3, 0]
     cdef floating* Yu = &head[0, 0]
     cdef floating* Yv = &head[1, 0]
     cdef floating* gZu = &head[2, 0]
@@ -202,35 +261,26 @@ cdef tuple _train_epoch(
     cdef floating* gpred = &per_row[3, 0]
     cdef floating* tgt = &per_row[4, 0]
     cdef floating* wrow = &per_row[5, 0]
-    cdef floating* rS = &rank_S[0, 0]
-    cdef floating* rYu = &rank_grad[0, 0]
-    cdef floating* rYv = &rank_grad[1, 0]
-    cdef double* rrow = &rank_row[0]
-    cdef int64_t* bitems = &batch_items_view[0]
-    cdef const floating* rw = &rank_weights[0]
-    cdef const floating* lq = &item_logq[0]
-    cdef const floating* ux = &user_x[0, 0]
-    cdef const floating* ix = &item_x[0, 0]
-    cdef const floating* Zu = Au + info[n_user_layers - 1, 5] if n_layers > 0 else NULL
-    cdef const floating* Zv = Ai + info[n_layers - 1, 5] if n_layers > 0 else NULL
-    cdef size_t du_bytes = du * sizeof(floating), di_bytes = di * sizeof(floating)
+    cdef int64_t* bitems = &span_rows[0, 0]
+    cdef int64_t* urows = &span_rows[1, 0]
+    cdef int64_t* irows = &span_rows[2, 0]
+    cdef const floating* Zu = Au + user_layers[n_user_layers - 1].y
+    cdef const floating* Zv = Ai + item_layers[n_item_layers - 1].y
+    cdef floating* ue_g = &ue_grad[0, 0] if user_emb else NULL
+    cdef floating* ie_g = &ie_grad[0, 0] if item_emb else NULL
+    cdef size_t du_bytes = du_f * sizeof(floating), di_bytes = di_f * sizeof(floating)
     cdef double[::1] loss_box = np.zeros(1, dtype=np.float64)
     cdef double* loss_acc = &loss_box[0]
-    cdef const int64_t* info_p = &info[0, 0]
-    cdef const int64_t* order_p = &order[0] if n_examples > 0 else NULL
-    cdef const int64_t* users_p = &users[0]
-    cdef const int64_t* items_p = &items[0]
-    cdef const floating* targets_p = &targets[0]
-    cdef bint towers = (ANIREC_OPENMP and omp_get_max_threads() >= 2 and n_examples > 0
-                        and n_layers > 0)
+    cdef bint towers = ANIREC_OPENMP and omp_get_max_threads() >= 2 and n_examples > 0
     # The parallel region's private loop state (prefixed ``p_``), initialised for Cython.
     cdef int tid = 0, n_threads = 0, previous_blas = -1
     cdef bint p_user = False, p_item = False
-    cdef int64_t p_step = 0, p_u = 0, p_i = 0
+    cdef int64_t p_step = 0, p_u = 0, p_i = 0, p_batch = 0
     cdef Py_ssize_t p_start = 0, p_size = 0, p_first = 0, p_done = 0, p_rows = 0, p_r = 0
-    cdef Py_ssize_t p_e = 0, p_off = 0, p_count = 0
+    cdef Py_ssize_t p_e = 0, p_off = 0, p_count = 0, p_user_touched = 0, p_item_touched = 0
     cdef double p_loss = 0.0
     cdef floating* p_vel = NULL
+    cdef floating* p_row = NULL
 
     # With two threads, thread 0 gathers, runs and updates the user tower, thread 1 the item
     # tower; between the forward and the backward pass of each span, thread 0 alone computes
@@ -248,42 +298,56 @@ cdef tuple _train_epoch(
             p_item = tid == 1 or n_threads == 1
             p_step = step
             p_start = 0
+            p_batch = 0
             while p_start < n_examples:
                 p_size = min(rows, n_examples - p_start)
                 p_done = 0
+                p_user_touched = 0
+                p_item_touched = 0
                 while p_done < p_size:
                     p_rows = min(span, p_size - p_done)
                     p_first = p_start + p_done
                     if p_user:
                         for p_r in range(p_rows):
-                            p_e = order_p[p_first + p_r]
-                            p_u = users_p[p_e]
-                            if has_loo:
+                            p_e = order[p_first + p_r]
+                            p_u = users[p_e]
+                            p_row = Au + p_r * du
+                            if user_loo:
                                 loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0],
                                         &loo_count[0], &loo_item_genres[0, 0],
                                         &loo_item_weight[0], loo_mode, loo_global_mean,
-                                        &loo_mean[0], &loo_std[0], n_genres, p_u,
-                                        items_p[p_e], <double> loo_ratings[p_e],
-                                        Au + p_r * du)
+                                        &loo_mean[0], &loo_std[0], n_genres, p_u, items[p_e],
+                                        <double> ratings[p_e], p_row)
                             else:
-                                memcpy(Au + p_r * du, ux + p_u * du, du_bytes)
-                        _forward_tower(Au, P, info_p, 0, n_user_layers, p_rows)
+                                memcpy(p_row, &user_x[p_u, 0], du_bytes)
+                            if user_emb:
+                                urows[p_r] = ue_index[p_u]
+                                _gather_embedding(p_row + du_f, &ue_table[0, 0], uw,
+                                                  urows[p_r], &user_stamp[0], p_batch,
+                                                  &user_touched[0], &p_user_touched)
+                        _forward_tower(Au, P, user_layers, n_user_layers, p_rows)
                     if p_item:
                         for p_r in range(p_rows):
-                            p_e = order_p[p_first + p_r]
-                            p_i = items_p[p_e]
-                            memcpy(Ai + p_r * di, ix + p_i * di, di_bytes)
-                            if has_item_loo:
+                            p_e = order[p_first + p_r]
+                            p_i = items[p_e]
+                            p_row = Ai + p_r * di
+                            memcpy(p_row, &item_x[p_i, 0], di_bytes)
+                            if item_loo:
                                 loo_item_cols(&il_sum[0], &il_count[0], &il_prior_num[0],
                                               &il_prior_den[0], &il_from_ratings[0],
                                               il_global_mean, &il_columns[0], &il_mean[0],
-                                              &il_std[0], p_i, <double> il_ratings[p_e], True,
-                                              Ai + p_r * di)
-                            tgt[p_r] = targets_p[p_e]
+                                              &il_std[0], p_i, <double> ratings[p_e], True,
+                                              p_row)
+                            if item_emb:
+                                irows[p_r] = ie_index[p_i]
+                                _gather_embedding(p_row + di_f, &ie_table[0, 0], iw,
+                                                  irows[p_r], &item_stamp[0], p_batch,
+                                                  &item_touched[0], &p_item_touched)
+                            tgt[p_r] = targets[p_e]
                             bitems[p_r] = p_i
                             if ranking:
-                                wrow[p_r] = rw[p_e]
-                        _forward_tower(Ai, P, info_p, n_user_layers, n_layers, p_rows)
+                                wrow[p_r] = rank_weights[p_e]
+                        _forward_tower(Ai, P, item_layers, n_item_layers, p_rows)
                     anirec_omp_barrier()
                     if tid == 0:
                         normalize_dot_ptr(Zu, Zv, Yu, Yv, nu, nv, pred, p_rows, d_out)
@@ -294,9 +358,11 @@ cdef tuple _train_epoch(
                             gpred[p_r] = gpred[p_r] * alpha
                         if ranking:
                             p_loss = p_loss + ranking_weight * inbatch_softmax_ptr(
-                                Yu, Yv, bitems, wrow, lq, temperature, rS, rrow, rYu, rYv,
-                                p_rows, d_out)
-                            normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv, rYu, rYv,
+                                Yu, Yv, bitems, wrow, &item_logq[0], temperature,
+                                &rank_S[0, 0], &rank_row[0], &rank_grad[0, 0],
+                                &rank_grad[1, 0], p_rows, d_out)
+                            normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv,
+                                                           &rank_grad[0, 0], &rank_grad[1, 0],
                                                            ranking_weight, gZu, gZv, p_rows,
                                                            d_out)
                         else:
@@ -305,11 +371,11 @@ cdef tuple _train_epoch(
                         loss_acc[0] = loss_acc[0] + p_loss * p_size
                     anirec_omp_barrier()
                     if p_user:
-                        _backward_tower(gZu, Au, P, Gr, info_p, 0, n_user_layers, p_rows,
-                                        back0, back1, p_done > 0)
+                        _backward_tower(gZu, Au, P, Gr, user_layers, n_user_layers, p_rows,
+                                        &back[0, 0], &back[1, 0], p_done > 0, ue_g, uw, urows)
                     if p_item:
-                        _backward_tower(gZv, Ai, P, Gr, info_p, n_user_layers, n_layers,
-                                        p_rows, back2, back3, p_done > 0)
+                        _backward_tower(gZv, Ai, P, Gr, item_layers, n_item_layers, p_rows,
+                                        &back[2, 0], &back[3, 0], p_done > 0, ie_g, iw, irows)
                     p_done = p_done + p_rows
                 p_step = p_step + 1
                 if p_user:
@@ -318,6 +384,10 @@ cdef tuple _train_epoch(
                                  weight_decay, p_step)
                     else:
                         sgd_ptr(P, Gr, velocity, user_params, lr, momentum, weight_decay)
+                    if user_emb:
+                        _embedding_step(&ue_table[0, 0], ue_g, &ue_m[0, 0], &ue_v[0, 0], uw,
+                                        &user_touched[0], p_user_touched, optimizer, lr,
+                                        beta1, beta2, eps, momentum, embedding_decay, p_step)
                 if p_item:
                     p_off = user_params
                     p_count = n_params - user_params
@@ -328,42 +398,48 @@ cdef tuple _train_epoch(
                         p_vel = velocity + p_off if velocity != NULL else NULL
                         sgd_ptr(P + p_off, Gr + p_off, p_vel, p_count, lr, momentum,
                                 weight_decay)
+                    if item_emb:
+                        _embedding_step(&ie_table[0, 0], ie_g, &ie_m[0, 0], &ie_v[0, 0], iw,
+                                        &item_touched[0], p_item_touched, optimizer, lr,
+                                        beta1, beta2, eps, momentum, embedding_decay, p_step)
+                p_batch = p_batch + 1
                 p_start = p_start + p_size
         if previous_blas > 1:
             blas_set_num_threads(previous_blas)
     return loss_box[0], step + (n_examples + rows - 1) // rows
 
 
-def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
-                grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
-                weight_decay, step, batch_size, loo, item_loo, rating_weight, ranking_weight,
-                temperature, rank_weights, item_logq):
-    dtype = params.dtype
-    if loo is None:
-        has_loo = False
-        empty_2d = np.zeros((1, 1), dtype=dtype)
-        empty_1d = np.zeros(1, dtype=dtype)
-        loo = (empty_2d, empty_2d, empty_1d, empty_1d, empty_2d, empty_1d, 0, 0.0, empty_1d,
-               empty_1d, empty_1d)
+def train_epoch(order, examples, user, item, params, config, lr, step):
+    dtype = params.params.dtype
+    one = np.zeros(1, dtype=dtype)
+    square = np.zeros((1, 1), dtype=dtype)
+    index = np.zeros(1, dtype=np.int64)
+    ratings = examples.ratings if examples.ratings is not None else one
+    rank_weights = examples.rank_weights if examples.rank_weights is not None else one
+    item_logq = examples.item_logq if examples.item_logq is not None else one
+    user_x = user.x if user.x is not None else square
+    if user.loo is not None:
+        user_loo = (True,) + tuple(user.loo)
     else:
-        has_loo = True
-        user_x = np.zeros((1, 1), dtype=dtype)
-    if user_x is None:
-        user_x = np.zeros((1, 1), dtype=dtype)
-    args = (order, users, items, targets, user_x, item_x, user_sizes, item_sizes, params,
-            grads, state1, state2, int(optimizer), float(lr), float(beta1), float(beta2),
-            float(eps), float(momentum), float(weight_decay), int(step), int(batch_size),
-            has_loo) + tuple(loo)
-    if item_loo is None:
-        empty_1d = np.zeros(1, dtype=dtype)
-        args += (False,) + (empty_1d,) * 5 + (0.0, np.zeros(3, dtype=np.int64)) + \
-            (empty_1d,) * 3
+        user_loo = (False, square, square, one, one, square, one, 0, 0.0, one, one)
+    if item.loo is not None:
+        item_loo = (True,) + tuple(item.loo)
     else:
-        args += (True,) + tuple(item_loo)
-    if rank_weights is None or item_logq is None or ranking_weight == 0:
-        rank_weights = item_logq = np.zeros(1, dtype=dtype)
-    args += (float(rating_weight), float(ranking_weight), float(temperature), rank_weights,
-             item_logq)
+        item_loo = (False, one, one, one, one, one, 0.0, np.zeros(3, dtype=np.int64), one, one)
+    embeddings = ()
+    for tower in (user, item):
+        if tower.embedding is not None:
+            embeddings += (True,) + tuple(tower.embedding)
+        else:
+            embeddings += (False, index, square, square, square, square)
+    args = ((order, examples.users, examples.items, examples.targets, ratings, rank_weights,
+             item_logq, user.sizes, user_x) + user_loo + (item.sizes, item.x) + item_loo
+            + embeddings + tuple(params)
+            + (int(config.optimizer), int(config.batch_size), float(config.beta1),
+               float(config.beta2), float(config.eps), float(config.momentum),
+               float(config.weight_decay), float(config.embedding_decay),
+               float(config.rating_weight), float(config.ranking_weight),
+               float(config.temperature), float(lr), int(step)))
     if dtype == np.float32:
         return _train_epoch[float](*args)
     return _train_epoch[double](*args)

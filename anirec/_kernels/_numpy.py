@@ -217,64 +217,103 @@ def _tower_forward(X, layers):
     return activations
 
 
-def _tower_backward(grad, activations, layers, grads):
+def _tower_backward(grad, activations, layers, grads, need_input_grad=False):
+    """Backward through one tower into ``grads``; returns the gradient wrt its input when
+    ``need_input_grad`` (for an embedding), else ``None``."""
     for index in range(len(layers) - 1, -1, -1):
         W, _ = layers[index]
         gW, gb = grads[index]
-        grad_in = np.empty_like(activations[index]) if index > 0 else None
+        grad_in = np.empty_like(activations[index]) if index > 0 or need_input_grad else None
         dense_backward(grad, activations[index], W, activations[index + 1], gW, gb, grad_in,
                        index < len(layers) - 1)
         grad = grad_in
+    return grad
 
 
-def train_epoch(order, users, items, targets, user_x, item_x, user_sizes, item_sizes,
-                params, grads, state1, state2, optimizer, lr, beta1, beta2, eps, momentum,
-                weight_decay, step, batch_size, loo, item_loo, rating_weight, ranking_weight,
-                temperature, rank_weights, item_logq):
-    dtype = params.dtype
-    ranking = ranking_weight != 0
-    user_layers, item_layers = unpack_params(params, user_sizes, item_sizes)
-    user_grads, item_grads = unpack_params(grads, user_sizes, item_sizes)
+def _tower_inputs(tower, rows, examples, batch):
+    """The input rows of one tower for a batch: features (or leave-one-out rows), then the
+    embedding rows."""
+    dtype = examples.targets.dtype
+    x = np.empty((rows.shape[0], int(tower.sizes[0])), dtype=dtype)
+    width = 0 if tower.embedding is None else tower.embedding.table.shape[1]
+    d = x.shape[1] - width
+    features = np.empty((rows.shape[0], d), dtype=dtype)
+    if tower.loo is None:
+        gather_rows(tower.x, rows, features)
+    elif tower.x is None:  # the user tower: rows from statistics alone
+        user_rows_loo(*tower.loo, rows, examples.items[batch], examples.ratings[batch],
+                      features)
+    else:
+        item_rows_loo(*tower.loo, tower.x, rows, examples.ratings[batch], features)
+    x[:, :d] = features
+    if width:
+        x[:, d:] = tower.embedding.table[tower.embedding.index[rows]]
+    return x
+
+
+def _embedding_step(embedding, rows, grad_x, optimizer, config, lr, step):
+    """Scatter the input gradient into the touched table rows (in row order), then one lazy
+    optimizer step on those rows, which are left with a zero gradient."""
+    width = embedding.table.shape[1]
+    table_rows = embedding.index[rows]
+    np.add.at(embedding.grad, table_rows, grad_x[:, grad_x.shape[1] - width:])
+    _, first = np.unique(table_rows, return_index=True)
+    touched = table_rows[np.sort(first)]
+    param, grad = embedding.table[touched], embedding.grad[touched]
+    m, v = embedding.m[touched], embedding.v[touched]
+    if optimizer == OPTIMIZERS["adam"]:
+        adam_step(param, grad, m, v, lr, config.beta1, config.beta2, config.eps,
+                  config.embedding_decay, step)
+    else:
+        sgd_step(param, grad, m if config.momentum else None, lr, config.momentum,
+                 config.embedding_decay)
+    embedding.table[touched], embedding.m[touched], embedding.v[touched] = param, m, v
+    embedding.grad[touched] = 0
+
+
+def train_epoch(order, examples, user, item, params, config, lr, step):
+    flat, flat_grads = params.params, params.grads
+    dtype = flat.dtype
+    optimizer = config.optimizer
+    alpha, beta = config.rating_weight, config.ranking_weight
+    user_layers, item_layers = unpack_params(flat, user.sizes, item.sizes)
+    user_grads, item_grads = unpack_params(flat_grads, user.sizes, item.sizes)
     loss_sum = 0.0
-    for start in range(0, order.shape[0], batch_size):
-        batch = order[start:start + batch_size]
+    for start in range(0, order.shape[0], config.batch_size):
+        batch = order[start:start + config.batch_size]
         size = batch.shape[0]
-        u, i = users[batch], items[batch]
-        if loo is None:
-            xu = np.empty((size, user_x.shape[1]), dtype=dtype)
-            gather_rows(user_x, u, xu)
-        else:
-            xu = np.empty((size, int(user_sizes[0])), dtype=dtype)
-            user_rows_loo(loo[0], loo[1], loo[2], loo[3], loo[4], loo[5], loo[6], loo[7],
-                          loo[8], loo[9], u, i, loo[10][batch], xu)
-        xi = np.empty((size, item_x.shape[1]), dtype=dtype)
-        if item_loo is None:
-            gather_rows(item_x, i, xi)
-        else:
-            item_rows_loo(*item_loo[:9], item_x, i, item_loo[9][batch], xi)
-        acts_u = _tower_forward(xu, user_layers)
-        acts_i = _tower_forward(xi, item_layers)
+        u, i = examples.users[batch], examples.items[batch]
+        acts_u = _tower_forward(_tower_inputs(user, u, examples, batch), user_layers)
+        acts_i = _tower_forward(_tower_inputs(item, i, examples, batch), item_layers)
         yu, yv = np.empty_like(acts_u[-1]), np.empty_like(acts_i[-1])
         nu, nv, pred = (np.empty(size, dtype=dtype) for _ in range(3))
         normalize_dot(acts_u[-1], acts_i[-1], yu, yv, nu, nv, pred)
         grad_pred = np.empty(size, dtype=dtype)
-        loss = mse(pred, targets[batch], grad_pred) * rating_weight
-        grad_pred *= dtype.type(rating_weight)
+        loss = mse(pred, examples.targets[batch], grad_pred) * alpha
+        grad_pred *= dtype.type(alpha)
         grad_zu, grad_zv = np.empty_like(yu), np.empty_like(yv)
-        if ranking:
+        if beta != 0:
             rank_yu, rank_yv = np.empty_like(yu), np.empty_like(yv)
-            loss += ranking_weight * inbatch_softmax(yu, yv, i, rank_weights[batch], item_logq,
-                                                     temperature, rank_yu, rank_yv)
-            normalize_dot_backward_add(grad_pred, yu, yv, nu, nv, rank_yu, rank_yv,
-                                       ranking_weight, grad_zu, grad_zv)
+            loss += beta * inbatch_softmax(yu, yv, i, examples.rank_weights[batch],
+                                           examples.item_logq, config.temperature, rank_yu,
+                                           rank_yv)
+            normalize_dot_backward_add(grad_pred, yu, yv, nu, nv, rank_yu, rank_yv, beta,
+                                       grad_zu, grad_zv)
         else:
             normalize_dot_backward(grad_pred, yu, yv, nu, nv, grad_zu, grad_zv)
         loss_sum += loss * size
-        _tower_backward(grad_zu, acts_u, user_layers, user_grads)
-        _tower_backward(grad_zv, acts_i, item_layers, item_grads)
+        grad_xu = _tower_backward(grad_zu, acts_u, user_layers, user_grads,
+                                  user.embedding is not None)
+        grad_xi = _tower_backward(grad_zv, acts_i, item_layers, item_grads,
+                                  item.embedding is not None)
         step += 1
         if optimizer == OPTIMIZERS["adam"]:
-            adam_step(params, grads, state1, state2, lr, beta1, beta2, eps, weight_decay, step)
+            adam_step(flat, flat_grads, params.state1, params.state2, lr, config.beta1,
+                      config.beta2, config.eps, config.weight_decay, step)
         else:
-            sgd_step(params, grads, state1 if momentum else None, lr, momentum, weight_decay)
+            sgd_step(flat, flat_grads, params.state1 if config.momentum else None, lr,
+                     config.momentum, config.weight_decay)
+        for tower, rows, grad_x in ((user, u, grad_xu), (item, i, grad_xi)):
+            if tower.embedding is not None:
+                _embedding_step(tower.embedding, rows, grad_x, optimizer, config, lr, step)
     return loss_sum, step

@@ -157,6 +157,16 @@ class TwoTower:
     bias_reg : float
         The L2 penalty of the biases (in ratings: an id's bias is shrunk as if it had
         ``bias_reg`` more ratings at the mean).
+    embedding_dim : int
+        Width of the learned ID embeddings appended to each tower's input (0: none). Each
+        user row and item row with at least ``min_id_count`` training ratings gets its own
+        table row; the rarer ones, and every id never seen in training (a new user, a cold
+        start), share one "unknown" row. Training updates only the rows a batch touched
+        (:class:`anirec.kernels.Embedding`).
+    min_id_count : int
+        Training ratings an id needs for its own embedding row.
+    embedding_decay : float
+        L2 penalty of an embedding row, applied at each update of the row.
     dtype : {"float32", "float64"}
     seed : int
         Seeds the initial weights (He), the validation split and the shuffles.
@@ -181,6 +191,10 @@ class TwoTower:
         (with ``popularity_prior``; ``None`` otherwise): see :meth:`retrieval_items`.
     biases_ : Biases or None
         The fitted rating biases (with ``biases``; ``None`` otherwise).
+    tables_ : dict
+        ``{"user": (index, table), "item": (index, table)}`` of the ID embeddings (empty
+        without them): ``table[index[r]]`` is appended to the input of feature row ``r``, the
+        last table row is the unknown one.
     """
 
     def __init__(self, layers: Sequence[int] = (256, 128, 64, 32), *, optimizer: str = "adam",
@@ -193,7 +207,8 @@ class TwoTower:
                  seed: int = 0, verbose: bool = False, objective: str = "rating",
                  ranking_weight: float = 0.03, temperature: float = 0.2,
                  positive_threshold: float | None = None, popularity_prior: bool = True,
-                 biases: bool = True, bias_reg: float = 5.0):
+                 biases: bool = True, bias_reg: float = 5.0, embedding_dim: int = 0,
+                 min_id_count: int = 2, embedding_decay: float = 0.0):
         self.layers = tuple(int(width) for width in layers)
         self.optimizer = optimizer
         self.lr = lr
@@ -218,6 +233,9 @@ class TwoTower:
         self.popularity_prior = bool(popularity_prior)
         self.biases = bool(biases)
         self.bias_reg = bias_reg
+        self.embedding_dim = embedding_dim
+        self.min_id_count = min_id_count
+        self.embedding_decay = embedding_decay
         self._validate_config()
         self.params_: np.ndarray | None = None
         self.history_: list[dict] = []
@@ -225,6 +243,7 @@ class TwoTower:
         self.calibration_: tuple[float, float] | None = None
         self.item_log_prior_: np.ndarray | None = None
         self.biases_: Biases | None = None
+        self.tables_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -----------------------------------------------------------------------------------------
     # Configuration
@@ -238,12 +257,15 @@ class TwoTower:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         self.schedule_ = make_schedule(self.lr_schedule, self.lr, **self.lr_schedule_options)
-        for name in ("batch_size", "epochs"):
+        for name, low in (("batch_size", 1), ("epochs", 1), ("embedding_dim", 0),
+                          ("min_id_count", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+                    value < low:
+                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
         for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
                                 ("eps", 0, math.inf), ("weight_decay", 0, math.inf),
+                                ("embedding_decay", 0, math.inf),
                                 ("validation_fraction", 0, 1)):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and low <= value and (value < high or high == math.inf)):
@@ -286,7 +308,9 @@ class TwoTower:
             "temperature": float(self.temperature),
             "positive_threshold": self.positive_threshold,
             "popularity_prior": self.popularity_prior, "biases": self.biases,
-            "bias_reg": float(self.bias_reg),
+            "bias_reg": float(self.bias_reg), "embedding_dim": int(self.embedding_dim),
+            "min_id_count": int(self.min_id_count),
+            "embedding_decay": float(self.embedding_decay),
         }
 
     # -----------------------------------------------------------------------------------------
@@ -369,12 +393,29 @@ class TwoTower:
     # -----------------------------------------------------------------------------------------
     # Inference
 
-    def _embed(self, X, tower: int, name: str) -> np.ndarray:
+    def _with_table(self, X, side: str, rows, name: str) -> np.ndarray:
+        """``X`` with the ID embedding rows of feature rows ``rows`` appended (the unknown
+        row for ``None``), or ``X`` itself without embeddings."""
+        if side not in self.tables_:
+            return X
+        index, table = self.tables_[side]
+        if rows is None:
+            at = np.full(X.shape[0], table.shape[0] - 1)
+        else:
+            rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+            if rows.shape[0] != X.shape[0]:
+                raise ValueError(f"{name}: {X.shape[0]} rows but {rows.shape[0]} row ids")
+            _check_rows(f"{name} rows", rows, index.shape[0], f"{side} row")
+            at = index[rows]
+        return np.hstack([X, table[at]])
+
+    def _embed(self, X, tower: int, name: str, rows=None) -> np.ndarray:
         layers = self._towers()[tower]
         X = _check_features(name, X, self.dtype)
-        expected = int(layers[0][0].shape[0])
+        expected = int(layers[0][0].shape[0]) - self._table_width(("user", "item")[tower])
         if X.shape[1] != expected:
             raise ValueError(f"{name} must have {expected} columns, got {X.shape[1]}")
+        X = self._with_table(X, ("user", "item")[tower], rows, name)
         out = np.empty((X.shape[0], self.layers[-1]), dtype=self.dtype)
         for start in range(0, X.shape[0], _CHUNK):
             h = X[start:start + _CHUNK]
@@ -383,13 +424,19 @@ class TwoTower:
             kernels.l2_normalize(h, out=out[start:start + _CHUNK])
         return out
 
-    def user_embeddings(self, user_features) -> np.ndarray:
-        """Normalised user-tower outputs, one row per row of ``user_features``."""
-        return self._embed(user_features, 0, "user_features")
+    def _table_width(self, side: str) -> int:
+        return int(self.tables_[side][1].shape[1]) if side in self.tables_ else 0
 
-    def item_embeddings(self, item_features) -> np.ndarray:
-        """Normalised item-tower outputs, one row per row of ``item_features``."""
-        return self._embed(item_features, 1, "item_features")
+    def user_embeddings(self, user_features, rows=None) -> np.ndarray:
+        """Normalised user-tower outputs, one row per row of ``user_features``; ``rows`` are
+        their user rows of the training triplets, for the ID embeddings (``None``: new
+        users, who get the unknown row)."""
+        return self._embed(user_features, 0, "user_features", rows)
+
+    def item_embeddings(self, item_features, rows=None) -> np.ndarray:
+        """Normalised item-tower outputs, one row per row of ``item_features``; ``rows`` as
+        for :meth:`user_embeddings` (``None``: unknown items)."""
+        return self._embed(item_features, 1, "item_features", rows)
 
     def predict(self, user_features, item_features, users=None, items=None) -> np.ndarray:
         """Predicted ratings for pairs: row ``j`` of ``user_features`` with row ``j`` of
@@ -400,14 +447,18 @@ class TwoTower:
         if user_features.shape[:1] != item_features.shape[:1]:
             raise ValueError("user_features and item_features must have one row per pair, got "
                              f"{user_features.shape[0]} and {item_features.shape[0]} rows")
-        scores = np.einsum("ij,ij->i", self.user_embeddings(user_features),
-                           self.item_embeddings(item_features))
+        scores = np.einsum("ij,ij->i", self.user_embeddings(user_features, users),
+                           self.item_embeddings(item_features, items))
         return self.score_to_rating(scores, users, items)
+
+    def _all_items(self, item_x) -> np.ndarray:
+        """Item-tower outputs of every training item row."""
+        return self.item_embeddings(item_x, np.arange(item_x.shape[0]))
 
     def _pair_scores(self, user_x, item_vectors, users, items) -> np.ndarray:
         """Cosine scores of (users[j], items[j]), each distinct user row embedded once."""
         user_rows, user_of = np.unique(users, return_inverse=True)
-        eu = self.user_embeddings(user_x[user_rows])
+        eu = self.user_embeddings(user_x[user_rows], user_rows)
         return np.einsum("ij,ij->i", eu[user_of], item_vectors[items]).astype(np.float64)
 
     # -----------------------------------------------------------------------------------------
@@ -471,14 +522,17 @@ class TwoTower:
             _check_rows("validation users", validation[0], user_x.shape[0], "user row")
             _check_rows("validation items", validation[1], item_x.shape[0], "item row")
             self._check_ratings("validation", validation[2])
-        loo_stats = self._loo_stats(loo, ratings) if loo is not None else None
-        item_loo_stats = self._item_loo_stats(item_loo, ratings) if item_loo is not None \
-            else None
-        user_dim = int(loo_stats.mean.shape[0]) if loo_stats is not None else user_x.shape[1]
-        if loo_stats is not None and user_dim != user_x.shape[1]:
-            raise ValueError(f"loo rows have {user_dim} columns but user_features has "
-                             f"{user_x.shape[1]}")
-        self._init_params(user_dim, item_x.shape[1], rng)
+        loo_stats = self._loo_stats(loo) if loo is not None else None
+        item_loo_stats = self._item_loo_stats(item_loo) if item_loo is not None else None
+        if loo_stats is not None and loo_stats.mean.shape[0] != user_x.shape[1]:
+            raise ValueError(f"loo rows have {loo_stats.mean.shape[0]} columns but "
+                             f"user_features has {user_x.shape[1]}")
+        self.tables_ = {}
+        tables = {side: self._init_table(side, rows, n, rng) for side, rows, n in
+                  (("user", users, user_x.shape[0]), ("item", items, item_x.shape[0]))
+                  if self.embedding_dim > 0}
+        k = int(self.embedding_dim)
+        self._init_params(user_x.shape[1] + k, item_x.shape[1] + k, rng)
         self.calibration_ = self.item_log_prior_ = self.biases_ = None
         if self.biases and self.loss_weights[0] > 0:
             self.biases_ = fit_biases(users, items, ratings, user_x.shape[0], item_x.shape[0],
@@ -493,11 +547,29 @@ class TwoTower:
             self.item_log_prior_ = ranking[1].astype(np.float64)
             # The prior is part of the score, so the corrected logits s - log q are cosines.
             ranking = (ranking[0], np.zeros_like(ranking[1]))
-        self._train(rng, (users, items, targets.astype(self.dtype)),
-                    user_x, item_x, validation, (loo_stats, item_loo_stats), callback, ranking)
+        rank_weights, item_logq = ranking if ranking is not None else (None, None)
+        examples = kernels.Examples(users, items, targets.astype(self.dtype),
+                                    ratings.astype(self.dtype), rank_weights, item_logq)
+        user = kernels.Tower(self.user_sizes_, None if loo_stats is not None else user_x,
+                             loo_stats, tables.get("user"))
+        item = kernels.Tower(self.item_sizes_, item_x, item_loo_stats, tables.get("item"))
+        self._train(rng, examples, user, item, user_x, item_x, validation, callback,
+                    ranking is not None)
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
         return self
+
+    def _init_table(self, side: str, rows, n_rows: int, rng) -> kernels.Embedding:
+        """A new ID embedding table of one side (kept in :attr:`tables_`), as a training
+        embedding: the rows with at least ``min_id_count`` training ratings in order, then
+        the unknown row; small random values (so no two ids start alike)."""
+        known = np.bincount(rows, minlength=n_rows) >= int(self.min_id_count)
+        index = np.where(known, np.cumsum(known) - 1, int(known.sum())).astype(np.int64)
+        shape = (int(known.sum()) + 1, int(self.embedding_dim))
+        table = rng.normal(0.0, 0.1, shape).astype(self.dtype)
+        self.tables_[side] = (index, table)
+        zeros = [np.zeros(shape, dtype=self.dtype) for _ in range(3)]
+        return kernels.Embedding(index, table, *zeros)
 
     def _residual_targets(self, base, ratings) -> np.ndarray:
         """What the scaled cosine learns with biases: the rating's distance from ``base``."""
@@ -532,7 +604,7 @@ class TwoTower:
         if users.shape[0] > _CALIBRATION_SAMPLE:
             pick = rng.choice(users.shape[0], _CALIBRATION_SAMPLE, replace=False)
             users, items, ratings = users[pick], items[pick], ratings[pick]
-        scores = self._pair_scores(user_x, self.item_embeddings(item_x), users, items)
+        scores = self._pair_scores(user_x, self._all_items(item_x), users, items)
         variance = float(np.var(scores))
         slope = float(np.cov(scores, ratings, bias=True)[0, 1] / variance) if variance > 0 \
             else 0.0
@@ -546,10 +618,9 @@ class TwoTower:
             raise DataError(f"{name} rating at row {row} is {ratings[row]}, outside the "
                             f"rating_range [{lo:g}, {hi:g}]")
 
-    def _loo_stats(self, loo, ratings) -> kernels.LeaveOneOutStats:
-        fields = kernels.LeaveOneOutStats._fields
+    def _loo_stats(self, loo) -> kernels.LeaveOneOutStats:
         values = {}
-        for name in fields[:-1]:
+        for name in kernels.LeaveOneOutStats._fields:
             if not hasattr(loo, name):
                 raise TypeError(f"loo must have the attribute {name!r}")
             value = getattr(loo, name)
@@ -557,11 +628,11 @@ class TwoTower:
                 np.ascontiguousarray(value, dtype=self.dtype)
         values["mode"] = int(values["mode"])
         values["global_mean"] = float(values["global_mean"])
-        return kernels.LeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
+        return kernels.LeaveOneOutStats(**values)
 
-    def _item_loo_stats(self, stats, ratings) -> kernels.ItemLeaveOneOutStats:
+    def _item_loo_stats(self, stats) -> kernels.ItemLeaveOneOutStats:
         values = {}
-        for name in kernels.ItemLeaveOneOutStats._fields[:-1]:
+        for name in kernels.ItemLeaveOneOutStats._fields:
             if not hasattr(stats, name):
                 raise TypeError(f"item_loo must have the attribute {name!r}")
             values[name] = getattr(stats, name)
@@ -570,7 +641,7 @@ class TwoTower:
             values[name] = np.ascontiguousarray(values[name], dtype=self.dtype)
         values["columns"] = np.ascontiguousarray(values["columns"], dtype=np.int64)
         values["global_mean"] = float(values["global_mean"])
-        return kernels.ItemLeaveOneOutStats(**values, ratings=ratings.astype(self.dtype))
+        return kernels.ItemLeaveOneOutStats(**values)
 
     def _validation_rank_loss(self, user_x, item_vectors, pairs) -> float:
         """The full-catalogue softmax cross-entropy of the validation positives.
@@ -584,7 +655,7 @@ class TwoTower:
             return 0.0
         item_vectors = item_vectors.astype(np.float64)
         rows, user_of = np.unique(users, return_inverse=True)
-        user_vectors = self.user_embeddings(user_x[rows]).astype(np.float64)
+        user_vectors = self.user_embeddings(user_x[rows], rows).astype(np.float64)
         prior = 0.0 if self.item_log_prior_ is None else self.item_log_prior_[None, :]
         lse = np.empty(rows.shape[0])
         for start in range(0, rows.shape[0], 512):
@@ -608,42 +679,39 @@ class TwoTower:
             users, items, ratings = users[keep], items[keep], ratings[keep]
         return users, items, self._positive_weights(ratings).astype(np.float64)
 
-    def _train(self, rng, train, user_x, item_x, validation, loo, callback, ranking) -> None:
+    def _train(self, rng, examples, user, item, user_x, item_x, validation, callback,
+               ranking: bool) -> None:
         from tqdm.auto import tqdm
 
-        loo, item_loo = loo
-        users, items, targets = train
         alpha, beta = self.loss_weights
-        rank_weights, item_logq = ranking if ranking is not None else (None, None)
         val_pairs = None
-        if ranking is not None and validation is not None:
+        if ranking and validation is not None:
             val_pairs = self._validation_pairs(np.random.default_rng(self.seed + 1), validation)
-        n_params = self.params_.shape[0]
-        grads = np.zeros(n_params, dtype=self.dtype)
-        state1, state2 = np.zeros_like(grads), np.zeros_like(grads)
+        grads = np.zeros_like(self.params_)
+        config = kernels.EpochConfig(
+            optimizer=self.optimizer, batch_size=int(self.batch_size), beta1=self.beta1,
+            beta2=self.beta2, eps=self.eps, momentum=self.momentum,
+            weight_decay=self.weight_decay, embedding_decay=float(self.embedding_decay),
+            rating_weight=alpha, ranking_weight=beta, temperature=float(self.temperature))
+        # Checked once; every epoch then runs on the same arrays, updated in place.
+        run = kernels.Epochs(examples, user, item,
+                             kernels.Params(self.params_, grads, np.zeros_like(grads),
+                                            np.zeros_like(grads)), config)
+        n = examples.targets.shape[0]
         self.history_, self.best_epoch_ = [], None
-        best_loss, best_params, stale, step = math.inf, None, 0, 0
+        best_loss, best, stale, step = math.inf, None, 0, 0
         half_range = (self.rating_range[1] - self.rating_range[0]) / 2.0
         epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.verbose)
         for epoch in epochs:
             lr = self.schedule_(epoch)
             started = time.perf_counter()
             with np.errstate(all="ignore"):  # divergence is detected and reported below
-                loss_sum, step = kernels.train_epoch(
-                    rng.permutation(users.shape[0]), users, items, targets,
-                    None if loo is not None else user_x, item_x, self.user_sizes_,
-                    self.item_sizes_, self.params_, grads, state1, state2,
-                    optimizer=self.optimizer, lr=lr, beta1=self.beta1, beta2=self.beta2,
-                    eps=self.eps, momentum=self.momentum, weight_decay=self.weight_decay,
-                    step=step, batch_size=int(self.batch_size), loo=loo, item_loo=item_loo,
-                    rating_weight=alpha,
-                    ranking_weight=beta, temperature=float(self.temperature),
-                    rank_weights=rank_weights, item_logq=item_logq)
-            logs = {"epoch": epoch + 1, "train_loss": loss_sum / users.shape[0]}
+                loss_sum, step = run.run(rng.permutation(n), lr=lr, step=step)
+            logs = {"epoch": epoch + 1, "train_loss": loss_sum / n}
             self._check_divergence(epoch + 1, logs["train_loss"], lr)
             if validation is not None:
                 val_loss = 0.0
-                item_vectors = self.item_embeddings(item_x)  # shared by both validation terms
+                item_vectors = self._all_items(item_x)  # shared by both validation terms
                 if alpha > 0:
                     scores = self._pair_scores(user_x, item_vectors, validation[0],
                                                validation[1])
@@ -663,7 +731,7 @@ class TwoTower:
                                 if key in logs})
             if validation is not None:
                 if logs["val_loss"] < best_loss:
-                    best_loss, best_params, stale = logs["val_loss"], self.params_.copy(), 0
+                    best_loss, best, stale = logs["val_loss"], self._weights(copy=True), 0
                     self.best_epoch_ = epoch + 1
                 else:
                     stale += 1
@@ -671,14 +739,24 @@ class TwoTower:
                 break
             if self.patience is not None and stale >= int(self.patience):
                 break
-        if best_params is not None:
-            self.params_ = best_params
+        if best is not None:
+            self._set_weights(best)
+
+    def _weights(self, copy: bool = False) -> list[np.ndarray]:
+        """Everything training changes: the dense parameters and the embedding tables."""
+        arrays = [self.params_, *(table for _, table in self.tables_.values())]
+        return [a.copy() for a in arrays] if copy else arrays
+
+    def _set_weights(self, arrays: list[np.ndarray]) -> None:
+        self.params_ = arrays[0]
+        for side, table in zip(list(self.tables_), arrays[1:]):
+            self.tables_[side] = (self.tables_[side][0], table)
 
     def _check_divergence(self, epoch: int, loss: float, lr: float) -> None:
         what = None
         if not math.isfinite(loss):
             what = "the training loss"
-        elif not np.isfinite(self.params_).all():
+        elif not all(np.isfinite(weights).all() for weights in self._weights()):
             what = "a weight"
         if what is not None:
             raise DivergenceError(
@@ -704,6 +782,8 @@ class TwoTower:
         if self.biases_ is not None:
             header["bias_mean"] = self.biases_.mean
             arrays["bias_user"], arrays["bias_item"] = self.biases_.user, self.biases_.item
+        for side, (index, table) in self.tables_.items():
+            arrays[f"{side}_index"], arrays[f"{side}_table"] = index, table
         return header, arrays
 
     @classmethod
@@ -744,6 +824,9 @@ class TwoTower:
             model.item_log_prior_ = prior
         if "bias_mean" in header:
             model.biases_ = _load_biases(header, arrays, source)
+        if model.embedding_dim > 0:
+            for side, sizes in (("user", user_sizes), ("item", item_sizes)):
+                model.tables_[side] = _load_table(arrays, side, model, sizes, source)
         return model
 
     def save(self, path) -> None:
@@ -779,3 +862,19 @@ def _load_biases(header: dict, arrays: dict, source: str) -> Biases:
                 not np.isfinite(values).all():
             raise ModelFormatError(f"{source}: {name} must be a finite float64 vector")
     return Biases(float(mean), user, item)
+
+
+def _load_table(arrays: dict, side: str, model: TwoTower, sizes, source: str):
+    """One saved ID embedding table and its index, checked against the model."""
+    index, table = arrays.get(f"{side}_index"), arrays.get(f"{side}_table")
+    if index is None or table is None:
+        raise ModelFormatError(f"{source}: the {side} embedding table is missing")
+    width = int(model.embedding_dim)
+    if table.dtype != np.dtype(model.dtype) or table.ndim != 2 or table.shape[1] != width \
+            or table.shape[0] < 1 or not np.isfinite(table).all() or sizes[0] <= width:
+        raise ModelFormatError(f"{source}: {side}_table must be a finite {model.dtype} matrix "
+                               f"of {width} columns, got {table.dtype} {table.shape}")
+    if index.dtype != np.int64 or index.ndim != 1 or (
+            index.size and (index.min() < 0 or index.max() >= table.shape[0])):
+        raise ModelFormatError(f"{source}: {side}_index must be int64 rows of {side}_table")
+    return index, table

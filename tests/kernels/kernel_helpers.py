@@ -22,20 +22,20 @@ def both(fn, *args, **kwargs):
     """
     results = []
     for name in ("numpy", "cython"):
-        copied = [_copy(a) for a in args]
-        copied_kw = {k: _copy(v) for k, v in kwargs.items()}
+        copied = [deep_copy(a) for a in args]
+        copied_kw = {k: deep_copy(v) for k, v in kwargs.items()}
         with anirec.use_backend(name):
             results.append((fn(*copied, **copied_kw), copied, copied_kw))
     return results
 
 
-def _copy(value):
+def deep_copy(value):
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_copy(v) for v in value)
+        return tuple(deep_copy(v) for v in value)
     if hasattr(value, "_fields"):  # NamedTuple such as LeaveOneOutStats
-        return type(value)(*(_copy(v) for v in value))
+        return type(value)(*(deep_copy(v) for v in value))
     return value
 
 
@@ -100,7 +100,7 @@ def make_loo(rng, dtype, *, n_users=12, n_items=15, n_genres=4, n_examples=60, m
     as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
     stats = LeaveOneOutStats(as_dtype(num), as_dtype(den), as_dtype(total), as_dtype(count),
                              as_dtype(genres), as_dtype(weight), mode, 6.5, as_dtype(mean),
-                             as_dtype(std), as_dtype(ratings))
+                             as_dtype(std))
     return stats, users.astype(np.int64), items.astype(np.int64), as_dtype(ratings)
 
 
@@ -120,23 +120,38 @@ def make_item_loo(rng, dtype, items, ratings, n_items, d_item):
                                 as_dtype(prior_num), as_dtype(prior_den),
                                 as_dtype(from_ratings), 6.25, columns,
                                 as_dtype(rng.normal(0, 0.5, 3)),
-                                as_dtype(rng.uniform(0.5, 2.0, 3)), as_dtype(ratings))
+                                as_dtype(rng.uniform(0.5, 2.0, 3)))
+
+
+def make_embedding(rng, dtype, n_rows, width, *, n_known=None):
+    """A training embedding table: the first ``n_known`` rows (default: all but 2) own a
+    table row, the others share the last (unknown) row."""
+    from anirec.kernels import Embedding
+
+    n_known = n_rows - 2 if n_known is None else n_known
+    index = np.where(np.arange(n_rows) < n_known, np.arange(n_rows), n_known).astype(np.int64)
+    shape = (n_known + 1, width)
+    table = (rng.standard_normal(shape) * 0.5).astype(dtype)
+    return Embedding(index, table, *(np.zeros(shape, dtype) for _ in range(3)))
 
 
 def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n_users=10,
-                 n_items=13, n_examples=57, loo_mode=None, scale=0.5):
+                 n_items=13, n_examples=57, loo_mode=None, scale=0.5, embedding_dim=0):
     """A small two-tower training problem: the keyword arguments of ``train_epoch`` minus the
     optimizer settings, with seeded data and parameters.
 
     With ``loo_mode`` the user rows come from leave-one-out statistics (``user_x`` is None)
     and ``user_sizes[0]`` is replaced by ``n_genres + 2``; the item rows then also get
-    leave-one-out statistic columns (``item_loo``).
+    leave-one-out statistic columns (``item_loo``). With ``embedding_dim`` each tower also
+    gets an ID embedding of that width (``user_embedding``, ``item_embedding``), its first
+    width grown by it.
     """
     from anirec.kernels import n_parameters
 
     user_sizes = np.array(user_sizes, dtype=np.int64)
     item_sizes = np.array(item_sizes, dtype=np.int64)
     loo = item_loo = None
+    ratings = rng.integers(1, 11, n_examples).astype(dtype)
     if loo_mode is None:
         users = rng.integers(0, n_users, n_examples).astype(np.int64)
         items = rng.integers(0, n_items, n_examples).astype(np.int64)
@@ -149,9 +164,45 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
         user_x = None
     item_x = rng.standard_normal((n_items, item_sizes[0])).astype(dtype)
     targets = rng.uniform(-1, 1, n_examples).astype(dtype)
+    user_embedding = item_embedding = None
+    if embedding_dim:
+        user_embedding = make_embedding(rng, dtype, n_users, embedding_dim)
+        item_embedding = make_embedding(rng, dtype, n_items, embedding_dim)
+        user_sizes = user_sizes.copy()
+        item_sizes = item_sizes.copy()
+        user_sizes[0] += embedding_dim
+        item_sizes[0] += embedding_dim
     n_params = n_parameters(user_sizes, item_sizes)
     params = (rng.standard_normal(n_params) * scale).astype(dtype)
     return dict(users=users, items=items, targets=targets, user_x=user_x, item_x=item_x,
                 user_sizes=user_sizes, item_sizes=item_sizes, params=params,
                 grads=np.zeros(n_params, dtype), state1=np.zeros(n_params, dtype),
-                state2=np.zeros(n_params, dtype), loo=loo, item_loo=item_loo)
+                state2=np.zeros(n_params, dtype), loo=loo, item_loo=item_loo,
+                ratings=ratings.astype(dtype), user_embedding=user_embedding,
+                item_embedding=item_embedding, rank_weights=None, item_logq=None)
+
+
+EXAMPLE_KEYS = ("rank_weights", "item_logq")
+
+
+def epoch_inputs(problem, **options):
+    """``(examples, user, item, params, config)`` of :func:`anirec.kernels.train_epoch` from
+    a :func:`make_problem` dict; ``options`` are :class:`EpochConfig` fields, or
+    ``rank_weights`` / ``item_logq`` overriding the problem's."""
+    from anirec import kernels as K
+
+    p = dict(problem)
+    p.update({key: options.pop(key) for key in EXAMPLE_KEYS if key in options})
+    examples = K.Examples(p["users"], p["items"], p["targets"], p["ratings"],
+                          p["rank_weights"], p["item_logq"])
+    user = K.Tower(p["user_sizes"], p["user_x"], p["loo"], p["user_embedding"])
+    item = K.Tower(p["item_sizes"], p["item_x"], p["item_loo"], p["item_embedding"])
+    params = K.Params(p["params"], p["grads"], p["state1"], p["state2"])
+    return examples, user, item, params, K.EpochConfig(**options)
+
+
+def run_epoch(problem, order, *, lr, step=0, **options):
+    """One :func:`anirec.kernels.train_epoch` of ``problem`` (updated in place)."""
+    from anirec import kernels as K
+
+    return K.train_epoch(order, *epoch_inputs(problem, **options), lr=lr, step=step)

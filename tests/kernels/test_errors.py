@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from anirec import kernels as K
-from kernel_helpers import make_loo, make_problem
+from kernel_helpers import epoch_inputs, make_loo, make_problem, run_epoch
 
 f32, f64 = np.float32, np.float64
 
@@ -126,44 +126,73 @@ def test_topk_errors(each_backend):
         K.topk(Q, V, 2, exclude=(np.array([0, 2, 1, 2]), np.array([1, 2])))
 
 
-def _epoch_args(problem, **overrides):
-    p = dict(problem)
-    p.update(overrides)
-    order = np.arange(p["targets"].shape[0], dtype=np.int64)
-    args = (order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
-            p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"], p["state2"])
-    return args, dict(optimizer="adam", lr=0.01, loo=p["loo"], item_loo=p["item_loo"])
+def _epoch(problem, **overrides):
+    """``run_epoch`` of ``problem`` with some of its entries replaced."""
+    p = dict(problem, **overrides)
+    return run_epoch(p, np.arange(p["targets"].shape[0], dtype=np.int64), optimizer="adam",
+                     lr=0.01)
 
 
 @pytest.mark.parametrize("override,error,message", [
-    (dict(params=np.ones(3)), ValueError, "params must have shape"),
-    (dict(grads=np.ones(211, f32)), TypeError, "grads must have dtype float64"),
+    (dict(params=np.ones(3)), ValueError, "params.params must have shape"),
+    (dict(grads=np.ones(211, f32)), TypeError, "params.grads must have dtype float64"),
     (dict(user_sizes=np.array([6, 9, 5, 3])), ValueError, "same width"),
-    (dict(user_sizes=np.array([6])), ValueError, "user_sizes must hold at least two"),
-    (dict(item_x=np.ones((13, 4))), ValueError, "item_x must have 5 columns"),
-    (dict(user_x=np.ones((10, 7))), ValueError, "user_x must have 6 columns"),
+    (dict(user_sizes=np.array([6])), ValueError, "user.sizes must hold at least two"),
+    (dict(item_x=np.ones((13, 4))), ValueError, "item: 4 feature columns"),
+    (dict(user_x=np.ones((10, 7))), ValueError, "user: 7 feature columns"),
     (dict(users=np.full(57, 10, np.int64)), IndexError, "users holds 10"),
     (dict(targets=np.ones(50)), ValueError, "users must have shape"),
+    (dict(user_x=None), TypeError, "user.x must be a numpy array"),
 ])
 def test_train_epoch_errors(each_backend, override, error, message):
     problem = make_problem(np.random.default_rng(0), f64)
     assert problem["params"].shape == (211,)
-    args, kwargs = _epoch_args(problem, **override)
     with pytest.raises(error, match=message):
-        K.train_epoch(*args, **kwargs)
+        _epoch(problem, **override)
 
 
 def test_train_epoch_option_errors(each_backend):
+    from anirec.kernels import EpochConfig, Epochs
+
     problem = make_problem(np.random.default_rng(0), f64)
-    args, kwargs = _epoch_args(problem)
+    order = np.arange(57, dtype=np.int64)
     with pytest.raises(ValueError, match="optimizer must be one of"):
-        K.train_epoch(*args, **{**kwargs, "optimizer": "rmsprop"})
+        run_epoch(problem, order, lr=0.1, optimizer="rmsprop")
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
-        K.train_epoch(*args, **kwargs, batch_size=0)
+        run_epoch(problem, order, lr=0.1, batch_size=0)
     with pytest.raises(IndexError, match="order holds"):
-        K.train_epoch(np.array([57], np.int64), *args[1:], **kwargs)
+        run_epoch(problem, np.array([57], np.int64), lr=0.1)
+    with pytest.raises(ValueError, match="step must be a non-negative integer"):
+        run_epoch(problem, order, lr=0.1, step=-1)
+    with pytest.raises(ValueError, match="lr must be"):
+        run_epoch(problem, order, lr=float("nan"))
+    examples, user, item, params, _ = epoch_inputs(problem)
+    with pytest.raises(TypeError, match="config must be an EpochConfig"):
+        Epochs(examples, user, item, params, {"optimizer": "adam"})
+    with pytest.raises(TypeError, match="user must be a Tower"):
+        Epochs(examples, tuple(user), item, params, EpochConfig())
     loo_problem = make_problem(np.random.default_rng(0), f64, loo_mode=0)
-    args, kwargs = _epoch_args(loo_problem)
-    with pytest.raises(ValueError, match="loo.ratings must have 57 entries"):
-        K.train_epoch(*args, **{**kwargs, "loo": kwargs["loo"]._replace(
-            ratings=kwargs["loo"].ratings[:5].copy())})
+    with pytest.raises(ValueError, match="examples.ratings are required"):
+        _epoch(loo_problem, ratings=None)
+    with pytest.raises(ValueError, match="examples.ratings must have shape"):
+        _epoch(loo_problem, ratings=loo_problem["ratings"][:5].copy())
+    with pytest.raises(TypeError, match="item.loo must be a ItemLeaveOneOutStats"):
+        _epoch(loo_problem, item_loo=loo_problem["loo"])
+    with pytest.raises(ValueError, match="item_loo.columns must be 3 distinct"):
+        _epoch(loo_problem, item_loo=loo_problem["item_loo"]._replace(
+            columns=np.array([0, 0, 1], np.int64)))
+
+
+def test_embedding_errors(each_backend):
+    problem = make_problem(np.random.default_rng(0), f64, embedding_dim=2)
+    embedding = problem["user_embedding"]
+    with pytest.raises(IndexError, match="user.embedding.index holds 9"):
+        _epoch(problem, user_embedding=embedding._replace(index=np.full(10, 9, np.int64)))
+    with pytest.raises(ValueError, match=r"user.embedding.index must have shape \(10\)"):
+        _epoch(problem, user_embedding=embedding._replace(index=embedding.index[:5].copy()))
+    with pytest.raises(ValueError, match="user.embedding.m must have shape"):
+        _epoch(problem, user_embedding=embedding._replace(m=np.zeros((3, 2))))
+    with pytest.raises(ValueError, match="an embedding of 0 make 6 inputs, but the tower takes 8"):
+        _epoch(problem, user_embedding=None)
+    with pytest.raises(TypeError, match="user.embedding must be an Embedding"):
+        _epoch(problem, user_embedding=tuple(embedding))

@@ -1,31 +1,40 @@
-"""The composed two-tower forward/backward matches central finite differences (float64)."""
+"""The composed two-tower forward/backward matches central finite differences (float64),
+down to the ID embedding rows."""
 
 import numpy as np
 import pytest
 
 from anirec import kernels as K
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import make_problem
+from kernel_helpers import make_problem, run_epoch
 
 
-def _inputs(problem, batch):
+def _inputs(problem, batch, tables):
+    """Each tower's input rows of ``batch``: features (leave-one-out where given), then the
+    rows of the embedding ``tables`` (user, item; ``None`` without embeddings)."""
     users, items = problem["users"][batch], problem["items"][batch]
+    ratings = problem["ratings"][batch]
     if problem["loo"] is None:
         xu = K.gather_rows(problem["user_x"], users)
     else:
-        loo = problem["loo"]
-        xu = K.user_rows_loo(loo, users, items, loo.ratings[batch])
+        xu = K.user_rows_loo(problem["loo"], users, items, ratings)
     if problem["item_loo"] is None:
-        return xu, K.gather_rows(problem["item_x"], items)
-    item_loo = problem["item_loo"]
-    return xu, K.item_rows_loo(item_loo, problem["item_x"], items, item_loo.ratings[batch])
+        xi = K.gather_rows(problem["item_x"], items)
+    else:
+        xi = K.item_rows_loo(problem["item_loo"], problem["item_x"], items, ratings)
+    out = []
+    for x, rows, side, table in ((xu, users, "user", tables[0]), (xi, items, "item", tables[1])):
+        embedding = problem[f"{side}_embedding"]
+        out.append(x if embedding is None else
+                   np.ascontiguousarray(np.hstack([x, table[embedding.index[rows]]])))
+    return out
 
 
-def _forward(params, problem, batch):
+def _forward(params, tables, problem, batch):
     """Loss and every intermediate of one batch, through the public kernels."""
     towers = unpack_params(params, problem["user_sizes"], problem["item_sizes"])
     acts = []
-    for x, layers in zip(_inputs(problem, batch), towers):
+    for x, layers in zip(_inputs(problem, batch, tables), towers):
         tower = [x]
         for index, (W, b) in enumerate(layers):
             tower.append(K.dense_forward(tower[-1], W, b, relu=index < len(layers) - 1))
@@ -35,9 +44,59 @@ def _forward(params, problem, batch):
     return loss, acts, towers, (grad_pred, Yu, Yv, nu, nv)
 
 
-def _composed_gradient(params, problem, batch):
-    _, acts, towers, head = _forward(params, problem, batch)
-    grads = np.zeros_like(params)
+def _tables(problem):
+    return [None if problem[f"{side}_embedding"] is None else
+            problem[f"{side}_embedding"].table for side in ("user", "item")]
+
+
+def _epoch_gradient(problem, batch):
+    """Gradients of a one-batch epoch of plain SGD with lr=1: the dense ones left in
+    ``grads``, the embedding ones read off the table rows' change."""
+    p = {key: (value.copy() if isinstance(value, np.ndarray) else value)
+         for key, value in problem.items()}
+    for side in ("user", "item"):
+        if p[f"{side}_embedding"] is not None:
+            p[f"{side}_embedding"] = K.Embedding(*(a.copy() for a in p[f"{side}_embedding"]))
+    before = [None if t is None else t.copy() for t in _tables(p)]
+    loss_sum, step = run_epoch(p, batch, optimizer="sgd", lr=1.0, batch_size=batch.shape[0])
+    assert step == 1
+    loss = _forward(problem["params"], _tables(problem), problem, batch)[0]
+    np.testing.assert_allclose(loss_sum / batch.shape[0], loss, rtol=1e-12)
+    tables = [None if b is None else b - a for b, a in zip(before, _tables(p))]
+    return p["grads"], tables
+
+
+def _finite_differences(problem, batch, h=1e-6):
+    """Central differences of the batch loss wrt every parameter and every table entry."""
+    def loss(params, tables):
+        return _forward(params, tables, problem, batch)[0]
+
+    params, tables = problem["params"], _tables(problem)
+    grad = np.empty_like(params)
+    for j in range(params.shape[0]):
+        plus, minus = params.copy(), params.copy()
+        plus[j] += h
+        minus[j] -= h
+        grad[j] = (loss(plus, tables) - loss(minus, tables)) / (2 * h)
+    table_grads = []
+    for t, table in enumerate(tables):
+        if table is None:
+            table_grads.append(None)
+            continue
+        g = np.empty_like(table)
+        for j in np.ndindex(table.shape):
+            shifted = [list(tables), list(tables)]
+            for sign, version in zip((1, -1), shifted):
+                version[t] = table.copy()
+                version[t][j] += sign * h
+            g[j] = (loss(params, shifted[0]) - loss(params, shifted[1])) / (2 * h)
+        table_grads.append(g)
+    return grad, table_grads
+
+
+def _composed_gradient(problem, batch):
+    _, acts, towers, head = _forward(problem["params"], _tables(problem), problem, batch)
+    grads = np.zeros_like(problem["params"])
     grad_towers = unpack_params(grads, problem["user_sizes"], problem["item_sizes"])
     for grad, tower, layers, grad_layers in zip(K.normalize_dot_backward(*head), acts, towers,
                                                 grad_towers):
@@ -49,43 +108,23 @@ def _composed_gradient(params, problem, batch):
     return grads
 
 
-def _epoch_gradient(params, problem, batch):
-    """Gradient left in ``grads`` by a one-batch epoch of plain SGD with lr=0."""
-    p, grads = params.copy(), np.zeros_like(params)
-    loss_sum, step = K.train_epoch(
-        batch, problem["users"], problem["items"], problem["targets"], problem["user_x"],
-        problem["item_x"], problem["user_sizes"], problem["item_sizes"], p, grads,
-        np.zeros_like(p), np.zeros_like(p), optimizer="sgd", lr=0.0,
-        batch_size=batch.shape[0], loo=problem["loo"], item_loo=problem["item_loo"])
-    assert step == 1
-    np.testing.assert_array_equal(p, params)  # lr = 0 leaves the parameters alone
-    np.testing.assert_allclose(loss_sum / batch.shape[0], _forward(params, problem, batch)[0],
-                               rtol=1e-12)
-    return grads
-
-
-def _finite_differences(params, problem, batch, h=1e-6):
-    grad = np.empty_like(params)
-    for j in range(params.shape[0]):
-        plus, minus = params.copy(), params.copy()
-        plus[j] += h
-        minus[j] -= h
-        grad[j] = (_forward(plus, problem, batch)[0] - _forward(minus, problem, batch)[0]) / (2 * h)
-    return grad
-
-
-@pytest.mark.parametrize("loo_mode", [None, 0, 2])
-def test_gradients_match_finite_differences(each_backend, loo_mode):
+@pytest.mark.parametrize("loo_mode,embedding_dim", [(None, 0), (0, 0), (2, 0), (2, 2), (None, 2)])
+def test_gradients_match_finite_differences(each_backend, loo_mode, embedding_dim):
     problem = make_problem(np.random.default_rng(11), np.float64, user_sizes=(5, 6, 4, 3),
-                           item_sizes=(4, 5, 3), n_examples=23, loo_mode=loo_mode)
+                           item_sizes=(4, 5, 3), n_examples=23, loo_mode=loo_mode,
+                           embedding_dim=embedding_dim)
     batch = np.random.default_rng(1).permutation(23)[:17].astype(np.int64)
-    params = problem["params"]
-    numeric = _finite_differences(params, problem, batch)
+    numeric, numeric_tables = _finite_differences(problem, batch)
     assert np.abs(numeric).max() > 1e-3  # the check is not vacuous
-    np.testing.assert_allclose(_composed_gradient(params, problem, batch), numeric,
-                               rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(_epoch_gradient(params, problem, batch), numeric,
-                               rtol=1e-5, atol=1e-8)
+    if embedding_dim == 0:
+        np.testing.assert_allclose(_composed_gradient(problem, batch), numeric, rtol=1e-5,
+                                   atol=1e-8)
+    grads, tables = _epoch_gradient(problem, batch)
+    np.testing.assert_allclose(grads, numeric, rtol=1e-5, atol=1e-8)
+    for got, want in zip(tables, numeric_tables):
+        if want is not None:
+            assert np.abs(want).max() > 1e-3
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
 
 
 def test_zero_rows_have_finite_gradients(each_backend):

@@ -112,7 +112,7 @@ def test_empty_is_one_threshold_everywhere():
     den = np.array([[1.0, 1.0 + dust]])
     stats = K.LeaveOneOutStats(num, den, np.array([9.0]), np.array([2.0]),
                                np.array([[1.0, 1.0]]), np.array([1.0]), 2, 6.0,
-                               np.zeros(4), np.ones(4), np.array([9.0]))
+                               np.zeros(4), np.ones(4))
     want = loo.user_rows(*stats[:8], [0], [0], [9.0])
     assert want[0, 0] == 0.0 and want[0, 1] == 0.0
     for backend in BACKENDS:

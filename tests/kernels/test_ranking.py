@@ -9,7 +9,8 @@ import pytest
 from anirec import kernels as K
 from anirec._kernels import _numpy
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import DTYPES, assert_close, both, make_problem, requires_cython
+from kernel_helpers import (DTYPES, assert_close, both, make_problem,
+                            requires_cython, run_epoch)
 
 
 def _normalised(rng, n, d, dtype):
@@ -175,31 +176,26 @@ def _ranking_problem(rng, dtype, loo_mode=None, **kwargs):
 
 
 def _epoch_gradient(params, problem, batch, alpha, beta, temperature):
-    p, grads = params.copy(), np.zeros_like(params)
-    loss_sum, _ = K.train_epoch(
-        batch, problem["users"], problem["items"], problem["targets"], problem["user_x"],
-        problem["item_x"], problem["user_sizes"], problem["item_sizes"], p, grads,
-        np.zeros_like(p), np.zeros_like(p), optimizer="sgd", lr=0.0,
-        batch_size=batch.shape[0], loo=problem["loo"], item_loo=problem["item_loo"],
-        rating_weight=alpha,
-        ranking_weight=beta, temperature=temperature, rank_weights=problem["rank_weights"],
-        item_logq=problem["item_logq"])
-    return loss_sum / batch.shape[0], grads
+    p = dict(problem, params=params.copy(), grads=np.zeros_like(params),
+             state1=np.zeros_like(params), state2=np.zeros_like(params))
+    loss_sum, _ = run_epoch(p, batch, optimizer="sgd", lr=0.0, batch_size=batch.shape[0],
+                            rating_weight=alpha, ranking_weight=beta, temperature=temperature)
+    return loss_sum / batch.shape[0], p["grads"]
 
 
 def _batch_loss(params, problem, batch, alpha, beta, temperature):
     """The objective of one batch through the public kernels (forward only)."""
     towers = unpack_params(params, problem["user_sizes"], problem["item_sizes"])
     users, items = problem["users"][batch], problem["items"][batch]
+    ratings = problem["ratings"][batch]
     if problem["loo"] is None:
         xu = K.gather_rows(problem["user_x"], users)
     else:
-        xu = K.user_rows_loo(problem["loo"], users, items, problem["loo"].ratings[batch])
+        xu = K.user_rows_loo(problem["loo"], users, items, ratings)
     if problem["item_loo"] is None:
         xi = K.gather_rows(problem["item_x"], items)
     else:
-        item_loo = problem["item_loo"]
-        xi = K.item_rows_loo(item_loo, problem["item_x"], items, item_loo.ratings[batch])
+        xi = K.item_rows_loo(problem["item_loo"], problem["item_x"], items, ratings)
     outs = []
     for x, layers in zip((xu, xi), towers):
         for index, (W, b) in enumerate(layers):
@@ -246,21 +242,16 @@ def test_epoch_defaults_are_the_rating_model(each_backend):
 def test_epoch_argument_errors(each_backend):
     p = _ranking_problem(np.random.default_rng(4), np.float64)
     order = np.arange(5, dtype=np.int64)
-    args = (order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
-            p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"], p["state2"])
-    with pytest.raises(ValueError, match="rank_weights and item_logq are required"):
-        K.train_epoch(*args, optimizer="adam", lr=1e-3, ranking_weight=1.0)
+    with pytest.raises(ValueError, match="rank_weights and examples.item_logq are required"):
+        run_epoch(dict(p, rank_weights=None), order, lr=1e-3, ranking_weight=1.0)
     with pytest.raises(ValueError, match="cannot both be 0"):
-        K.train_epoch(*args, optimizer="adam", lr=1e-3, rating_weight=0.0)
+        run_epoch(p, order, lr=1e-3, rating_weight=0.0)
     with pytest.raises(ValueError, match=r"item_logq must have shape"):
-        K.train_epoch(*args, optimizer="adam", lr=1e-3, ranking_weight=1.0,
-                      rank_weights=p["rank_weights"], item_logq=p["item_logq"][:-1])
+        run_epoch(p, order, lr=1e-3, ranking_weight=1.0, item_logq=p["item_logq"][:-1])
     with pytest.raises(ValueError, match="rank_weights must have shape"):
-        K.train_epoch(*args, optimizer="adam", lr=1e-3, ranking_weight=1.0,
-                      rank_weights=p["rank_weights"][:-1], item_logq=p["item_logq"])
+        run_epoch(p, order, lr=1e-3, ranking_weight=1.0, rank_weights=p["rank_weights"][:-1])
     with pytest.raises(ValueError, match="temperature must be a positive"):
-        K.train_epoch(*args, optimizer="adam", lr=1e-3, ranking_weight=1.0, temperature=-1,
-                      rank_weights=p["rank_weights"], item_logq=p["item_logq"])
+        run_epoch(p, order, lr=1e-3, ranking_weight=1.0, temperature=-1)
 
 
 def test_ranking_epochs_learn(each_backend):
@@ -271,11 +262,8 @@ def test_ranking_epochs_learn(each_backend):
     losses, step = [], 0
     for epoch in range(8):
         order = np.random.default_rng(epoch).permutation(200).astype(np.int64)
-        loss, step = K.train_epoch(
-            order, problem["users"], problem["items"], problem["targets"], problem["user_x"],
-            problem["item_x"], problem["user_sizes"], problem["item_sizes"], problem["params"],
-            problem["grads"], problem["state1"], problem["state2"], optimizer="adam", lr=0.02,
-            step=step, batch_size=50, rating_weight=0.0, ranking_weight=1.0, temperature=0.2,
-            rank_weights=problem["rank_weights"], item_logq=problem["item_logq"])
+        loss, step = run_epoch(problem, order, optimizer="adam", lr=0.02, step=step,
+                               batch_size=50, rating_weight=0.0, ranking_weight=1.0,
+                               temperature=0.2)
         losses.append(loss / 200)
     assert losses[-1] < 0.5 * losses[0]

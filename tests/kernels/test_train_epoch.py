@@ -5,28 +5,35 @@ import pytest
 
 import anirec
 from anirec import kernels as K
-from kernel_helpers import make_problem, requires_cython
+from kernel_helpers import deep_copy, make_problem, requires_cython, run_epoch
 
 OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
 
 
 def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_decay=1e-3,
          lr=0.01, objective=None):
-    p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in problem.items()}
+    p = {k: deep_copy(v) for k, v in problem.items()}
     step, losses = 0, []
     n = p["targets"].shape[0]
     with anirec.use_backend(backend):
         for epoch in range(epochs):
             order = np.random.default_rng(epoch).permutation(n).astype(np.int64)
-            loss, step = K.train_epoch(
-                order, p["users"], p["items"], p["targets"], p["user_x"], p["item_x"],
-                p["user_sizes"], p["item_sizes"], p["params"], p["grads"], p["state1"],
-                p["state2"], optimizer=optimizer, lr=lr, momentum=momentum,
-                weight_decay=weight_decay, step=step, batch_size=batch_size, loo=p["loo"],
-                item_loo=p["item_loo"],
-                **(objective or {}))
+            loss, step = run_epoch(p, order, lr=lr, step=step, optimizer=optimizer,
+                                   momentum=momentum, weight_decay=weight_decay,
+                                   embedding_decay=weight_decay, batch_size=batch_size,
+                                   **(objective or {}))
             losses.append(loss)
     return p, np.array(losses), step
+
+
+def _state(problem):
+    """Every array an epoch updates, by name."""
+    state = {name: problem[name] for name in ("params", "grads", "state1", "state2")}
+    for side in ("user", "item"):
+        if problem[f"{side}_embedding"] is not None:
+            for part in ("table", "grad", "m", "v"):
+                state[f"{side} {part}"] = getattr(problem[f"{side}_embedding"], part)
+    return state
 
 
 @requires_cython
@@ -34,8 +41,11 @@ def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_
 @pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
 @pytest.mark.parametrize("loo_mode", [None, 0, 1, 2])
 @pytest.mark.parametrize("batch_size", [1, 16, 1000])
-def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_size):
-    problem = make_problem(np.random.default_rng(5), dtype, loo_mode=loo_mode)
+@pytest.mark.parametrize("embedding_dim", [0, 3])
+def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_size,
+                                  embedding_dim):
+    problem = make_problem(np.random.default_rng(5), dtype, loo_mode=loo_mode,
+                           embedding_dim=embedding_dim)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size)
     ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
     got, got_losses, got_step = _run("cython", problem, **kwargs)
@@ -43,9 +53,16 @@ def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_si
     assert got_step == ref_step == 3 * n_batches
     rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (2e-4, 2e-5)
     np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
-    for name in ("params", "grads", "state1", "state2"):
-        np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=atol, err_msg=name)
+    ref_state, got_state = _state(ref), _state(got)
+    for name in ref_state:
+        np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
+                                   err_msg=name)
     assert not np.array_equal(got["params"], problem["params"])  # training moved them
+    if embedding_dim:
+        moved = np.any(got["user_embedding"].table != problem["user_embedding"].table, axis=1)
+        touched = np.unique(problem["user_embedding"].index[problem["users"]])
+        np.testing.assert_array_equal(np.flatnonzero(moved), touched)  # only touched rows
+        assert not got["user_embedding"].grad.any()  # left zero between batches
 
 
 def test_epoch_learns_and_counts_steps(each_backend):
@@ -59,11 +76,7 @@ def test_epoch_learns_and_counts_steps(each_backend):
 def test_step_continues_from_the_argument(each_backend):
     problem = make_problem(np.random.default_rng(2), np.float32)
     order = np.arange(problem["targets"].shape[0], dtype=np.int64)
-    p = problem
-    loss, step = K.train_epoch(order, p["users"], p["items"], p["targets"], p["user_x"],
-                               p["item_x"], p["user_sizes"], p["item_sizes"], p["params"],
-                               p["grads"], p["state1"], p["state2"], optimizer="adam",
-                               lr=1e-3, step=40, batch_size=10)
+    loss, step = run_epoch(problem, order, optimizer="adam", lr=1e-3, step=40, batch_size=10)
     assert step == 40 + 6
     assert isinstance(loss, float) and loss > 0
 
@@ -71,10 +84,7 @@ def test_step_continues_from_the_argument(each_backend):
 def test_empty_order_is_a_no_op(each_backend):
     p = make_problem(np.random.default_rng(2), np.float64)
     before = p["params"].copy()
-    loss, step = K.train_epoch(np.zeros(0, np.int64), p["users"], p["items"], p["targets"],
-                               p["user_x"], p["item_x"], p["user_sizes"], p["item_sizes"],
-                               p["params"], p["grads"], p["state1"], p["state2"],
-                               optimizer="sgd", lr=0.1, step=3)
+    loss, step = run_epoch(p, np.zeros(0, np.int64), optimizer="sgd", lr=0.1, step=3)
     assert (loss, step) == (0.0, 3)
     np.testing.assert_array_equal(p["params"], before)
 
@@ -135,18 +145,19 @@ def test_default_objective_is_bit_identical(each_backend, dtype):
 @requires_cython
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
-@pytest.mark.parametrize("loo_mode", [None, 2])
+@pytest.mark.parametrize("loo_mode,embedding_dim", [(None, 0), (2, 0), (2, 3)])
 @pytest.mark.parametrize("weights", [None, (1.0, 0.3), (0.0, 1.0)])
 @pytest.mark.parametrize("batch_size", [1, 16, 1000])
 def test_tower_parallel_epoch_is_bit_identical_to_serial(dtype, optimizer, momentum, loo_mode,
-                                                         weights, batch_size):
+                                                         embedding_dim, weights, batch_size):
     """One OpenMP thread per tower (2 threads) gives exactly the serial epoch (1 thread)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from anirec._kernels import _epoch
 
     if _epoch.tower_threads() < 2:
         pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
-    problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode)
+    problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode,
+                           embedding_dim=embedding_dim)
     objective = None if weights is None else _objective(problem, *weights)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size,
                   objective=objective)
@@ -156,30 +167,34 @@ def test_tower_parallel_epoch_is_bit_identical_to_serial(dtype, optimizer, momen
         serial, serial_losses, serial_step = _run("cython", problem, **kwargs)
     assert parallel_step == serial_step
     np.testing.assert_array_equal(parallel_losses, serial_losses)
-    for name in ("params", "grads", "state1", "state2"):
-        np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
+    serial_state = _state(serial)
+    for name, value in _state(parallel).items():
+        np.testing.assert_array_equal(value, serial_state[name], err_msg=name)
     assert not np.array_equal(parallel["params"], problem["params"])
 
 
-def _blocked_problem(dtype, loo_mode):
+def _blocked_problem(dtype, loo_mode, embedding_dim=0):
     """Batches of more rows than a span of the rating loss or a tower pass takes at a time:
     2 full row blocks and a partial one, then a remainder batch smaller than one block."""
     from anirec._kernels._epoch import TOWER_ROW_BLOCK
 
     batch = 2 * TOWER_ROW_BLOCK + 152
     problem = make_problem(np.random.default_rng(8), dtype, loo_mode=loo_mode, n_users=40,
-                           n_items=60, n_examples=batch + 148)
+                           n_items=60, n_examples=batch + 148, embedding_dim=embedding_dim)
     return problem, batch
 
 
 @requires_cython
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
-@pytest.mark.parametrize("loo_mode,weights", [(None, None), (2, None), (None, (1.0, 0.3))])
-def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, weights):
+@pytest.mark.parametrize("loo_mode,weights,embedding_dim",
+                         [(None, None, 0), (2, None, 0), (None, (1.0, 0.3), 0), (2, None, 4),
+                          (2, (1.0, 0.3), 4)])
+def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, weights,
+                                          embedding_dim):
     """A batch split into row blocks inside the compiled epoch gives the gradients and the
     trajectory of the whole-batch NumPy twin."""
-    problem, batch = _blocked_problem(dtype, loo_mode)
+    problem, batch = _blocked_problem(dtype, loo_mode, embedding_dim)
     objective = None if weights is None else _objective(problem, *weights)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch,
                   objective=objective)
@@ -188,8 +203,10 @@ def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, 
     assert got_step == ref_step == 6
     rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-3, 2e-4)
     np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
-    for name in ("params", "grads", "state1", "state2"):
-        np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=atol, err_msg=name)
+    ref_state, got_state = _state(ref), _state(got)
+    for name in ref_state:
+        np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
+                                   err_msg=name)
 
 
 @requires_cython
@@ -212,5 +229,6 @@ def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype, weig
     with threadpoolctl.threadpool_limits(1):
         serial, serial_losses, _ = _run("cython", problem, **kwargs)
     np.testing.assert_array_equal(parallel_losses, serial_losses)
-    for name in ("params", "grads", "state1", "state2"):
-        np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
+    serial_state = _state(serial)
+    for name, value in _state(parallel).items():
+        np.testing.assert_array_equal(value, serial_state[name], err_msg=name)

@@ -248,7 +248,7 @@ def test_loo_training_runs_under_both_backends(each_backend):
     stats.mean, stats.std = np.full(n_genres + 2, 5.0), np.full(n_genres + 2, 2.0)
     user_rows = kernels.user_rows_loo(
         kernels.LeaveOneOutStats(num, den, total, count, item_genres, np.full(40, 7.0), 0,
-                                 float(ratings.mean()), stats.mean, stats.std, np.zeros(1)),
+                                 float(ratings.mean()), stats.mean, stats.std),
         np.arange(50), np.zeros(50, dtype=np.int64), np.zeros(50))
     model = small_model(epochs=2, validation_fraction=0.0)
     model.fit((users, items, ratings), user_rows, item_x, loo=stats)
