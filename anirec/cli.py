@@ -152,12 +152,13 @@ def _recommender(args):
     from anirec import Recommender
 
     return Recommender(layers=args.layers, weighting=args.weighting, valid=args.validation,
-                       test=args.test, seed=args.seed, verbose=not args.quiet,
+                       test=args.test, seed=args.seed, leave_one_out=args.leave_one_out, verbose=not args.quiet,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
                        ranking_weight=args.ranking_weight, temperature=args.temperature,
                        positive_threshold=args.positive_threshold, biases=args.biases,
-                       bias_reg=args.bias_reg)
+                       bias_reg=args.bias_reg, embedding_dim=args.embedding_dim,
+                       min_id_count=args.min_id_count, embedding_decay=args.embedding_decay)
 
 
 def cmd_train(args) -> None:
@@ -281,11 +282,22 @@ def _add_training_options(parser) -> None:
                         help="softmax temperature of the ranking loss")
     parser.add_argument("--positive-threshold", type=float, default=None,
                         help="ratings at least this are the ranking positives (default: all)")
+    parser.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=True,
+                        help="derive each training example's user row and item statistics "
+                             "without its own rating (default: on)")
     parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True,
                         help="predict user and item rating biases plus the scaled cosine "
                              "(default: on)")
     parser.add_argument("--bias-reg", type=_positive_float, default=5.0,
                         help="L2 penalty of the rating biases, in ratings (default 5)")
+    parser.add_argument("--embedding-dim", type=int, default=0,
+                        help="width of the learned user and item ID embeddings (default 0: "
+                             "none)")
+    parser.add_argument("--min-id-count", type=int, default=2,
+                        help="training ratings an id needs for its own embedding row (default "
+                             "2; rarer ids share the unknown row)")
+    parser.add_argument("--embedding-decay", type=float, default=0.0,
+                        help="L2 penalty of an embedding row at each update (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:

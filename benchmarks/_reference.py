@@ -144,6 +144,17 @@ def orders(n: int, epochs: int, seed: int = 1) -> list[np.ndarray]:
 # anirec
 
 
+def anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch_size,
+                  sizes=TOWER) -> "K.Epochs":
+    """anirec's checked training problem of plain feature towers, Adam with ``ADAM``'s
+    moments (the learning rate is given per epoch)."""
+    sizes = np.array(sizes, dtype=np.int64)
+    config = K.EpochConfig(optimizer="adam", batch_size=batch_size,
+                           **{key: value for key, value in ADAM.items() if key != "lr"})
+    return K.Epochs(K.Examples(users, items, targets), K.Tower(sizes, user_x),
+                    K.Tower(sizes, item_x), K.Params(params, grads, m, v), config)
+
+
 class AnirecTrainer:
     """anirec's compiled (or NumPy) epoch with Adam, on one flat parameter buffer."""
 
@@ -152,15 +163,13 @@ class AnirecTrainer:
         self.params = params.copy()
         self.grads, self.m, self.v = (np.zeros_like(params) for _ in range(3))
         self.step = 0
-        self.sizes = np.array(TOWER, dtype=np.int64)
+        self.run = anirec_epochs(problem.users, problem.items, problem.targets, problem.user_x,
+                                 problem.item_x, self.params, self.grads, self.m, self.v,
+                                 batch_size)
 
     def epoch(self, order: np.ndarray) -> float:
-        p = self.problem
         with anirec.use_backend(self.backend):
-            loss, self.step = K.train_epoch(
-                order, p.users, p.items, p.targets, p.user_x, p.item_x, self.sizes, self.sizes,
-                self.params, self.grads, self.m, self.v, optimizer="adam", step=self.step,
-                batch_size=self.batch_size, **ADAM)
+            loss, self.step = self.run.run(order, lr=ADAM["lr"], step=self.step)
         return loss / order.shape[0]
 
     def validation_loss(self) -> float:

@@ -119,8 +119,6 @@ def accuracy(names, *, n: int, batch: int, epochs: int, seeds: int = 3) -> dict:
 def full_epoch(batch: int = 1024) -> dict:
     """One compiled epoch over a MyAnimeList-sized set (270k users, 25k items, 24M ratings)
     generated in memory; reports seconds and the growth of the peak resident memory."""
-    from anirec import kernels as K
-
     rng = np.random.default_rng(0)
     n, n_users, n_items = 24_000_000, 270_000, 25_000
     users = rng.integers(0, n_users, n)
@@ -131,11 +129,10 @@ def full_epoch(batch: int = 1024) -> dict:
     order = rng.permutation(n)
     params = R.init_params()
     grads, m, v = (np.zeros_like(params) for _ in range(3))
-    sizes = np.array(R.TOWER, dtype=np.int64)
     before = _peak_rss_mib()
     start = time.perf_counter()
-    loss, _ = K.train_epoch(order, users, items, targets, user_x, item_x, sizes, sizes, params,
-                            grads, m, v, optimizer="adam", batch_size=batch, **R.ADAM)
+    run = R.anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch)
+    loss, _ = run.run(order, lr=R.ADAM["lr"])
     seconds = time.perf_counter() - start
     return dict(seconds=seconds, samples_per_s=n / seconds, loss=loss / n,
                 peak_growth_mib=_peak_rss_mib() - before,
