@@ -152,7 +152,8 @@ def _recommender(args):
     from anirec import Recommender
 
     return Recommender(layers=args.layers, weighting=args.weighting, valid=args.validation,
-                       test=args.test, seed=args.seed, leave_one_out=args.leave_one_out, verbose=not args.quiet,
+                       test=args.test, seed=args.seed, leave_one_out=args.leave_one_out,
+                       refit=args.refit, verbose=not args.quiet,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
                        ranking_weight=args.ranking_weight, temperature=args.temperature,
@@ -285,6 +286,9 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=True,
                         help="derive each training example's user row and item statistics "
                              "without its own rating (default: on)")
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
+                        help="after early stopping, train again on training + validation "
+                             "ratings for the chosen number of epochs (default: off)")
     parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True,
                         help="predict user and item rating biases plus the scaled cosine "
                              "(default: on)")

@@ -72,7 +72,13 @@ class Recommender:
         Derive each training example's user row without its own rating (recommended: the
         model otherwise reads its own target).
     item_attributes : bool
-        Add numeric anime attributes (Bayesian rating, members, type, episodes, year) to genres.
+        Add the items' training statistics (Bayesian rating, mean rating, count) and numeric
+        anime attributes (members, type, episodes, year) to genres.
+    refit : bool
+        After early stopping has chosen the number of epochs on the validation ratings, train
+        again from scratch on training + validation ratings (features too) for that many
+        epochs, so no rating the model may learn from is held back. The model's ``history_``
+        and ``best_epoch_`` stay those of the run that chose the epochs.
     seed : int
         Seeds the split, the initial weights and the shuffles.
     verbose : bool
@@ -89,10 +95,11 @@ class Recommender:
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
-                 verbose: bool = False, **model_options):
+                 refit: bool = False, verbose: bool = False, **model_options):
         self.options = {"weighting": weighting, "valid": float(valid), "test": float(test),
                         "min_ratings": int(min_ratings), "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes), "seed": int(seed)}
+                        "item_attributes": bool(item_attributes), "seed": int(seed),
+                        "refit": bool(refit)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
@@ -110,18 +117,18 @@ class Recommender:
         -------
         self
         """
-        from anirec.data import build_features, split_ratings
+        from anirec.data import Triplets, split_ratings
 
         options = self.options
         split = split_ratings(data.ratings, valid=options["valid"], test=options["test"],
                               min_ratings=options["min_ratings"], seed=options["seed"])
-        features = build_features(data.catalogue, split.train, data.ratings.n_users,
-                                  weighting=options["weighting"],
-                                  item_attributes=options["item_attributes"])
-        self.model.fit(split.train, features.user_x, features.item_x,
-                       validation=split.valid if len(split.valid) else None,
-                       loo=features.user_stats if options["leave_one_out"] else None,
-                       item_loo=features.item_stats if options["leave_one_out"] else None)
+        train = split.train
+        features = self._train_model(data, train, split.valid)
+        if options["refit"] and self.model.best_epoch_ is not None:
+            train = Triplets(*(np.concatenate([getattr(split.train, name),
+                                               getattr(split.valid, name)])
+                               for name in ("users", "items", "ratings")))
+            features = self._refit(data, train)
         catalogue = data.catalogue
         self.anime_ids = np.asarray(catalogue.anime_ids, dtype=np.int64)
         self.anime_names = np.asarray(catalogue.names, dtype=str)
@@ -138,10 +145,37 @@ class Recommender:
                                     (self.user_ids.shape[0], self.anime_ids.shape[0]))
         self.test = split.test
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
-        self.baselines = self._fit_baselines(split.train, features.item_bayes)
+        self.baselines = self._fit_baselines(train, features.item_bayes)
         self._prepare()
         self.fitted = True
         return self
+
+    def _train_model(self, data, train, valid):
+        """Features from ``train`` only, then the model (early stopping on ``valid``)."""
+        from anirec.data import build_features
+
+        options = self.options
+        features = build_features(data.catalogue, train, data.ratings.n_users,
+                                  weighting=options["weighting"],
+                                  item_attributes=options["item_attributes"])
+        loo = options["leave_one_out"]
+        self.model.fit(train, features.user_x, features.item_x,
+                       validation=valid if valid is not None and len(valid) else None,
+                       loo=features.user_stats if loo else None,
+                       item_loo=features.item_stats if loo else None)
+        return features
+
+    def _refit(self, data, train):
+        """Train again on ``train`` (training + validation ratings) for the chosen number of
+        epochs."""
+        chosen = self.model
+        config = chosen.get_config()
+        config.update(epochs=chosen.best_epoch_, patience=None, validation_fraction=0.0,
+                      verbose=chosen.verbose)
+        self.model = TwoTower(**config)
+        features = self._train_model(data, train, None)
+        self.model.history_, self.model.best_epoch_ = chosen.history_, chosen.best_epoch_
+        return features
 
     def _fit_baselines(self, train, bayes_rating) -> list:
         n_users, n_items = self.user_ids.shape[0], self.anime_ids.shape[0]
