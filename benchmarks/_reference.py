@@ -10,7 +10,9 @@ last layer), outputs normalised as ``z / sqrt(|z|^2 + NORM_EPS^2)``, their row-w
 the prediction, the MSE against targets in [-1, 1], Adam. Every framework starts from the same
 flat parameter buffer (:func:`anirec.kernels.unpack_params` layout: user tower then item tower,
 each layer ``W`` (fan-in x fan-out) row-major then ``b``) and visits the same mini-batches in the
-same order.
+same order. With ``embedding_dim`` each tower's input also gets a learned ID embedding row
+(every user and item its own row, from one shared initial table), updated sparsely: anirec's
+lazy Adam on the touched rows, PyTorch's ``nn.Embedding(sparse=True)`` with ``SparseAdam``.
 """
 
 from __future__ import annotations
@@ -123,6 +125,19 @@ def make_problem(n_examples: int, *, n_users: int = 20_000, n_items: int = 25_00
                    users[cut:], items[cut:], target[cut:])
 
 
+def tower_sizes(embedding_dim: int = 0) -> tuple:
+    return (TOWER[0] + embedding_dim, *TOWER[1:])
+
+
+def init_tables(problem: Problem, embedding_dim: int, seed: int = 2) -> list[np.ndarray]:
+    """The initial user and item ID embedding tables (one row per id), or none."""
+    if not embedding_dim:
+        return []
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((x.shape[0], embedding_dim)) * 0.1).astype(DTYPE)
+            for x in (problem.user_x, problem.item_x)]
+
+
 def init_params(seed: int = 0, sizes=TOWER) -> np.ndarray:
     """He-initialised weights, zero biases: ``TwoTower``'s initialisation, as a flat buffer."""
     rng = np.random.default_rng(seed)
@@ -145,27 +160,34 @@ def orders(n: int, epochs: int, seed: int = 1) -> list[np.ndarray]:
 
 
 def anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch_size,
-                  sizes=TOWER) -> "K.Epochs":
-    """anirec's checked training problem of plain feature towers, Adam with ``ADAM``'s
-    moments (the learning rate is given per epoch)."""
-    sizes = np.array(sizes, dtype=np.int64)
+                  tables=()) -> "K.Epochs":
+    """anirec's checked training problem, Adam with ``ADAM``'s moments (the learning rate is
+    given per epoch); ``tables`` are the user and item ID embedding tables (trained in place),
+    if any."""
+    embeddings = [K.Embedding(np.arange(t.shape[0], dtype=np.int64), t,
+                              *(np.zeros_like(t) for _ in range(3))) for t in tables] or \
+        [None, None]
+    sizes = np.array(tower_sizes(tables[0].shape[1] if tables else 0), dtype=np.int64)
     config = K.EpochConfig(optimizer="adam", batch_size=batch_size,
                            **{key: value for key, value in ADAM.items() if key != "lr"})
-    return K.Epochs(K.Examples(users, items, targets), K.Tower(sizes, user_x),
-                    K.Tower(sizes, item_x), K.Params(params, grads, m, v), config)
+    return K.Epochs(K.Examples(users, items, targets), K.Tower(sizes, user_x, None, embeddings[0]),
+                    K.Tower(sizes, item_x, None, embeddings[1]), K.Params(params, grads, m, v),
+                    config)
 
 
 class AnirecTrainer:
     """anirec's compiled (or NumPy) epoch with Adam, on one flat parameter buffer."""
 
-    def __init__(self, backend: str, problem: Problem, params: np.ndarray, batch_size: int):
+    def __init__(self, backend: str, problem: Problem, params: np.ndarray, batch_size: int,
+                 tables=()):
         self.backend, self.problem, self.batch_size = backend, problem, batch_size
         self.params = params.copy()
+        self.tables = [t.copy() for t in tables]
         self.grads, self.m, self.v = (np.zeros_like(params) for _ in range(3))
         self.step = 0
         self.run = anirec_epochs(problem.users, problem.items, problem.targets, problem.user_x,
                                  problem.item_x, self.params, self.grads, self.m, self.v,
-                                 batch_size)
+                                 batch_size, self.tables)
 
     def epoch(self, order: np.ndarray) -> float:
         with anirec.use_backend(self.backend):
@@ -173,10 +195,11 @@ class AnirecTrainer:
         return loss / order.shape[0]
 
     def validation_loss(self) -> float:
-        return anirec_validation_loss(self.params, self.problem)
+        return anirec_validation_loss(self.params, self.problem, self.tables)
 
 
 def anirec_predict(params, user_x, item_x, sizes=TOWER) -> np.ndarray:
+    """Predictions of pairs of input rows (with any embedding rows already appended)."""
     sizes = np.array(sizes, dtype=np.int64)
     towers = K.unpack_params(params, sizes, sizes)
     outputs = []
@@ -187,9 +210,13 @@ def anirec_predict(params, user_x, item_x, sizes=TOWER) -> np.ndarray:
     return K.normalize_dot(*outputs)[0]
 
 
-def anirec_validation_loss(params, problem: Problem) -> float:
+def anirec_validation_loss(params, problem: Problem, tables=()) -> float:
     p = problem
-    pred = anirec_predict(params, p.user_x[p.val_users], p.item_x[p.val_items])
+    xu, xi = p.user_x[p.val_users], p.item_x[p.val_items]
+    if tables:
+        xu = np.ascontiguousarray(np.hstack([xu, tables[0][p.val_users]]))
+        xi = np.ascontiguousarray(np.hstack([xi, tables[1][p.val_items]]))
+    pred = anirec_predict(params, xu, xi, tower_sizes(tables[0].shape[1] if tables else 0))
     return float(np.mean((pred.astype(np.float64) - p.val_targets) ** 2))
 
 
@@ -200,14 +227,15 @@ def anirec_validation_loss(params, problem: Problem) -> float:
 class TorchTrainer:
     """The identical network in PyTorch eager mode: ``nn.Linear`` layers loaded from the flat
     anirec buffer (``weight = W.T``), the same normalisation, MSE and ``torch.optim.Adam``
-    (PyTorch's default CPU implementation)."""
+    (PyTorch's default CPU implementation); ID embeddings as ``nn.Embedding(sparse=True)``
+    with ``torch.optim.SparseAdam``."""
 
-    def __init__(self, problem: Problem, params: np.ndarray, batch_size: int):
+    def __init__(self, problem: Problem, params: np.ndarray, batch_size: int, tables=()):
         import torch
 
         self.torch = torch
         self.problem, self.batch_size = problem, batch_size
-        sizes = np.array(TOWER, dtype=np.int64)
+        sizes = np.array(tower_sizes(tables[0].shape[1] if tables else 0), dtype=np.int64)
         self.towers = []
         for layers in K.unpack_params(params, sizes, sizes):
             tower = torch.nn.ModuleList()
@@ -222,6 +250,12 @@ class TorchTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=ADAM["lr"],
                                           betas=(ADAM["beta1"], ADAM["beta2"]), eps=ADAM["eps"],
                                           weight_decay=ADAM["weight_decay"])
+        self.embeddings = [torch.nn.Embedding.from_pretrained(torch.from_numpy(t.copy()),
+                                                              freeze=False, sparse=True)
+                           for t in tables]
+        self.sparse = torch.optim.SparseAdam(
+            [e.weight for e in self.embeddings], lr=ADAM["lr"],
+            betas=(ADAM["beta1"], ADAM["beta2"]), eps=ADAM["eps"]) if tables else None
         p = problem
         self.users, self.items = torch.from_numpy(p.users), torch.from_numpy(p.items)
         self.targets = torch.from_numpy(p.targets)
@@ -247,20 +281,31 @@ class TorchTrainer:
         total = torch.zeros((), dtype=torch.float64)
         for start in range(0, order.shape[0], self.batch_size):
             batch = order_t[start:start + self.batch_size]
-            xu = self.user_x[self.users[batch]]
-            xi = self.item_x[self.items[batch]]
+            users, items = self.users[batch], self.items[batch]
+            xu, xi = self._inputs(users, items)
             loss = torch.nn.functional.mse_loss(self.predict(xu, xi), self.targets[batch])
             self.optimizer.zero_grad(set_to_none=True)
+            if self.sparse is not None:
+                self.sparse.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.sparse is not None:
+                self.sparse.step()
             total += loss.detach() * batch.shape[0]
         return float(total) / order.shape[0]
+
+    def _inputs(self, users, items):
+        xu, xi = self.user_x[users], self.item_x[items]
+        if self.embeddings:
+            xu = self.torch.cat([xu, self.embeddings[0](users)], 1)
+            xi = self.torch.cat([xi, self.embeddings[1](items)], 1)
+        return xu, xi
 
     def validation_loss(self) -> float:
         torch, p = self.torch, self.problem
         with torch.no_grad():
-            pred = self.predict(torch.from_numpy(p.user_x[p.val_users]),
-                                torch.from_numpy(p.item_x[p.val_items])).numpy()
+            pred = self.predict(*self._inputs(torch.from_numpy(p.val_users),
+                                              torch.from_numpy(p.val_items))).numpy()
         return float(np.mean((pred.astype(np.float64) - p.val_targets) ** 2))
 
     def flat_params(self) -> np.ndarray:
@@ -272,10 +317,11 @@ class TorchTrainer:
         return np.concatenate(pieces)
 
 
-def make_trainer(framework: str, problem: Problem, params: np.ndarray, batch_size: int):
+def make_trainer(framework: str, problem: Problem, params: np.ndarray, batch_size: int,
+                 tables=()):
     if framework == "torch":
-        return TorchTrainer(problem, params, batch_size)
-    return AnirecTrainer(framework, problem, params, batch_size)
+        return TorchTrainer(problem, params, batch_size, tables)
+    return AnirecTrainer(framework, problem, params, batch_size, tables)
 
 
 def time_epochs(trainer, epoch_orders) -> tuple[float, list[float]]:

@@ -52,14 +52,18 @@ def samples_for(batch: int, base: int) -> int:
     return max(base, 32 * batch)
 
 
-def training_table(batches, *, base_samples: int, repeats: int, names) -> dict:
-    """``{batch: {framework: [samples/s per repeat]}}``."""
+def training_table(batches, *, base_samples: int, repeats: int, names,
+                   embedding_dim: int = 0) -> dict:
+    """``{batch: {framework: [samples/s per repeat]}}``, with ID embeddings of
+    ``embedding_dim`` (0: none)."""
     results = {}
     for batch in batches:
         n = samples_for(batch, base_samples)
         problem = R.make_problem(n, n_validation=1)
-        params = R.init_params()
-        trainers = {name: R.make_trainer(name, problem, params, batch) for name in names}
+        params = R.init_params(sizes=R.tower_sizes(embedding_dim))
+        tables = R.init_tables(problem, embedding_dim)
+        trainers = {name: R.make_trainer(name, problem, params, batch, tables)
+                    for name in names}
         warm = R.orders(min(n, 8 * batch), 1, seed=99)[0]
         for trainer in trainers.values():
             trainer.epoch(warm)
@@ -173,6 +177,13 @@ def report(args) -> None:
             train.update(training_table([batch], base_samples=args.samples,
                                         repeats=args.repeats, names=names))
             gflops.append(R.sgemm_gflops())  # the reference is the best of all of these
+        embedded = {}
+        if args.embedding_dim:
+            print(f"training with {args.embedding_dim}-d ID embeddings (sparse Adam):",
+                  flush=True)
+            embedded = training_table(args.embedding_batches, base_samples=args.samples,
+                                      repeats=args.repeats, names=names,
+                                      embedding_dim=args.embedding_dim)
         peak = max(gflops) * 1e9
         topk = topk_table(args.queries, args.repeats) if args.queries else {}
         acc = (accuracy(names, n=args.accuracy_samples, batch=256, epochs=args.accuracy_epochs)
@@ -194,6 +205,16 @@ def report(args) -> None:
         print(f"| {batch} | " + " | ".join(f"{med[n]:,.0f}" for n in names)
               + f" | {_ratio(rates, 'cython', 'torch')}{tt} | "
               f"{_ratio(rates, 'cython', 'numpy')}{tn} | {eff} |")
+    if embedded:
+        print(f"\nwith {args.embedding_dim}-d user and item ID embeddings (anirec: lazy Adam on "
+              "the touched rows; PyTorch: nn.Embedding(sparse=True) + SparseAdam):")
+        print("\n| batch | " + " | ".join(f"{n} samples/s" for n in names)
+              + " | cython/torch |")
+        print("|---" * (len(names) + 2) + "|")
+        for batch, rates in embedded.items():
+            print(f"| {batch} | " + " | ".join(f"{statistics.median(rates[n]):,.0f}"
+                                               for n in names)
+                  + f" | {_ratio(rates, 'cython', 'torch')} |")
     if topk:
         print(f"\ntop-10 over 25,000 items x 32, {args.queries} users (users/s, median):")
         base = statistics.median(next(iter(topk.values())))
@@ -227,6 +248,9 @@ def main(argv=None) -> None:
     parser.add_argument("--accuracy-samples", type=int, default=100_000,
                         help="training examples of the accuracy check (0 skips it)")
     parser.add_argument("--accuracy-epochs", type=int, default=3)
+    parser.add_argument("--embedding-dim", type=int, default=32,
+                        help="width of the ID embeddings of the second table (0 skips it)")
+    parser.add_argument("--embedding-batches", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--full", action="store_true",
                         help="also time one epoch over 24M ratings at batch 1024")
     report(parser.parse_args(argv))
