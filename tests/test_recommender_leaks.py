@@ -139,6 +139,9 @@ def test_changing_test_ratings_changes_no_feature_and_no_weight(data, reference)
     np.testing.assert_array_equal(rec.user_x, reference.user_x)
     np.testing.assert_array_equal(rec.item_x, reference.item_x)
     np.testing.assert_array_equal(rec.model.params_, reference.model.params_)
+    # Early stopping watched the same (validation) losses: test ratings never entered them.
+    assert [h["val_loss"] for h in rec.model.history_] == \
+        [h["val_loss"] for h in reference.model.history_]
     ours, theirs = _baseline_arrays(rec), _baseline_arrays(reference)
     for name in ("global mean", "bias", "popularity"):
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)

@@ -146,6 +146,24 @@ def test_validation_and_test_ratings_change_no_feature(small_data, split):
     assert not np.allclose(h.user_x, f.user_x)
 
 
+def test_item_bayes_falls_back_on_training_ratings_only(small_data, split):
+    """Anime without metadata get a Bayesian rating from their *training* ratings (the
+    catalogue's own fallback, computed at load time, saw every rating)."""
+    from anirec.data.mal import bayesian_average
+
+    cat, train = small_data.catalogue, split.train
+    assert cat.attributes["score"].isna().any()
+    f = build_features(cat, train, small_data.ratings.n_users)
+    n_items = cat.n_items
+    expected = bayesian_average(cat.attributes["score"].to_numpy(np.float64),
+                                cat.attributes["scored_by"].to_numpy(np.float64),
+                                np.bincount(train.items, train.ratings.astype(np.float64),
+                                            minlength=n_items),
+                                np.bincount(train.items, minlength=n_items).astype(float))
+    np.testing.assert_allclose(f.item_bayes, expected, rtol=1e-12)
+    assert not np.allclose(f.item_bayes, cat.bayes_rating, rtol=1e-9, atol=0)
+
+
 def test_scalers_and_item_features(small_data, split):
     f = build_features(small_data.catalogue, split.train, small_data.ratings.n_users)
     active = f.user_stats.count > 0
