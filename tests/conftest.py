@@ -1,9 +1,19 @@
-"""Shared test configuration: which backends to run the behavioural suites under."""
+"""Shared test configuration: which backends to run the behavioural suites under, and a
+deterministic hypothesis profile."""
+
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import anirec
+
+# Property tests draw the same examples on every run, so a CI failure reproduces locally.
+# ``HYPOTHESIS_PROFILE=explore`` draws fresh random examples when hunting for new failures.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 BACKENDS = ["cython", "numpy"] if anirec.backend.cython_available() else ["numpy"]
 
@@ -18,3 +28,24 @@ def each_backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pairs_recommend_excludes(data, options: dict) -> set[tuple[int, int]]:
+    """The ``(user_id, anime_id)`` pairs ``Recommender.recommend`` must leave out, computed
+    from the data given to ``fit`` without looking at the fitted recommender.
+
+    Today: every rated pair but the test split (the pairs of train + validation). When
+    ``recommend`` also excludes the test pairs (issue 13), return ``rated`` alone.
+    """
+    from anirec.data import split_ratings
+
+    ratings = data.ratings
+    user_ids = np.asarray(ratings.user_ids)[ratings.users]
+    anime_ids = np.asarray(data.catalogue.anime_ids)[ratings.items]
+    rated = set(zip(user_ids.tolist(), anime_ids.tolist()))
+    test = split_ratings(ratings, valid=options["valid"], test=options["test"],
+                         min_ratings=options["min_ratings"], seed=options["seed"]).test
+    held_out = set(zip(np.asarray(ratings.user_ids)[test.users].tolist(),
+                       np.asarray(data.catalogue.anime_ids)[test.items].tolist()))
+    assert held_out <= rated
+    return rated - held_out

@@ -12,7 +12,7 @@ from anirec.data import generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
 from anirec.errors import DataError, NotFittedError, UnknownIdError
 
-from .conftest import BACKENDS
+from .conftest import BACKENDS, pairs_recommend_excludes
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +88,20 @@ def test_batch_equals_single(fitted):
     np.testing.assert_allclose(scores.ravel(), batch["score"], rtol=1e-6)
 
 
-def test_rated_anime_are_excluded(fitted):
+def test_rated_anime_are_excluded(fitted, synthetic):
+    # The pairs to leave out come from the data given to fit, not from the fitted ``seen``.
+    excluded = pairs_recommend_excludes(synthetic[1], fitted.options)
+    by_user = {}
+    for user, anime in excluded:
+        by_user.setdefault(user, set()).add(anime)
     users = fitted.user_ids[:50]
-    recs = fitted.recommend(users, n=20)
-    indptr, indices = fitted.seen
-    for user_id, group in recs.groupby("user_id"):
-        row = fitted.user_rows(user_id)[0]
-        seen = set(fitted.anime_ids[indices[indptr[row]:indptr[row + 1]]])
-        assert seen and not seen & set(group["anime_id"])
+    n_anime = fitted.anime_ids.shape[0]
+    recs = fitted.recommend(users, n=n_anime)
+    catalogue = set(fitted.anime_ids.tolist())
+    for user_id in users.tolist():
+        got = set(recs.loc[recs["user_id"] == user_id, "anime_id"].tolist())
+        rated = by_user.get(user_id, set())
+        assert rated and got == catalogue - rated, user_id
     unfiltered = fitted.recommend(users, n=20, exclude_rated=False)
     assert len(unfiltered) == 50 * 20
     assert (np.diff(unfiltered["score"].to_numpy().reshape(50, 20), axis=1) <= 0).all()

@@ -3,6 +3,8 @@ scalers, item features and the cold-start row."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,7 +57,14 @@ def test_user_rows_match_a_naive_computation(small_data, split, weighting):
                            f.user_stats.global_mean)[some]
     got = f.user_stats.rows(some, scaled=False)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
-    np.testing.assert_array_equal(f.user_x, f.user_stats.rows(np.arange(n_users)))
+    # The scaled rows: the naive raw rows of every user, z-scored over users with ratings.
+    raw = naive_user_rows(small_data.catalogue, split.train, n_users, weighting, f.item_bayes,
+                          f.user_stats.global_mean)
+    active = np.bincount(split.train.users, minlength=n_users) > 0
+    std = raw[active].std(axis=0)
+    std[std < 1e-12] = 1.0
+    np.testing.assert_allclose(f.user_x, (raw - raw[active].mean(axis=0)) / std, rtol=1e-9,
+                               atol=1e-9)
     assert f.user_feature_names == [*small_data.catalogue.genres, "log_count", "mean_rating"]
 
 
@@ -102,19 +111,57 @@ def _rebuild_with_weights(cat, train, n_users, weights):
     return f
 
 
-def test_validation_rows_use_only_train(small_data, split):
-    """Changing validation/test ratings does not change any feature."""
-    cat, n_users = small_data.catalogue, small_data.ratings.n_users
+def _mirrored(ratings, positions):
+    """A copy of ``ratings`` whose ratings at ``positions`` are mirrored (r -> 11 - r)."""
+    changed = copy.deepcopy(ratings)
+    changed.ratings[positions] = 11 - changed.ratings[positions]
+    return changed
+
+
+def _train_mask(ratings, train):
+    """Which entries of ``ratings`` are the (user, item) pairs of ``train``."""
+    n_items = int(ratings.items.max()) + 1
+    keys = ratings.users.astype(np.int64) * n_items + ratings.items
+    return np.isin(keys, train.users.astype(np.int64) * n_items + train.items)
+
+
+def test_validation_and_test_ratings_change_no_feature(small_data, split):
+    """Mirroring every validation and test rating leaves the split's training part and every
+    feature (user rows, item rows, the Bayesian item weights) exactly as they were."""
+    cat, ratings, n_users = small_data.catalogue, small_data.ratings, small_data.ratings.n_users
     f = build_features(cat, split.train, n_users)
-    g = build_features(cat, split.train, n_users)
-    np.testing.assert_array_equal(f.user_x, g.user_x)
-    np.testing.assert_array_equal(f.item_x, g.item_x)
-    # build_features only ever sees the train triplets: adding valid ratings changes things.
-    both = Triplets(np.concatenate([split.train.users, split.valid.users]),
-                    np.concatenate([split.train.items, split.valid.items]),
-                    np.concatenate([split.train.ratings, split.valid.ratings]))
-    h = build_features(cat, both, n_users)
-    assert not np.allclose(f.user_x, h.user_x)
+    held_out = np.flatnonzero(~_train_mask(ratings, split.train))
+    assert held_out.size == len(split.valid) + len(split.test)
+    changed = split_ratings(_mirrored(ratings, held_out), seed=0)
+    assert not np.array_equal(changed.test.ratings, split.test.ratings)
+    assert not np.array_equal(changed.valid.ratings, split.valid.ratings)
+    g = build_features(cat, changed.train, n_users)
+    np.testing.assert_array_equal(g.user_x, f.user_x)
+    np.testing.assert_array_equal(g.item_x, f.item_x)
+    np.testing.assert_array_equal(g.item_bayes, f.item_bayes)
+    # The control: mirroring training ratings does change the features.
+    train_positions = np.flatnonzero(_train_mask(ratings, split.train))[:100]
+    h = build_features(cat, split_ratings(_mirrored(ratings, train_positions), seed=0).train,
+                       n_users)
+    assert not np.allclose(h.user_x, f.user_x)
+
+
+def test_item_bayes_falls_back_on_training_ratings_only(small_data, split):
+    """Anime without metadata get a Bayesian rating from their *training* ratings (the
+    catalogue's own fallback, computed at load time, saw every rating)."""
+    from anirec.data.mal import bayesian_average
+
+    cat, train = small_data.catalogue, split.train
+    assert cat.attributes["score"].isna().any()
+    f = build_features(cat, train, small_data.ratings.n_users)
+    n_items = cat.n_items
+    expected = bayesian_average(cat.attributes["score"].to_numpy(np.float64),
+                                cat.attributes["scored_by"].to_numpy(np.float64),
+                                np.bincount(train.items, train.ratings.astype(np.float64),
+                                            minlength=n_items),
+                                np.bincount(train.items, minlength=n_items).astype(float))
+    np.testing.assert_allclose(f.item_bayes, expected, rtol=1e-12)
+    assert not np.allclose(f.item_bayes, cat.bayes_rating, rtol=1e-9, atol=0)
 
 
 def test_scalers_and_item_features(small_data, split):

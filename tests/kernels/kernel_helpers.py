@@ -65,11 +65,6 @@ def assert_close(actual, desired, dtype, scale=1.0):
                                atol=max(atol, rtol * magnitude) * scale)
 
 
-def tie_free(rng, shape, dtype):
-    """Random values with no ties (distinct with overwhelming probability) of ``dtype``."""
-    return rng.standard_normal(shape).astype(dtype)
-
-
 def make_loo(rng, dtype, *, n_users=12, n_items=15, n_genres=4, n_examples=60, mode=0):
     """Consistent leave-one-out statistics of random triplets, with zero denominators.
 

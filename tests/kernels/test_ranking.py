@@ -101,19 +101,25 @@ def test_duplicates_are_not_negatives(each_backend):
 
 def test_logq_correction_penalises_popular_negatives(each_backend):
     rng = np.random.default_rng(1)
-    Yu, Yv, items, weights, _ = _batch(rng, np.float64, n=6, d=3, n_items=6, zero_weights=0)
+    Yu, Yv, _, _, _ = _batch(rng, np.float64, n=6, d=3, n_items=6, zero_weights=0)
     items = np.arange(6, dtype=np.int64)
-    flat = K.inbatch_softmax(Yu, Yv, items, weights, np.zeros(6), 0.5, return_grad=False)[0]
-    # Raising the log-probability of every item but row 0's lowers their logits as negatives
-    # of row 0 (and as positives of their own rows, where it cancels in the softmax).
-    logq = np.full(6, np.log(0.19))
-    logq[0] = np.log(0.05)
-    skewed = K.inbatch_softmax(Yu, Yv, items, weights, logq, 0.5, return_grad=False)[0]
-    assert skewed != pytest.approx(flat)
+    only_row_0 = np.array([1.0, 0, 0, 0, 0, 0])  # the loss is row 0's cross-entropy alone
+    loss = lambda logq: K.inbatch_softmax(Yu, Yv, items, only_row_0, logq, 0.5,  # noqa: E731
+                                          return_grad=False)[0]
+    flat = loss(np.zeros(6))
+    # A popular negative (item 3 drawn often) has its logit lowered: row 0's loss falls, by
+    # exactly the definition's amount.
+    popular = np.zeros(6)
+    popular[3] = np.log(4.0)
+    assert loss(popular) < flat
+    assert loss(popular) == pytest.approx(_reference(Yu, Yv, items, only_row_0, popular, 0.5),
+                                          rel=1e-12)
+    # A popular positive is the other way round: its own logit is lowered, the loss rises.
+    popular_positive = np.zeros(6)
+    popular_positive[0] = np.log(4.0)
+    assert loss(popular_positive) > flat
     # A constant shift of logq changes nothing.
-    shifted = K.inbatch_softmax(Yu, Yv, items, weights, np.full(6, -3.0), 0.5,
-                                return_grad=False)[0]
-    assert shifted == pytest.approx(flat, rel=1e-12)
+    assert loss(np.full(6, -3.0)) == pytest.approx(flat, rel=1e-12)
 
 
 def test_zero_weights_and_empty_batches(each_backend):

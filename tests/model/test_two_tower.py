@@ -226,34 +226,57 @@ def test_a_crash_mid_save_keeps_the_previous_file(trained, tmp_path, monkeypatch
     TwoTower.load(path)
 
 
-def test_loo_training_runs_under_both_backends(each_backend):
-    users, items, ratings, user_x, item_x = planted(n_examples=3000, n_users=50, n_items=40)
+def _loo_problem(n_users=50, n_items=40, n_genres=4):
+    """Planted triplets with consistent leave-one-out statistics (mode 0, ``rating``)."""
+    users, items, ratings, _, item_x = planted(n_examples=3000, n_users=n_users,
+                                               n_items=n_items)
     rng = np.random.default_rng(3)
-    n_genres = 4
-    item_genres = (rng.random((40, n_genres)) < 0.4).astype(float)
-    num = np.zeros((50, n_genres))
-    den = np.zeros((50, n_genres))
+    item_genres = (rng.random((n_items, n_genres)) < 0.4).astype(float)
+    num, den = np.zeros((n_users, n_genres)), np.zeros((n_users, n_genres))
     np.add.at(num, users, ratings[:, None] * item_genres[items])
     np.add.at(den, users, item_genres[items])
-    total = np.bincount(users, ratings, 50)
-    count = np.bincount(users, minlength=50).astype(float)
 
     class Stats:  # the fields of kernels.LeaveOneOutStats, as the data layer provides them
         pass
 
     stats = Stats()
-    stats.num, stats.den, stats.total, stats.count = num, den, total, count
-    stats.item_genres, stats.item_weight = item_genres, np.full(40, 7.0)
+    stats.num, stats.den = num, den
+    stats.total = np.bincount(users, ratings, n_users)
+    stats.count = np.bincount(users, minlength=n_users).astype(float)
+    stats.item_genres, stats.item_weight = item_genres, np.full(n_items, 7.0)
     stats.mode, stats.global_mean = 0, float(ratings.mean())
     stats.mean, stats.std = np.full(n_genres + 2, 5.0), np.full(n_genres + 2, 2.0)
-    user_rows = kernels.user_rows_loo(
-        kernels.LeaveOneOutStats(num, den, total, count, item_genres, np.full(40, 7.0), 0,
-                                 float(ratings.mean()), stats.mean, stats.std),
-        np.arange(50), np.zeros(50, dtype=np.int64), np.zeros(50))
-    model = small_model(epochs=2, validation_fraction=0.0)
-    model.fit((users, items, ratings), user_rows, item_x, loo=stats)
-    assert model.user_sizes_[0] == n_genres + 2
-    assert np.isfinite(model.params_).all()
+    full = kernels.LeaveOneOutStats(num, den, stats.total, stats.count, item_genres,
+                                    stats.item_weight, 0, stats.global_mean, stats.mean,
+                                    stats.std)
+    return users, items, ratings, item_x, stats, full
+
+
+def test_loo_training_equals_training_on_the_leave_one_out_rows(each_backend):
+    """``fit(loo=...)`` trains each example on its own leave-one-out row: the same run as
+    giving every example a user of its own whose feature row is that row."""
+    users, items, ratings, item_x, stats, full = _loo_problem()
+    n = users.shape[0]
+    # Leaving out a rating 0 of a genre-less item from one more example leaves the full row.
+    keep_all = full._replace(count=full.count + 1, item_genres=np.zeros_like(full.item_genres))
+    user_rows = kernels.user_rows_loo(keep_all, np.arange(50), np.zeros(50, np.int64),
+                                      np.zeros(50))  # validation and inference rows
+    example_rows = kernels.user_rows_loo(full, users, items, ratings)
+    full_rows = user_rows[users]
+    # The training rows do leave something out: they are not the users' full rows.
+    assert np.abs(example_rows - full_rows).max() > 0.1
+    # No rating biases: they would differ between the two runs' users.
+    options = dict(epochs=2, validation_fraction=0.0, dtype="float64", patience=None,
+                   biases=False)
+    with_loo = small_model(**options).fit((users, items, ratings), user_rows, item_x,
+                                          loo=stats)
+    explicit = small_model(**options).fit((np.arange(n), items, ratings), example_rows,
+                                          item_x)
+    assert with_loo.user_sizes_[0] == 6
+    np.testing.assert_allclose(with_loo.params_, explicit.params_, rtol=1e-9, atol=1e-12)
+    # ...and not the same run as training on the full rows.
+    on_full = small_model(**options).fit((np.arange(n), items, ratings), full_rows, item_x)
+    assert not np.allclose(on_full.params_, with_loo.params_)
 
 
 def test_plot_history_writes_a_png(trained, tmp_path):
