@@ -177,6 +177,33 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
                 item_embedding=item_embedding, rank_weights=None, item_logq=None)
 
 
+def batch_inputs(problem, batch, tables=None):
+    """Each tower's input rows of ``batch`` through the public kernels: features
+    (leave-one-out where the problem has statistics), then the rows of the embedding
+    ``tables`` (user, item; default: the problem's own)."""
+    from anirec import kernels as K
+
+    users, items = problem["users"][batch], problem["items"][batch]
+    ratings = problem["ratings"][batch]
+    if problem["loo"] is None:
+        xu = K.gather_rows(problem["user_x"], users)
+    else:
+        xu = K.user_rows_loo(problem["loo"], users, items, ratings)
+    if problem["item_loo"] is None:
+        xi = K.gather_rows(problem["item_x"], items)
+    else:
+        xi = K.item_rows_loo(problem["item_loo"], problem["item_x"], items, ratings)
+    out = []
+    for t, (x, rows, side) in enumerate(((xu, users, "user"), (xi, items, "item"))):
+        embedding = problem[f"{side}_embedding"]
+        if embedding is None:
+            out.append(x)
+            continue
+        table = embedding.table if tables is None else tables[t]
+        out.append(np.ascontiguousarray(np.hstack([x, table[embedding.index[rows]]])))
+    return out
+
+
 EXAMPLE_KEYS = ("rank_weights", "item_logq")
 
 

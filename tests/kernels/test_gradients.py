@@ -6,35 +6,14 @@ import pytest
 
 from anirec import kernels as K
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import make_problem, run_epoch
-
-
-def _inputs(problem, batch, tables):
-    """Each tower's input rows of ``batch``: features (leave-one-out where given), then the
-    rows of the embedding ``tables`` (user, item; ``None`` without embeddings)."""
-    users, items = problem["users"][batch], problem["items"][batch]
-    ratings = problem["ratings"][batch]
-    if problem["loo"] is None:
-        xu = K.gather_rows(problem["user_x"], users)
-    else:
-        xu = K.user_rows_loo(problem["loo"], users, items, ratings)
-    if problem["item_loo"] is None:
-        xi = K.gather_rows(problem["item_x"], items)
-    else:
-        xi = K.item_rows_loo(problem["item_loo"], problem["item_x"], items, ratings)
-    out = []
-    for x, rows, side, table in ((xu, users, "user", tables[0]), (xi, items, "item", tables[1])):
-        embedding = problem[f"{side}_embedding"]
-        out.append(x if embedding is None else
-                   np.ascontiguousarray(np.hstack([x, table[embedding.index[rows]]])))
-    return out
+from kernel_helpers import batch_inputs, make_problem, run_epoch
 
 
 def _forward(params, tables, problem, batch):
     """Loss and every intermediate of one batch, through the public kernels."""
     towers = unpack_params(params, problem["user_sizes"], problem["item_sizes"])
     acts = []
-    for x, layers in zip(_inputs(problem, batch, tables), towers):
+    for x, layers in zip(batch_inputs(problem, batch, tables), towers):
         tower = [x]
         for index, (W, b) in enumerate(layers):
             tower.append(K.dense_forward(tower[-1], W, b, relu=index < len(layers) - 1))

@@ -9,7 +9,7 @@ import pytest
 from anirec import kernels as K
 from anirec._kernels import _numpy
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import (DTYPES, assert_close, both, make_problem,
+from kernel_helpers import (DTYPES, assert_close, batch_inputs, both, make_problem,
                             requires_cython, run_epoch)
 
 
@@ -192,18 +192,9 @@ def _epoch_gradient(params, problem, batch, alpha, beta, temperature):
 def _batch_loss(params, problem, batch, alpha, beta, temperature):
     """The objective of one batch through the public kernels (forward only)."""
     towers = unpack_params(params, problem["user_sizes"], problem["item_sizes"])
-    users, items = problem["users"][batch], problem["items"][batch]
-    ratings = problem["ratings"][batch]
-    if problem["loo"] is None:
-        xu = K.gather_rows(problem["user_x"], users)
-    else:
-        xu = K.user_rows_loo(problem["loo"], users, items, ratings)
-    if problem["item_loo"] is None:
-        xi = K.gather_rows(problem["item_x"], items)
-    else:
-        xi = K.item_rows_loo(problem["item_loo"], problem["item_x"], items, ratings)
+    items = problem["items"][batch]
     outs = []
-    for x, layers in zip((xu, xi), towers):
+    for x, layers in zip(batch_inputs(problem, batch), towers):
         for index, (W, b) in enumerate(layers):
             x = K.dense_forward(x, W, b, relu=index < len(layers) - 1)
         outs.append(x)
