@@ -52,7 +52,8 @@ from ..loo import USER_MODES
 from .mal import ANIME_TYPES, Catalogue
 from .split import Triplets
 
-__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "Features", "bayesian_prior", "ColdStart", "build_features", "zscore_fit"]
+__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "Features", "bayesian_prior", "ColdStart",
+           "build_features", "zscore_fit"]
 
 #: Weighting name -> ``UserStats.mode`` code.
 WEIGHTINGS: dict[str, int] = USER_MODES

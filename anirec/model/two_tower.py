@@ -465,7 +465,8 @@ class TwoTower:
     # Training
 
     def fit(self, train, user_features, item_features, *, validation=None, loo=None,
-            item_loo=None, callback: Callable[[int, dict], bool | None] | None = None) -> "TwoTower":
+            item_loo=None,
+            callback: Callable[[int, dict], bool | None] | None = None) -> "TwoTower":
         """Train on ``(users, items, ratings)`` triplets indexing rows of the feature matrices.
 
         Parameters
@@ -482,12 +483,11 @@ class TwoTower:
         loo : LeaveOneOutStats-like, optional
             Sufficient statistics from which each training example's user row is derived
             leaving its own rating out (an object with the fields of
-            :class:`anirec.kernels.LeaveOneOutStats` except ``ratings``, which come from
-            ``train``).
+            :class:`anirec.kernels.LeaveOneOutStats`; the ratings left out are ``train``'s).
         item_loo : ItemLeaveOneOutStats-like, optional
             Sufficient statistics from which the statistic columns of each training example's
             item row are derived leaving its own rating out (the fields of
-            :class:`anirec.kernels.ItemLeaveOneOutStats` except ``ratings``).
+            :class:`anirec.kernels.ItemLeaveOneOutStats`).
         callback : callable(epoch, logs), optional
             Called after every epoch with the 1-based epoch and its history entry; returning
             ``True`` stops training.
