@@ -7,7 +7,7 @@ through the same top-k kernel, with the same exclusions, as the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -83,3 +83,31 @@ class BiasModel:
 
     def predict(self, users, items) -> np.ndarray:
         return self.mean + self.user_bias[np.asarray(users)] + self.item_scores[np.asarray(items)]
+
+
+#: Every baseline class by its class name, the name it is saved under.
+BASELINES = {cls.__name__: cls for cls in (GlobalMean, BayesianAverage, BiasModel, Popularity)}
+
+
+def baseline_to_state(baseline) -> dict[str, np.ndarray]:
+    """A baseline's fields as float64 arrays (a number becomes a 1-element array)."""
+    return {field.name: np.atleast_1d(np.asarray(getattr(baseline, field.name), np.float64))
+            for field in fields(baseline)}
+
+
+def baseline_from_state(name: str, arrays: dict[str, np.ndarray]):
+    """The baseline saved by :func:`baseline_to_state` under its class ``name``.
+
+    Raises ``KeyError`` for an unknown name or a missing field, ``ValueError`` for a number
+    field that does not hold exactly one value.
+    """
+    cls = BASELINES[name]
+    values = {}
+    for field in fields(cls):
+        value = np.asarray(arrays[field.name], dtype=np.float64)
+        if field.type in (float, "float"):
+            if value.shape != (1,):
+                raise ValueError(f"{name}.{field.name} must hold one number, got {value.shape}")
+            value = float(value[0])
+        values[field.name] = value
+    return cls(**values)

@@ -19,7 +19,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from anirec import kernels
-from anirec.baselines import BayesianAverage, BiasModel, GlobalMean, Popularity
+from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
+                              baseline_from_state, baseline_to_state)
 from anirec.data.mal import index_of_sorted
 from anirec.errors import ModelFormatError, NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
@@ -419,34 +420,34 @@ class Recommender:
 
     def save(self, path) -> None:
         """Save everything needed to recommend, predict and evaluate to one file (``.npz``
-        arrays + JSON header, no pickle), atomically."""
+        arrays + JSON header, no pickle), atomically. Each part (the model, the cold-start
+        recipe, each baseline by name) is saved from its own state under its own prefix."""
         self._check_fitted()
-        model_header, model_arrays = self.model.to_state()
-        cold_header, cold_arrays = self.cold_start.to_state()
-        baseline_arrays = {
-            "baseline.global_mean": np.array([self.baselines[0].mean]),
-            "baseline.bayes": self.baselines[1].item_scores,
-            "baseline.bias_mean": np.array([self.baselines[2].mean]),
-            "baseline.bias_user": self.baselines[2].user_bias,
-            "baseline.bias_item": self.baselines[2].item_scores,
-            "baseline.popularity": self.baselines[3].item_scores,
-        }
-        arrays = {
-            **{f"model.{key}": value for key, value in model_arrays.items()},
-            **{f"cold.{key}": value for key, value in cold_arrays.items()},
-            **baseline_arrays,
+        header, arrays = self.to_state()
+        write_model_file(path, {"kind": "Recommender", **header}, arrays)
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The recommender as a JSON-friendly header and a flat dict of arrays."""
+        self._check_fitted()
+        parts = {"model": self.model.to_state(), "cold": self.cold_start.to_state()}
+        for baseline in self.baselines:
+            parts[f"baseline.{type(baseline).__name__}"] = ({}, baseline_to_state(baseline))
+        arrays = {f"{prefix}.{key}": value for prefix, (_, part) in parts.items()
+                  for key, value in part.items()}
+        arrays.update({
             "anime_ids": self.anime_ids, "anime_names": self.anime_names,
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
             "test_users": np.asarray(self.test.users), "test_items": np.asarray(self.test.items),
             "test_ratings": np.asarray(self.test.ratings),
-        }
-        header = {"kind": "Recommender", "options": self.options, "model": model_header,
-                  "cold_start": cold_header, "genres": list(self.genres),
-                  "excluded_genres": list(self.excluded_genres),
+        })
+        header = {"options": self.options, "model": parts["model"][0],
+                  "cold_start": parts["cold"][0],
+                  "baselines": [type(b).__name__ for b in self.baselines],
+                  "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
                   "summary": self.summary}
-        write_model_file(path, header, arrays)
+        return header, arrays
 
     @classmethod
     def load(cls, path) -> "Recommender":
@@ -457,17 +458,25 @@ class Recommender:
         ModelFormatError
             If the file is truncated, corrupted, foreign, newer or inconsistent.
         """
+        header, arrays = read_model_file(path, kind="Recommender")
+        return cls.from_state(header, arrays, source=repr(str(path)))
+
+    @classmethod
+    def from_state(cls, header: dict, arrays: dict[str, np.ndarray],
+                   source: str = "state") -> "Recommender":
+        """Rebuild a recommender from :meth:`to_state` output, part by part."""
         from anirec.data import ColdStart, Triplets
 
-        header, arrays = read_model_file(path, kind="Recommender")
-        source = repr(str(path))
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {key[len(prefix) + 1:]: value for key, value in arrays.items()
+                    if key.startswith(prefix + ".")}
+
         try:
-            model = TwoTower.from_state(
-                header["model"],
-                {key[6:]: value for key, value in arrays.items() if key.startswith("model.")},
-                source=source)
-            rec = cls.__new__(cls)
-            rec.options, rec.model, rec.verbose = dict(header["options"]), model, False
+            rec = cls(**header["options"])
+            rec.model = TwoTower.from_state(header["model"], part("model"), source=source)
+            rec.cold_start = ColdStart.from_state(header["cold_start"], part("cold"))
+            rec.baselines = [baseline_from_state(name, part(f"baseline.{name}"))
+                             for name in header["baselines"]]
             rec.genres = tuple(header["genres"])
             rec.excluded_genres = tuple(header["excluded_genres"])
             rec.summary = header.get("summary", {})
@@ -477,18 +486,11 @@ class Recommender:
             rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
             rec.test = Triplets(arrays["test_users"], arrays["test_items"],
                                 arrays["test_ratings"])
-            rec.cold_start = ColdStart.from_state(
-                header["cold_start"],
-                {key[5:]: value for key, value in arrays.items() if key.startswith("cold.")})
-            rec.baselines = [
-                GlobalMean(float(arrays["baseline.global_mean"][0])),
-                BayesianAverage(arrays["baseline.bayes"]),
-                BiasModel(float(arrays["baseline.bias_mean"][0]), arrays["baseline.bias_user"],
-                          arrays["baseline.bias_item"]),
-                Popularity(arrays["baseline.popularity"]),
-            ]
         except KeyError as error:
             raise ModelFormatError(f"{source} lacks the entry {error} of a Recommender") from None
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: a part of the Recommender is invalid ({error})") \
+                from None
         n_users, n_items = rec.user_ids.shape[0], rec.anime_ids.shape[0]
         if rec.user_x.shape[0] != n_users or rec.item_x.shape[0] != n_items or \
                 rec.anime_names.shape[0] != n_items or rec.seen[0].shape[0] != n_users + 1:
