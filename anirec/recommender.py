@@ -223,8 +223,8 @@ class Recommender:
 
     def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
-        ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
-        fewer than ``n`` anime are left."""
+        ``(len(user_ids), min(n, number of anime))``; rows are padded with anime id ``-1`` and
+        score ``-inf`` when fewer anime are left after the exclusions."""
         index, scores = self._top_for_users(user_ids, n, exclude_rated)
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
