@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from anirec import kernels
+from anirec import _validate, kernels
 from anirec.baselines import BayesianAverage, BiasModel, GlobalMean, Popularity
 from anirec.data.mal import index_of_sorted
 from anirec.errors import ModelFormatError, NotFittedError
@@ -90,9 +90,20 @@ class Recommender:
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
                  verbose: bool = False, **model_options):
-        self.options = {"weighting": weighting, "valid": float(valid), "test": float(test),
-                        "min_ratings": int(min_ratings), "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes), "seed": int(seed)}
+        if weighting not in ("bayesian", "rating", "centered"):
+            raise ValueError(f"weighting must be 'bayesian', 'rating' or 'centered', got "
+                             f"{weighting!r}")
+        valid = _validate.real("valid", valid, 0.0, 1.0, high_open=True)
+        test = _validate.real("test", test, 0.0, 1.0, high_open=True)
+        if valid + test >= 1:
+            raise ValueError(f"valid + test must leave ratings to train on, got {valid:g} + "
+                             f"{test:g}")
+        self.options = {"weighting": weighting, "valid": valid, "test": test,
+                        "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
+                        "leave_one_out": bool(leave_one_out),
+                        "item_attributes": bool(item_attributes),
+                        # The split needs a seed: None would make fit() unrepeatable.
+                        "seed": _validate.integer("seed", seed, 0)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
@@ -200,9 +211,8 @@ class Recommender:
     def _top(self, queries: np.ndarray, n: int, exclude=None, *, items=None):
         """Top-``n`` items by retrieval score for user embeddings ``queries`` (or by dot
         product with ``items`` when given)."""
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        # Strict (n=1.9 or "3" are refused); a huge n is capped at the catalogue by topk.
+        n = _validate.integer("n", n, 1)
         if items is None:
             queries = self.model.retrieval_queries(queries)
             items = self.retrieval_items
@@ -416,42 +426,41 @@ class Recommender:
         ModelFormatError
             If the file is truncated, corrupted, foreign, newer or inconsistent.
         """
+        from anirec import _saved_recommender as saved
         from anirec.data import ColdStart, Triplets
 
-        header, arrays = read_model_file(path, kind="Recommender")
+        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS)
         source = repr(str(path))
-        try:
-            model = TwoTower.from_state(
-                header["model"],
-                {key[6:]: value for key, value in arrays.items() if key.startswith("model.")},
-                source=source)
-            rec = cls.__new__(cls)
-            rec.options, rec.model, rec.verbose = dict(header["options"]), model, False
-            rec.genres = tuple(header["genres"])
-            rec.excluded_genres = tuple(header["excluded_genres"])
-            rec.summary = header.get("summary", {})
-            for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
-                         "item_x"):
-                setattr(rec, name, arrays[name])
-            rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
-            rec.test = Triplets(arrays["test_users"], arrays["test_items"],
-                                arrays["test_ratings"])
-            rec.cold_start = ColdStart.from_state(
-                header["cold_start"],
-                {key[5:]: value for key, value in arrays.items() if key.startswith("cold.")})
-            rec.baselines = [
-                GlobalMean(float(arrays["baseline.global_mean"][0])),
-                BayesianAverage(arrays["baseline.bayes"]),
-                BiasModel(float(arrays["baseline.bias_mean"][0]), arrays["baseline.bias_user"],
-                          arrays["baseline.bias_item"]),
-                Popularity(arrays["baseline.popularity"]),
-            ]
-        except KeyError as error:
-            raise ModelFormatError(f"{source} lacks the entry {error} of a Recommender") from None
-        n_users, n_items = rec.user_ids.shape[0], rec.anime_ids.shape[0]
-        if rec.user_x.shape[0] != n_users or rec.item_x.shape[0] != n_items or \
-                rec.anime_names.shape[0] != n_items or rec.seen[0].shape[0] != n_users + 1:
-            raise ModelFormatError(f"{source}: the saved id maps and feature matrices disagree")
+        saved.check_header(header, source)
+        model = TwoTower.from_state(
+            header["model"],
+            {key[6:]: value for key, value in arrays.items() if key.startswith("model.")},
+            source=source, where="model")
+        saved.check_arrays(header, arrays, model, source)
+        for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "test_users",
+                     "test_items"):
+            arrays[name] = arrays[name].astype(np.int64, copy=False)
+        rec = cls.__new__(cls)
+        rec.options, rec.model, rec.verbose = dict(header["options"]), model, False
+        rec.genres = tuple(header["genres"])
+        rec.excluded_genres = tuple(header["excluded_genres"])
+        rec.summary = header.get("summary", {})
+        for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
+                     "item_x"):
+            setattr(rec, name, arrays[name])
+        rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
+        rec.test = Triplets(arrays["test_users"], arrays["test_items"],
+                            arrays["test_ratings"])
+        rec.cold_start = ColdStart.from_state(
+            header["cold_start"],
+            {key[5:]: value for key, value in arrays.items() if key.startswith("cold.")})
+        rec.baselines = [
+            GlobalMean(float(arrays["baseline.global_mean"][0])),
+            BayesianAverage(arrays["baseline.bayes"]),
+            BiasModel(float(arrays["baseline.bias_mean"][0]), arrays["baseline.bias_user"],
+                      arrays["baseline.bias_item"]),
+            Popularity(arrays["baseline.popularity"]),
+        ]
         rec._prepare()
         rec.fitted = True
         return rec

@@ -46,7 +46,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from anirec import kernels
+from anirec import _validate, kernels
 from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
 from anirec.model.schedules import make_schedule
 
@@ -56,6 +56,16 @@ _CALIBRATION_SAMPLE = 200_000  # training pairs used to fit the rating calibrati
 _VALIDATION_USERS = 2048  # users whose validation pairs score the ranking loss every epoch
 DTYPES = ("float32", "float64")
 _CHUNK = 16384  # rows embedded at a time at inference: bounds the workspace
+_MAX_WIDTH = 2**31 - 1  # widths and batch sizes the kernels take (32-bit BLAS dimensions)
+_MAX_PARAMETERS = 2**31 - 1  # parameters of both towers; checked before anything is allocated
+_TEMPERATURES = (1e-3, 1e3)  # beyond, cosines / temperature overflow or carry no signal
+_DEFAULT_RANKING_WEIGHT = 0.03
+#: Training diverged when its best validation RMSE is at least this multiple of the RMSE of
+#: predicting the mean training rating for every pair: a model that never beats a constant.
+#: ``lr=1e6`` ends at 1.14 times it on the demo data; sane rates end near 0.7 from epoch 1.
+DIVERGENCE_RATIO = 1.0
+#: Fewer validation (or training) pairs than this make the comparison with the mean noise.
+_DIVERGENCE_MIN_PAIRS = 50
 
 
 def _as_triplets(data, name: str):
@@ -177,10 +187,10 @@ class TwoTower:
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
                  patience: int | None = 3, validation_fraction: float = 0.1,
                  rating_range: tuple[float, float] = (1.0, 10.0), dtype: str = "float32",
-                 seed: int = 0, verbose: bool = False, objective: str = "rating",
-                 ranking_weight: float = 0.03, temperature: float = 0.2,
+                 seed: int | None = 0, verbose: bool = False, objective: str = "rating",
+                 ranking_weight: float = _DEFAULT_RANKING_WEIGHT, temperature: float = 0.2,
                  positive_threshold: float | None = None, popularity_prior: bool = True):
-        self.layers = tuple(int(width) for width in layers)
+        self.layers = _validate.integer_tuple("layers", layers, 1, _MAX_WIDTH)
         self.optimizer = optimizer
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -192,7 +202,7 @@ class TwoTower:
         self.weight_decay = weight_decay
         self.patience = patience
         self.validation_fraction = validation_fraction
-        self.rating_range = (float(rating_range[0]), float(rating_range[1]))
+        self.rating_range = _validate.number_pair("rating_range", rating_range)
         self.dtype = str(np.dtype(dtype))
         self.seed = seed
         self.verbose = verbose
@@ -200,10 +210,11 @@ class TwoTower:
         self.ranking_weight = ranking_weight
         self.temperature = temperature
         self.positive_threshold = None if positive_threshold is None else \
-            float(positive_threshold)
+            _validate.real("positive_threshold", positive_threshold)
         self.popularity_prior = bool(popularity_prior)
         self._validate_config()
         self.params_: np.ndarray | None = None
+        self.diverged_: str | None = None  # why the last fit diverged (its weights are gone)
         self.history_: list[dict] = []
         self.best_epoch_: int | None = None
         self.calibration_: tuple[float, float] | None = None
@@ -213,26 +224,28 @@ class TwoTower:
     # Configuration
 
     def _validate_config(self) -> None:
-        if not self.layers or any(width < 1 for width in self.layers):
-            raise ValueError(f"layers must be a non-empty list of positive widths, got "
-                             f"{list(self.layers)}")
+        """Check every option (types strictly: no silent ``int('3')`` or ``int(1.9)``)."""
+        _validate.integer_tuple("layers", self.layers, 1, _MAX_WIDTH)
+        _validate.real("lr", self.lr, 0.0)
+        _validate.optional_integer("seed", self.seed, 0)
+        _validate.optional_integer("patience", self.patience, 1)
+        _validate.integer("batch_size", self.batch_size, 1, _MAX_WIDTH)
+        _validate.integer("epochs", self.epochs, 1)
+        _validate.real("temperature", self.temperature, *_TEMPERATURES)
+        if self.objective == "rating" and \
+                _validate.real("ranking_weight", self.ranking_weight) != _DEFAULT_RANKING_WEIGHT:
+            raise ValueError(f"ranking_weight={self.ranking_weight:g} contradicts "
+                             "objective='rating', which has no ranking loss: use "
+                             "objective='hybrid'")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         self.schedule_ = make_schedule(self.lr_schedule, self.lr, **self.lr_schedule_options)
-        for name in ("batch_size", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
                                 ("eps", 0, math.inf), ("weight_decay", 0, math.inf),
                                 ("validation_fraction", 0, 1)):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and low <= value and (value < high or high == math.inf)):
-                raise ValueError(f"{name} must be in [{low}, {high}), got {value}")
-        if self.patience is not None and (int(self.patience) < 1):
-            raise ValueError(f"patience must be a positive integer or None, got {self.patience}")
+            _validate.real(name, getattr(self, name), low, high, high_open=high < math.inf)
         lo, hi = self.rating_range
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"rating_range must be (low, high) with low < high, got "
@@ -319,6 +332,12 @@ class TwoTower:
     # Parameters
 
     def _init_params(self, user_dim: int, item_dim: int, rng: np.random.Generator) -> None:
+        total = sum(a * b + b for sizes in ((user_dim, *self.layers), (item_dim, *self.layers))
+                    for a, b in zip(sizes[:-1], sizes[1:]))  # Python ints: no overflow
+        if total > _MAX_PARAMETERS:
+            raise ValueError(f"layers {list(self.layers)} on {user_dim} user and {item_dim} "
+                             f"item features make {total:,} parameters, more than "
+                             f"{_MAX_PARAMETERS:,}")
         self.user_sizes_ = np.array((user_dim, *self.layers), dtype=np.int64)
         self.item_sizes_ = np.array((item_dim, *self.layers), dtype=np.int64)
         pieces = []
@@ -335,6 +354,10 @@ class TwoTower:
 
     def _check_fitted(self) -> None:
         if self.params_ is None:
+            diverged = getattr(self, "diverged_", None)
+            if diverged:  # its weights were dropped: neither usable nor saveable
+                raise DivergenceError(f"this TwoTower diverged in its last fit and cannot be "
+                                      f"used or saved ({diverged})")
             raise NotFittedError("this TwoTower is not fitted yet: call fit() or load() first")
 
     @property
@@ -435,10 +458,16 @@ class TwoTower:
         self._check_ratings("train", ratings)
         if validation is None and self.validation_fraction > 0:
             held_out = rng.random(users.shape[0]) < self.validation_fraction
+            if held_out.all():
+                raise DataError(f"validation_fraction={self.validation_fraction:g} held out all "
+                                f"{users.shape[0]} training examples: none is left to train on")
             validation = (users[held_out], items[held_out], ratings[held_out])
             users, items, ratings = users[~held_out], items[~held_out], ratings[~held_out]
         if validation is not None:
             validation = _as_triplets(validation, "validation")
+        if validation is not None and validation[0].size == 0:
+            validation = None  # nothing to score: the history would hold NaN losses
+        if validation is not None:
             _check_rows("validation users", validation[0], user_x.shape[0], "user row")
             _check_rows("validation items", validation[1], item_x.shape[0], "item row")
             self._check_ratings("validation", validation[2])
@@ -447,6 +476,7 @@ class TwoTower:
         if loo_stats is not None and user_dim != user_x.shape[1]:
             raise ValueError(f"loo rows have {user_dim} columns but user_features has "
                              f"{user_x.shape[1]}")
+        self.diverged_ = None
         self._init_params(user_dim, item_x.shape[1], rng)
         self.calibration_ = self.item_log_prior_ = None
         ranking = self._ranking_inputs(items, ratings, item_x.shape[0])
@@ -454,8 +484,13 @@ class TwoTower:
             self.item_log_prior_ = ranking[1].astype(np.float64)
             # The prior is part of the score, so the corrected logits s - log q are cosines.
             ranking = (ranking[0], np.zeros_like(ranking[1]))
-        self._train(rng, (users, items, self.to_target(ratings).astype(self.dtype)),
-                    user_x, item_x, validation, loo_stats, callback, ranking)
+        try:
+            self._train(rng, (users, items, self.to_target(ratings).astype(self.dtype)),
+                        user_x, item_x, validation, loo_stats, callback, ranking)
+        except DivergenceError as error:
+            # Drop the diverged weights, so the model can be neither used nor saved.
+            self.params_, self.diverged_ = None, str(error)
+            raise
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
         return self
@@ -559,7 +594,8 @@ class TwoTower:
         rank_weights, item_logq = ranking if ranking is not None else (None, None)
         val_pairs = None
         if ranking is not None and validation is not None:
-            val_pairs = self._validation_pairs(np.random.default_rng(self.seed + 1), validation)
+            val_pairs = self._validation_pairs(
+                np.random.default_rng(None if self.seed is None else self.seed + 1), validation)
         n_params = self.params_.shape[0]
         grads = np.zeros(n_params, dtype=self.dtype)
         state1, state2 = np.zeros_like(grads), np.zeros_like(grads)
@@ -610,8 +646,42 @@ class TwoTower:
                 break
             if self.patience is not None and stale >= int(self.patience):
                 break
+        self._check_against_mean(targets, validation)
         if best_params is not None:
             self.params_ = best_params
+
+    def _check_against_mean(self, targets: np.ndarray, validation) -> None:
+        """Raise :class:`DivergenceError` when training never beat predicting the mean rating.
+
+        Finite weights are not enough: a learning rate far too high (``lr=1e6``) saturates the
+        towers into extreme predictions whose RMSE stays above that of the constant mean
+        training rating. Compared on the validation pairs (the best epoch) when there are
+        any, else on the training loss of the last epoch (``objective="rating"`` only).
+        """
+        if self.loss_weights[0] == 0 or not self.history_:
+            return
+        mean = float(np.mean(targets, dtype=np.float64))
+        if validation is not None:
+            if validation[2].shape[0] < _DIVERGENCE_MIN_PAIRS:
+                return
+            half_range = (self.rating_range[1] - self.rating_range[0]) / 2.0
+            baseline = math.sqrt(float(np.mean((self.to_target(validation[2]) - mean) ** 2)))
+            baseline *= half_range
+            achieved = min(entry["val_rmse"] for entry in self.history_)
+            what = "validation RMSE"
+        elif self.objective == "rating" and targets.shape[0] >= _DIVERGENCE_MIN_PAIRS:
+            baseline = float(np.mean((targets.astype(np.float64) - mean) ** 2))
+            achieved = self.history_[-1]["train_loss"]
+            what = "training MSE (scaled ratings)"
+        else:
+            return
+        if baseline > 0 and achieved >= DIVERGENCE_RATIO * baseline:
+            raise DivergenceError(
+                f"training diverged: its best {what}, {achieved:.4g}, is no better than "
+                f"predicting the mean training rating for every pair ({baseline:.4g}; lr="
+                f"{self.lr:g}, optimizer={self.optimizer!r}). Lower the learning rate, add "
+                "weight_decay, or check that the features are scaled (z-scores)."
+            )
 
     def _check_divergence(self, epoch: int, loss: float, lr: float) -> None:
         what = None
@@ -642,41 +712,88 @@ class TwoTower:
             arrays["item_log_prior"] = self.item_log_prior_
         return header, arrays
 
+    @staticmethod
+    def file_members(prefix: str = "") -> dict:
+        """The arrays of a saved model (names under ``prefix``) and what each must look like
+        (:class:`anirec.model.persistence.Member`): a loader reads these and nothing else."""
+        from anirec.model.persistence import Member
+
+        return {f"{prefix}params": Member("f", ("parameters",)),
+                f"{prefix}user_sizes": Member("i", ("tower depth",)),
+                f"{prefix}item_sizes": Member("i", ("tower depth",)),
+                f"{prefix}item_log_prior": Member("f", ("items",), required=False)}
+
     @classmethod
-    def from_state(cls, header: dict, arrays: dict[str, np.ndarray], source: str = "state"):
-        """Rebuild a model from :meth:`to_state` output, checking every shape."""
+    def from_state(cls, header: dict, arrays: dict[str, np.ndarray], source: str = "state",
+                   where: str = ""):
+        """Rebuild a model from :meth:`to_state` output, checking every field and shape.
+
+        Raises
+        ------
+        ModelFormatError
+            Naming ``source`` and the header field (under ``where``) or array at fault.
+        """
+        from anirec.model.persistence import header_field
+
+        label = f"{where}." if where else ""
+        config = header_field(header, "config", dict, source, where=where)
         try:
-            config = dict(header["config"])
             model = cls(**config)
-            params, user_sizes, item_sizes = (arrays[key] for key in
-                                              ("params", "user_sizes", "item_sizes"))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFormatError(f"{source}: the model configuration is invalid or "
-                                   f"incomplete ({error})") from None
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field '{label}config' is invalid: "
+                                   f"{error}") from None
+        missing = [key for key in ("params", "user_sizes", "item_sizes") if key not in arrays]
+        if missing:
+            raise ModelFormatError(f"{source} lacks the array {where and where + '.'}"
+                                   f"{missing[0]}")
+        params, user_sizes, item_sizes = (arrays[key] for key in
+                                          ("params", "user_sizes", "item_sizes"))
         for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
-            if sizes.dtype != np.int64 or sizes.ndim != 1 or \
-                    list(sizes[1:]) != list(model.layers):
-                raise ModelFormatError(f"{source}: {name} {sizes.tolist()} does not match the "
-                                       f"layers {list(model.layers)}")
+            if sizes.dtype != np.int64 or sizes.ndim != 1 or sizes.shape[0] < 2 or \
+                    list(sizes[1:]) != list(model.layers) or not 1 <= sizes[0] <= _MAX_WIDTH:
+                raise ModelFormatError(f"{source}: {label}{name} {sizes.tolist()[:10]} does "
+                                       f"not match the layers {list(model.layers)}")
         expected = kernels.n_parameters(user_sizes, item_sizes)
         if params.dtype != np.dtype(model.dtype) or params.shape != (expected,):
-            raise ModelFormatError(f"{source}: params has shape {params.shape} and dtype "
+            raise ModelFormatError(f"{source}: {label}params has shape {params.shape} and dtype "
                                    f"{params.dtype}, expected ({expected},) {model.dtype}")
+        if not np.isfinite(params).all():
+            raise ModelFormatError(f"{source}: {label}params holds NaN or inf (a diverged "
+                                   "model)")
         model.user_sizes_, model.item_sizes_ = user_sizes, item_sizes
         model.params_ = np.ascontiguousarray(params)
-        model.history_ = list(header.get("history", []))
-        model.best_epoch_ = header.get("best_epoch")
-        calibration = header.get("calibration")  # absent from files written before objectives
+        history = header_field(header, "history", list, source, where=where, required=False,
+                               default=[])
+        for entry in history:
+            if not isinstance(entry, dict) or not all(
+                    isinstance(value, (int, float)) and not isinstance(value, bool)
+                    for value in entry.values()):
+                raise ModelFormatError(f"{source}: header field '{label}history' must be a "
+                                       "list of mappings of numbers")
+        model.history_ = list(history)
+        best = header_field(header, "best_epoch", (int, type(None)), source, where=where,
+                            required=False)
+        if best is not None and not 1 <= best <= max(len(history), 1):
+            raise ModelFormatError(f"{source}: header field '{label}best_epoch' is {best}, "
+                                   f"outside the {len(history)} epochs of the history")
+        model.best_epoch_ = best
+        # absent from files written before objectives
+        calibration = header_field(header, "calibration", (list, type(None)), source,
+                                   where=where, required=False)
         if calibration is not None:
-            if len(calibration) != 2 or not all(math.isfinite(float(v)) for v in calibration):
-                raise ModelFormatError(f"{source}: the rating calibration {calibration} is not "
-                                       "two finite numbers")
+            if len(calibration) != 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in calibration):
+                raise ModelFormatError(f"{source}: header field '{label}calibration' "
+                                       f"{calibration!r:.80} is not two finite numbers")
             model.calibration_ = (float(calibration[0]), float(calibration[1]))
         prior = arrays.get("item_log_prior")
         if prior is not None:
-            if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all():
-                raise ModelFormatError(f"{source}: item_log_prior must be a finite float64 "
-                                       f"vector, got {prior.dtype} of shape {prior.shape}")
+            if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all() \
+                    or (prior > 0).any():
+                raise ModelFormatError(f"{source}: {label}item_log_prior must be a finite "
+                                       f"float64 vector of log shares (<= 0), got {prior.dtype} "
+                                       f"of shape {prior.shape}")
             model.item_log_prior_ = prior
         return model
 
@@ -698,5 +815,5 @@ class TwoTower:
         """
         from anirec.model.persistence import read_model_file
 
-        header, arrays = read_model_file(path, kind="TwoTower")
+        header, arrays = read_model_file(path, kind="TwoTower", members=cls.file_members())
         return cls.from_state(header, arrays, source=repr(str(path)))
