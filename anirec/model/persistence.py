@@ -27,7 +27,9 @@ import math
 import os
 import secrets
 import stat
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
@@ -48,6 +50,10 @@ MAX_HEADER_BYTES = 64 * 2**20
 _MAX_DEFLATE_RATIO = 1100
 #: Dtype kinds a model file may hold: bool, integers, floats, fixed-width unicode.
 _SAFE_KINDS = "biufU"
+#: What reading a damaged zip member raises (RuntimeError: an encrypted member;
+#: NotImplementedError: an unknown compression method; zlib.error: a damaged deflate stream).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError,
+               NotImplementedError, zlib.error, struct.error)
 
 
 class Member(NamedTuple):
@@ -185,7 +191,7 @@ def _open_archive(path: Path) -> zipfile.ZipFile:
     except PermissionError:
         raise PermissionError(f"cannot read the model file {_name(path)}: permission "
                               "denied") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+    except (*_ZIP_ERRORS, ValueError) as error:
         with open(path, "rb") as handle:
             start = handle.read(512)
         if start[:2] != b"PK":
@@ -206,9 +212,10 @@ def _looks_like_text(start: bytes) -> bool:
 
 
 def _npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, source: str, name: str):
-    """``(shape, dtype, data_offset)`` from the ``.npy`` header of a member, read alone."""
-    with archive.open(member) as stream:
-        try:
+    """``(shape, dtype, fortran_order, data_offset)`` from the ``.npy`` header of a member,
+    read alone (nothing of the data is inflated beyond the header)."""
+    try:
+        with archive.open(member) as stream:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
@@ -216,16 +223,14 @@ def _npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, source: str, 
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
             else:
                 raise ValueError(f"unknown .npy version {version}")
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError,
-                NotImplementedError) as error:
-            # RuntimeError: an encrypted member; NotImplementedError: an unknown compression.
-            raise ModelFormatError(f"{source}: member {name!r} cannot be read (truncated or "
-                                   f"corrupted?): {error}") from None
-        except (ValueError, TypeError, SyntaxError, OverflowError, MemoryError,
-                RecursionError) as error:
-            raise ModelFormatError(f"{source}: member {name!r} is not a valid .npy array "
-                                   f"({error})") from None
-        offset = stream.tell()
+            offset = stream.tell()
+    except _ZIP_ERRORS as error:
+        raise ModelFormatError(f"{source}: member {name!r} cannot be read (truncated or "
+                               f"corrupted?): {error}") from None
+    except (ValueError, TypeError, SyntaxError, OverflowError, MemoryError,
+            RecursionError) as error:
+        raise ModelFormatError(f"{source}: member {name!r} is not a valid .npy array "
+                               f"({error})") from None
     if any(size < 0 for size in shape):
         raise ModelFormatError(f"{source}: member {name!r} declares the shape {shape}")
     return tuple(shape), np.dtype(dtype), fortran, offset
@@ -263,7 +268,7 @@ def _dimension_checks(source: str, declared: dict, members: Mapping[str, Member]
 
 def read_model_file(path, kind: str | None = None,
                     members: Mapping[str, Member] | None = None,
-                    max_bytes: int = MAX_MODEL_BYTES) -> tuple[dict, dict[str, np.ndarray]]:
+                    max_bytes: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a model file; returns ``(header, arrays)``.
 
     Parameters
@@ -274,8 +279,9 @@ def read_model_file(path, kind: str | None = None,
     members : mapping of str to Member, optional
         The arrays to read and what they must look like; other members are never inflated.
         ``None`` reads every member (each still checked for a safe dtype and its size).
-    max_bytes : int
-        Most bytes of array data the members read may declare together.
+    max_bytes : int, optional
+        Most bytes of array data the members read may declare together (default
+        :data:`MAX_MODEL_BYTES`).
 
     Raises
     ------
@@ -290,6 +296,7 @@ def read_model_file(path, kind: str | None = None,
     """
     path = Path(path)
     source = _name(path)
+    max_bytes = MAX_MODEL_BYTES if max_bytes is None else max_bytes
     with _open_archive(path) as archive:
         try:
             infos = {info.filename: info for info in archive.infolist()}
@@ -340,8 +347,7 @@ def _read_array(archive, info, source: str, name: str) -> np.ndarray:
     try:
         with archive.open(info) as stream:
             array = np.lib.format.read_array(stream, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
-            NotImplementedError) as error:
+    except (*_ZIP_ERRORS, ValueError) as error:
         raise ModelFormatError(f"{source}: member {name!r} cannot be read (truncated or "
                                f"corrupted?): {error}") from None
     array = np.ascontiguousarray(array)
