@@ -6,6 +6,12 @@ function of the active backend (:mod:`anirec.backend`): the compiled Cython kern
 pure-NumPy twin. Floating arrays of one call share one dtype, ``float32`` or ``float64``; index
 arrays are ``int64``. Outputs may be passed in (``out=`` style) to reuse memory; otherwise they
 are allocated and returned.
+
+One rule for both backends on hostile inputs, so that they never disagree: floating inputs
+must be finite (NaN and inf raise ``ValueError`` naming the argument and the position); an
+output may not share memory with an input or another output; dimensions the compiled GEMM
+would truncate to a 32-bit ``int`` are refused; ``topk`` caps ``k`` at the number of items
+before allocating its result. :func:`train_epoch` keeps its own checks.
 """
 
 from __future__ import annotations

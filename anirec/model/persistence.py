@@ -139,13 +139,11 @@ def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
     mode = _check_target(path)
     folder = path.parent if str(path.parent) else Path(".")
     temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    created = False
     try:
         # O_EXCL: never follow or reuse an existing entry; 0o666 is reduced by the umask.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except PermissionError:
-        raise ModelWriteError(f"cannot save the model to {_name(path)}: permission denied "
-                              f"in {_name(folder)}") from None
-    try:
+        created = True
         with os.fdopen(descriptor, "wb") as handle:
             if mode is not None:
                 os.fchmod(handle.fileno(), mode)  # a replaced file keeps its permissions
@@ -155,12 +153,13 @@ def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
         # Checked again just before the rename: the target may have changed since.
         _check_target(path)
         os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+    except BaseException as error:  # KeyboardInterrupt too: never leave the temporary file
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         if isinstance(error, PermissionError):
             raise ModelWriteError(f"cannot save the model to {_name(path)}: permission "
-                                  "denied") from None
+                                  f"denied in {_name(folder)}") from None
         raise
     return path
 

@@ -192,3 +192,20 @@ def test_a_huge_n_is_capped_at_the_catalogue(fitted):
     assert len(frame) == n_items - 1
     table = fitted.evaluate(k=10**9, baselines=False)
     assert math.isfinite(table.loc["two-tower", "rmse"])
+
+
+def test_train_with_a_huge_learning_rate_exits_2_and_writes_nothing(tmp_path, capsys):
+    from anirec.cli import main
+
+    assert main(["generate", "--out", str(tmp_path), "--users", "300", "--anime", "200",
+                 "--ratings", "15000", "--seed", "1"]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    code = main(["train", "--anime", str(tmp_path / "anime-dataset-2023.csv"), "--scores",
+                 str(tmp_path / "users-score-2023.csv"), "--out", str(tmp_path / "m.anirec"),
+                 "--lr", "1e6", "--epochs", "3", "--layers", "16,8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("anirec train: error: training diverged")
+    assert "Traceback" not in "\n".join(err)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
