@@ -277,6 +277,7 @@ class Recommender:
     def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
         """Yield recommendation frames for every known user, ``block`` users at a time."""
         self._check_fitted()
+        block = _validate.integer("block", block, 1)
         for start in range(0, self.user_ids.shape[0], block):
             yield self.recommend(self.user_ids[start:start + block], n)
 
@@ -339,6 +340,7 @@ class Recommender:
             ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k``.
         """
         self._check_fitted()
+        threshold = _validate.real("threshold", threshold)
         users, items, ratings, skipped = self._heldout_rows(heldout)
         rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
         exclude = _csr_take(*self.seen, rel_users)

@@ -85,8 +85,8 @@ def _as_triplets(data, name: str):
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be (users, items, ratings) or have those attributes") \
                 from None
-    users = np.ascontiguousarray(users, dtype=np.int64)
-    items = np.ascontiguousarray(items, dtype=np.int64)
+    users = _row_index(f"{name} users", users)
+    items = _row_index(f"{name} items", items)
     ratings = np.ascontiguousarray(ratings, dtype=np.float64)
     if not (users.ndim == items.ndim == ratings.ndim == 1) or not (
         users.shape == items.shape == ratings.shape
@@ -94,6 +94,20 @@ def _as_triplets(data, name: str):
         raise ValueError(f"{name}: users, items and ratings must be 1-D arrays of one length, "
                          f"got shapes {users.shape}, {items.shape}, {ratings.shape}")
     return users, items, ratings
+
+
+def _row_index(name: str, values) -> np.ndarray:
+    """Row indices as int64; floats only when whole (``users + 0.999`` is not ``users``)."""
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        fractional = ~np.isfinite(array) | (array != np.floor(array))
+        if fractional.any():
+            row = int(np.flatnonzero(fractional.ravel())[0])
+            raise DataError(f"{name} holds {array.ravel()[row]} at row {row}: row indices "
+                            "must be whole numbers")
+    elif array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer row indices, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _check_features(name: str, X, dtype) -> np.ndarray:
@@ -209,7 +223,7 @@ class TwoTower:
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.rating_range = _validate.number_pair("rating_range", rating_range)
-        self.dtype = str(np.dtype(dtype))
+        self.dtype = None if dtype is None else str(np.dtype(dtype))  # np.dtype(None): float64
         self.seed = seed
         self.verbose = verbose
         self.objective = objective

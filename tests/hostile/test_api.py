@@ -209,3 +209,23 @@ def test_train_with_a_huge_learning_rate_exits_2_and_writes_nothing(tmp_path, ca
     assert err[-1].startswith("anirec train: error: training diverged")
     assert "Traceback" not in "\n".join(err)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("shift,error,message", [
+    (0.999, DataError, r"train users holds \d+\.999 at row 0: row indices must be whole"),
+    (np.nan, DataError, "train users holds nan at row 0"),
+])
+def test_fractional_row_indices_are_refused(data, shift, error, message):
+    (users, items, ratings), user_x, item_x = data
+    with pytest.raises(error, match=message):
+        TwoTower(epochs=1).fit((users + shift, items, ratings), user_x, item_x)
+
+
+def test_whole_float_row_indices_still_work(data):
+    (users, items, ratings), user_x, item_x = data
+    TwoTower(layers=(4,), epochs=1).fit((users.astype(float), items, ratings), user_x, item_x)
+
+
+def test_dtype_none_is_refused():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        TwoTower(dtype=None)
