@@ -267,8 +267,30 @@ def test_permission_denied_is_not_called_truncated(saved, tmp_path):
         TwoTower.load(path)
 
 
+def test_permission_denied_is_reported_as_such_even_as_root(saved, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(persistence.zipfile, "ZipFile", denied)
+    with pytest.raises(PermissionError, match="cannot read the model file .*permission "
+                                              "denied") as caught:
+        TwoTower.load(saved[1])
+    assert "truncated" not in str(caught.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing: only over regular files, mode kept, nothing left behind
+
+
+def test_an_unwritable_folder_is_a_model_write_error(recommender, tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(persistence.os, "open", denied)
+    with pytest.raises(ModelWriteError, match="permission denied in"):
+        recommender.model.save(tmp_path / "m.anirec")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_to_save_over_a_symlink(recommender, tmp_path):
