@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from anirec import _validate, kernels
 from anirec.baselines import BayesianAverage, BiasModel, GlobalMean, Popularity
 from anirec.data.mal import index_of_sorted
-from anirec.errors import ModelFormatError, NotFittedError
+from anirec.errors import NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file

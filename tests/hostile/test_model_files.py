@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import anirec
 from anirec import AnirecError, ModelFormatError, ModelWriteError, Recommender, TwoTower
 from anirec.data import generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
