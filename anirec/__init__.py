@@ -11,6 +11,7 @@ from anirec.errors import (
     DataError,
     DivergenceError,
     ModelFormatError,
+    ModelWriteError,
     NotFittedError,
     UnknownIdError,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "DataError",
     "DivergenceError",
     "ModelFormatError",
+    "ModelWriteError",
     "NotFittedError",
     "UnknownIdError",
 ]

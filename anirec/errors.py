@@ -20,8 +20,14 @@ class ModelFormatError(AnirecError, ValueError):
     """A saved model file is truncated, corrupted, foreign or of a newer format."""
 
 
+class ModelWriteError(AnirecError, OSError):
+    """A model cannot be saved where asked: a symbolic link, a device, a folder, a missing
+    folder or no permission. Nothing is written."""
+
+
 class DivergenceError(AnirecError, FloatingPointError):
-    """Training produced a non-finite loss or weight."""
+    """Training diverged: a non-finite loss or weight, or a validation error far above that of
+    predicting the mean rating. A diverged model can be neither used nor saved."""
 
 
 class NotFittedError(AnirecError, RuntimeError):

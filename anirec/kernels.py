@@ -6,6 +6,12 @@ function of the active backend (:mod:`anirec.backend`): the compiled Cython kern
 pure-NumPy twin. Floating arrays of one call share one dtype, ``float32`` or ``float64``; index
 arrays are ``int64``. Outputs may be passed in (``out=`` style) to reuse memory; otherwise they
 are allocated and returned.
+
+One rule for both backends on hostile inputs, so that they never disagree: floating inputs
+must be finite (NaN and inf raise ``ValueError`` naming the argument and the position); an
+output may not share memory with an input or another output; dimensions the compiled GEMM
+would truncate to a 32-bit ``int`` are refused; ``topk`` caps ``k`` at the number of items
+before allocating its result. :func:`train_epoch` keeps its own checks.
 """
 
 from __future__ import annotations
@@ -135,6 +141,47 @@ def _check_index(name: str, index, n_rows: int, shape: tuple = (None,)) -> np.nd
     return index
 
 
+#: Largest dimension the compiled GEMM takes: BLAS counts rows and columns in 32-bit ``int``.
+GEMM_MAX_DIM = 2**31 - 1
+
+
+def _finite(name: str, array: np.ndarray) -> np.ndarray:
+    """Refuse NaN and inf in an input: the backends would otherwise disagree on them (a NaN
+    score ranks first in one top-k and is dropped by the other), so both refuse them alike."""
+    if array.size and not np.isfinite(array).all():
+        position = np.unravel_index(int(np.flatnonzero(~np.isfinite(array.ravel()))[0]),
+                                    array.shape)
+        where = ", ".join(str(int(p)) for p in position)
+        raise ValueError(f"{name} holds {array[position]} at [{where}]: kernel inputs must be "
+                         "finite")
+    return array
+
+
+def _no_alias(outputs: dict, inputs: dict) -> None:
+    """Refuse an output that shares memory with an input or another output.
+
+    The backends write outputs in different orders (a fused loop, a BLAS call, a NumPy
+    expression), so an aliased output would give a different answer per backend. Every array
+    here is C-contiguous, for which the cheap bounds test of ``np.may_share_memory`` is exact.
+    """
+    arrays = [(name, array) for name, array in outputs.items() if array is not None]
+    others = arrays + [(name, array) for name, array in inputs.items()
+                       if isinstance(array, np.ndarray)]
+    for position, (name, out) in enumerate(arrays):
+        for other_name, other in others[position + 1:]:
+            if out.size and other.size and np.may_share_memory(out, other):
+                raise ValueError(f"{name} shares memory with {other_name}: outputs must not "
+                                 "alias an input or another output")
+
+
+def _gemm_dims(**dims: int) -> None:
+    """Refuse dimensions the compiled GEMM would truncate to a 32-bit ``int``."""
+    for name, value in dims.items():
+        if value > GEMM_MAX_DIM:
+            raise ValueError(f"{name} is {value}, above the largest matrix dimension of the "
+                             f"kernels, 2**31 - 1")
+
+
 def _positive_int(name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -171,7 +218,11 @@ def dense_forward(X, W, b, *, relu: bool = True, out=None) -> np.ndarray:
     n, k = _check("X", X, dtype, (None, None)).shape
     m = _check("W", W, dtype, (k, None)).shape[1]
     _check("b", b, dtype, (m,))
+    _gemm_dims(n=n, k=k, m=m)
+    for name, array in (("X", X), ("W", W), ("b", b)):
+        _finite(name, array)
     out = _check_out("out", out, dtype, (n, m))
+    _no_alias({"out": out}, {"X": X, "W": W, "b": b})
     backend.implementation().dense_forward(X, W, b, out, bool(relu))
     return out
 
@@ -207,9 +258,15 @@ def dense_backward(grad_out, X, W, out, *, relu: bool = True, grad_W=None, grad_
     _check("out", out, dtype, (n, m))
     if not grad_out.flags.writeable:
         raise ValueError("grad_out must be writeable")
+    _gemm_dims(n=n, k=k, m=m)
+    for name, array in (("grad_out", grad_out), ("X", X), ("W", W), ("out", out)):
+        _finite(name, array)
     grad_W = _check_out("grad_W", grad_W, dtype, (k, m))
     grad_b = _check_out("grad_b", grad_b, dtype, (m,))
     grad_X = _check_out("grad_X", grad_X, dtype, (n, k)) if need_grad_X else None
+    # grad_out is overwritten by design (the ReLU mask), so it must not alias the rest either.
+    _no_alias({"grad_W": grad_W, "grad_b": grad_b, "grad_X": grad_X, "grad_out": grad_out},
+              {"X": X, "W": W, "out": out})
     backend.implementation().dense_backward(grad_out, X, W, out, grad_W, grad_b, grad_X,
                                             bool(relu))
     return grad_W, grad_b, grad_X
@@ -222,12 +279,22 @@ def dense_backward(grad_out, X, W, out, *, relu: bool = True, grad_W=None, grad_
 def l2_normalize(Z, *, out=None, norms=None):
     """Row-wise ``Y = Z / sqrt(|Z|^2 + NORM_EPS^2)``; returns ``(Y, norms)``.
 
-    The epsilon keeps zero rows finite (they map to zero) and their gradient finite.
+    The epsilon keeps zero rows finite (they map to zero) and their gradient finite. A row
+    whose norm overflows the dtype (float32 ``[1e20, 1e20]`` squares past 3.4e38) is
+    normalised after dividing it by its largest magnitude, by both backends; its norm is
+    reported as ``inf`` when the norm itself does not fit the dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``Z`` holds NaN or inf, or ``out``/``norms`` share memory with ``Z`` or each other.
     """
     dtype = _float_dtype("Z", Z)
     n, d = _check("Z", Z, dtype, (None, None)).shape
+    _finite("Z", Z)
     out = _check_out("out", out, dtype, (n, d))
     norms = _check_out("norms", norms, dtype, (n,))
+    _no_alias({"out": out, "norms": norms}, {"Z": Z})
     backend.implementation().l2_normalize(Z, out, norms)
     return out, norms
 
@@ -243,6 +310,8 @@ def normalize_dot(Zu, Zv):
     dtype = _float_dtype("Zu", Zu)
     n, d = _check("Zu", Zu, dtype, (None, None)).shape
     _check("Zv", Zv, dtype, (n, d))
+    _finite("Zu", Zu)
+    _finite("Zv", Zv)
     Yu, Yv = np.empty((n, d), dtype), np.empty((n, d), dtype)
     norm_u, norm_v, pred = np.empty(n, dtype), np.empty(n, dtype), np.empty(n, dtype)
     backend.implementation().normalize_dot(Zu, Zv, Yu, Yv, norm_u, norm_v, pred)
@@ -260,6 +329,8 @@ def normalize_dot_backward(grad_pred, Yu, Yv, norm_u, norm_v):
     _check("Yv", Yv, dtype, (n, d))
     _check("norm_u", norm_u, dtype, (n,))
     _check("norm_v", norm_v, dtype, (n,))
+    for name, array in (("grad_pred", grad_pred), ("Yu", Yu), ("Yv", Yv)):
+        _finite(name, array)
     grad_Zu, grad_Zv = np.empty((n, d), dtype), np.empty((n, d), dtype)
     backend.implementation().normalize_dot_backward(grad_pred, Yu, Yv, norm_u, norm_v,
                                                     grad_Zu, grad_Zv)
@@ -275,7 +346,10 @@ def mse(pred, target, *, grad=None, return_grad: bool = True):
     dtype = _float_dtype("pred", pred)
     n = _check("pred", pred, dtype, (None,)).shape[0]
     _check("target", target, dtype, (n,))
+    _finite("pred", pred)
+    _finite("target", target)
     grad = _check_out("grad", grad, dtype, (n,)) if return_grad else None
+    _no_alias({"grad": grad}, {"pred": pred, "target": target})
     loss = backend.implementation().mse(pred, target, grad)
     return float(loss), grad
 
@@ -347,11 +421,16 @@ def inbatch_softmax(Yu, Yv, items, weights, logq, temperature: float, *, grad_Yu
     _check_index("items", items, n_items, (n,))
     _check_weights("weights", weights, dtype, n)
     temperature = _positive_number("temperature", temperature)
+    _gemm_dims(n=n, d=d)
+    _finite("Yu", Yu)
+    _finite("Yv", Yv)
     if return_grad:
         grad_Yu = _check_out("grad_Yu", grad_Yu, dtype, (n, d))
         grad_Yv = _check_out("grad_Yv", grad_Yv, dtype, (n, d))
     else:
         grad_Yu = grad_Yv = None
+    _no_alias({"grad_Yu": grad_Yu, "grad_Yv": grad_Yv},
+              {"Yu": Yu, "Yv": Yv, "weights": weights, "logq": logq})
     loss = backend.implementation().inbatch_softmax(Yu, Yv, items, weights, logq, temperature,
                                                     grad_Yu, grad_Yv)
     return float(loss), grad_Yu, grad_Yv
@@ -367,6 +446,8 @@ def _check_param_grad(param, grad):
     _check("grad", grad, dtype, (n,))
     if not param.flags.writeable:
         raise ValueError("param must be writeable")
+    _finite("param", param)
+    _finite("grad", grad)
     return dtype, n
 
 
@@ -384,6 +465,9 @@ def sgd_step(param, grad, *, lr: float, momentum: float = 0.0, weight_decay: flo
         _check_out("velocity", velocity, dtype, (n,))
     else:
         velocity = None
+    _no_alias({"param": param, "velocity": velocity}, {"grad": grad})
+    if velocity is not None:
+        _finite("velocity", velocity)
     backend.implementation().sgd_step(param, grad, velocity, lr, momentum, weight_decay)
 
 
@@ -403,6 +487,9 @@ def adam_step(param, grad, m, v, *, lr: float, step: int, beta1: float = 0.9,
     eps = _finite_number("eps", eps, 0.0)
     weight_decay = _finite_number("weight_decay", weight_decay, 0.0)
     step = _positive_int("step", step)
+    _no_alias({"param": param, "m": m, "v": v}, {"grad": grad})
+    _finite("m", m)
+    _finite("v", v)
     backend.implementation().adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay,
                                        step)
 
@@ -417,6 +504,7 @@ def gather_rows(X, index, *, out=None) -> np.ndarray:
     n_rows, d = _check("X", X, dtype, (None, None)).shape
     _check_index("index", index, n_rows)
     out = _check_out("out", out, dtype, (index.shape[0], d))
+    _no_alias({"out": out}, {"X": X, "index": index})
     backend.implementation().gather_rows(X, index, out)
     return out
 
@@ -456,6 +544,8 @@ def user_rows_loo(stats: LeaveOneOutStats, users, items, ratings, *, out=None) -
     _check_index("items", items, n_items, (n,))
     _check("ratings", ratings, dtype, (n,))
     out = _check_out("out", out, dtype, (n, n_genres + 2))
+    _no_alias({"out": out}, {**{f"stats.{name}": value for name, value in stats._asdict().items()},
+                             "users": users, "items": items, "ratings": ratings})
     backend.implementation().user_rows_loo(*stats, users, items, ratings, out)
     return out
 
@@ -496,6 +586,8 @@ def item_rows_loo(stats: ItemLeaveOneOutStats, item_x, items, ratings, *,
     n = _check_index("items", items, n_items).shape[0]
     _check("ratings", ratings, dtype, (n,))
     out = _check_out("out", out, dtype, (n, d_item))
+    _no_alias({"out": out}, {**{f"stats.{name}": value for name, value in stats._asdict().items()},
+                             "item_x": item_x, "items": items, "ratings": ratings})
     backend.implementation().item_rows_loo(*stats, item_x, items, ratings, out)
     return out
 
@@ -514,7 +606,8 @@ def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
     V : (m, d) array
         Item vectors.
     k : int
-        How many items per query.
+        How many items per query; capped at ``m`` before anything is allocated, so a huge
+        ``k`` costs no more than the whole catalogue.
     exclude : (indptr, indices), optional
         Per-query item sets to leave out, in CSR form: query ``i`` excludes
         ``indices[indptr[i]:indptr[i+1]]`` (int64 arrays; ``indptr`` has ``n + 1`` entries).
@@ -523,17 +616,26 @@ def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
 
     Returns
     -------
-    index : (n, k) int64 array
-        Item rows sorted by score, highest first; ties go to the lower index. When fewer than
-        ``k`` items are left (``k > m`` or exclusions), the row is padded with ``-1``.
-    score : (n, k) array
+    index : (n, min(k, m)) int64 array
+        Item rows sorted by score, highest first; ties go to the lower index. When exclusions
+        leave fewer items, the row is padded with ``-1``.
+    score : (n, min(k, m)) array
         The matching scores, padded with ``-inf``.
+
+    Raises
+    ------
+    ValueError
+        If ``Q`` or ``V`` holds NaN or inf (the backends would rank them differently), or
+        ``d`` is too large for the compiled GEMM.
     """
     dtype = _float_dtype("Q", Q)
     n, d = _check("Q", Q, dtype, (None, None)).shape
     m = _check("V", V, dtype, (None, d)).shape[0]
-    k = _positive_int("k", k)
+    k = min(_positive_int("k", k), m)
     block_size = _positive_int("block_size", block_size)
+    _gemm_dims(d=d)
+    _finite("Q", Q)
+    _finite("V", V)
     indptr = indices = None
     if exclude is not None:
         if not (isinstance(exclude, tuple) and len(exclude) == 2):

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from anirec import kernels
+from anirec import _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
 from anirec.data.mal import index_of_sorted
-from anirec.errors import ModelFormatError, NotFittedError
+from anirec.errors import NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
@@ -97,10 +97,20 @@ class Recommender:
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
                  refit: bool = False, verbose: bool = False, **model_options):
-        self.options = {"weighting": weighting, "valid": float(valid), "test": float(test),
-                        "min_ratings": int(min_ratings), "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes), "seed": int(seed),
-                        "refit": bool(refit)}
+        if weighting not in ("bayesian", "rating", "centered"):
+            raise ValueError(f"weighting must be 'bayesian', 'rating' or 'centered', got "
+                             f"{weighting!r}")
+        valid = _validate.real("valid", valid, 0.0, 1.0, high_open=True)
+        test = _validate.real("test", test, 0.0, 1.0, high_open=True)
+        if valid + test >= 1:
+            raise ValueError(f"valid + test must leave ratings to train on, got {valid:g} + "
+                             f"{test:g}")
+        self.options = {"weighting": weighting, "valid": valid, "test": test,
+                        "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
+                        "leave_one_out": bool(leave_one_out),
+                        "item_attributes": bool(item_attributes),
+                        # The split needs a seed: None would make fit() unrepeatable.
+                        "seed": _validate.integer("seed", seed, 0), "refit": bool(refit)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
@@ -238,9 +248,8 @@ class Recommender:
     def _top(self, queries: np.ndarray, n: int, exclude=None, *, items=None):
         """Top-``n`` items by retrieval score for user embeddings ``queries`` (or by dot
         product with ``items`` when given)."""
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        # Strict (n=1.9 or "3" are refused); a huge n is capped at the catalogue by topk.
+        n = _validate.integer("n", n, 1)
         if items is None:
             queries = self.model.retrieval_queries(queries)
             items = self.retrieval_items
@@ -261,8 +270,8 @@ class Recommender:
 
     def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
-        ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
-        fewer than ``n`` anime are left."""
+        ``(len(user_ids), min(n, number of anime))``; rows are padded with anime id ``-1`` and
+        score ``-inf`` when fewer anime are left after the exclusions."""
         index, scores = self._top_for_users(user_ids, n, exclude_rated)
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
@@ -309,6 +318,7 @@ class Recommender:
     def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
         """Yield recommendation frames for every known user, ``block`` users at a time."""
         self._check_fitted()
+        block = _validate.integer("block", block, 1)
         for start in range(0, self.user_ids.shape[0], block):
             yield self.recommend(self.user_ids[start:start + block], n)
 
@@ -371,6 +381,7 @@ class Recommender:
             ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k``.
         """
         self._check_fitted()
+        threshold = _validate.real("threshold", threshold)
         users, items, ratings, skipped = self._heldout_rows(heldout)
         rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
         exclude = _csr_take(*self.seen, rel_users)
@@ -458,43 +469,44 @@ class Recommender:
         ModelFormatError
             If the file is truncated, corrupted, foreign, newer or inconsistent.
         """
-        header, arrays = read_model_file(path, kind="Recommender")
+        from anirec import _saved_recommender as saved
+
+        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS)
         return cls.from_state(header, arrays, source=repr(str(path)))
 
     @classmethod
     def from_state(cls, header: dict, arrays: dict[str, np.ndarray],
                    source: str = "state") -> "Recommender":
-        """Rebuild a recommender from :meth:`to_state` output, part by part."""
+        """Rebuild a recommender from :meth:`to_state` output, part by part, checking every
+        header field and the arrays that index others (:mod:`anirec._saved_recommender`)."""
+        from anirec import _saved_recommender as saved
         from anirec.data import ColdStart, Triplets
 
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {key[len(prefix) + 1:]: value for key, value in arrays.items()
                     if key.startswith(prefix + ".")}
 
-        try:
-            rec = cls(**header["options"])
-            rec.model = TwoTower.from_state(header["model"], part("model"), source=source)
-            rec.cold_start = ColdStart.from_state(header["cold_start"], part("cold"))
-            rec.baselines = [baseline_from_state(name, part(f"baseline.{name}"))
-                             for name in header["baselines"]]
-            rec.genres = tuple(header["genres"])
-            rec.excluded_genres = tuple(header["excluded_genres"])
-            rec.summary = header.get("summary", {})
-            for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
-                         "item_x"):
-                setattr(rec, name, arrays[name])
-            rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
-            rec.test = Triplets(arrays["test_users"], arrays["test_items"],
-                                arrays["test_ratings"])
-        except KeyError as error:
-            raise ModelFormatError(f"{source} lacks the entry {error} of a Recommender") from None
-        except (TypeError, ValueError) as error:
-            raise ModelFormatError(f"{source}: a part of the Recommender is invalid ({error})") \
-                from None
-        n_users, n_items = rec.user_ids.shape[0], rec.anime_ids.shape[0]
-        if rec.user_x.shape[0] != n_users or rec.item_x.shape[0] != n_items or \
-                rec.anime_names.shape[0] != n_items or rec.seen[0].shape[0] != n_users + 1:
-            raise ModelFormatError(f"{source}: the saved id maps and feature matrices disagree")
+        saved.check_header(header, source)
+        model = TwoTower.from_state(header["model"], part("model"), source=source,
+                                    where="model")
+        saved.check_arrays(header, arrays, model, source)
+        arrays = dict(arrays)
+        for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "test_users",
+                     "test_items"):
+            arrays[name] = arrays[name].astype(np.int64, copy=False)
+        rec = cls(**header["options"])
+        rec.model = model
+        rec.cold_start = ColdStart.from_state(header["cold_start"], part("cold"))
+        rec.baselines = [baseline_from_state(name, part(f"baseline.{name}"))
+                         for name in header["baselines"]]
+        rec.genres = tuple(header["genres"])
+        rec.excluded_genres = tuple(header["excluded_genres"])
+        rec.summary = header.get("summary", {})
+        for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
+                     "item_x"):
+            setattr(rec, name, arrays[name])
+        rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
+        rec.test = Triplets(arrays["test_users"], arrays["test_items"], arrays["test_ratings"])
         rec._prepare()
         rec.fitted = True
         return rec

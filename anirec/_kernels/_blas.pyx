@@ -12,6 +12,7 @@ of ``sgemm`` itself (``dladdr``), so it is exactly the one SciPy calls, whatever
 prefix; with a BLAS other than OpenBLAS (or off Linux/macOS) both are no-ops returning -1.
 """
 
+from libc.limits cimport INT_MAX
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cdef extern from *:
@@ -131,14 +132,22 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 
 def gemm_rowmajor(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A,
                   const floating[:, ::1] B, double beta, floating[:, ::1] C):
-    """Thin Python twin of :c:func:`gemm` for tests: ``C = alpha op(A) op(B) + beta C``."""
-    cdef int m = C.shape[0], n = C.shape[1]
-    cdef int k = A.shape[0] if trans_a else A.shape[1]
-    cdef int kb = B.shape[1] if trans_b else B.shape[0]
-    cdef int mb = A.shape[1] if trans_a else A.shape[0]
-    cdef int nb = B.shape[0] if trans_b else B.shape[1]
+    """Thin Python twin of :c:func:`gemm` for tests: ``C = alpha op(A) op(B) + beta C``.
+
+    Raises ``ValueError`` when a dimension does not fit BLAS's 32-bit ``int`` (it would be
+    truncated, silently computing something else)."""
+    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t kb = B.shape[1] if trans_b else B.shape[0]
+    cdef Py_ssize_t mb = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t nb = B.shape[0] if trans_b else B.shape[1]
     if kb != k or mb != m or nb != n:
         raise ValueError("gemm_rowmajor: shapes of A, B and C do not match")
+    for dim in (m, n, k, A.shape[1], B.shape[1]):
+        if dim > INT_MAX:
+            raise ValueError(f"gemm_rowmajor: dimension {dim} is above 2**31 - 1, the largest "
+                             "BLAS takes")
     with nogil:
-        gemm(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], max(A.shape[1], 1),
-             &B[0, 0], max(B.shape[1], 1), <floating> beta, &C[0, 0], max(n, 1))
+        gemm(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> alpha, &A[0, 0],
+             <int> max(A.shape[1], 1), &B[0, 0], <int> max(B.shape[1], 1), <floating> beta,
+             &C[0, 0], <int> max(n, 1))

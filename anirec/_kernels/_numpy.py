@@ -36,8 +36,28 @@ def dense_backward(grad_out, X, W, out, grad_W, grad_b, grad_X, relu):
 
 
 def l2_normalize(Z, Y, norms):
-    np.sqrt(np.einsum("ij,ij->i", Z, Z) + Z.dtype.type(NORM_EPS * NORM_EPS), out=norms)
+    squares = np.einsum("ij,ij->i", Z, Z)
+    with np.errstate(over="ignore"):
+        np.sqrt(squares + Z.dtype.type(NORM_EPS * NORM_EPS), out=norms)
     np.divide(Z, norms[:, None], out=Y)
+    # A finite row whose squared norm overflows (float32 [1e20, 1e20]) would come out as zeros;
+    # such rows (and only they, so other rows keep their bits) are redone scaled.
+    overflow = np.flatnonzero(np.isinf(squares))
+    if overflow.size:
+        _normalize_scaled(Z, Y, norms, overflow)
+
+
+def _normalize_scaled(Z, Y, norms, rows):
+    """Rows ``rows`` normalised after division by their largest magnitude ``s``, in float64:
+    ``Y = (z/s) / r`` with ``r = sqrt(|z/s|^2 + (eps/s)^2)``; the norm ``s r`` becomes ``inf``
+    when it does not fit the dtype. The compiled kernel's overflow path computes the same."""
+    z = Z[rows].astype(np.float64)
+    scale = np.abs(z).max(axis=1)
+    z /= scale[:, None]
+    with np.errstate(over="ignore", under="ignore"):
+        root = np.sqrt(np.einsum("ij,ij->i", z, z) + (NORM_EPS / scale) ** 2)
+        Y[rows] = z / root[:, None]
+        norms[rows] = scale * root
 
 
 def normalize_dot(Zu, Zv, Yu, Yv, norm_u, norm_v, pred):

@@ -10,7 +10,7 @@ the loss) accumulate in double, which is at least as accurate.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport log1p, pow, sqrt, sqrtf
+from libc.math cimport fabs, isinf, log1p, pow, sqrt, sqrtf
 from libc.string cimport memcpy
 
 from anirec._kernels._blas cimport gemm
@@ -95,33 +95,55 @@ cdef inline floating _row_norm(const floating* z, Py_ssize_t d) noexcept nogil:
     return <floating> sqrt(_dot(z, z, d) + _NORM_EPS * _NORM_EPS)
 
 
+cdef floating _normalize_scaled(const floating* z, floating* y, Py_ssize_t d) noexcept nogil:
+    """``y = z / |z|`` for a row whose norm overflows the dtype (float32 ``[3e38, 3e38]``,
+    float64 ``[1e200, 1e200]``), which the plain path would turn into zeros: divided by its
+    largest magnitude ``s`` first, in double, ``y = (z/s) / r`` with
+    ``r = sqrt(|z/s|^2 + (eps/s)^2)``, as the NumPy twin does. Returns the norm ``s r`` in the
+    dtype (``inf`` when it does not fit)."""
+    cdef Py_ssize_t j
+    cdef double scale = 0, acc = 0, w, root
+    for j in range(d):
+        if fabs(<double> z[j]) > scale:
+            scale = fabs(<double> z[j])
+    for j in range(d):
+        w = <double> z[j] / scale
+        acc += w * w
+    root = sqrt(acc + (_NORM_EPS / scale) * (_NORM_EPS / scale))
+    for j in range(d):
+        y[j] = <floating> ((<double> z[j] / scale) / root)
+    return <floating> (scale * root)
+
+
+cdef inline floating _normalize_row(const floating* z, floating* y, Py_ssize_t d) noexcept nogil:
+    """``y = z / sqrt(|z|^2 + eps^2)``; returns that norm. Rows whose norm overflows the dtype
+    take the scaled path; every other row is computed exactly as before (same bits)."""
+    cdef Py_ssize_t j
+    cdef floating nrm = _row_norm(z, d)
+    if isinf(nrm):
+        return _normalize_scaled(z, y, d)
+    for j in range(d):
+        y[j] = z[j] / nrm
+    return nrm
+
+
 cdef void l2_normalize_ptr(const floating* Z, floating* Y, floating* norms, Py_ssize_t n,
                            Py_ssize_t d) noexcept nogil:
     """``Y[i] = Z[i] / sqrt(|Z[i]|^2 + eps^2)``."""
-    cdef Py_ssize_t i, j
-    cdef floating nrm
+    cdef Py_ssize_t i
     for i in range(n):
-        nrm = _row_norm(Z + i * d, d)
-        norms[i] = nrm
-        for j in range(d):
-            Y[i * d + j] = Z[i * d + j] / nrm
+        norms[i] = _normalize_row(Z + i * d, Y + i * d, d)
 
 
 cdef void normalize_dot_ptr(const floating* Zu, const floating* Zv, floating* Yu, floating* Yv,
                             floating* norm_u, floating* norm_v, floating* pred, Py_ssize_t n,
                             Py_ssize_t d) noexcept nogil:
     """Both normalisations and the row-wise dot product in one sweep per row."""
-    cdef Py_ssize_t i, j, base
-    cdef floating nu, nv
+    cdef Py_ssize_t i, base
     for i in range(n):
         base = i * d
-        nu = _row_norm(Zu + base, d)
-        nv = _row_norm(Zv + base, d)
-        norm_u[i] = nu
-        norm_v[i] = nv
-        for j in range(d):
-            Yu[base + j] = Zu[base + j] / nu
-            Yv[base + j] = Zv[base + j] / nv
+        norm_u[i] = _normalize_row(Zu + base, Yu + base, d)
+        norm_v[i] = _normalize_row(Zv + base, Yv + base, d)
         pred[i] = <floating> _dot(Yu + base, Yv + base, d)
 
 

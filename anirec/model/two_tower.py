@@ -46,7 +46,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from anirec import kernels
+from anirec import _validate, kernels
 from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
 from anirec.model.biases import Biases, fit_biases, leave_one_out_base
 from anirec.model.schedules import make_schedule
@@ -57,6 +57,22 @@ _CALIBRATION_SAMPLE = 200_000  # training pairs used to fit the rating calibrati
 _VALIDATION_USERS = 2048  # users whose validation pairs score the ranking loss every epoch
 DTYPES = ("float32", "float64")
 _CHUNK = 16384  # rows embedded at a time at inference: bounds the workspace
+_MAX_WIDTH = 2**31 - 1  # widths and batch sizes the kernels take (32-bit BLAS dimensions)
+_MAX_PARAMETERS = 2**31 - 1  # parameters of both towers; checked before anything is allocated
+_TEMPERATURES = (1e-3, 1e3)  # beyond, cosines / temperature overflow or carry no signal
+_DEFAULT_RANKING_WEIGHT = 0.03
+#: Training diverged when its best validation RMSE is at least this multiple of the RMSE of
+#: predicting the mean training rating for every pair (a model that never beats a constant)
+#: while its weights grew by more than :data:`_EXPLOSION` times their initial scale (the
+#: optimizer's steps dwarf the weights). ``lr=1e6`` (Adam) ends at 1.14 times the constant's
+#: RMSE on the demo data with weights of 1e6 and more; sane rates end near 0.7 of it from
+#: epoch 1. A model merely undertrained (worse than the constant after an epoch or two with
+#: unchanged weight scale) is not called diverged, nor one whose weights grew but that
+#: predicts well (the normalised towers are nearly scale-invariant: ``lr=100`` still trains).
+DIVERGENCE_RATIO = 1.0
+_EXPLOSION = 1e3
+#: Fewer validation (or training) pairs than this make the comparison with the mean noise.
+_DIVERGENCE_MIN_PAIRS = 50
 
 
 def _as_triplets(data, name: str):
@@ -70,8 +86,8 @@ def _as_triplets(data, name: str):
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be (users, items, ratings) or have those attributes") \
                 from None
-    users = np.ascontiguousarray(users, dtype=np.int64)
-    items = np.ascontiguousarray(items, dtype=np.int64)
+    users = _row_index(f"{name} users", users)
+    items = _row_index(f"{name} items", items)
     ratings = np.ascontiguousarray(ratings, dtype=np.float64)
     if not (users.ndim == items.ndim == ratings.ndim == 1) or not (
         users.shape == items.shape == ratings.shape
@@ -79,6 +95,20 @@ def _as_triplets(data, name: str):
         raise ValueError(f"{name}: users, items and ratings must be 1-D arrays of one length, "
                          f"got shapes {users.shape}, {items.shape}, {ratings.shape}")
     return users, items, ratings
+
+
+def _row_index(name: str, values) -> np.ndarray:
+    """Row indices as int64; floats only when whole (``users + 0.999`` is not ``users``)."""
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        fractional = ~np.isfinite(array) | (array != np.floor(array))
+        if fractional.any():
+            row = int(np.flatnonzero(fractional.ravel())[0])
+            raise DataError(f"{name} holds {array.ravel()[row]} at row {row}: row indices "
+                            "must be whole numbers")
+    elif array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer row indices, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _check_features(name: str, X, dtype) -> np.ndarray:
@@ -204,12 +234,12 @@ class TwoTower:
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
                  patience: int | None = 3, validation_fraction: float = 0.1,
                  rating_range: tuple[float, float] = (1.0, 10.0), dtype: str = "float32",
-                 seed: int = 0, verbose: bool = False, objective: str = "rating",
-                 ranking_weight: float = 0.03, temperature: float = 0.2,
+                 seed: int | None = 0, verbose: bool = False, objective: str = "rating",
+                 ranking_weight: float = _DEFAULT_RANKING_WEIGHT, temperature: float = 0.2,
                  positive_threshold: float | None = None, popularity_prior: bool = True,
                  biases: bool = True, bias_reg: float = 5.0, embedding_dim: int = 0,
                  min_id_count: int = 2, embedding_decay: float = 0.0):
-        self.layers = tuple(int(width) for width in layers)
+        self.layers = _validate.integer_tuple("layers", layers, 1, _MAX_WIDTH)
         self.optimizer = optimizer
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -221,15 +251,15 @@ class TwoTower:
         self.weight_decay = weight_decay
         self.patience = patience
         self.validation_fraction = validation_fraction
-        self.rating_range = (float(rating_range[0]), float(rating_range[1]))
-        self.dtype = str(np.dtype(dtype))
+        self.rating_range = _validate.number_pair("rating_range", rating_range)
+        self.dtype = None if dtype is None else str(np.dtype(dtype))  # np.dtype(None): float64
         self.seed = seed
         self.verbose = verbose
         self.objective = objective
         self.ranking_weight = ranking_weight
         self.temperature = temperature
         self.positive_threshold = None if positive_threshold is None else \
-            float(positive_threshold)
+            _validate.real("positive_threshold", positive_threshold)
         self.popularity_prior = bool(popularity_prior)
         self.biases = bool(biases)
         self.bias_reg = bias_reg
@@ -238,6 +268,7 @@ class TwoTower:
         self.embedding_decay = embedding_decay
         self._validate_config()
         self.params_: np.ndarray | None = None
+        self.diverged_: str | None = None  # why the last fit diverged (its weights are gone)
         self.history_: list[dict] = []
         self.best_epoch_: int | None = None
         self.calibration_: tuple[float, float] | None = None
@@ -249,39 +280,41 @@ class TwoTower:
     # Configuration
 
     def _validate_config(self) -> None:
-        if not self.layers or any(width < 1 for width in self.layers):
-            raise ValueError(f"layers must be a non-empty list of positive widths, got "
-                             f"{list(self.layers)}")
+        """Check every option (types strictly: no silent ``int('3')`` or ``int(1.9)``)."""
+        _validate.integer_tuple("layers", self.layers, 1, _MAX_WIDTH)
+        _validate.real("lr", self.lr, 0.0)
+        _validate.optional_integer("seed", self.seed, 0)
+        _validate.optional_integer("patience", self.patience, 1)
+        _validate.integer("batch_size", self.batch_size, 1, _MAX_WIDTH)
+        _validate.integer("epochs", self.epochs, 1)
+        _validate.real("temperature", self.temperature, *_TEMPERATURES)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         self.schedule_ = make_schedule(self.lr_schedule, self.lr, **self.lr_schedule_options)
-        for name, low in (("batch_size", 1), ("epochs", 1), ("embedding_dim", 0),
-                          ("min_id_count", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-                    value < low:
-                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
+        _validate.integer("embedding_dim", self.embedding_dim, 0, _MAX_WIDTH)
+        _validate.integer("min_id_count", self.min_id_count, 1)
         for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
                                 ("eps", 0, math.inf), ("weight_decay", 0, math.inf),
                                 ("embedding_decay", 0, math.inf),
                                 ("validation_fraction", 0, 1)):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and low <= value and (value < high or high == math.inf)):
-                raise ValueError(f"{name} must be in [{low}, {high}), got {value}")
-        if self.patience is not None and (int(self.patience) < 1):
-            raise ValueError(f"patience must be a positive integer or None, got {self.patience}")
+            _validate.real(name, getattr(self, name), low, high, high_open=high < math.inf)
         lo, hi = self.rating_range
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"rating_range must be (low, high) with low < high, got "
                              f"{self.rating_range}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        for name in ("ranking_weight", "temperature", "bias_reg"):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value}")
+        if _validate.real("ranking_weight", self.ranking_weight) <= 0:
+            raise ValueError(f"ranking_weight must be a positive number, got "
+                             f"{self.ranking_weight}")
+        if self.objective == "rating" and self.ranking_weight != _DEFAULT_RANKING_WEIGHT:
+            raise ValueError(f"ranking_weight={self.ranking_weight:g} contradicts "
+                             "objective='rating', which has no ranking loss: use "
+                             "objective='hybrid'")
+        if _validate.real("bias_reg", self.bias_reg) <= 0:
+            raise ValueError(f"bias_reg must be a positive number, got {self.bias_reg}")
         if self.positive_threshold is not None and not math.isfinite(self.positive_threshold):
             raise ValueError(f"positive_threshold must be a finite rating or None, got "
                              f"{self.positive_threshold}")
@@ -367,6 +400,12 @@ class TwoTower:
     # Parameters
 
     def _init_params(self, user_dim: int, item_dim: int, rng: np.random.Generator) -> None:
+        total = sum(a * b + b for sizes in ((user_dim, *self.layers), (item_dim, *self.layers))
+                    for a, b in zip(sizes[:-1], sizes[1:]))  # Python ints: no overflow
+        if total > _MAX_PARAMETERS:
+            raise ValueError(f"layers {list(self.layers)} on {user_dim} user and {item_dim} "
+                             f"item features make {total:,} parameters, more than "
+                             f"{_MAX_PARAMETERS:,}")
         self.user_sizes_ = np.array((user_dim, *self.layers), dtype=np.int64)
         self.item_sizes_ = np.array((item_dim, *self.layers), dtype=np.int64)
         pieces = []
@@ -383,6 +422,10 @@ class TwoTower:
 
     def _check_fitted(self) -> None:
         if self.params_ is None:
+            diverged = getattr(self, "diverged_", None)
+            if diverged:  # its weights were dropped: neither usable nor saveable
+                raise DivergenceError(f"this TwoTower diverged in its last fit and cannot be "
+                                      f"used or saved ({diverged})")
             raise NotFittedError("this TwoTower is not fitted yet: call fit() or load() first")
 
     @property
@@ -412,7 +455,7 @@ class TwoTower:
     def _embed(self, X, tower: int, name: str, rows=None) -> np.ndarray:
         layers = self._towers()[tower]
         X = _check_features(name, X, self.dtype)
-        expected = int(layers[0][0].shape[0]) - self._table_width(("user", "item")[tower])
+        expected = self.feature_width(("user", "item")[tower])
         if X.shape[1] != expected:
             raise ValueError(f"{name} must have {expected} columns, got {X.shape[1]}")
         X = self._with_table(X, ("user", "item")[tower], rows, name)
@@ -424,8 +467,13 @@ class TwoTower:
             kernels.l2_normalize(h, out=out[start:start + _CHUNK])
         return out
 
-    def _table_width(self, side: str) -> int:
-        return int(self.tables_[side][1].shape[1]) if side in self.tables_ else 0
+    def feature_width(self, side: str) -> int:
+        """Feature columns the ``"user"`` or ``"item"`` tower takes: its input width less the
+        ID embedding appended to it."""
+        self._check_fitted()
+        sizes = self.user_sizes_ if side == "user" else self.item_sizes_
+        width = int(self.tables_[side][1].shape[1]) if side in self.tables_ else 0
+        return int(sizes[0]) - width
 
     def user_embeddings(self, user_features, rows=None) -> np.ndarray:
         """Normalised user-tower outputs, one row per row of ``user_features``; ``rows`` are
@@ -515,10 +563,16 @@ class TwoTower:
         self._check_ratings("train", ratings)
         if validation is None and self.validation_fraction > 0:
             held_out = rng.random(users.shape[0]) < self.validation_fraction
+            if held_out.all():
+                raise DataError(f"validation_fraction={self.validation_fraction:g} held out all "
+                                f"{users.shape[0]} training examples: none is left to train on")
             validation = (users[held_out], items[held_out], ratings[held_out])
             users, items, ratings = users[~held_out], items[~held_out], ratings[~held_out]
         if validation is not None:
             validation = _as_triplets(validation, "validation")
+        if validation is not None and validation[0].size == 0:
+            validation = None  # nothing to score: the history would hold NaN losses
+        if validation is not None:
             _check_rows("validation users", validation[0], user_x.shape[0], "user row")
             _check_rows("validation items", validation[1], item_x.shape[0], "item row")
             self._check_ratings("validation", validation[2])
@@ -527,7 +581,7 @@ class TwoTower:
         if loo_stats is not None and loo_stats.mean.shape[0] != user_x.shape[1]:
             raise ValueError(f"loo rows have {loo_stats.mean.shape[0]} columns but "
                              f"user_features has {user_x.shape[1]}")
-        self.tables_ = {}
+        self.tables_, self.diverged_ = {}, None
         tables = {side: self._init_table(side, rows, n, rng) for side, rows, n in
                   (("user", users, user_x.shape[0]), ("item", items, item_x.shape[0]))
                   if self.embedding_dim > 0}
@@ -553,8 +607,13 @@ class TwoTower:
         user = kernels.Tower(self.user_sizes_, None if loo_stats is not None else user_x,
                              loo_stats, tables.get("user"))
         item = kernels.Tower(self.item_sizes_, item_x, item_loo_stats, tables.get("item"))
-        self._train(rng, examples, user, item, user_x, item_x, validation, callback,
-                    ranking is not None)
+        try:
+            self._train(rng, examples, user, item, user_x, item_x, validation, callback,
+                        ranking is not None)
+        except DivergenceError as error:
+            # Drop the diverged weights, so the model can be neither used nor saved.
+            self.params_, self.tables_, self.diverged_ = None, {}, str(error)
+            raise
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
         return self
@@ -686,7 +745,8 @@ class TwoTower:
         alpha, beta = self.loss_weights
         val_pairs = None
         if ranking and validation is not None:
-            val_pairs = self._validation_pairs(np.random.default_rng(self.seed + 1), validation)
+            val_pairs = self._validation_pairs(
+                np.random.default_rng(None if self.seed is None else self.seed + 1), validation)
         grads = np.zeros_like(self.params_)
         config = kernels.EpochConfig(
             optimizer=self.optimizer, batch_size=int(self.batch_size), beta1=self.beta1,
@@ -700,6 +760,7 @@ class TwoTower:
         n = examples.targets.shape[0]
         self.history_, self.best_epoch_ = [], None
         best_loss, best, stale, step = math.inf, None, 0, 0
+        initial_scale = float(np.abs(self.params_).max())
         half_range = (self.rating_range[1] - self.rating_range[0]) / 2.0
         epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.verbose)
         for epoch in epochs:
@@ -739,6 +800,7 @@ class TwoTower:
                 break
             if self.patience is not None and stale >= int(self.patience):
                 break
+        self._check_against_mean(self.to_target(examples.ratings), validation, initial_scale)
         if best is not None:
             self._set_weights(best)
 
@@ -751,6 +813,43 @@ class TwoTower:
         self.params_ = arrays[0]
         for side, table in zip(list(self.tables_), arrays[1:]):
             self.tables_[side] = (self.tables_[side][0], table)
+
+    def _check_against_mean(self, targets: np.ndarray, validation,
+                            initial_scale: float) -> None:
+        """Raise :class:`DivergenceError` when training never beat predicting the mean rating
+        and the weights exploded (see :data:`DIVERGENCE_RATIO`).
+
+        Finite weights are not enough: a learning rate far too high (``lr=1e6``) saturates the
+        towers into extreme predictions whose RMSE stays above that of the constant mean
+        training rating. Compared on the validation pairs (the best epoch) when there are
+        any, else on the training loss of the last epoch (``objective="rating"`` only).
+        """
+        if self.loss_weights[0] == 0 or not self.history_:
+            return
+        if not np.abs(self.params_).max() > _EXPLOSION * initial_scale:
+            return
+        mean = float(np.mean(targets, dtype=np.float64))
+        if validation is not None:
+            if validation[2].shape[0] < _DIVERGENCE_MIN_PAIRS:
+                return
+            half_range = (self.rating_range[1] - self.rating_range[0]) / 2.0
+            baseline = math.sqrt(float(np.mean((self.to_target(validation[2]) - mean) ** 2)))
+            baseline *= half_range
+            achieved = min(entry["val_rmse"] for entry in self.history_)
+            what = "validation RMSE"
+        elif self.objective == "rating" and targets.shape[0] >= _DIVERGENCE_MIN_PAIRS:
+            baseline = float(np.mean((targets.astype(np.float64) - mean) ** 2))
+            achieved = self.history_[-1]["train_loss"]
+            what = "training MSE (scaled ratings)"
+        else:
+            return
+        if baseline > 0 and achieved >= DIVERGENCE_RATIO * baseline:
+            raise DivergenceError(
+                f"training diverged: its best {what}, {achieved:.4g}, is no better than "
+                f"predicting the mean training rating for every pair ({baseline:.4g}; lr="
+                f"{self.lr:g}, optimizer={self.optimizer!r}). Lower the learning rate, add "
+                "weight_decay, or check that the features are scaled (z-scores)."
+            )
 
     def _check_divergence(self, epoch: int, loss: float, lr: float) -> None:
         what = None
@@ -786,41 +885,94 @@ class TwoTower:
             arrays[f"{side}_index"], arrays[f"{side}_table"] = index, table
         return header, arrays
 
+    @staticmethod
+    def file_members(prefix: str = "") -> dict:
+        """The arrays of a saved model (names under ``prefix``) and what each must look like
+        (:class:`anirec.model.persistence.Member`): a loader reads these and nothing else."""
+        from anirec.model.persistence import Member
+
+        return {f"{prefix}params": Member("f", ("parameters",)),
+                f"{prefix}user_sizes": Member("i", ("tower depth",)),
+                f"{prefix}item_sizes": Member("i", ("tower depth",)),
+                f"{prefix}item_log_prior": Member("f", ("items",), required=False),
+                f"{prefix}bias_user": Member("f", ("users",), required=False),
+                f"{prefix}bias_item": Member("f", ("items",), required=False),
+                f"{prefix}user_index": Member("i", ("users",), required=False),
+                f"{prefix}user_table": Member("f", (None, "embedding"), required=False),
+                f"{prefix}item_index": Member("i", ("items",), required=False),
+                f"{prefix}item_table": Member("f", (None, "embedding"), required=False)}
+
     @classmethod
-    def from_state(cls, header: dict, arrays: dict[str, np.ndarray], source: str = "state"):
-        """Rebuild a model from :meth:`to_state` output, checking every shape."""
+    def from_state(cls, header: dict, arrays: dict[str, np.ndarray], source: str = "state",
+                   where: str = ""):
+        """Rebuild a model from :meth:`to_state` output, checking every field and shape.
+
+        Raises
+        ------
+        ModelFormatError
+            Naming ``source`` and the header field (under ``where``) or array at fault.
+        """
+        from anirec.model.persistence import header_field
+
+        label = f"{where}." if where else ""
+        config = header_field(header, "config", dict, source, where=where)
         try:
-            config = dict(header["config"])
             model = cls(**config)
-            params, user_sizes, item_sizes = (arrays[key] for key in
-                                              ("params", "user_sizes", "item_sizes"))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFormatError(f"{source}: the model configuration is invalid or "
-                                   f"incomplete ({error})") from None
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field '{label}config' is invalid: "
+                                   f"{error}") from None
+        missing = [key for key in ("params", "user_sizes", "item_sizes") if key not in arrays]
+        if missing:
+            raise ModelFormatError(f"{source} lacks the array {where and where + '.'}"
+                                   f"{missing[0]}")
+        params, user_sizes, item_sizes = (arrays[key] for key in
+                                          ("params", "user_sizes", "item_sizes"))
         for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
-            if sizes.dtype != np.int64 or sizes.ndim != 1 or \
-                    list(sizes[1:]) != list(model.layers):
-                raise ModelFormatError(f"{source}: {name} {sizes.tolist()} does not match the "
-                                       f"layers {list(model.layers)}")
+            if sizes.dtype != np.int64 or sizes.ndim != 1 or sizes.shape[0] < 2 or \
+                    list(sizes[1:]) != list(model.layers) or not 1 <= sizes[0] <= _MAX_WIDTH:
+                raise ModelFormatError(f"{source}: {label}{name} {sizes.tolist()[:10]} does "
+                                       f"not match the layers {list(model.layers)}")
         expected = kernels.n_parameters(user_sizes, item_sizes)
         if params.dtype != np.dtype(model.dtype) or params.shape != (expected,):
-            raise ModelFormatError(f"{source}: params has shape {params.shape} and dtype "
+            raise ModelFormatError(f"{source}: {label}params has shape {params.shape} and dtype "
                                    f"{params.dtype}, expected ({expected},) {model.dtype}")
+        if not np.isfinite(params).all():
+            raise ModelFormatError(f"{source}: {label}params holds NaN or inf (a diverged "
+                                   "model)")
         model.user_sizes_, model.item_sizes_ = user_sizes, item_sizes
         model.params_ = np.ascontiguousarray(params)
-        model.history_ = list(header.get("history", []))
-        model.best_epoch_ = header.get("best_epoch")
-        calibration = header.get("calibration")  # absent from files written before objectives
+        history = header_field(header, "history", list, source, where=where, required=False,
+                               default=[])
+        for entry in history:
+            if not isinstance(entry, dict) or not all(
+                    isinstance(value, (int, float)) and not isinstance(value, bool)
+                    for value in entry.values()):
+                raise ModelFormatError(f"{source}: header field '{label}history' must be a "
+                                       "list of mappings of numbers")
+        model.history_ = list(history)
+        best = header_field(header, "best_epoch", (int, type(None)), source, where=where,
+                            required=False)
+        if best is not None and not 1 <= best <= max(len(history), 1):
+            raise ModelFormatError(f"{source}: header field '{label}best_epoch' is {best}, "
+                                   f"outside the {len(history)} epochs of the history")
+        model.best_epoch_ = best
+        # absent from files written before objectives
+        calibration = header_field(header, "calibration", (list, type(None)), source,
+                                   where=where, required=False)
         if calibration is not None:
-            if len(calibration) != 2 or not all(math.isfinite(float(v)) for v in calibration):
-                raise ModelFormatError(f"{source}: the rating calibration {calibration} is not "
-                                       "two finite numbers")
+            if len(calibration) != 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in calibration):
+                raise ModelFormatError(f"{source}: header field '{label}calibration' "
+                                       f"{calibration!r:.80} is not two finite numbers")
             model.calibration_ = (float(calibration[0]), float(calibration[1]))
         prior = arrays.get("item_log_prior")
         if prior is not None:
-            if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all():
-                raise ModelFormatError(f"{source}: item_log_prior must be a finite float64 "
-                                       f"vector, got {prior.dtype} of shape {prior.shape}")
+            if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all() \
+                    or (prior > 0).any():
+                raise ModelFormatError(f"{source}: {label}item_log_prior must be a finite "
+                                       f"float64 vector of log shares (<= 0), got {prior.dtype} "
+                                       f"of shape {prior.shape}")
             model.item_log_prior_ = prior
         if "bias_mean" in header:
             model.biases_ = _load_biases(header, arrays, source)
@@ -847,7 +999,7 @@ class TwoTower:
         """
         from anirec.model.persistence import read_model_file
 
-        header, arrays = read_model_file(path, kind="TwoTower")
+        header, arrays = read_model_file(path, kind="TwoTower", members=cls.file_members())
         return cls.from_state(header, arrays, source=repr(str(path)))
 
 
