@@ -116,7 +116,8 @@ def test_total_size_cap(saved, tmp_path, monkeypatch):
     ("genre_matrix.npy", np.zeros(72), r"'genre_matrix' has 1 dimensions"),
     ("anime_names.npy", np.array([{"a": 1}] * 72, dtype=object), r"'anime_names' has dtype "
                                                                  r"object.*never holds"),
-    ("baseline.GlobalMean.mean.npy", np.zeros(2), r"'baseline.GlobalMean.mean' has shape \(2,\)"),
+    ("baseline.GlobalMean.mean.npy", np.zeros(2),
+     r"'baseline.GlobalMean.mean' has shape \(2,\)"),
 ])
 def test_declared_shapes_and_dtypes_are_checked(saved, tmp_path, name, array, message):
     if array.dtype == object:
@@ -130,7 +131,8 @@ def test_declared_shapes_and_dtypes_are_checked(saved, tmp_path, name, array, me
         Recommender.load(path)
 
 
-@pytest.mark.parametrize("name", ["model.params", "user_x", "baseline.BayesianAverage.item_scores", "test_ratings"])
+@pytest.mark.parametrize("name", ["model.params", "user_x",
+                                  "baseline.BayesianAverage.item_scores", "test_ratings"])
 def test_non_finite_arrays_are_refused_on_load(saved, tmp_path, name):
     array = np.load(saved[0])[name].copy()
     array.flat[0] = np.nan
