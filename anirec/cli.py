@@ -286,17 +286,17 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=True,
                         help="derive each training example's user row and item statistics "
                              "without its own rating (default: on)")
-    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
                         help="after early stopping, train again on training + validation "
-                             "ratings for the chosen number of epochs (default: off)")
+                             "ratings for the chosen number of epochs (default: on)")
     parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True,
                         help="predict user and item rating biases plus the scaled cosine "
                              "(default: on)")
     parser.add_argument("--bias-reg", type=_positive_float, default=5.0,
                         help="L2 penalty of the rating biases, in ratings (default 5)")
-    parser.add_argument("--embedding-dim", type=int, default=0,
-                        help="width of the learned user and item ID embeddings (default 0: "
-                             "none)")
+    parser.add_argument("--embedding-dim", type=int, default=32,
+                        help="width of the learned user and item ID embeddings (default 32; "
+                             "0: none)")
     parser.add_argument("--min-id-count", type=int, default=2,
                         help="training ratings an id needs for its own embedding row (default "
                              "2; rarer ids share the unknown row)")

@@ -78,8 +78,9 @@ class Recommender:
     refit : bool
         After early stopping has chosen the number of epochs on the validation ratings, train
         again from scratch on training + validation ratings (features too) for that many
-        epochs, so no rating the model may learn from is held back. The model's ``history_``
-        and ``best_epoch_`` stay those of the run that chose the epochs.
+        epochs, so no rating the model may learn from is held back (default: it lowered the
+        test RMSE on both real development sets). The model's ``history_`` and
+        ``best_epoch_`` stay those of the run that chose the epochs.
     seed : int
         Seeds the split, the initial weights and the shuffles.
     verbose : bool
@@ -90,13 +91,15 @@ class Recommender:
         ``objective="rating" | "ranking" | "hybrid"``, ``ranking_weight``, ``temperature``,
         ``positive_threshold``). ``"rating"`` predicts ratings well but ranks poorly (below
         popularity); ``"ranking"`` and ``"hybrid"`` learn which anime a user rates highly, and
-        ``"hybrid"`` (the default here) keeps the rating accuracy of ``"rating"``.
+        ``"hybrid"`` (the default here) keeps the rating accuracy of ``"rating"``. Also the
+        rating biases (``biases``, ``bias_reg``) and the ID embeddings (``embedding_dim``,
+        default 32 here, ``min_id_count``, ``embedding_decay``).
     """
 
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
-                 refit: bool = False, verbose: bool = False, **model_options):
+                 refit: bool = True, verbose: bool = False, **model_options):
         if weighting not in ("bayesian", "rating", "centered"):
             raise ValueError(f"weighting must be 'bayesian', 'rating' or 'centered', got "
                              f"{weighting!r}")
@@ -113,6 +116,8 @@ class Recommender:
                         "seed": _validate.integer("seed", seed, 0), "refit": bool(refit)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
+        # Chosen on the real development sets (README: rating accuracy on real data).
+        model_options.setdefault("embedding_dim", 32)
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
                               **model_options)
         self.verbose = verbose
