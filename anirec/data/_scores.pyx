@@ -1,4 +1,4 @@
-"""Compiled fast paths for the ratings of ``users-score-2023.csv``: reading, ordering, splitting.
+"""The compiled reader of ``users-score-2023.csv`` (kept: see ``benchmarks/bench_reader.py``).
 
 Reading. :func:`parse_block` is a strict reader of exactly the file the Kaggle export writes::
 
@@ -6,9 +6,8 @@ Reading. :func:`parse_block` is a strict reader of exactly the file the Kaggle e
 
 It keeps the three numeric columns, looks each ``anime_id`` up in the catalogue table and counts
 every row as kept, unknown anime, excluded anime or invalid rating, exactly as the pyarrow path
-of :func:`anirec.data.mal._read_scores` does (or, read before the catalogue is known, keeps
-every row with its ``anime_id`` for :func:`apply_lookup` to map and count after). It accepts
-only what it can read without doubt:
+of :func:`anirec.data.scores.read_scores` does. It accepts only what it can read without
+doubt:
 ids and ratings of 1 to 18 ASCII digits (no sign, space, quote or decimal point); Username and
 Anime Title either unquoted (no quote, CR or LF inside) or quoted (commas, doubled quotes, CR and
 LF inside); records ended by LF, CRLF or the end of the file; empty lines (which pyarrow
@@ -21,22 +20,15 @@ Blocks are cut only at record boundaries, so a caller can feed the file through 
 with ``final`` false a block stops before a record it cannot see the end of and reports how
 many bytes it consumed.
 
-Ordering and splitting. :func:`compact_sorted` maps sorted user ids to indices and
-:func:`run_bounds` finds each user's run, one pass each; :func:`counting_order` is the stable
-order by user (one counting sort) for ratings whose users are not already grouped;
-:func:`grouped_argsort` sorts each user's run by a key, stably (a bucket sort per run, a merge
-sort for a run whose keys bunch up); :func:`gather_last` applies the order and drops repeated
-pairs; :func:`split_parts` and :func:`partition3` assign and copy out the train / validation /
-test parts. Together they give exactly the results of the NumPy code they replace (global
-stable ``argsort``, ``bincount``, masks), in linear time for spread-out keys. The NumPy code
-stays as the fallback when this module is not built, and the tests compare the two.
+Its sorting and splitting helpers, and the reading before the catalogue is known, are gone
+(issue 14): against the NumPy code (or the plain read) that replaced them each saved less
+than a third of ``load_mal`` at full size.
 """
 
 import numpy as np
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memchr, memcpy
-from libc.stdlib cimport malloc, free
 
 # Return codes of parse_block.
 OK = 0
@@ -240,19 +232,12 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     excluded anime, invalid rating. ``lookup[anime_id]`` is the item index, -1 unknown, -2
     excluded; ids past its end are unknown.
 
-    With ``lookup`` None (the catalogue is not known yet) every row is kept: ``item_out``
-    gets the ``anime_id`` (an id of 2**31 or more is an anomaly) and ``rating_out`` the rating
-    if it is 1..10, else 0; only the rows are counted. :func:`apply_lookup` finishes the job.
-
     Returns
     -------
     (status, consumed, n_kept)
         ``status`` is ``OK`` or ``ANOMALY`` (then nothing else is meaningful). ``consumed`` is
         the offset just past the last whole record read; with ``final`` true it is ``end``.
     """
-    cdef bint raw = lookup is None
-    if raw:
-        lookup = np.full(1, -1, dtype=np.int64)
     if not 0 <= start <= end <= buf.shape[0]:
         raise ValueError(f"bad slice [{start}:{end}] of a buffer of {buf.shape[0]} bytes")
     if counts.shape[0] < 4:
@@ -283,15 +268,6 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
                 break
             p = r
             rows += 1
-            if raw:
-                if aid > 2147483647 or kept >= cap:
-                    status = 1
-                    break
-                uid_out[kept] = uid
-                item_out[kept] = <int32_t>aid
-                rating_out[kept] = <int8_t>rating if 1 <= rating <= 10 else 0
-                kept += 1
-                continue
             item = lookup[aid] if aid < n_lookup else -1
             if item == -1:
                 n_unknown += 1
@@ -314,421 +290,3 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     counts[2] += n_excluded
     counts[3] += n_invalid
     return OK, p, kept
-
-
-def apply_lookup(int64_t[::1] uid, int32_t[::1] item, int8_t[::1] rating, Py_ssize_t n,
-                 const int64_t[::1] lookup, int64_t[::1] counts):
-    """Finish rows read with ``lookup`` None: in place, keep the first ``n`` rows whose anime is
-    known and not excluded and whose rating is valid (not 0), with ``item`` turned into the
-    item index; count unknown, excluded, invalid in ``counts[1:4]``. Returns the rows kept,
-    or -1 (nothing counted) if ``lookup`` holds a negative value other than -1 and -2.
-    """
-    cdef Py_ssize_t i, kept = 0, n_lookup = lookup.shape[0]
-    cdef int64_t item_ix, n_unknown = 0, n_excluded = 0, n_invalid = 0
-    cdef int32_t aid
-    if not 0 <= n <= min(uid.shape[0], item.shape[0], rating.shape[0]):
-        raise ValueError("n is past the end of the arrays")
-    if counts.shape[0] < 4:
-        raise ValueError("counts must hold 4 entries")
-    with nogil:
-        for i in range(n):
-            aid = item[i]
-            item_ix = lookup[aid] if 0 <= aid < n_lookup else -1
-            if item_ix == -1:
-                n_unknown += 1
-            elif item_ix == -2:
-                n_excluded += 1
-            elif rating[i] == 0:
-                n_invalid += 1
-            elif item_ix >= 0:
-                uid[kept] = uid[i]
-                item[kept] = <int32_t>item_ix
-                rating[kept] = rating[i]
-                kept += 1
-            else:
-                kept = -1            # not a value of a lookup table
-                break
-    if kept < 0:
-        return -1
-    counts[1] += n_unknown
-    counts[2] += n_excluded
-    counts[3] += n_invalid
-    return kept
-
-
-# --------------------------------------------------------------------------- ordering
-
-
-cdef void _merge_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
-                      Py_ssize_t n) noexcept nogil:
-    """Stable sort of the pairs (key[i], pos[i]), i < n, by key; the result is in key/pos.
-
-    Bottom-up merge sort whose merge step picks its source with a conditional move instead of
-    a branch: random keys would mispredict half of the branches.
-    """
-    cdef Py_ssize_t i, j, k, lo, mid, hi, width = 1, src_at
-    cdef double* ks = key
-    cdef double* kd = key_tmp
-    cdef int64_t* ps = pos
-    cdef int64_t* pd = pos_tmp
-    cdef double* kswap
-    cdef int64_t* pswap
-    cdef bint right
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i, j, k = lo, mid, lo
-            while i < mid and j < hi:
-                # Take the right entry only when strictly smaller: ties keep their order.
-                right = ks[j] < ks[i]
-                src_at = i ^ ((i ^ j) & -(<Py_ssize_t>right))
-                kd[k] = ks[src_at]
-                pd[k] = ps[src_at]
-                j += right
-                i += 1 - right
-                k += 1
-            while i < mid:
-                kd[k] = ks[i]
-                pd[k] = ps[i]
-                i += 1
-                k += 1
-            while j < hi:
-                kd[k] = ks[j]
-                pd[k] = ps[j]
-                j += 1
-                k += 1
-            lo = hi
-        kswap, ks, kd = ks, kd, ks
-        pswap, ps, pd = ps, pd, ps
-        width *= 2
-    if ps != pos:
-        memcpy(pos, ps, n * sizeof(int64_t))
-        memcpy(key, ks, n * sizeof(double))
-
-
-cdef enum:
-    # A bucket holding more entries than this (clustered or repeated keys) sends its run to
-    # the merge sort, so the insertion sorts stay short whatever the keys.
-    BUCKET_MAX = 48
-
-
-cdef bint _bucket_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
-                       int64_t* slot, Py_ssize_t n) noexcept nogil:
-    """Stable sort of the pairs (key[i], pos[i]) by key into key_tmp/pos_tmp, or False.
-
-    ``n`` buckets over [min, max] of the keys (a non-decreasing map of the key, so buckets
-    come in key order), a stable counting scatter, then an insertion sort of each bucket.
-    Linear for spread-out keys; returns False (nothing usable written) when a bucket is too
-    full. ``slot`` needs n + 1 entries.
-    """
-    cdef Py_ssize_t i, j, b, start, stop
-    cdef double lo = key[0], hi = key[0], scale, kv
-    cdef int64_t pv
-    for i in range(1, n):
-        if key[i] < lo:
-            lo = key[i]
-        if key[i] > hi:
-            hi = key[i]
-    if not hi > lo:          # all equal (or NaN): the order is already sorted and stable
-        memcpy(key_tmp, key, n * sizeof(double))
-        memcpy(pos_tmp, pos, n * sizeof(int64_t))
-        return True
-    scale = n / (hi - lo)
-    for i in range(n + 1):
-        slot[i] = 0
-    for i in range(n):
-        b = <Py_ssize_t>((key[i] - lo) * scale)
-        b = min(max(b, 0), n - 1)
-        slot[b + 1] += 1
-    for i in range(n):
-        if slot[i + 1] > BUCKET_MAX:
-            return False
-        slot[i + 1] += slot[i]
-    for i in range(n):
-        b = <Py_ssize_t>((key[i] - lo) * scale)
-        b = min(max(b, 0), n - 1)
-        j = slot[b]
-        slot[b] = j + 1
-        key_tmp[j] = key[i]
-        pos_tmp[j] = pos[i]
-    # slot[b] is now the end of bucket b; bucket b starts where bucket b - 1 ends.
-    start = 0
-    for b in range(n):
-        stop = slot[b]
-        for i in range(start + 1, stop):
-            kv = key_tmp[i]
-            pv = pos_tmp[i]
-            j = i - 1
-            while j >= start and key_tmp[j] > kv:
-                key_tmp[j + 1] = key_tmp[j]
-                pos_tmp[j + 1] = pos_tmp[j]
-                j -= 1
-            key_tmp[j + 1] = kv
-            pos_tmp[j + 1] = pv
-        start = stop
-    return True
-
-
-ctypedef fused sortkey_t:
-    int32_t
-    double
-
-
-def grouped_argsort(const int64_t[::1] bounds, const sortkey_t[::1] key, int64_t[::1] order,
-                    int64_t[::1] rank=None):
-    """Sort each run ``order[bounds[g]:bounds[g+1]]`` stably by ``key`` of its entries.
-
-    ``order`` holds positions into ``key``; on return each run is ordered by increasing key,
-    equal keys keeping their previous order. With ``order`` = the stable order by user and
-    ``bounds`` the user boundaries, this is the stable argsort of (user, key). When ``rank``
-    is given, ``rank[order[bounds[g] + j]] = j``: each position's rank within its run.
-    Keys must not be NaN.
-    """
-    cdef Py_ssize_t g, j, b, n_groups = bounds.shape[0] - 1, size, longest = 0
-    cdef Py_ssize_t n = order.shape[0]
-    cdef double* keys
-    cdef double* keys_tmp
-    cdef int64_t* pos_tmp
-    cdef int64_t* slot
-    if rank is not None and rank.shape[0] != key.shape[0]:
-        raise ValueError("rank must have the length of key")
-    if n_groups < 1:
-        return
-    if bounds[0] < 0 or bounds[n_groups] > n:
-        raise ValueError("bounds outside the order array")
-    for g in range(n_groups):
-        if bounds[g + 1] < bounds[g]:
-            raise ValueError("bounds must be non-decreasing")
-        longest = max(longest, bounds[g + 1] - bounds[g])
-    for j in range(n):
-        if order[j] < 0 or order[j] >= key.shape[0]:
-            raise ValueError("order holds a position outside key")
-    longest = max(longest, 1)
-    keys = <double*>malloc(longest * sizeof(double))
-    keys_tmp = <double*>malloc(longest * sizeof(double))
-    pos_tmp = <int64_t*>malloc(longest * sizeof(int64_t))
-    slot = <int64_t*>malloc((longest + 1) * sizeof(int64_t))
-    if keys == NULL or keys_tmp == NULL or pos_tmp == NULL or slot == NULL:
-        free(keys)
-        free(keys_tmp)
-        free(pos_tmp)
-        free(slot)
-        raise MemoryError()
-    with nogil:
-        for g in range(n_groups):
-            b = bounds[g]
-            size = bounds[g + 1] - b
-            if size > 1:
-                for j in range(size):
-                    keys[j] = <double>key[order[b + j]]     # exact for int32 keys
-                if _bucket_sort(keys, &order[b], keys_tmp, pos_tmp, slot, size):
-                    memcpy(&order[b], pos_tmp, size * sizeof(int64_t))
-                else:
-                    _merge_sort(keys, &order[b], keys_tmp, pos_tmp, size)
-            if rank is not None:
-                for j in range(size):
-                    rank[order[b + j]] = j
-    free(keys)
-    free(keys_tmp)
-    free(pos_tmp)
-    free(slot)
-
-
-def run_bounds(const int32_t[::1] users, Py_ssize_t n_users):
-    """Where each user's run starts in ``users`` when they are grouped in increasing order
-    (``n_users + 1`` entries, the total last), else ``None``. One pass: the sortedness check
-    and the counts of ``np.bincount`` together."""
-    cdef Py_ssize_t i, n = users.shape[0], nxt = 0
-    cdef int32_t u, prev = 0
-    cdef bint ok = True
-    bounds_a = np.empty(n_users + 1, dtype=np.int64)
-    cdef int64_t[::1] bounds = bounds_a
-    with nogil:
-        for i in range(n):
-            u = users[i]
-            if u < prev or u >= n_users:
-                ok = False
-                break
-            prev = u
-            # bounds[v] is the first position holding a user >= v.
-            while nxt <= u:
-                bounds[nxt] = i
-                nxt += 1
-        if ok:
-            while nxt <= n_users:
-                bounds[nxt] = n
-                nxt += 1
-    return bounds_a if ok else None
-
-
-def counting_order(const int32_t[::1] users, Py_ssize_t n_users):
-    """Stable order of ``users`` (values in ``[0, n_users)``) and the run boundaries.
-
-    Returns
-    -------
-    order : ndarray of int64
-        ``np.argsort(users, kind="stable")``.
-    bounds : ndarray of int64, shape (n_users + 1,)
-        Positions in ``order`` where each user's run starts (and the total at the end).
-    """
-    cdef Py_ssize_t i, n = users.shape[0]
-    bounds_a = np.zeros(n_users + 1, dtype=np.int64)
-    order_a = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] bounds = bounds_a
-    cdef int64_t[::1] order = order_a
-    cdef int64_t[::1] nxt
-    for i in range(n):
-        if users[i] < 0 or users[i] >= n_users:
-            raise ValueError(f"user index {users[i]} outside [0, {n_users})")
-    with nogil:
-        for i in range(n):
-            bounds[users[i] + 1] += 1
-        for i in range(n_users):
-            bounds[i + 1] += bounds[i]
-    nxt_a = bounds_a[:n_users].copy()
-    nxt = nxt_a
-    with nogil:
-        for i in range(n):
-            order[nxt[users[i]]] = i
-            nxt[users[i]] += 1
-    return order_a, bounds_a
-
-
-def partition3(const int8_t[::1] part, const int32_t[::1] users, const int32_t[::1] items,
-               const int8_t[::1] ratings, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2):
-    """Copy the entries of each part (0, 1, 2) out, in order, as (users, items, float32 rating).
-
-    ``n0``, ``n1``, ``n2`` are the sizes of the parts (the counts of 0, 1, 2 in ``part``).
-    """
-    cdef Py_ssize_t i, n = part.shape[0], k0 = 0, k1 = 0, k2 = 0
-    if users.shape[0] != n or items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("part, users, items and ratings must have one length")
-    out = []
-    for size in (n0, n1, n2):
-        out.append((np.empty(size, np.int32), np.empty(size, np.int32),
-                    np.empty(size, np.float32)))
-    cdef int32_t[::1] u0 = out[0][0], u1 = out[1][0], u2 = out[2][0]
-    cdef int32_t[::1] i0 = out[0][1], i1 = out[1][1], i2 = out[2][1]
-    cdef float[::1] r0 = out[0][2], r1 = out[1][2], r2 = out[2][2]
-    cdef int8_t p
-    cdef bint bad = False
-    with nogil:
-        for i in range(n):
-            p = part[i]
-            if p == 0 and k0 < n0:
-                u0[k0] = users[i]
-                i0[k0] = items[i]
-                r0[k0] = ratings[i]
-                k0 += 1
-            elif p == 1 and k1 < n1:
-                u1[k1] = users[i]
-                i1[k1] = items[i]
-                r1[k1] = ratings[i]
-                k1 += 1
-            elif p == 2 and k2 < n2:
-                u2[k2] = users[i]
-                i2[k2] = items[i]
-                r2[k2] = ratings[i]
-                k2 += 1
-            else:
-                bad = True
-                break
-    if bad or k0 != n0 or k1 != n1 or k2 != n2:
-        raise ValueError("part sizes do not match n0, n1, n2")
-    return out
-
-
-def gather_last(const int64_t[::1] order, const int32_t[::1] users, const int32_t[::1] items,
-                const int8_t[::1] ratings):
-    """``users[order]``, ``items[order]``, ``ratings[order]`` keeping only the last of each run
-    of equal (user, item) pairs: the rows of the file by (user, item), repeats dropped with
-    the last one kept when ``order`` is their stable sort.
-
-    Returns
-    -------
-    users, items, ratings : ndarray (int32, int32, int8)
-    """
-    cdef Py_ssize_t n = order.shape[0], k, m = 0
-    cdef int64_t j
-    if users.shape[0] != n or items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("order, users, items and ratings must have one length")
-    for k in range(n):
-        if order[k] < 0 or order[k] >= n:
-            raise ValueError("order holds a position outside the arrays")
-    u_a = np.empty(n, dtype=np.int32)
-    i_a = np.empty(n, dtype=np.int32)
-    r_a = np.empty(n, dtype=np.int8)
-    cdef int32_t[::1] u = u_a
-    cdef int32_t[::1] it = i_a
-    cdef int8_t[::1] r = r_a
-    with nogil:
-        for k in range(n):
-            j = order[k]
-            if m > 0 and users[j] == u[m - 1] and items[j] == it[m - 1]:
-                r[m - 1] = ratings[j]       # a later row of the same pair replaces it
-            else:
-                u[m] = users[j]
-                it[m] = items[j]
-                r[m] = ratings[j]
-                m += 1
-    return u_a[:m], i_a[:m], r_a[:m]
-
-
-def split_parts(const int32_t[::1] users, const int64_t[::1] rank, const int64_t[::1] n_test,
-                const int64_t[::1] n_valid):
-    """Part of each rating from its rank within its user: 2 (test) for the ``n_test[user]``
-    first, 1 (validation) for the ``n_valid[user]`` next, 0 (train) for the rest.
-    """
-    cdef Py_ssize_t i, n = users.shape[0], n_users = n_test.shape[0]
-    cdef int32_t u
-    if rank.shape[0] != n or n_valid.shape[0] != n_users:
-        raise ValueError("users and rank, n_test and n_valid must have one length")
-    for i in range(n):
-        if users[i] < 0 or users[i] >= n_users:
-            raise ValueError(f"user index {users[i]} outside [0, {n_users})")
-    part_a = np.empty(n, dtype=np.int8)
-    cdef int8_t[::1] part = part_a
-    with nogil:
-        for i in range(n):
-            u = users[i]
-            part[i] = 2 if rank[i] < n_test[u] else (1 if rank[i] < n_test[u] + n_valid[u]
-                                                     else 0)
-    return part_a
-
-
-def compact_sorted(const int64_t[::1] ids):
-    """``np.unique(ids, return_inverse=True)`` for ids in non-decreasing order, or ``None``.
-
-    Returns
-    -------
-    distinct : ndarray of int64
-    index : ndarray of int32
-        Position of each id in ``distinct``.
-    """
-    cdef Py_ssize_t i, n = ids.shape[0], m = 0
-    cdef bint ok = True
-    if n >= 2 ** 31:
-        return None
-    with nogil:
-        for i in range(n):
-            if i == 0 or ids[i] != ids[i - 1]:
-                if i > 0 and ids[i] < ids[i - 1]:
-                    ok = False
-                    break
-                m += 1
-    if not ok:
-        return None
-    distinct_a = np.empty(m, dtype=np.int64)
-    index_a = np.empty(n, dtype=np.int32)
-    cdef int64_t[::1] distinct = distinct_a
-    cdef int32_t[::1] index = index_a
-    m = -1
-    with nogil:
-        for i in range(n):
-            if i == 0 or ids[i] != ids[i - 1]:
-                m += 1
-                distinct[m] = ids[i]
-            index[i] = <int32_t>m
-    return distinct_a, index_a

@@ -45,7 +45,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
-from .mal import ANIME_TYPES, Catalogue, bayesian_average
+from .bayes import bayesian_average
+from .types import ANIME_TYPES, Catalogue
 from .split import Triplets
 
 __all__ = ["WEIGHTINGS", "UserStats", "Features", "ColdStart", "build_features", "zscore_fit"]

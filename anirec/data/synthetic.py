@@ -670,7 +670,8 @@ def load_demo(*, exclude_genres: Any = None, min_user_ratings: int = 1,
     -------
     MALData
     """
-    from .mal import DEFAULT_EXCLUDED_GENRES, load_mal
+    from .mal import load_mal
+    from .types import DEFAULT_EXCLUDED_GENRES
 
     if exclude_genres is None:
         exclude_genres = DEFAULT_EXCLUDED_GENRES
