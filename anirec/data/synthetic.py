@@ -654,7 +654,7 @@ def load_demo(*, exclude_genres: Any = None, min_user_ratings: int = 1,
     """The small synthetic data set, loaded exactly as :func:`anirec.data.load_mal` loads it.
 
     The files are written to a temporary directory, loaded and deleted, so the result is the
-    one ``load_mal`` gives on the written CSV files (about a second at the default size).
+    one ``load_mal`` gives on the written CSV files.
 
     Parameters
     ----------

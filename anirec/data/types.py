@@ -176,7 +176,21 @@ def row_pointer(users: np.ndarray, n_users: int) -> np.ndarray:
 
 
 def index_of_sorted(sorted_ids: np.ndarray, ids: object, what: str, where: str) -> np.ndarray:
-    """Positions of ``ids`` in the increasing array ``sorted_ids`` (same shape as ``ids``).
+    """Positions of ``ids`` in the increasing array ``sorted_ids`` (same shape as ``ids``):
+    the public id lookup behind :meth:`Catalogue.index_of` and :meth:`Ratings.user_index_of`.
+
+    Parameters
+    ----------
+    sorted_ids : ndarray of int64
+        Distinct ids, increasing.
+    ids : int or array_like of int
+        The ids to look up.
+    what, where : str
+        For the error message: the id's name (``"anime_id"``) and where it was looked for.
+
+    Returns
+    -------
+    ndarray of int64
 
     Raises
     ------
