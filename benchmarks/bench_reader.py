@@ -11,7 +11,8 @@ Tables:
 
 * ``read``: the scores CSV to the arrays ``load_mal`` needs from it (user id int64, item index
   int32, rating int8 of the valid rows, the four counts): the compiled reader (when built),
-  pyarrow alone (its streaming reader on the file itself, three columns), pandas' C engine.
+  pyarrow alone (its streaming reader on the file itself, three columns), pandas' C engine,
+  and anirec's pyarrow path (pyarrow plus its UTF-8 and line-length pass).
 * ``load``: ``load_mal`` as installed, and (when the compiled extension is built) with it
   switched off, which is the decision rule of issue 14.
 * ``pipeline``: ``load_mal`` + ``split_ratings`` + ``build_features``, the figure the issue
@@ -66,10 +67,26 @@ def mapped(uid, aid, rat, lookup):
     return (uid[ok], item[ok].astype(np.int32), rat[ok].astype(np.int8)), counts
 
 def read_compiled(scores, lookup):
-    from anirec.data import mal
     from pathlib import Path
-    arrays, counts = mal._read_scores_fast(Path(scores), lookup, False)
+    try:
+        from anirec.data.scores import _read_scores_fast
+    except ImportError:                      # before issue 14
+        from anirec.data.mal import _read_scores_fast
+    arrays, counts = _read_scores_fast(Path(scores), lookup, False)
     return arrays, [int(c) for c in counts]
+
+def read_anirec_pyarrow(scores, lookup):
+    # anirec's pyarrow path as the numpy backend runs it: UTF-8 and line checks included.
+    from pathlib import Path
+    from anirec.backend import use_backend
+    from anirec.data import load_catalogue, scores as sc
+    from anirec.data.types import LoadSummary
+    cat, excluded = load_catalogue(sys.argv[2])
+    summary = LoadSummary()
+    with use_backend("numpy"):
+        arrays = sc.read_scores(Path(scores), sc.AnimeLookup(cat.anime_ids, excluded), summary)
+    return arrays, [summary.rating_rows, summary.ratings_unknown_anime,
+                    summary.ratings_excluded_anime, summary.ratings_invalid]
 
 def read_pyarrow(scores, lookup):
     import pyarrow as pa, pyarrow.csv as pacsv
@@ -283,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
           f" load average {os.getloadavg()[0]:.1f}")
     compiled = compiled_built()
     if "read" in args.tables:
-        names = (["read_compiled"] if compiled else []) + ["read_pyarrow", "read_pandas"]
+        names = (["read_compiled"] if compiled else []) + ["read_pyarrow", "read_pandas",
+                                                           "read_anirec_pyarrow"]
         table("CSV -> (user id, item, rating) arrays and counts", names, anime, scores,
               args.repeats, args.python)
     if "load" in args.tables:

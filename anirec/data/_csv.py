@@ -217,15 +217,16 @@ def scan(path: Path, columns: Sequence[str], needles: Sequence[bytes] = ()) -> b
     with open(path, "rb", buffering=0) as fh, memoryview(buf) as view:
         while True:
             n = fh.readinto(view)
-            chunk = view[:n]
+            data = buf if n == len(buf) else bytes(view[:n])
             pending = len(decoder.getstate()[0])
-            try:
-                decoder.decode(chunk, final=not n)
-            except UnicodeDecodeError as exc:
-                raise encoding_error(path, pos - pending + exc.start, columns) from None
+            # ASCII needs no decoding (the check is much faster than the decoder).
+            if pending or not n or not data.isascii():
+                try:
+                    decoder.decode(data, final=not n)
+                except UnicodeDecodeError as exc:
+                    raise encoding_error(path, pos - pending + exc.start, columns) from None
             if not n:
                 return found
-            data = buf if n == len(buf) else bytes(chunk)
             first = data.find(b"\n")
             if first < 0:
                 since_lf += n
@@ -252,7 +253,7 @@ def shown(value: str, limit: int = 40) -> str:
 def id_error(path: Path, column: str, row: int, value: str) -> DataError:
     """The :class:`DataError` for an id that breaks the one rule, at data row ``row``."""
     return DataError(f"{path}, column {column!r}, row {row}: {shown(value)} is not an integer "
-                     "id (plain digits: no sign, decimal point, exponent or hex)")
+                     "id (1 to 18 plain digits: no sign, decimal point, exponent or hex)")
 
 
 def parse_ids(values: np.ndarray, path: Path, column: str, row0: int = 0) -> np.ndarray:

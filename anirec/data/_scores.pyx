@@ -20,8 +20,13 @@ Blocks are cut only at record boundaries, so a caller can feed the file through 
 with ``final`` false a block stops before a record it cannot see the end of and reports how
 many bytes it consumed.
 
-Its sorting and splitting helpers, and the reading before the catalogue is known, are gone
-(issue 14): against the NumPy code (or the plain read) that replaced them each saved less
+Splitting. :func:`grouped_argsort` sorts each user's run by a key, stably (a bucket sort per
+run, a merge sort for a run whose keys bunch up); :func:`split_parts` and :func:`partition3`
+assign and copy out the train / validation / test parts: exactly the results of the NumPy code
+of :func:`anirec.data.split.split_ratings`, which runs when the backend is ``numpy``.
+
+The loading helpers (sorting pairs, compacting ids), the reading before the catalogue is known
+and the two-thread parse are gone (issue 14): against NumPy (or the plain read) each saved less
 than a third of ``load_mal`` at full size.
 """
 
@@ -29,6 +34,7 @@ import numpy as np
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memchr, memcpy
+from libc.stdlib cimport malloc, free
 
 # Return codes of parse_block.
 OK = 0
@@ -290,3 +296,247 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     counts[2] += n_excluded
     counts[3] += n_invalid
     return OK, p, kept
+
+
+# --------------------------------------------------------------------------- splitting
+# The per-user split's compiled helpers (kept: they save more than a third of load_mal's time
+# at full size, see benchmarks/README.md): each user's ratings ranked by a random key with a
+# bucket sort per run, then each rating's part and the copies of the parts.
+
+
+cdef void _merge_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
+                      Py_ssize_t n) noexcept nogil:
+    """Stable sort of the pairs (key[i], pos[i]), i < n, by key; the result is in key/pos.
+
+    Bottom-up merge sort whose merge step picks its source with a conditional move instead of
+    a branch: random keys would mispredict half of the branches.
+    """
+    cdef Py_ssize_t i, j, k, lo, mid, hi, width = 1, src_at
+    cdef double* ks = key
+    cdef double* kd = key_tmp
+    cdef int64_t* ps = pos
+    cdef int64_t* pd = pos_tmp
+    cdef double* kswap
+    cdef int64_t* pswap
+    cdef bint right
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                # Take the right entry only when strictly smaller: ties keep their order.
+                right = ks[j] < ks[i]
+                src_at = i ^ ((i ^ j) & -(<Py_ssize_t>right))
+                kd[k] = ks[src_at]
+                pd[k] = ps[src_at]
+                j += right
+                i += 1 - right
+                k += 1
+            while i < mid:
+                kd[k] = ks[i]
+                pd[k] = ps[i]
+                i += 1
+                k += 1
+            while j < hi:
+                kd[k] = ks[j]
+                pd[k] = ps[j]
+                j += 1
+                k += 1
+            lo = hi
+        kswap, ks, kd = ks, kd, ks
+        pswap, ps, pd = ps, pd, ps
+        width *= 2
+    if ps != pos:
+        memcpy(pos, ps, n * sizeof(int64_t))
+        memcpy(key, ks, n * sizeof(double))
+
+
+cdef enum:
+    # A bucket holding more entries than this (clustered or repeated keys) sends its run to
+    # the merge sort, so the insertion sorts stay short whatever the keys.
+    BUCKET_MAX = 48
+
+
+cdef bint _bucket_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
+                       int64_t* slot, Py_ssize_t n) noexcept nogil:
+    """Stable sort of the pairs (key[i], pos[i]) by key into key_tmp/pos_tmp, or False.
+
+    ``n`` buckets over [min, max] of the keys (a non-decreasing map of the key, so buckets
+    come in key order), a stable counting scatter, then an insertion sort of each bucket.
+    Linear for spread-out keys; returns False (nothing usable written) when a bucket is too
+    full. ``slot`` needs n + 1 entries.
+    """
+    cdef Py_ssize_t i, j, b, start, stop
+    cdef double lo = key[0], hi = key[0], scale, kv
+    cdef int64_t pv
+    for i in range(1, n):
+        if key[i] < lo:
+            lo = key[i]
+        if key[i] > hi:
+            hi = key[i]
+    if not hi > lo:          # all equal (or NaN): the order is already sorted and stable
+        memcpy(key_tmp, key, n * sizeof(double))
+        memcpy(pos_tmp, pos, n * sizeof(int64_t))
+        return True
+    scale = n / (hi - lo)
+    for i in range(n + 1):
+        slot[i] = 0
+    for i in range(n):
+        b = <Py_ssize_t>((key[i] - lo) * scale)
+        b = min(max(b, 0), n - 1)
+        slot[b + 1] += 1
+    for i in range(n):
+        if slot[i + 1] > BUCKET_MAX:
+            return False
+        slot[i + 1] += slot[i]
+    for i in range(n):
+        b = <Py_ssize_t>((key[i] - lo) * scale)
+        b = min(max(b, 0), n - 1)
+        j = slot[b]
+        slot[b] = j + 1
+        key_tmp[j] = key[i]
+        pos_tmp[j] = pos[i]
+    # slot[b] is now the end of bucket b; bucket b starts where bucket b - 1 ends.
+    start = 0
+    for b in range(n):
+        stop = slot[b]
+        for i in range(start + 1, stop):
+            kv = key_tmp[i]
+            pv = pos_tmp[i]
+            j = i - 1
+            while j >= start and key_tmp[j] > kv:
+                key_tmp[j + 1] = key_tmp[j]
+                pos_tmp[j + 1] = pos_tmp[j]
+                j -= 1
+            key_tmp[j + 1] = kv
+            pos_tmp[j + 1] = pv
+        start = stop
+    return True
+
+
+def grouped_argsort(const int64_t[::1] bounds, const double[::1] key, int64_t[::1] order,
+                    int64_t[::1] rank=None):
+    """Sort each run ``order[bounds[g]:bounds[g+1]]`` stably by ``key`` of its entries.
+
+    ``order`` holds positions into ``key``; on return each run is ordered by increasing key,
+    equal keys keeping their previous order. With ``order`` = the stable order by user and
+    ``bounds`` the user boundaries, this is the stable argsort of (user, key). When ``rank``
+    is given, ``rank[order[bounds[g] + j]] = j``: each position's rank within its run.
+    Keys must not be NaN.
+    """
+    cdef Py_ssize_t g, j, b, n_groups = bounds.shape[0] - 1, size, longest = 0
+    cdef Py_ssize_t n = order.shape[0]
+    cdef double* keys
+    cdef double* keys_tmp
+    cdef int64_t* pos_tmp
+    cdef int64_t* slot
+    if rank is not None and rank.shape[0] != key.shape[0]:
+        raise ValueError("rank must have the length of key")
+    if n_groups < 1:
+        return
+    if bounds[0] < 0 or bounds[n_groups] > n:
+        raise ValueError("bounds outside the order array")
+    for g in range(n_groups):
+        if bounds[g + 1] < bounds[g]:
+            raise ValueError("bounds must be non-decreasing")
+        longest = max(longest, bounds[g + 1] - bounds[g])
+    for j in range(n):
+        if order[j] < 0 or order[j] >= key.shape[0]:
+            raise ValueError("order holds a position outside key")
+    longest = max(longest, 1)
+    keys = <double*>malloc(longest * sizeof(double))
+    keys_tmp = <double*>malloc(longest * sizeof(double))
+    pos_tmp = <int64_t*>malloc(longest * sizeof(int64_t))
+    slot = <int64_t*>malloc((longest + 1) * sizeof(int64_t))
+    if keys == NULL or keys_tmp == NULL or pos_tmp == NULL or slot == NULL:
+        free(keys)
+        free(keys_tmp)
+        free(pos_tmp)
+        free(slot)
+        raise MemoryError()
+    with nogil:
+        for g in range(n_groups):
+            b = bounds[g]
+            size = bounds[g + 1] - b
+            if size > 1:
+                for j in range(size):
+                    keys[j] = key[order[b + j]]
+                if _bucket_sort(keys, &order[b], keys_tmp, pos_tmp, slot, size):
+                    memcpy(&order[b], pos_tmp, size * sizeof(int64_t))
+                else:
+                    _merge_sort(keys, &order[b], keys_tmp, pos_tmp, size)
+            if rank is not None:
+                for j in range(size):
+                    rank[order[b + j]] = j
+    free(keys)
+    free(keys_tmp)
+    free(pos_tmp)
+    free(slot)
+
+
+def split_parts(const int32_t[::1] users, const int64_t[::1] rank, const int64_t[::1] n_test,
+                const int64_t[::1] n_valid):
+    """Part of each rating from its rank within its user: 2 (test) for the ``n_test[user]``
+    first, 1 (validation) for the ``n_valid[user]`` next, 0 (train) for the rest.
+    """
+    cdef Py_ssize_t i, n = users.shape[0], n_users = n_test.shape[0]
+    cdef int32_t u
+    if rank.shape[0] != n or n_valid.shape[0] != n_users:
+        raise ValueError("users and rank, n_test and n_valid must have one length")
+    for i in range(n):
+        if users[i] < 0 or users[i] >= n_users:
+            raise ValueError(f"user index {users[i]} outside [0, {n_users})")
+    part_a = np.empty(n, dtype=np.int8)
+    cdef int8_t[::1] part = part_a
+    with nogil:
+        for i in range(n):
+            u = users[i]
+            part[i] = 2 if rank[i] < n_test[u] else (1 if rank[i] < n_test[u] + n_valid[u]
+                                                     else 0)
+    return part_a
+
+
+def partition3(const int8_t[::1] part, const int32_t[::1] users, const int32_t[::1] items,
+               const int8_t[::1] ratings, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2):
+    """Copy the entries of each part (0, 1, 2) out, in order, as (users, items, float32 rating).
+
+    ``n0``, ``n1``, ``n2`` are the sizes of the parts (the counts of 0, 1, 2 in ``part``).
+    """
+    cdef Py_ssize_t i, n = part.shape[0], k0 = 0, k1 = 0, k2 = 0
+    if users.shape[0] != n or items.shape[0] != n or ratings.shape[0] != n:
+        raise ValueError("part, users, items and ratings must have one length")
+    out = []
+    for size in (n0, n1, n2):
+        out.append((np.empty(size, np.int32), np.empty(size, np.int32),
+                    np.empty(size, np.float32)))
+    cdef int32_t[::1] u0 = out[0][0], u1 = out[1][0], u2 = out[2][0]
+    cdef int32_t[::1] i0 = out[0][1], i1 = out[1][1], i2 = out[2][1]
+    cdef float[::1] r0 = out[0][2], r1 = out[1][2], r2 = out[2][2]
+    cdef int8_t p
+    cdef bint bad = False
+    with nogil:
+        for i in range(n):
+            p = part[i]
+            if p == 0 and k0 < n0:
+                u0[k0] = users[i]
+                i0[k0] = items[i]
+                r0[k0] = ratings[i]
+                k0 += 1
+            elif p == 1 and k1 < n1:
+                u1[k1] = users[i]
+                i1[k1] = items[i]
+                r1[k1] = ratings[i]
+                k1 += 1
+            elif p == 2 and k2 < n2:
+                u2[k2] = users[i]
+                i2[k2] = items[i]
+                r2[k2] = ratings[i]
+                k2 += 1
+            else:
+                bad = True
+                break
+    if bad or k0 != n0 or k1 != n1 or k2 != n2:
+        raise ValueError("part sizes do not match n0, n1, n2")
+    return out

@@ -112,18 +112,24 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
     n = users.shape[0]
     per_user = np.diff(ratings.indptr)
     n_users = per_user.shape[0]
+    grouped = n == 0 or bool(np.all(users[1:] >= users[:-1]))
     rng = np.random.default_rng(seed)
     # Random order within each user: rank on user + a uniform key in [0, 1). float64 keeps 52
     # bits, enough for user indices up to ~2^20 with ~32 random bits left for the tie-break.
     key = users.astype(np.float64) + rng.random(n)
-    # Keys are >= 0, where float64 and its bits as int64 sort alike: same order, and NumPy's
-    # stable sort is faster on integers.
-    order = np.argsort(key.view(np.int64), kind="stable")
-    del key
+    native = _native() if grouped else None
     rank = np.empty(n, dtype=np.int64)
-    # The row pointer gives where each user's run starts in the sorted order.
-    rank[order] = np.arange(n) - ratings.indptr[users[order]]
-    del order
+    if native is not None:
+        # Grouped by user, as loaded: the row pointer bounds each user's run, sorted alone.
+        native.grouped_argsort(ratings.indptr, key, np.arange(n, dtype=np.int64), rank)
+    else:
+        # Keys are >= 0, where float64 and its bits as int64 sort alike: same order, and
+        # NumPy's stable sort is faster on integers.
+        order = np.argsort(key.view(np.int64), kind="stable")
+        # The row pointer gives where each user's run starts in the sorted order.
+        rank[order] = np.arange(n) - ratings.indptr[users[order]]
+        del order
+    del key
     big = per_user >= min_ratings
     n_test = np.where(big, np.rint(test * per_user), 0).astype(np.int64)
     n_valid = np.where(big, np.rint(valid * per_user), 0).astype(np.int64)
@@ -132,16 +138,39 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
     n_valid -= np.minimum(over, n_valid)
     over = np.maximum(n_test + n_valid - (per_user - 1), 0)
     n_test -= np.minimum(over, n_test)
-    r_test = n_test[users]
-    part = np.where(rank < r_test, np.int8(2), np.int8(0))
-    part[(part == 0) & (rank < r_test + n_valid[users])] = 1
-    del rank, r_test
-    full = Triplets(ratings.users, ratings.items, ratings.ratings)
-    parts = [full.subset(part == k) for k in range(3)]
-    if n == 0 or np.all(users[1:] >= users[:-1]):
+    if native is not None and _compact(ratings, n):
+        part = native.split_parts(users, rank, n_test, n_valid)
+        del rank
+        n_te, n_va = int(n_test.sum()), int(n_valid.sum())
+        parts = [Triplets(*p) for p in native.partition3(part, users, ratings.items,
+                                                           ratings.ratings, n - n_va - n_te,
+                                                           n_va, n_te)]
+    else:
+        r_test = n_test[users]
+        part = np.where(rank < r_test, np.int8(2), np.int8(0))
+        part[(part == 0) & (rank < r_test + n_valid[users])] = 1
+        del rank, r_test
+        full = Triplets(ratings.users, ratings.items, ratings.ratings)
+        parts = [full.subset(part == k) for k in range(3)]
+    if grouped:
         # Each part keeps the ratings' order, so its row pointer is its per-user counts summed.
         counts = (per_user - n_valid - n_test, n_valid, n_test)
         for t, c in zip(parts, counts):
             t.indptr = np.zeros(n_users + 1, dtype=np.int64)
             np.cumsum(c, out=t.indptr[1:])
     return Split(train=parts[0], valid=parts[1], test=parts[2], part=part)
+
+
+def _compact(ratings: Ratings, n: int) -> bool:
+    """Whether the ratings' arrays are the loader's dtypes, contiguous (what the compiled
+    helpers take without a copy)."""
+    arrays = (ratings.users, ratings.items, ratings.ratings)
+    return all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.shape == (n,)
+               and a.dtype == dt for a, dt in zip(arrays, (np.int32, np.int32, np.int8)))
+
+
+def _native():
+    """The compiled split helpers when the ``cython`` backend is active and they are built."""
+    from .scores import _native as scores_native
+
+    return scores_native()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from anirec.backend import use_backend
-from anirec.data import load_mal
+from anirec.data import Ratings, load_mal, split_ratings
 from anirec.data import _csv, anime as anime_file_module, scores as sc
 from anirec.data.types import LoadSummary
 from anirec.errors import DataError
@@ -276,6 +276,75 @@ def test_utf8_check_on_random_bytes():
     assert _scores.utf8_error(data, 0, len(data)) == -1
     assert _scores.utf8_error(data, 3, len(data)) == _python_error(data[3:])
     codecs.lookup("utf-8")
+
+
+# --------------------------------------------------------------------------- split helpers
+
+
+@pytest.mark.parametrize("kind", ["random", "ties", "clustered", "constant", "negative"])
+def test_grouped_argsort_is_the_stable_argsort(kind):
+    rng = np.random.default_rng(11)
+    n_users, n = 40, 5_000
+    users = np.sort(rng.integers(0, n_users, n))
+    if kind == "random":
+        key = rng.random(n)
+    elif kind == "ties":
+        key = rng.integers(0, 4, n).astype(np.float64)
+    elif kind == "clustered":
+        key = np.where(rng.random(n) < 0.95, 1.0 + rng.integers(0, 2, n) * 1e-9, 1e12)
+    elif kind == "constant":
+        key = np.full(n, 3.0)
+    else:
+        key = -rng.random(n) * 1e6
+    bounds = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=bounds[1:])
+    order = np.arange(n, dtype=np.int64)
+    rank = np.full(n, -1, dtype=np.int64)
+    _scores.grouped_argsort(bounds, key, order, rank)
+    expected = np.lexsort((key, users))   # stable: ties keep index order
+    np.testing.assert_array_equal(order, expected)
+    np.testing.assert_array_equal(rank[expected], np.arange(n) - bounds[users[expected]])
+
+
+def _ratings(users: np.ndarray, seed: int = 0) -> Ratings:
+    rng = np.random.default_rng(seed)
+    n_users = int(users.max()) + 1
+    return Ratings(user_ids=np.arange(n_users, dtype=np.int64),
+                   users=users.astype(np.int32),
+                   items=rng.integers(0, 100, users.size).astype(np.int32),
+                   ratings=rng.integers(1, 11, users.size).astype(np.int8))
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_split_same_on_both_backends(grouped, seed):
+    users = np.random.default_rng(9).integers(0, 200, 20_000)
+    if grouped:
+        users = np.sort(users)
+    r = _ratings(users)
+    fast = split_ratings(r, valid=0.1, test=0.2, seed=seed)
+    with use_backend("numpy"):
+        slow = split_ratings(r, valid=0.1, test=0.2, seed=seed)
+    np.testing.assert_array_equal(fast.part, slow.part)
+    for a, b in ((fast.train, slow.train), (fast.valid, slow.valid), (fast.test, slow.test)):
+        for name in ("users", "items", "ratings", "indptr"):
+            x, y = getattr(a, name), getattr(b, name)
+            if x is None or y is None:
+                assert x is None and y is None and not grouped
+                continue
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+
+
+def test_partition3_checks_sizes():
+    part = np.array([0, 2, 1, 0], dtype=np.int8)
+    u = np.arange(4, dtype=np.int32)
+    r = np.array([1, 2, 3, 4], dtype=np.int8)
+    (u0, i0, r0), (u1, _, _), (u2, _, r2) = _scores.partition3(part, u, u, r, 2, 1, 1)
+    assert u0.tolist() == [0, 3] and u1.tolist() == [2] and u2.tolist() == [1]
+    assert r0.dtype == np.float32 and r2.tolist() == [2.0]
+    with pytest.raises(ValueError, match="part sizes"):
+        _scores.partition3(part, u, u, r, 1, 1, 1)
 
 
 # --------------------------------------------------------------------------- anime file
