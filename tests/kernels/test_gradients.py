@@ -5,7 +5,7 @@ import pytest
 
 from anirec import kernels as K
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import make_problem
+from .kernel_helpers import make_problem
 
 
 def _inputs(problem, batch):

@@ -9,7 +9,7 @@ import pytest
 from anirec import kernels as K
 from anirec._kernels import _numpy
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import DTYPES, assert_close, both, make_problem, requires_cython
+from .kernel_helpers import DTYPES, assert_close, both, make_problem, requires_cython
 
 
 def _normalised(rng, n, d, dtype):

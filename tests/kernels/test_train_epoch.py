@@ -5,7 +5,7 @@ import pytest
 
 import anirec
 from anirec import kernels as K
-from kernel_helpers import make_problem, requires_cython
+from .kernel_helpers import make_problem, requires_cython
 
 OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
 
