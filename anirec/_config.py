@@ -21,7 +21,8 @@ def _blas_info() -> list[dict]:
 
 
 def show_config(print_out: bool = True) -> dict:
-    """Report the anirec version, active backend, compiled parts, OpenMP, threads and BLAS.
+    """Report the anirec version, active backend, compiled parts (and which scores reader the
+    backend selects), OpenMP, threads and BLAS.
 
     Parameters
     ----------
@@ -47,11 +48,14 @@ def show_config(print_out: bool = True) -> dict:
         compiled_reader = True
     except ImportError:
         compiled_reader = False
+    from anirec.data.scores import reader_name  # imported here: anirec.data imports slowly
     config = {
         "anirec": __version__,
         "backend": backend.get_backend(),
         "compiled_extensions": compiled,
         "compiled_scores_reader": compiled_reader,
+        # The backend decides: the compiled reader with "cython", pyarrow with "numpy".
+        "scores_reader": reader_name(),
         "openmp": openmp,
         "openmp_max_threads": threads,
         "cpu_count": os.cpu_count(),

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from anirec import _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
-from anirec.data.mal import index_of_sorted
+from anirec.data.types import index_of_sorted
 from anirec.errors import NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
@@ -155,10 +155,15 @@ class Recommender:
         self.cold_start = features.cold_start
         self.user_x = np.asarray(features.user_x)
         self.item_x = np.asarray(features.item_x)
-        seen = [split.train, split.valid]
-        self.seen = _csr_from_pairs(np.concatenate([s.users for s in seen]),
-                                    np.concatenate([s.items for s in seen]),
-                                    (self.user_ids.shape[0], self.anime_ids.shape[0]))
+        if split.train.indptr is not None and split.valid.indptr is not None:
+            # Loaded ratings are a CSR matrix: the rated set is it without the test entries.
+            self.seen = (split.train.indptr + split.valid.indptr,
+                         data.ratings.items[split.part != 2].astype(np.int64))
+        else:
+            seen = [split.train, split.valid]
+            self.seen = _csr_from_pairs(np.concatenate([s.users for s in seen]),
+                                        np.concatenate([s.items for s in seen]),
+                                        (self.user_ids.shape[0], self.anime_ids.shape[0]))
         self.test = split.test
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
         self.baselines = self._fit_baselines(train, features.item_bayes)

@@ -148,9 +148,9 @@ def _compare(benchmark, params, tmp_path):
     raw = fast.user_stats.rows(idx, scaled=False)
     np.testing.assert_allclose(raw[:, :-2], slow[genres].to_numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(raw[:, -1], slow["mean"].to_numpy(), rtol=1e-9)
-    from anirec.data import mal
+    from anirec.data.scores import reader_name
 
-    reader = "compiled" if mal._scores is not None else "pyarrow"
+    reader = reader_name()
     benchmark.extra_info.update(n_ratings=len(train), notebook_features_s=t_notebook,
                                 features_s=t_ours, features_speedup=t_notebook / t_ours,
                                 notebook_end_to_end_s=t_nb_e2e, end_to_end_s=t_e2e,

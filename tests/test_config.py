@@ -20,3 +20,15 @@ def test_show_config_prints_and_returns_the_report(capsys):
 def test_every_compiled_part_was_built():
     config = anirec.show_config(print_out=False)
     assert config["compiled_extensions"] and config["compiled_scores_reader"]
+
+
+def test_the_backend_chooses_the_scores_reader():
+    # One switch: the compiled reader follows the kernel backend, and the report says so.
+    expected = "compiled" if anirec.show_config(print_out=False)["compiled_scores_reader"] \
+        else "pyarrow"
+    with anirec.use_backend("cython" if anirec.backend.cython_available() else "numpy"):
+        config = anirec.show_config(print_out=False)
+        assert config["scores_reader"] == (expected if config["backend"] == "cython"
+                                           else "pyarrow")
+    with anirec.use_backend("numpy"):
+        assert anirec.show_config(print_out=False)["scores_reader"] == "pyarrow"

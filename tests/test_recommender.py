@@ -107,6 +107,22 @@ def test_rated_anime_are_excluded(fitted, synthetic):
     assert (np.diff(unfiltered["score"].to_numpy().reshape(50, 20), axis=1) <= 0).all()
 
 
+def test_rated_set_is_the_ratings_csr_without_the_test_split(fitted, synthetic):
+    # Built from the loaded row pointer; the same as building a CSR from the pairs.
+    from anirec.recommender import _csr_from_pairs
+
+    t = fitted.test
+    r = synthetic[1].ratings
+    keep = np.ones(r.n_ratings, dtype=bool)
+    pos = r.indptr[t.users] + np.array([np.searchsorted(r.items[r.indptr[u]:r.indptr[u + 1]], i)
+                                        for u, i in zip(t.users, t.items)], dtype=np.int64)
+    keep[pos] = False
+    want = _csr_from_pairs(r.users[keep], r.items[keep], (r.n_users, fitted.anime_ids.shape[0]))
+    for got, expected in zip(fitted.seen, want):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_excluded_genres_are_never_recommended(fitted, synthetic):
     anime = synthetic[0].anime
     excluded = anime["Genres"].str.contains("Ecchi|Hentai|Erotica")

@@ -1,18 +1,22 @@
 """MyAnimeList data: loading and cleaning, splitting, features, and the synthetic data set.
 
-pandas/NumPy/SciPy only: this package knows nothing of the kernels or the model.
+One module per job: :mod:`.types` (catalogue, ratings, load summary, id lookup), :mod:`.anime`
+(the anime file), :mod:`.scores` (the scores file), :mod:`.mal` (``load_mal``, orchestration
+only), :mod:`.bayes`, :mod:`.split`, :mod:`.features`, :mod:`.synthetic`.
+pandas/NumPy/SciPy/pyarrow only: this package knows nothing of the kernels or the model.
 """
 
-from .mal import (
+from .anime import load_catalogue
+from .bayes import bayesian_average
+from .mal import load_mal
+from .types import (
     ANIME_TYPES,
     DEFAULT_EXCLUDED_GENRES,
     Catalogue,
     LoadSummary,
     MALData,
     Ratings,
-    bayesian_average,
-    load_catalogue,
-    load_mal,
+    index_of_sorted,
 )
 from .features import WEIGHTINGS, ColdStart, Features, UserStats, build_features
 from .split import Split, Triplets, split_ratings
@@ -33,6 +37,7 @@ __all__ = [
     "MALData",
     "Ratings",
     "bayesian_average",
+    "index_of_sorted",
     "load_catalogue",
     "load_mal",
     "WEIGHTINGS",

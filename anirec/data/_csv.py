@@ -1,49 +1,94 @@
-"""Low-level CSV checks shared by the MAL readers: header, encoding, locating bad values.
+"""Low-level CSV checks shared by the MAL readers: the file itself, header, encoding, ids.
 
 Everything here turns a problem with an input file into :class:`anirec.errors.DataError` whose
 message names the file, the column and, where it applies, the row (data rows are counted from 1,
 the header not included) or the line (physical lines counted from 1, the header being line 1).
+Nothing here blocks or reads without bound: only regular files are opened (a FIFO would block,
+a pipe could be read only once, a device may never end) and no line may exceed
+:data:`MAX_LINE` bytes.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 import os
+import re
+import stat
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
 
-try:
-    from . import _scores
-except ImportError:  # not built: Python's decoder checks the bytes
-    _scores = None
-
+UTF8_BOM = b"\xef\xbb\xbf"
+#: The longest physical line accepted, in bytes (the real files' longest is a few KiB).
+MAX_LINE = 1 << 24
+#: The largest file read whole into memory (the real anime file is 15 MiB).
+MAX_SMALL = 1 << 30
+#: The one rule for ids in every file: plain decimal digits (no sign, exponent, fraction or
+#: hex), at most 18 of them so that any id fits an int64; spaces around are allowed.
+_ID = re.compile(r"\s*[0-9]{1,18}\s*")
 # Delimiters that a mis-exported file may use instead of ",".
 _OTHER_DELIMITERS = (";", "\t", "|")
 
 
 def as_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`~pathlib.Path`."""
     return Path(os.fspath(path))
 
 
-def read_header(path: Path, required: Sequence[str]) -> list[str]:
-    """Check that ``path`` exists, is not empty, and its header has the ``required`` columns.
+def check_regular(path: Path) -> int:
+    """The size of ``path``, after checking that it is a regular file (never opening it).
 
-    Returns the header's column names.
+    Raises
+    ------
+    DataError
+        Not found, a directory, or anything but a regular file: a FIFO (opening it would
+        wait for a writer), a pipe such as ``<(cat file)`` or a device (``/dev/zero`` never
+        ends).
     """
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(f"{path}: is a directory, expected a CSV file")
-    with open(path, "rb") as fh:
-        first = fh.readline()
-        second = fh.readline()
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO or pipe" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise DataError(f"{path}: is {kind}, not a regular file; save the data to a file "
+                        "and pass that")
+    return st.st_size
+
+
+def _readline(fh, path: Path, line_no: int) -> bytes:
+    line = fh.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise DataError(f"{path}, line {line_no}: longer than {MAX_LINE} bytes (not a CSV "
+                        "file of this data set?)")
+    return line
+
+
+def read_header(path: Path, required: Sequence[str]) -> list[str]:
+    """Check that ``path`` is a non-empty regular file whose header has the ``required``
+    columns, and that it has a data row.
+
+    Returns
+    -------
+    list of str
+        The header's column names.
+    """
+    check_regular(path)
+    try:
+        with open(path, "rb") as fh:
+            first = _readline(fh, path, 1)
+            second = _readline(fh, path, 2)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror}") from None
     if not first.strip():
         raise DataError(f"{path}: file is empty (expected a header line with columns "
                         f"{', '.join(repr(c) for c in required)})")
@@ -52,7 +97,11 @@ def read_header(path: Path, required: Sequence[str]) -> list[str]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}, line 1 (header): invalid UTF-8 byte "
                         f"0x{first[exc.start]:02x} at byte offset {exc.start}") from None
-    columns = next(csv.reader([text.rstrip("\r\n")]))
+    text = text.rstrip("\r\n")
+    if "\r" in text:
+        raise DataError(f"{path}: lines end with a lone CR (old Mac line endings); convert "
+                        "them to LF or CRLF")
+    columns = next(csv.reader([text]))
     missing = [c for c in required if c not in columns]
     if missing:
         if len(columns) == 1:
@@ -67,6 +116,27 @@ def read_header(path: Path, required: Sequence[str]) -> list[str]:
     if not second.strip():
         raise DataError(f"{path}: has a header but no data rows")
     return columns
+
+
+def read_small(path: Path) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_SMALL` bytes."""
+    if check_regular(path) > MAX_SMALL:
+        raise DataError(f"{path}: larger than {MAX_SMALL >> 20} MiB (not the file of this "
+                        "data set?)")
+    return path.read_bytes()
+
+
+def check_line_length(path: Path, data: bytes) -> None:
+    """Raise :class:`DataError` naming the first line of ``data`` longer than
+    :data:`MAX_LINE` bytes."""
+    if len(data) <= MAX_LINE:
+        return
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    starts = np.concatenate([[0], ends + 1])
+    lengths = np.concatenate([ends, [len(data)]]) - starts
+    long = np.flatnonzero(lengths > MAX_LINE)
+    if long.size:
+        raise DataError(f"{path}, line {int(long[0]) + 1}: longer than {MAX_LINE} bytes")
 
 
 def locate_byte(path: Path, offset: int, columns: Sequence[str]) -> tuple[int, str | None]:
@@ -89,7 +159,7 @@ def locate_byte(path: Path, offset: int, columns: Sequence[str]) -> tuple[int, s
                 line_start = pos + block.rfind(b"\n") + 1
             pos += len(block)
         fh.seek(line_start)
-        line = fh.readline()
+        line = fh.readline(MAX_LINE)
     text_line = line.decode("utf-8", errors="surrogateescape").rstrip("\r\n")
     try:
         fields = next(csv.reader([text_line]))
@@ -104,6 +174,7 @@ def locate_byte(path: Path, offset: int, columns: Sequence[str]) -> tuple[int, s
 
 
 def encoding_error(path: Path, offset: int, columns: Sequence[str]) -> DataError:
+    """The :class:`DataError` for the invalid UTF-8 byte at ``offset`` of ``path``."""
     with open(path, "rb") as fh:
         fh.seek(offset)
         byte = fh.read(1)
@@ -115,72 +186,95 @@ def encoding_error(path: Path, offset: int, columns: Sequence[str]) -> DataError
 
 def check_utf8(path: Path, data: bytes, columns: Sequence[str]) -> None:
     """Raise :class:`DataError` locating the first invalid UTF-8 sequence in ``data``."""
-    if _scores is not None:
-        # The compiled check finds the same first offset as the decoder, without a str.
-        bad = _scores.utf8_error(data, 0, len(data))
-        if bad >= 0:
-            raise encoding_error(path, bad, columns)
-        return
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise encoding_error(path, exc.start, columns) from None
 
 
-class CheckedReader(io.RawIOBase):
-    """A binary file that validates UTF-8 as it is read and reports progress.
+def scan(path: Path, columns: Sequence[str], needles: Sequence[bytes] = ()) -> bool:
+    """One streaming pass over ``path``: UTF-8 and line lengths checked, ``needles`` looked for.
 
-    Validation happens block by block with an incremental decoder, so a huge file costs no
-    extra memory; the first invalid sequence is recorded in :attr:`error` and reading stops.
+    Returns
+    -------
+    bool
+        Whether any of ``needles`` occurs (at most ``len(needle) - 1`` bytes may be missed
+        where two blocks meet, so a caller only uses this as a hint).
+
+    Raises
+    ------
+    DataError
+        Naming the line (and column) of the first invalid UTF-8 byte, or the first line longer
+        than :data:`MAX_LINE` bytes.
     """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    block = min(1 << 24, MAX_LINE)   # so that a line within one block is never too long
+    found = False
+    pos = 0           # bytes before ``buf``
+    since_lf = 0      # bytes since the last LF
+    line_no = 1
+    buf = bytearray(block)
+    with open(path, "rb", buffering=0) as fh, memoryview(buf) as view:
+        while True:
+            n = fh.readinto(view)
+            data = buf if n == len(buf) else bytes(view[:n])
+            pending = len(decoder.getstate()[0])
+            # ASCII needs no decoding (the check is much faster than the decoder).
+            if pending or not n or not data.isascii():
+                try:
+                    decoder.decode(data, final=not n)
+                except UnicodeDecodeError as exc:
+                    raise encoding_error(path, pos - pending + exc.start, columns) from None
+            if not n:
+                return found
+            first = data.find(b"\n")
+            if first < 0:
+                since_lf += n
+                if since_lf > MAX_LINE:
+                    raise DataError(f"{path}, line {line_no}: longer than {MAX_LINE} bytes")
+            else:
+                if since_lf + first > MAX_LINE:
+                    raise DataError(f"{path}, line {line_no}: longer than {MAX_LINE} bytes")
+                # A line inside one block is shorter than the block, hence than MAX_LINE.
+                line_no += data.count(b"\n")
+                since_lf = n - data.rfind(b"\n") - 1
+            if not found:
+                found = any(data.find(nd) >= 0 for nd in needles)
+            pos += n
 
-    def __init__(self, path: Path, columns: Sequence[str],
-                 on_read: Callable[[int], Any] | None = None) -> None:
-        super().__init__()
-        self._path = path
-        self._columns = columns
-        self._fh = open(path, "rb")
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._on_read = on_read
-        self.pos = 0
-        self.error: DataError | None = None
 
-    def readable(self) -> bool:
-        return True
+def shown(value: str, limit: int = 40) -> str:
+    """``value`` for an error message: quoted, cut to ``limit`` characters, "(empty)"."""
+    if not value.strip():
+        return "(empty)"
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
-    def readinto(self, buffer: Any) -> int:
-        if self.error is not None:
-            return 0
-        n = self._fh.readinto(buffer)
-        if not n:
-            try:
-                self._decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                pending = len(self._decoder.getstate()[0])
-                self.error = encoding_error(self._path, self.pos - pending, self._columns)
-            return 0
-        pending = len(self._decoder.getstate()[0])
-        try:
-            self._decoder.decode(bytes(memoryview(buffer)[:n]))
-        except UnicodeDecodeError as exc:
-            self.error = encoding_error(self._path, self.pos - pending + exc.start, self._columns)
-            raise self.error from None
-        self.pos += n
-        if self._on_read is not None:
-            self._on_read(n)
-        return n
 
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
+def id_error(path: Path, column: str, row: int, value: str) -> DataError:
+    """The :class:`DataError` for an id that breaks the one rule, at data row ``row``."""
+    return DataError(f"{path}, column {column!r}, row {row}: {shown(value)} is not an integer "
+                     "id (1 to 18 plain digits: no sign, decimal point, exponent or hex)")
+
+
+def parse_ids(values: np.ndarray, path: Path, column: str, row0: int = 0) -> np.ndarray:
+    """Parse ids by the one rule (see :data:`_ID`): int64 array, or :class:`DataError` naming
+    the first bad value's row (``row0`` rows come before ``values``)."""
+    text = pd.Series(values, dtype=object)
+    ok = text.str.fullmatch(_ID).to_numpy(dtype=bool, na_value=False)
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        raise id_error(path, column, row0 + k + 1, str(values[k]))
+    return text.astype(np.int64).to_numpy() if len(text) else np.empty(0, np.int64)
 
 
 def find_bad_value(path: Path, columns: Sequence[str], *, integer: Sequence[str] = (),
                    numeric: Sequence[str] = ()) -> DataError | None:
     """Slow diagnostic pass: the first value of ``integer``/``numeric`` columns that does not
-    parse (or a row that does not tokenise), as a :class:`DataError`; ``None`` if all parse.
+    parse (an id by the one rule of :func:`parse_ids`), or a row that does not tokenise, as a
+    :class:`DataError`; ``None`` if all parse.
 
-    Used only after the fast reader failed, to give the row and column.
+    Used only after the fast reader failed (or saw a possible hex id), to give the row and
+    column.
     """
     usecols = list(dict.fromkeys([*integer, *numeric]))
     row0 = 0
@@ -191,19 +285,19 @@ def find_bad_value(path: Path, columns: Sequence[str], *, integer: Sequence[str]
         for chunk in chunks:
             for col in usecols:
                 values = chunk[col].to_numpy(dtype=object)
-                parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
                 if col in integer:
-                    with np.errstate(invalid="ignore"):
-                        bad = ~np.isfinite(parsed) | (parsed != np.round(parsed))
-                else:
-                    bad = np.isnan(parsed) & (pd.Series(values).str.strip() != "").to_numpy()
+                    try:
+                        parse_ids(values, path, col, row0)
+                    except DataError as exc:
+                        return exc
+                    continue
+                parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+                bad = np.isnan(parsed) & (pd.Series(values).str.strip() != "").to_numpy()
                 if bad.any():
                     k = int(np.flatnonzero(bad)[0])
-                    kind = "an integer id" if col in integer else "a number"
-                    shown = values[k] if values[k] != "" else "(empty)"
                     return DataError(f"{path}, column {col!r}, row {row0 + k + 1}: "
-                                     f"{shown!r} is not {kind}")
+                                     f"{shown(values[k])} is not a number")
             row0 += len(chunk)
     except pd.errors.ParserError as exc:
-        return DataError(f"{path}: malformed CSV: {exc}")
+        return DataError(f"{path}: malformed CSV: {' '.join(str(exc).split())}")
     return None

@@ -1,4 +1,4 @@
-"""Compiled fast paths for the ratings of ``users-score-2023.csv``: reading, ordering, splitting.
+"""The compiled reader of ``users-score-2023.csv`` (kept: see ``benchmarks/bench_reader.py``).
 
 Reading. :func:`parse_block` is a strict reader of exactly the file the Kaggle export writes::
 
@@ -6,9 +6,8 @@ Reading. :func:`parse_block` is a strict reader of exactly the file the Kaggle e
 
 It keeps the three numeric columns, looks each ``anime_id`` up in the catalogue table and counts
 every row as kept, unknown anime, excluded anime or invalid rating, exactly as the pyarrow path
-of :func:`anirec.data.mal._read_scores` does (or, read before the catalogue is known, keeps
-every row with its ``anime_id`` for :func:`apply_lookup` to map and count after). It accepts
-only what it can read without doubt:
+of :func:`anirec.data.scores.read_scores` does. It accepts only what it can read without
+doubt:
 ids and ratings of 1 to 18 ASCII digits (no sign, space, quote or decimal point); Username and
 Anime Title either unquoted (no quote, CR or LF inside) or quoted (commas, doubled quotes, CR and
 LF inside); records ended by LF, CRLF or the end of the file; empty lines (which pyarrow
@@ -21,15 +20,14 @@ Blocks are cut only at record boundaries, so a caller can feed the file through 
 with ``final`` false a block stops before a record it cannot see the end of and reports how
 many bytes it consumed.
 
-Ordering and splitting. :func:`compact_sorted` maps sorted user ids to indices and
-:func:`run_bounds` finds each user's run, one pass each; :func:`counting_order` is the stable
-order by user (one counting sort) for ratings whose users are not already grouped;
-:func:`grouped_argsort` sorts each user's run by a key, stably (a bucket sort per run, a merge
-sort for a run whose keys bunch up); :func:`gather_last` applies the order and drops repeated
-pairs; :func:`split_parts` and :func:`partition3` assign and copy out the train / validation /
-test parts. Together they give exactly the results of the NumPy code they replace (global
-stable ``argsort``, ``bincount``, masks), in linear time for spread-out keys. The NumPy code
-stays as the fallback when this module is not built, and the tests compare the two.
+Splitting. :func:`grouped_argsort` sorts each user's run by a key, stably (a bucket sort per
+run, a merge sort for a run whose keys bunch up); :func:`split_parts` and :func:`partition3`
+assign and copy out the train / validation / test parts: exactly the results of the NumPy code
+of :func:`anirec.data.split.split_ratings`, which runs when the backend is ``numpy``.
+
+The loading helpers (sorting pairs, compacting ids), the reading before the catalogue is known
+and the two-thread parse are gone (issue 14): against NumPy (or the plain read) each saved less
+than a third of ``load_mal`` at full size.
 """
 
 import numpy as np
@@ -240,19 +238,12 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     excluded anime, invalid rating. ``lookup[anime_id]`` is the item index, -1 unknown, -2
     excluded; ids past its end are unknown.
 
-    With ``lookup`` None (the catalogue is not known yet) every row is kept: ``item_out``
-    gets the ``anime_id`` (an id of 2**31 or more is an anomaly) and ``rating_out`` the rating
-    if it is 1..10, else 0; only the rows are counted. :func:`apply_lookup` finishes the job.
-
     Returns
     -------
     (status, consumed, n_kept)
         ``status`` is ``OK`` or ``ANOMALY`` (then nothing else is meaningful). ``consumed`` is
         the offset just past the last whole record read; with ``final`` true it is ``end``.
     """
-    cdef bint raw = lookup is None
-    if raw:
-        lookup = np.full(1, -1, dtype=np.int64)
     if not 0 <= start <= end <= buf.shape[0]:
         raise ValueError(f"bad slice [{start}:{end}] of a buffer of {buf.shape[0]} bytes")
     if counts.shape[0] < 4:
@@ -283,15 +274,6 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
                 break
             p = r
             rows += 1
-            if raw:
-                if aid > 2147483647 or kept >= cap:
-                    status = 1
-                    break
-                uid_out[kept] = uid
-                item_out[kept] = <int32_t>aid
-                rating_out[kept] = <int8_t>rating if 1 <= rating <= 10 else 0
-                kept += 1
-                continue
             item = lookup[aid] if aid < n_lookup else -1
             if item == -1:
                 n_unknown += 1
@@ -316,47 +298,10 @@ def parse_block(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint f
     return OK, p, kept
 
 
-def apply_lookup(int64_t[::1] uid, int32_t[::1] item, int8_t[::1] rating, Py_ssize_t n,
-                 const int64_t[::1] lookup, int64_t[::1] counts):
-    """Finish rows read with ``lookup`` None: in place, keep the first ``n`` rows whose anime is
-    known and not excluded and whose rating is valid (not 0), with ``item`` turned into the
-    item index; count unknown, excluded, invalid in ``counts[1:4]``. Returns the rows kept,
-    or -1 (nothing counted) if ``lookup`` holds a negative value other than -1 and -2.
-    """
-    cdef Py_ssize_t i, kept = 0, n_lookup = lookup.shape[0]
-    cdef int64_t item_ix, n_unknown = 0, n_excluded = 0, n_invalid = 0
-    cdef int32_t aid
-    if not 0 <= n <= min(uid.shape[0], item.shape[0], rating.shape[0]):
-        raise ValueError("n is past the end of the arrays")
-    if counts.shape[0] < 4:
-        raise ValueError("counts must hold 4 entries")
-    with nogil:
-        for i in range(n):
-            aid = item[i]
-            item_ix = lookup[aid] if 0 <= aid < n_lookup else -1
-            if item_ix == -1:
-                n_unknown += 1
-            elif item_ix == -2:
-                n_excluded += 1
-            elif rating[i] == 0:
-                n_invalid += 1
-            elif item_ix >= 0:
-                uid[kept] = uid[i]
-                item[kept] = <int32_t>item_ix
-                rating[kept] = rating[i]
-                kept += 1
-            else:
-                kept = -1            # not a value of a lookup table
-                break
-    if kept < 0:
-        return -1
-    counts[1] += n_unknown
-    counts[2] += n_excluded
-    counts[3] += n_invalid
-    return kept
-
-
-# --------------------------------------------------------------------------- ordering
+# --------------------------------------------------------------------------- splitting
+# The per-user split's compiled helpers (kept: they save more than a third of load_mal's time
+# at full size, see benchmarks/README.md): each user's ratings ranked by a random key with a
+# bucket sort per run, then each rating's part and the copies of the parts.
 
 
 cdef void _merge_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_tmp,
@@ -471,12 +416,7 @@ cdef bint _bucket_sort(double* key, int64_t* pos, double* key_tmp, int64_t* pos_
     return True
 
 
-ctypedef fused sortkey_t:
-    int32_t
-    double
-
-
-def grouped_argsort(const int64_t[::1] bounds, const sortkey_t[::1] key, int64_t[::1] order,
+def grouped_argsort(const int64_t[::1] bounds, const double[::1] key, int64_t[::1] order,
                     int64_t[::1] rank=None):
     """Sort each run ``order[bounds[g]:bounds[g+1]]`` stably by ``key`` of its entries.
 
@@ -522,7 +462,7 @@ def grouped_argsort(const int64_t[::1] bounds, const sortkey_t[::1] key, int64_t
             size = bounds[g + 1] - b
             if size > 1:
                 for j in range(size):
-                    keys[j] = <double>key[order[b + j]]     # exact for int32 keys
+                    keys[j] = key[order[b + j]]
                 if _bucket_sort(keys, &order[b], keys_tmp, pos_tmp, slot, size):
                     memcpy(&order[b], pos_tmp, size * sizeof(int64_t))
                 else:
@@ -536,64 +476,26 @@ def grouped_argsort(const int64_t[::1] bounds, const sortkey_t[::1] key, int64_t
     free(slot)
 
 
-def run_bounds(const int32_t[::1] users, Py_ssize_t n_users):
-    """Where each user's run starts in ``users`` when they are grouped in increasing order
-    (``n_users + 1`` entries, the total last), else ``None``. One pass: the sortedness check
-    and the counts of ``np.bincount`` together."""
-    cdef Py_ssize_t i, n = users.shape[0], nxt = 0
-    cdef int32_t u, prev = 0
-    cdef bint ok = True
-    bounds_a = np.empty(n_users + 1, dtype=np.int64)
-    cdef int64_t[::1] bounds = bounds_a
-    with nogil:
-        for i in range(n):
-            u = users[i]
-            if u < prev or u >= n_users:
-                ok = False
-                break
-            prev = u
-            # bounds[v] is the first position holding a user >= v.
-            while nxt <= u:
-                bounds[nxt] = i
-                nxt += 1
-        if ok:
-            while nxt <= n_users:
-                bounds[nxt] = n
-                nxt += 1
-    return bounds_a if ok else None
-
-
-def counting_order(const int32_t[::1] users, Py_ssize_t n_users):
-    """Stable order of ``users`` (values in ``[0, n_users)``) and the run boundaries.
-
-    Returns
-    -------
-    order : ndarray of int64
-        ``np.argsort(users, kind="stable")``.
-    bounds : ndarray of int64, shape (n_users + 1,)
-        Positions in ``order`` where each user's run starts (and the total at the end).
+def split_parts(const int32_t[::1] users, const int64_t[::1] rank, const int64_t[::1] n_test,
+                const int64_t[::1] n_valid):
+    """Part of each rating from its rank within its user: 2 (test) for the ``n_test[user]``
+    first, 1 (validation) for the ``n_valid[user]`` next, 0 (train) for the rest.
     """
-    cdef Py_ssize_t i, n = users.shape[0]
-    bounds_a = np.zeros(n_users + 1, dtype=np.int64)
-    order_a = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] bounds = bounds_a
-    cdef int64_t[::1] order = order_a
-    cdef int64_t[::1] nxt
+    cdef Py_ssize_t i, n = users.shape[0], n_users = n_test.shape[0]
+    cdef int32_t u
+    if rank.shape[0] != n or n_valid.shape[0] != n_users:
+        raise ValueError("users and rank, n_test and n_valid must have one length")
     for i in range(n):
         if users[i] < 0 or users[i] >= n_users:
             raise ValueError(f"user index {users[i]} outside [0, {n_users})")
+    part_a = np.empty(n, dtype=np.int8)
+    cdef int8_t[::1] part = part_a
     with nogil:
         for i in range(n):
-            bounds[users[i] + 1] += 1
-        for i in range(n_users):
-            bounds[i + 1] += bounds[i]
-    nxt_a = bounds_a[:n_users].copy()
-    nxt = nxt_a
-    with nogil:
-        for i in range(n):
-            order[nxt[users[i]]] = i
-            nxt[users[i]] += 1
-    return order_a, bounds_a
+            u = users[i]
+            part[i] = 2 if rank[i] < n_test[u] else (1 if rank[i] < n_test[u] + n_valid[u]
+                                                     else 0)
+    return part_a
 
 
 def partition3(const int8_t[::1] part, const int32_t[::1] users, const int32_t[::1] items,
@@ -638,97 +540,3 @@ def partition3(const int8_t[::1] part, const int32_t[::1] users, const int32_t[:
     if bad or k0 != n0 or k1 != n1 or k2 != n2:
         raise ValueError("part sizes do not match n0, n1, n2")
     return out
-
-
-def gather_last(const int64_t[::1] order, const int32_t[::1] users, const int32_t[::1] items,
-                const int8_t[::1] ratings):
-    """``users[order]``, ``items[order]``, ``ratings[order]`` keeping only the last of each run
-    of equal (user, item) pairs: the rows of the file by (user, item), repeats dropped with
-    the last one kept when ``order`` is their stable sort.
-
-    Returns
-    -------
-    users, items, ratings : ndarray (int32, int32, int8)
-    """
-    cdef Py_ssize_t n = order.shape[0], k, m = 0
-    cdef int64_t j
-    if users.shape[0] != n or items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("order, users, items and ratings must have one length")
-    for k in range(n):
-        if order[k] < 0 or order[k] >= n:
-            raise ValueError("order holds a position outside the arrays")
-    u_a = np.empty(n, dtype=np.int32)
-    i_a = np.empty(n, dtype=np.int32)
-    r_a = np.empty(n, dtype=np.int8)
-    cdef int32_t[::1] u = u_a
-    cdef int32_t[::1] it = i_a
-    cdef int8_t[::1] r = r_a
-    with nogil:
-        for k in range(n):
-            j = order[k]
-            if m > 0 and users[j] == u[m - 1] and items[j] == it[m - 1]:
-                r[m - 1] = ratings[j]       # a later row of the same pair replaces it
-            else:
-                u[m] = users[j]
-                it[m] = items[j]
-                r[m] = ratings[j]
-                m += 1
-    return u_a[:m], i_a[:m], r_a[:m]
-
-
-def split_parts(const int32_t[::1] users, const int64_t[::1] rank, const int64_t[::1] n_test,
-                const int64_t[::1] n_valid):
-    """Part of each rating from its rank within its user: 2 (test) for the ``n_test[user]``
-    first, 1 (validation) for the ``n_valid[user]`` next, 0 (train) for the rest.
-    """
-    cdef Py_ssize_t i, n = users.shape[0], n_users = n_test.shape[0]
-    cdef int32_t u
-    if rank.shape[0] != n or n_valid.shape[0] != n_users:
-        raise ValueError("users and rank, n_test and n_valid must have one length")
-    for i in range(n):
-        if users[i] < 0 or users[i] >= n_users:
-            raise ValueError(f"user index {users[i]} outside [0, {n_users})")
-    part_a = np.empty(n, dtype=np.int8)
-    cdef int8_t[::1] part = part_a
-    with nogil:
-        for i in range(n):
-            u = users[i]
-            part[i] = 2 if rank[i] < n_test[u] else (1 if rank[i] < n_test[u] + n_valid[u]
-                                                     else 0)
-    return part_a
-
-
-def compact_sorted(const int64_t[::1] ids):
-    """``np.unique(ids, return_inverse=True)`` for ids in non-decreasing order, or ``None``.
-
-    Returns
-    -------
-    distinct : ndarray of int64
-    index : ndarray of int32
-        Position of each id in ``distinct``.
-    """
-    cdef Py_ssize_t i, n = ids.shape[0], m = 0
-    cdef bint ok = True
-    if n >= 2 ** 31:
-        return None
-    with nogil:
-        for i in range(n):
-            if i == 0 or ids[i] != ids[i - 1]:
-                if i > 0 and ids[i] < ids[i - 1]:
-                    ok = False
-                    break
-                m += 1
-    if not ok:
-        return None
-    distinct_a = np.empty(m, dtype=np.int64)
-    index_a = np.empty(n, dtype=np.int32)
-    cdef int64_t[::1] distinct = distinct_a
-    cdef int32_t[::1] index = index_a
-    m = -1
-    with nogil:
-        for i in range(n):
-            if i == 0 or ids[i] != ids[i - 1]:
-                m += 1
-                distinct[m] = ids[i]
-            index[i] = <int32_t>m
-    return distinct_a, index_a

@@ -49,10 +49,11 @@ import scipy.sparse as sp
 from .. import loo
 from ..errors import DataError
 from ..loo import USER_MODES
-from .mal import ANIME_TYPES, Catalogue
+from .bayes import bayesian_prior
+from .types import ANIME_TYPES, Catalogue
 from .split import Triplets
 
-__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "Features", "bayesian_prior", "ColdStart",
+__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "Features", "ColdStart",
            "build_features", "zscore_fit"]
 
 #: Weighting name -> ``UserStats.mode`` code.
@@ -178,38 +179,6 @@ class ItemStats:
             raw -= self.mean
             raw /= self.std
         return raw
-
-
-def bayesian_prior(score, scored_by, rating_sum, rating_count):
-    """``(prior_num, prior_den, from_ratings)`` of the Bayesian average rating per anime.
-
-    The original notebook's average, with ``C`` the mean of the known ``Scored By`` and ``m``
-    the mean of the known ``Score``, is ``(m C + Score ScoredBy) / (C + ScoredBy)``. Where
-    ``Score`` or ``Scored By`` is missing the anime's own training ratings stand in for them
-    (their sum for ``Score ScoredBy``, their count for ``ScoredBy``: ``from_ratings`` is 1);
-    an anime with neither gets ``m``. When no anime has metadata, ``m`` is the mean training
-    rating and ``C`` the mean number of ratings per rated anime. The average itself is
-    ``loo.item_rows(...)[:, 0]``, with or without a rating left out.
-    """
-    score = np.asarray(score, dtype=np.float64)
-    scored_by = np.asarray(scored_by, dtype=np.float64)
-    rating_sum = np.asarray(rating_sum, dtype=np.float64)
-    rating_count = np.asarray(rating_count, dtype=np.float64)
-    known_s = np.isfinite(score)
-    known_c = np.isfinite(scored_by) & (scored_by > 0)
-    rated = rating_count > 0
-    if known_s.any() and known_c.any():
-        m, c = float(score[known_s].mean()), float(scored_by[known_c].mean())
-    elif rated.any():
-        m = float(rating_sum.sum() / rating_count.sum())
-        c = float(rating_count[rated].mean())
-    else:  # nothing to average: the Score where known, else the middle of the scale
-        fixed = np.where(known_s, score, 5.5)
-        return fixed, np.ones_like(fixed), np.zeros_like(fixed)
-    meta = known_s & known_c
-    prior_num = np.where(meta, m * c + np.where(meta, score * scored_by, 0.0), m * c)
-    prior_den = np.where(meta, c + np.where(meta, scored_by, 0.0), c)
-    return prior_num, prior_den, (~meta).astype(np.float64)
 
 
 @dataclass

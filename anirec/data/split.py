@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mal import Ratings, _scores
+from .types import Ratings
 
 __all__ = ["Triplets", "Split", "split_ratings"]
 
@@ -21,11 +21,15 @@ class Triplets:
     items : ndarray of int32
     ratings : ndarray of float32
         The raw rating, 1..10.
+    indptr : ndarray of int64 or None
+        CSR row pointer by user when the examples are grouped by user (the parts of a
+        :class:`Split` are: each keeps the order of the loaded ratings), else ``None``.
     """
 
     users: np.ndarray
     items: np.ndarray
     ratings: np.ndarray
+    indptr: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.users = np.ascontiguousarray(self.users, dtype=np.int32)
@@ -52,11 +56,20 @@ class Triplets:
 
 @dataclass
 class Split:
-    """Train, validation and test triplets (disjoint; together: all ratings)."""
+    """Train, validation and test triplets (disjoint; together: all ratings).
+
+    Attributes
+    ----------
+    train, valid, test : Triplets
+        Each in the order of the split ratings, with its row pointer.
+    part : ndarray of int8 or None
+        The part of each split rating, in their order: 0 train, 1 validation, 2 test.
+    """
 
     train: Triplets
     valid: Triplets
     test: Triplets
+    part: np.ndarray | None = None
 
 
 def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
@@ -97,23 +110,25 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
         raise ValueError(f"min_ratings must be an integer >= 1, got {min_ratings!r}")
     users = np.asarray(ratings.users)
     n = users.shape[0]
-    n_users = max(ratings.n_users, int(users.max()) + 1 if n else 0)
+    per_user = np.diff(ratings.indptr)
+    n_users = per_user.shape[0]
+    grouped = n == 0 or bool(np.all(users[1:] >= users[:-1]))
     rng = np.random.default_rng(seed)
-    # Random order within each user: sort on user + a uniform key in [0, 1). float64 keeps 52
+    # Random order within each user: rank on user + a uniform key in [0, 1). float64 keeps 52
     # bits, enough for user indices up to ~2^20 with ~32 random bits left for the tie-break.
     key = users.astype(np.float64) + rng.random(n)
-    # Loaded ratings are grouped by user: then one compiled pass gives the runs.
-    bounds = None
-    if _scores is not None and n:
-        bounds = _scores.run_bounds(np.ascontiguousarray(users, dtype=np.int32), n_users)
-    if bounds is not None:
-        starts = bounds
-        per_user = np.diff(bounds)
+    native = _native() if grouped else None
+    rank = np.empty(n, dtype=np.int64)
+    if native is not None:
+        # Grouped by user, as loaded: the row pointer bounds each user's run, sorted alone.
+        native.grouped_argsort(ratings.indptr, key, np.arange(n, dtype=np.int64), rank)
     else:
-        per_user = np.bincount(users, minlength=n_users)
-        starts = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(per_user, out=starts[1:])
-    rank = _rank_in_user(users, key, n_users, starts, grouped=bounds is not None)
+        # Keys are >= 0, where float64 and its bits as int64 sort alike: same order, and
+        # NumPy's stable sort is faster on integers.
+        order = np.argsort(key.view(np.int64), kind="stable")
+        # The row pointer gives where each user's run starts in the sorted order.
+        rank[order] = np.arange(n) - ratings.indptr[users[order]]
+        del order
     del key
     big = per_user >= min_ratings
     n_test = np.where(big, np.rint(test * per_user), 0).astype(np.int64)
@@ -123,48 +138,39 @@ def split_ratings(ratings: Ratings, *, valid: float = 0.1, test: float = 0.1,
     n_valid -= np.minimum(over, n_valid)
     over = np.maximum(n_test + n_valid - (per_user - 1), 0)
     n_test -= np.minimum(over, n_test)
-    if _scores is not None:
-        items = np.asarray(ratings.items)
-        values = np.asarray(ratings.ratings)
-        if (users.dtype == np.int32 and items.dtype == np.int32 and values.dtype == np.int8
-                and users.flags.c_contiguous and items.flags.c_contiguous
-                and values.flags.c_contiguous and items.shape == values.shape == (n,)):
-            # One pass to the part of each rating (train 0, valid 1, test 2), one to copy
-            # the parts out.
-            part = _scores.split_parts(users, rank, n_test, n_valid)
-            n_te, n_va = int(n_test.sum()), int(n_valid.sum())
-            parts = _scores.partition3(part, users, items, values, n - n_va - n_te, n_va, n_te)
-            return Split(*(Triplets(*p) for p in parts))
-    r_test = n_test[users]
-    is_test = rank < r_test
-    is_valid = ~is_test & (rank < r_test + n_valid[users])
-    del rank, r_test
-    is_train = ~(is_test | is_valid)
-    full = Triplets(ratings.users, ratings.items, ratings.ratings)
-    return Split(train=full.subset(is_train), valid=full.subset(is_valid),
-                 test=full.subset(is_test))
-
-
-def _rank_in_user(users: np.ndarray, key: np.ndarray, n_users: int, starts: np.ndarray,
-                  grouped: bool = False) -> np.ndarray:
-    """Rank of each rating within its user by ``key`` (``floor(key)`` is the user; equal keys
-    in index order): as from ``np.argsort(key, kind="stable")``.
-
-    With the compiled helpers: a counting sort by user (none when the users are already
-    grouped, as loaded ratings are, or ``grouped`` says so) and a linear-time bucket sort
-    of each user's run.
-    """
-    n = users.shape[0]
-    rank = np.empty(n, dtype=np.int64)
-    if _scores is None:
-        order = np.argsort(key, kind="stable")
-        rank[order] = np.arange(n) - starts[users[order]]
-        return rank
-    users = np.ascontiguousarray(users, dtype=np.int32)
-    if grouped or _scores.run_bounds(users, n_users) is not None:
-        order = np.arange(n, dtype=np.int64)
-        bounds = starts
+    if native is not None and _compact(ratings, n):
+        part = native.split_parts(users, rank, n_test, n_valid)
+        del rank
+        n_te, n_va = int(n_test.sum()), int(n_valid.sum())
+        parts = [Triplets(*p) for p in native.partition3(part, users, ratings.items,
+                                                           ratings.ratings, n - n_va - n_te,
+                                                           n_va, n_te)]
     else:
-        order, bounds = _scores.counting_order(users, n_users)
-    _scores.grouped_argsort(bounds, np.ascontiguousarray(key, dtype=np.float64), order, rank)
-    return rank
+        r_test = n_test[users]
+        part = np.where(rank < r_test, np.int8(2), np.int8(0))
+        part[(part == 0) & (rank < r_test + n_valid[users])] = 1
+        del rank, r_test
+        full = Triplets(ratings.users, ratings.items, ratings.ratings)
+        parts = [full.subset(part == k) for k in range(3)]
+    if grouped:
+        # Each part keeps the ratings' order, so its row pointer is its per-user counts summed.
+        counts = (per_user - n_valid - n_test, n_valid, n_test)
+        for t, c in zip(parts, counts):
+            t.indptr = np.zeros(n_users + 1, dtype=np.int64)
+            np.cumsum(c, out=t.indptr[1:])
+    return Split(train=parts[0], valid=parts[1], test=parts[2], part=part)
+
+
+def _compact(ratings: Ratings, n: int) -> bool:
+    """Whether the ratings' arrays are the loader's dtypes, contiguous (what the compiled
+    helpers take without a copy)."""
+    arrays = (ratings.users, ratings.items, ratings.ratings)
+    return all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.shape == (n,)
+               and a.dtype == dt for a, dt in zip(arrays, (np.int32, np.int32, np.int8)))
+
+
+def _native():
+    """The compiled split helpers when the ``cython`` backend is active and they are built."""
+    from .scores import _native as scores_native
+
+    return scores_native()

@@ -654,7 +654,7 @@ def load_demo(*, exclude_genres: Any = None, min_user_ratings: int = 1,
     """The small synthetic data set, loaded exactly as :func:`anirec.data.load_mal` loads it.
 
     The files are written to a temporary directory, loaded and deleted, so the result is the
-    one ``load_mal`` gives on the written CSV files (about a second at the default size).
+    one ``load_mal`` gives on the written CSV files.
 
     Parameters
     ----------
@@ -670,7 +670,8 @@ def load_demo(*, exclude_genres: Any = None, min_user_ratings: int = 1,
     -------
     MALData
     """
-    from .mal import DEFAULT_EXCLUDED_GENRES, load_mal
+    from .mal import load_mal
+    from .types import DEFAULT_EXCLUDED_GENRES
 
     if exclude_genres is None:
         exclude_genres = DEFAULT_EXCLUDED_GENRES

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from anirec import kernels as K
-from kernel_helpers import epoch_inputs, make_loo, make_problem, run_epoch
+from .kernel_helpers import epoch_inputs, make_loo, make_problem, run_epoch
 
 f32, f64 = np.float32, np.float64
 

@@ -9,7 +9,7 @@ import pytest
 
 import anirec
 from anirec._kernels import _numpy
-from kernel_helpers import HAS_CYTHON, requires_cython
+from .kernel_helpers import HAS_CYTHON, requires_cython
 
 RAW_KERNELS = ["dense_forward", "dense_backward", "l2_normalize", "normalize_dot",
                "normalize_dot_backward", "mse", "sgd_step", "adam_step", "gather_rows",

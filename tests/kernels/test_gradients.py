@@ -6,7 +6,7 @@ import pytest
 
 from anirec import kernels as K
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import batch_inputs, make_problem, run_epoch
+from .kernel_helpers import batch_inputs, make_problem, run_epoch
 
 
 def _forward(params, tables, problem, batch):

@@ -13,7 +13,7 @@ from anirec import loo
 from anirec.data import build_features, split_ratings
 from anirec.data.split import Triplets
 
-from kernel_helpers import HAS_CYTHON, make_item_loo, make_loo
+from .kernel_helpers import HAS_CYTHON, make_item_loo, make_loo
 
 WEIGHTINGS = list(loo.USER_MODES)
 BACKENDS = ["numpy", "cython"] if HAS_CYTHON else ["numpy"]

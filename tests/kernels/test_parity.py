@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anirec import kernels as K
-from kernel_helpers import DTYPES, assert_close, both, make_loo, requires_cython
+from .kernel_helpers import DTYPES, assert_close, both, make_loo, requires_cython
 
 pytestmark = requires_cython
 

@@ -9,8 +9,8 @@ import pytest
 from anirec import kernels as K
 from anirec._kernels import _numpy
 from anirec._kernels._numpy import unpack_params
-from kernel_helpers import (DTYPES, assert_close, batch_inputs, both, make_problem,
-                            requires_cython, run_epoch)
+from .kernel_helpers import (DTYPES, assert_close, batch_inputs, both, make_problem,
+                             requires_cython, run_epoch)
 
 
 def _normalised(rng, n, d, dtype):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from anirec import kernels as K
-from kernel_helpers import DTYPES, make_problem, run_epoch
+from .kernel_helpers import DTYPES, make_problem, run_epoch
 
 # Tolerance of a kernel in ``dtype`` against a float64 reference.
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from anirec import kernels as K
-from kernel_helpers import DTYPES, HAS_CYTHON
+from .kernel_helpers import DTYPES, HAS_CYTHON
 
 
 def _expected(Q, V, k, excluded=None):

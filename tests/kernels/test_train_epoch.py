@@ -5,7 +5,7 @@ import pytest
 
 import anirec
 from anirec import kernels as K
-from kernel_helpers import deep_copy, make_problem, requires_cython, run_epoch
+from .kernel_helpers import deep_copy, make_problem, requires_cython, run_epoch
 
 OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
 
