@@ -19,8 +19,9 @@ from anirec.data.synthetic import write_tables
 
 from .conftest import pairs_recommend_excludes
 
+# No refit: the features and weights under test are those of the run on the training split.
 OPTIONS = dict(layers=(16, 8), epochs=2, batch_size=128, lr=3e-3, seed=0, objective="rating",
-               dtype="float64")
+               dtype="float64", refit=False)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +155,23 @@ def test_changing_test_ratings_changes_no_feature_and_no_weight(data, reference)
     ours, theirs = _baseline_arrays(rec), _baseline_arrays(reference)
     for name in ("global mean", "bias", "popularity"):
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+def test_refit_uses_validation_but_no_test_rating(data, reference):
+    options = dict(OPTIONS, refit=True)
+    refit = Recommender(**options).fit(data)
+    # Refit features come from training + validation ratings: not those of the training split.
+    assert not np.array_equal(refit.user_x, reference.user_x)
+    test = refit.test
+    changed = Recommender(**options).fit(
+        _with_ratings_flipped(data, _positions(data, test.users, test.items)))
+    assert not np.array_equal(changed.test.ratings, test.ratings)
+    np.testing.assert_array_equal(changed.user_x, refit.user_x)
+    np.testing.assert_array_equal(changed.item_x, refit.item_x)
+    np.testing.assert_array_equal(changed.model.params_, refit.model.params_)
+    for side in ("user", "item"):
+        np.testing.assert_array_equal(changed.model.tables_[side][1],
+                                      refit.model.tables_[side][1])
 
 
 def test_bayesian_baseline_uses_training_ratings_only(data, reference):
