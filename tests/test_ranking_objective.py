@@ -17,7 +17,8 @@ import anirec
 from anirec.data import load_demo
 
 OBJECTIVES = ("rating", "hybrid", "ranking")
-OPTIONS = dict(seed=0, epochs=10, layers=(64, 32))
+# No refit: these tests are about the objectives (refit has its own in test_recommender_leaks).
+OPTIONS = dict(seed=0, epochs=10, layers=(64, 32), refit=False)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def fitted(request, synthetic):
         # The rating objective: its behaviour is the subject here (the ranking objectives have
         # their own suite in test_ranking_objective.py).
         rec = Recommender(layers=(64, 32), epochs=12, batch_size=256, lr=2e-3, seed=0,
-                          objective="rating")
+                          objective="rating", refit=False)
         yield rec.fit(synthetic[1])
 
 
