@@ -220,13 +220,14 @@ def cmd_recommend(args) -> None:
 
     rec = Recommender.load(args.model)
     if args.genres is not None:
-        _emit(rec.recommend_for_genres(args.genres, n=args.n), args)
+        _emit(rec.recommend_for_genres(args.genres, n=args.n, exclude=args.exclude), args)
     elif args.user_id:
-        _emit(rec.recommend(args.user_id, n=args.n), args)
+        _emit(rec.recommend(args.user_id, n=args.n, exclude=args.exclude), args)
     else:
         if not args.out:
             raise UsageError("--all-users writes a CSV: give --out RECS.csv")
-        for position, frame in enumerate(rec.iter_recommend_all(n=args.n)):
+        for position, frame in enumerate(rec.iter_recommend_all(n=args.n,
+                                                                 exclude=args.exclude)):
             _emit(frame, args, header=position == 0)
         print(f"wrote recommendations for {rec.user_ids.shape[0]} users to {args.out}")
 
@@ -336,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--all-users", action="store_true")
     who.add_argument("--genres", type=_genre_ratings, help="e.g. 'Action=9,Comedy=7' (1..10)")
     recommend.add_argument("--n", type=int, default=10)
+    recommend.add_argument("--exclude", type=int, nargs="+", metavar="ANIME_ID", default=None,
+                           help="anime ids never to recommend, besides what each user rated")
     output = recommend.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true")
     output.add_argument("--out", type=Path)

@@ -37,6 +37,18 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
 
 
+def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
+    """Every row of ``(indptr, indices)`` with ``columns`` added (sorted, duplicates merged)."""
+    if columns.shape[0] == 0:
+        return indptr, indices
+    n_rows = indptr.shape[0] - 1
+    rows = np.concatenate([np.repeat(np.arange(n_rows), np.diff(indptr)),
+                           np.repeat(np.arange(n_rows), columns.shape[0])])
+    cols = np.concatenate([indices, np.tile(columns, n_rows)])
+    n_cols = int(max(cols.max(initial=-1), 0)) + 1
+    return _csr_from_pairs(rows, cols, (n_rows, n_cols))
+
+
 def _csr_take(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     """The CSR rows ``rows`` of ``(indptr, indices)``, in that order."""
     starts, stops = indptr[rows], indptr[rows + 1]
@@ -131,10 +143,14 @@ class Recommender:
         self.cold_start = features.cold_start
         self.user_x = np.asarray(features.user_x)
         self.item_x = np.asarray(features.item_x)
+        shape = (self.user_ids.shape[0], self.anime_ids.shape[0])
         seen = [split.train, split.valid]
+        # Evaluation ranks the test anime, so it may exclude only what the model trained on;
+        # recommendations must leave out everything the user rated, test split included.
         self.seen = _csr_from_pairs(np.concatenate([s.users for s in seen]),
-                                    np.concatenate([s.items for s in seen]),
-                                    (self.user_ids.shape[0], self.anime_ids.shape[0]))
+                                    np.concatenate([s.items for s in seen]), shape)
+        self.rated = _csr_from_pairs(np.asarray(data.ratings.users, np.int64),
+                                     np.asarray(data.ratings.items, np.int64), shape)
         self.test = split.test
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
         self.baselines = self._fit_baselines(split.train, catalogue.bayes_rating)
@@ -215,17 +231,34 @@ class Recommender:
             return score
         return (score - prior[index]) * self.model.temperature
 
-    def _top_for_users(self, user_ids, n: int, exclude_rated: bool):
+    def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
+        """CSR exclusions for the user ``rows``: what each rated (any split), plus ``exclude``
+        (MAL anime ids left out for every user; unknown ids are ignored)."""
+        extra = np.zeros(0, np.int64)
+        if exclude is not None:
+            ids = np.unique(np.asarray(exclude, dtype=np.int64).ravel())
+            extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
+        if exclude_rated:
+            indptr, indices = _csr_take(*self.rated, rows)
+        else:
+            indptr, indices = np.zeros(rows.shape[0] + 1, np.int64), np.zeros(0, np.int64)
+        if not exclude_rated and extra.shape[0] == 0:
+            return None
+        return _csr_add_columns(indptr, indices, extra.astype(np.int64))
+
+    def _top_for_users(self, user_ids, n: int, exclude_rated: bool, exclude=None):
         """Catalogue rows and retrieval scores of the top-``n`` anime of each user."""
         rows = self.user_rows(user_ids)
-        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
-        return self._top(self.user_vectors[rows], n, exclude)
+        return self._top(self.user_vectors[rows], n,
+                         self._exclusions(rows, exclude_rated, exclude))
 
-    def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
+    def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True,
+                         exclude=None):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
         ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
-        fewer than ``n`` anime are left."""
-        index, scores = self._top_for_users(user_ids, n, exclude_rated)
+        fewer than ``n`` anime are left. ``exclude_rated`` and ``exclude`` as in
+        :meth:`recommend`."""
+        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude)
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
     def _frame(self, query_ids, index, scores, id_column: str) -> pd.DataFrame:
@@ -235,40 +268,62 @@ class Recommender:
         frame = pd.DataFrame({
             id_column: np.repeat(query_ids, index.shape[1])[keep],
             "rank": rank[keep],
-            "anime_id": self.anime_ids[flat_index[keep]],
-            "name": self.anime_names[flat_index[keep]],
+            # What ranks the list comes first, the predicted rating beside it.
             "score": flat_scores[keep],
             "predicted_rating": self.model.score_to_rating(
                 self._cosines(flat_scores[keep], flat_index[keep])),
+            "anime_id": self.anime_ids[flat_index[keep]],
+            "name": self.anime_names[flat_index[keep]],
         })
         return frame
 
-    def recommend(self, user_id, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+    def recommend(self, user_id, n: int = 10, *, exclude_rated: bool = True,
+                  exclude=None) -> pd.DataFrame:
         """Top-``n`` anime for one MAL user id or a list of them.
 
-        Anime the user rated in training (and validation) are left out unless
-        ``exclude_rated=False``. Batch results equal one-at-a-time results.
+        Every anime the user rated in the data the model was given (the training, validation
+        and test splits alike) is left out unless ``exclude_rated=False``; the anime ids in
+        ``exclude`` are left out for every user. Batch results equal one-at-a-time results.
+
+        Parameters
+        ----------
+        user_id : int or sequence of int
+            MAL user id(s) known to the model.
+        n : int
+            Anime per user.
+        exclude_rated : bool
+            Leave out what each user rated.
+        exclude : sequence of int, optional
+            MAL anime ids never to recommend (ids not in the catalogue are ignored).
 
         Returns
         -------
         DataFrame
-            Columns ``user_id, rank, anime_id, name, score, predicted_rating``; ``score`` is the
-            retrieval score (the cosine of the two towers; for a ranking or hybrid model with a
-            popularity prior, ``cosine / temperature + log q``) and ``predicted_rating`` the
-            model's rating for the pair on the 1..10 scale.
+            Columns ``user_id, rank, score, predicted_rating, anime_id, name``, sorted by
+            ``score`` (highest first), which is what ranks the list: the retrieval score, the
+            cosine of the two towers (for a ranking or hybrid model, ``cosine / temperature +
+            log q``, a popularity prior added). ``predicted_rating`` is the model's rating of
+            the pair on the rating scale; it need not decrease down the list, because the list
+            ranks what the user is likely to rate *and* like, not the rating alone.
+
+        Raises
+        ------
+        UnknownIdError
+            If a user id is not known to the model.
 
         >>> rec.recommend(user_id=1, n=5)            # doctest: +SKIP
-        >>> rec.recommend(user_id=[1, 4, 9], n=5)    # doctest: +SKIP
+        >>> rec.recommend(user_id=[1, 4, 9], n=5, exclude=[5114])    # doctest: +SKIP
         """
         user_ids = np.atleast_1d(np.asarray(user_id))
-        index, scores = self._top_for_users(user_ids, n, exclude_rated)
+        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude)
         return self._frame(user_ids, index, scores, "user_id")
 
-    def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
-        """Yield recommendation frames for every known user, ``block`` users at a time."""
+    def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK, exclude=None):
+        """Yield recommendation frames (as :meth:`recommend`) for every known user, ``block``
+        users at a time."""
         self._check_fitted()
         for start in range(0, self.user_ids.shape[0], block):
-            yield self.recommend(self.user_ids[start:start + block], n)
+            yield self.recommend(self.user_ids[start:start + block], n, exclude=exclude)
 
     def new_user_features(self, genre_ratings: Mapping[str, float], *,
                           scale: tuple[float, float] = (1, 10)) -> np.ndarray:
@@ -277,16 +332,34 @@ class Recommender:
         return self.cold_start.row(genre_ratings, scale=scale)
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
-                             scale: tuple[float, float] = (1, 10)) -> pd.DataFrame:
+                             scale: tuple[float, float] = (1, 10),
+                             exclude=None) -> pd.DataFrame:
         """Cold start: top-``n`` anime for a new user who rated genres, with no retraining.
 
         The genre ratings go through the saved scalers and the user tower.
+
+        Parameters
+        ----------
+        genre_ratings : mapping of str to float
+            Genre name -> rating on ``scale``; unrated genres are neutral.
+        n : int
+            Anime to return.
+        scale : (low, high)
+            The scale of the genre ratings.
+        exclude : sequence of int, optional
+            MAL anime ids never to recommend (e.g. what the new user has already seen).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``rank, score, predicted_rating, anime_id, name`` (see :meth:`recommend`).
 
         >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
         """
         row = self.new_user_features(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
-        index, scores = self._top(vector, n)
+        index, scores = self._top(vector, n, self._exclusions(np.zeros(1, np.int64), False,
+                                                               exclude))
         return self._frame(np.array([-1]), index, scores, "user_id").drop(columns="user_id")
 
     def similar(self, anime_id, n: int = 10) -> pd.DataFrame:
@@ -398,6 +471,7 @@ class Recommender:
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
+            "rated_indptr": self.rated[0], "rated_indices": self.rated[1],
             "test_users": np.asarray(self.test.users), "test_items": np.asarray(self.test.items),
             "test_ratings": np.asarray(self.test.ratings),
         }
@@ -436,6 +510,14 @@ class Recommender:
             rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
             rec.test = Triplets(arrays["test_users"], arrays["test_items"],
                                 arrays["test_ratings"])
+            if "rated_indptr" in arrays:
+                rec.rated = (arrays["rated_indptr"], arrays["rated_indices"])
+            else:  # a file of an earlier version: rebuild "rated" from its parts
+                seen_rows = np.repeat(np.arange(rec.seen[0].shape[0] - 1), np.diff(rec.seen[0]))
+                rec.rated = _csr_from_pairs(
+                    np.concatenate([seen_rows, np.asarray(rec.test.users, np.int64)]),
+                    np.concatenate([rec.seen[1], np.asarray(rec.test.items, np.int64)]),
+                    (rec.seen[0].shape[0] - 1, arrays["anime_ids"].shape[0]))
             rec.cold_start = ColdStart.from_state(
                 header["cold_start"],
                 {key[5:]: value for key, value in arrays.items() if key.startswith("cold.")})
@@ -450,7 +532,8 @@ class Recommender:
             raise ModelFormatError(f"{source} lacks the entry {error} of a Recommender") from None
         n_users, n_items = rec.user_ids.shape[0], rec.anime_ids.shape[0]
         if rec.user_x.shape[0] != n_users or rec.item_x.shape[0] != n_items or \
-                rec.anime_names.shape[0] != n_items or rec.seen[0].shape[0] != n_users + 1:
+                rec.anime_names.shape[0] != n_items or rec.seen[0].shape[0] != n_users + 1 or \
+                rec.rated[0].shape[0] != n_users + 1:
             raise ModelFormatError(f"{source}: the saved id maps and feature matrices disagree")
         rec._prepare()
         rec.fitted = True
