@@ -115,7 +115,7 @@ def test_similar_anime(fitted):
     anime_id = int(fitted.anime_ids[0])
     similar = fitted.similar(anime_id, n=10)
     assert anime_id not in set(similar["anime_id"])
-    assert list(similar.columns) == ["query_anime_id", "rank", "anime_id", "name", "similarity"]
+    assert list(similar.columns) == ["query_anime_id", "rank", "similarity", "anime_id", "name"]
     assert (np.diff(similar["similarity"]) <= 0).all()
     vectors = fitted.item_vectors.astype(np.float64)
     expected = vectors @ vectors[0]
