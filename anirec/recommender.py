@@ -77,7 +77,8 @@ class Recommender:
         1.102 / 1.101 against 1.137 / 1.160 for ``"rating"`` and 1.133 / 1.144 for
         ``"centered"`` (seeds 0 / 1, 15 epochs).
     valid, test : float
-        Per-user fractions of ratings held out for validation and test.
+        Per-user fractions of ratings held out for validation and test; ``valid=0`` trains
+        without validation (every epoch, no early stopping).
     min_ratings : int
         Users with fewer ratings keep all of them in training.
     leave_one_out : bool
@@ -107,6 +108,10 @@ class Recommender:
                         "item_attributes": bool(item_attributes), "seed": int(seed)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
+        if float(valid) == 0:
+            # No validation split means no validation at all, not the model's own fallback
+            # of holding out part of the training ratings.
+            model_options.setdefault("validation_fraction", 0.0)
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
                               **model_options)
         self.verbose = verbose
@@ -152,6 +157,7 @@ class Recommender:
         self.rated = _csr_from_pairs(np.asarray(data.ratings.users, np.int64),
                                      np.asarray(data.ratings.items, np.int64), shape)
         self.test = split.test
+        self._split = split  # kept for split_frames(); a loaded model has the test split only
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
         self.baselines = self._fit_baselines(split.train, catalogue.bayes_rating)
         self._prepare()
@@ -445,6 +451,25 @@ class Recommender:
         items = self.anime_rows(anime_ids[known]) if known.any() else np.zeros(0, np.int64)
         ratings = frame["rating"].to_numpy(np.float64)[known]
         return users, items, ratings, int((~known).sum())
+
+    def split_frames(self) -> dict[str, pd.DataFrame]:
+        """The ratings of each split ``fit`` made, in MAL ids and on the rating scale.
+
+        Returns
+        -------
+        dict of str to DataFrame
+            ``"train"``, ``"validation"`` and ``"test"`` (a loaded model keeps the test split
+            only), each with columns ``user_id, anime_id, rating``: the scores-file columns
+            that ``load_mal``, :meth:`evaluate` and ``anirec evaluate`` read.
+        """
+        self._check_fitted()
+        split = getattr(self, "_split", None)
+        parts = {"test": self.test} if split is None else \
+            {"train": split.train, "validation": split.valid, "test": split.test}
+        return {name: pd.DataFrame({
+            "user_id": self.user_ids[np.asarray(part.users, np.int64)],
+            "anime_id": self.anime_ids[np.asarray(part.items, np.int64)],
+            "rating": np.asarray(part.ratings)}) for name, part in parts.items()}
 
     # -----------------------------------------------------------------------------------------
     # Persistence
