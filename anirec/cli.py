@@ -272,11 +272,35 @@ def read_pairs(path: Path) -> pd.DataFrame:
     return pd.DataFrame(pairs)
 
 
+def _own_table(args) -> bool:
+    """Whether the scores file is read as a plain ratings table (``load_ratings``): without
+    an anime file, or with other column names or another rating scale than MAL's."""
+    return args.anime is None or args.rating_scale is not None or \
+        (args.user_col, args.item_col, args.rating_col) != ("user_id", "anime_id", "rating")
+
+
 def _load_data(args):
     from anirec.data import DEFAULT_EXCLUDED_GENRES, load_mal
+    from anirec.data.ratings import load_ratings
 
     exclude = DEFAULT_EXCLUDED_GENRES if args.exclude_genres is None else args.exclude_genres
+    if _own_table(args):
+        return load_ratings(args.scores, user=args.user_col, item=args.item_col,
+                            rating=args.rating_col, rating_scale=args.rating_scale,
+                            catalogue=args.anime, exclude_genres=exclude)
     return load_mal(args.anime, args.scores, exclude_genres=exclude, progress=not args.quiet)
+
+
+def _scale(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, e.g. 0.5,5, "
+                                         f"got {text!r}")
+    return low, high
 
 
 def _write_csv(frame: pd.DataFrame, path) -> None:
@@ -325,7 +349,7 @@ def _recommender(args):
 
 
 def cmd_train(args) -> None:
-    inputs = (args.anime, args.scores)
+    inputs = tuple(path for path in (args.anime, args.scores) if path is not None)
     _check_output(args.out, "--out", inputs=inputs)
     if args.save_split is not None:
         _check_output(args.save_split, "--save-split", folder=True)
@@ -353,10 +377,15 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from anirec import Recommender
     from anirec.data import load_mal
+    from anirec.data.ratings import load_ratings
 
     rec = Recommender.load(args.model)
-    data = load_mal(args.anime, args.scores, exclude_genres=rec.excluded_genres,
-                    progress=False)
+    if args.anime is None or rec.rating_scale != (1.0, 10.0):
+        data = load_ratings(args.scores, rating_scale=rec.rating_scale, catalogue=args.anime,
+                            exclude_genres=rec.excluded_genres)
+    else:
+        data = load_mal(args.anime, args.scores, exclude_genres=rec.excluded_genres,
+                        progress=False)
     ratings = data.ratings
     heldout = pd.DataFrame({
         "user_id": ratings.user_ids[ratings.users],
@@ -586,10 +615,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_size_options(generate)
     generate.set_defaults(run=cmd_generate)
 
-    train = command("train", "train a recommender on MAL 2023 files")
-    train.add_argument("--anime", type=Path, required=True, help="anime-dataset-2023.csv")
+    train = command("train", "train a recommender on MAL 2023 files or any ratings table")
+    train.add_argument("--anime", type=Path, default=None,
+                       help="anime-dataset-2023.csv, for genres and attributes (default: none, "
+                            "the items are known by their ids only)")
     train.add_argument("--scores", type=Path, required=True,
-                       help="users-score-2023.csv (columns user_id, anime_id, rating)")
+                       help="ratings CSV: users-score-2023.csv or any table with a user, an "
+                            "item and a rating column")
+    train.add_argument("--user-col", default="user_id", help="user id column of --scores")
+    train.add_argument("--item-col", default="anime_id",
+                       help="item (anime) id column of --scores")
+    train.add_argument("--rating-col", default="rating", help="rating column of --scores")
+    train.add_argument("--rating-scale", type=_scale, default=None, metavar="LOW,HIGH",
+                       help="lowest and highest possible rating, e.g. 0.5,5; predictions stay "
+                            "on it (default: 1,10 for MAL files, else the lowest and highest "
+                            "rating in the file)")
     train.add_argument("--out", type=Path, required=True,
                        help="model file to write (its folder is created if missing)")
     train.add_argument("--save-split", type=Path, default=None, metavar="FOLDER",
@@ -603,7 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "score a model on held-out ratings")
     evaluate.add_argument("--model", type=Path, required=True, help="model file")
-    evaluate.add_argument("--anime", type=Path, required=True, help="anime-dataset-2023.csv")
+    evaluate.add_argument("--anime", type=Path, default=None,
+                          help="anime-dataset-2023.csv (default: none, ids only)")
     evaluate.add_argument("--scores", type=Path, required=True,
                           help="held-out ratings CSV (user_id, anime_id, rating), e.g. the "
                                "test.csv of train --save-split")

@@ -124,14 +124,27 @@ class Recommender:
     # Fitting
 
     def fit(self, data) -> "Recommender":
-        """Split ``data`` (an :class:`anirec.data.MALData`), build features, train.
+        """Split ``data``, build features, train.
+
+        Parameters
+        ----------
+        data : MALData, RatingData, DataFrame or path-like
+            What :func:`anirec.load_mal` or :func:`anirec.load_ratings` returns; a table or
+            CSV path is read with ``load_ratings`` (columns ``user_id, anime_id, rating``,
+            the scale from the data). Predictions stay on the data's rating scale.
 
         Returns
         -------
         self
         """
         from anirec.data import build_features, split_ratings
+        from anirec.data.ratings import load_ratings
 
+        if not hasattr(data, "ratings"):  # a plain table or file
+            data = load_ratings(data)
+        # Ratings keep their scale: the model maps it to [-1, 1] and back.
+        self.model.rating_range = tuple(float(v) for v in getattr(data, "rating_scale",
+                                                                   RATING_RANGE))
         options = self.options
         split = split_ratings(data.ratings, valid=options["valid"], test=options["test"],
                               min_ratings=options["min_ratings"], seed=options["seed"])
@@ -405,7 +418,12 @@ class Recommender:
     # -----------------------------------------------------------------------------------------
     # Evaluation
 
-    def evaluate(self, heldout=None, *, k: int = 10, threshold: float = 8.0,
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        """The lowest and highest rating of the data the model was trained on."""
+        return tuple(float(v) for v in self.model.rating_range)
+
+    def evaluate(self, heldout=None, *, k: int = 10, threshold: float | None = None,
                  baselines: bool = True) -> pd.DataFrame:
         """Score the model, next to the baselines, on held-out ratings.
 
@@ -416,8 +434,9 @@ class Recommender:
             counted in ``df.attrs["skipped"]``); by default the test split of ``fit``.
         k : int
             Length of the ranked lists.
-        threshold : float
-            Held-out ratings at least this high are relevant for ranking.
+        threshold : float, optional
+            Held-out ratings at least this high are relevant for ranking; by default 8 on
+            the 1..10 scale, the same point of any other scale (4 on 0.5..5).
 
         The two-tower row ranks with the model's retrieval score (the cosine; for a ranking
         or hybrid model, cosine / temperature + the popularity prior) and predicts with
@@ -430,6 +449,9 @@ class Recommender:
             ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k``.
         """
         self._check_fitted()
+        if threshold is None:
+            lo, hi = self.rating_scale
+            threshold = lo + (8.0 - 1.0) / 9.0 * (hi - lo)
         users, items, ratings, skipped = self._heldout_rows(heldout)
         rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
         exclude = _csr_take(*self.seen, rel_users)
