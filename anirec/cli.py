@@ -128,6 +128,22 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _default_popularity() -> float:
+    from anirec.recommender import POPULARITY_WEIGHT
+
+    return POPULARITY_WEIGHT
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -319,7 +335,8 @@ def cmd_generate(args) -> None:
 
 #: Options of the ranking objectives, with their defaults (``None`` on the command line marks
 #: "not given", so that giving one with the rating objective can be refused).
-RANKING_DEFAULTS = {"ranking_weight": 0.03, "temperature": 0.2, "positive_threshold": None}
+RANKING_DEFAULTS = {"ranking_weight": 0.03, "temperature": 0.2, "positive_threshold": None,
+                    "popularity_weight": None}
 
 
 def _ranking_options(args) -> dict:
@@ -332,7 +349,7 @@ def _ranking_options(args) -> dict:
         flags = ", ".join("--" + name.replace("_", "-") for name in useless)
         raise UsageError(f"{flags} has no effect with --objective {args.objective}")
     return {name: default if getattr(args, name) is None else getattr(args, name)
-            for name, default in RANKING_DEFAULTS.items()}
+            for name, default in RANKING_DEFAULTS.items() if name != "popularity_weight"}
 
 
 def _recommender(args):
@@ -341,11 +358,14 @@ def _recommender(args):
     if args.validation + args.test >= 1:
         raise UsageError(f"--validation {args.validation:g} and --test {args.test:g} leave no "
                          "training ratings: their sum must be below 1")
+    options = _ranking_options(args)
+    if args.popularity_weight is not None:
+        options["popularity_weight"] = args.popularity_weight
     return Recommender(layers=args.layers, weighting=args.weighting, valid=args.validation,
                        test=args.test, seed=args.seed, verbose=not args.quiet,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
-                       **_ranking_options(args))
+                       **options)
 
 
 def cmd_train(args) -> None:
@@ -583,6 +603,11 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--temperature", type=_positive_float, default=None,
                         help="softmax temperature of the ranking loss, ranking and hybrid "
                              f"objectives only (default {RANKING_DEFAULTS['temperature']})")
+    parser.add_argument("--popularity-weight", type=_non_negative_float, default=None,
+                        help="weight of the popularity prior log q in the ranking score, "
+                             "ranking and hybrid objectives only (0: taste alone, more of the "
+                             "catalogue; default "
+                             "%s)" % _default_popularity())
     parser.add_argument("--positive-threshold", type=_finite_float, default=None,
                         help="ratings at least this are the ranking positives, ranking and "
                              "hybrid objectives only (default: every rating)")

@@ -28,6 +28,8 @@ from anirec.model.persistence import read_model_file, write_model_file
 
 RATING_RANGE = (1.0, 10.0)
 _USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
+#: Default weight of the popularity prior in the retrieval score (see ``Recommender``).
+POPULARITY_WEIGHT = 1.0
 #: Weight of a new user's stated genre tastes in the cold-start score, in units of the spread
 #: of the model's scores (see ``Recommender.recommend_for_genres``).
 GENRE_WEIGHT = 1.5
@@ -38,6 +40,13 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     matrix = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.int8), (rows, cols)), shape=shape)
     matrix.sum_duplicates()
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
+
+
+def _check_weight(value) -> float:
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"popularity_weight must be a finite number >= 0, got {value}")
+    return value
 
 
 def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
@@ -92,7 +101,13 @@ class Recommender:
     seed : int
         Seeds the split, the initial weights and the shuffles.
     verbose : bool
-        Show progress bars.
+        Show a progress bar while training (default: silent).
+    popularity_weight : float
+        How much the popularity prior of a ranking or hybrid model weighs when ranking:
+        the retrieval score is ``cosine / temperature + popularity_weight * log q`` (1: as
+        trained; 0: taste alone, more of the catalogue recommended, less popular anime).
+        Can be changed after fitting (``rec.popularity_weight = 0.5``). The default was chosen
+        on the real development sets (README, "Popularity and coverage").
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, and the training objective:
@@ -105,10 +120,12 @@ class Recommender:
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
-                 verbose: bool = False, **model_options):
+                 verbose: bool = False, popularity_weight: float = POPULARITY_WEIGHT,
+                 **model_options):
         self.options = {"weighting": weighting, "valid": float(valid), "test": float(test),
                         "min_ratings": int(min_ratings), "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes), "seed": int(seed)}
+                        "item_attributes": bool(item_attributes), "seed": int(seed),
+                        "popularity_weight": _check_weight(popularity_weight)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
         if float(valid) == 0:
@@ -242,7 +259,7 @@ class Recommender:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         if items is None:
-            queries = self.model.retrieval_queries(queries)
+            queries = self._retrieval_queries(queries)
             items = self.retrieval_items
         return kernels.topk(np.ascontiguousarray(queries), items, n, exclude=exclude)
 
@@ -251,7 +268,7 @@ class Recommender:
         prior = self.model.item_log_prior_
         if prior is None:
             return score
-        return (score - prior[index]) * self.model.temperature
+        return (score - self.popularity_weight * prior[index]) * self.model.temperature
 
     def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
         """CSR exclusions for the user ``rows``: what each rated (any split), plus ``exclude``
@@ -385,7 +402,7 @@ class Recommender:
             raise ValueError(f"n must be at least 1, got {n}")
         row = self.new_user_features(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
-        queries = self.model.retrieval_queries(vector).astype(np.float64)
+        queries = self._retrieval_queries(vector).astype(np.float64)
         model_scores = self.retrieval_items.astype(np.float64) @ queries[0]
         # The user tower has only seen users who rated anime, and a ranking model's popularity
         # prior favours what most people like: on their own they under-weight a stated dislike
@@ -419,6 +436,23 @@ class Recommender:
     # Evaluation
 
     @property
+    def popularity_weight(self) -> float:
+        """Weight of the popularity prior ``log q`` in the retrieval score."""
+        return float(self.options.get("popularity_weight", 1.0))
+
+    @popularity_weight.setter
+    def popularity_weight(self, value: float) -> None:
+        self.options["popularity_weight"] = _check_weight(value)
+
+    def _retrieval_queries(self, vectors: np.ndarray) -> np.ndarray:
+        """Query rows of the retrieval score, the prior's column weighted."""
+        queries = self.model.retrieval_queries(vectors)
+        if self.model.item_log_prior_ is not None and self.popularity_weight != 1.0:
+            queries = queries.copy()
+            queries[:, -1] = self.popularity_weight
+        return queries
+
+    @property
     def rating_scale(self) -> tuple[float, float]:
         """The lowest and highest rating of the data the model was trained on."""
         return tuple(float(v) for v in self.model.rating_range)
@@ -446,7 +480,10 @@ class Recommender:
         -------
         DataFrame
             One row per method (``two-tower`` first), columns ``rmse``, ``mae``,
-            ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k``.
+            ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k`` (the share of the
+            catalogue recommended to anyone) and ``popularity_rank@k`` (the mean popularity
+            rank of the recommended anime, 1 = most rated in training: higher is less
+            popularity-biased).
         """
         self._check_fitted()
         if threshold is None:
@@ -464,6 +501,12 @@ class Recommender:
                 ranked = kernels.topk(np.ones((rel_users.shape[0], 1)), scores, k,
                                       exclude=exclude)[0]
             methods.append((baseline.name, baseline.predict(users, items), ranked))
+        # Popularity bias: the mean popularity rank (1 = the anime with the most training
+        # ratings) of what is recommended; higher means less of the head of the catalogue.
+        popularity = np.asarray(self.baselines[3].item_scores, dtype=np.float64)
+        popularity_rank = np.empty(popularity.shape[0])
+        popularity_rank[np.argsort(-popularity, kind="stable")] = \
+            np.arange(1, popularity.shape[0] + 1)
         table = []
         for name, predicted, ranked in methods:
             row = {"method": name}
@@ -473,6 +516,9 @@ class Recommender:
                 metrics = ranking_metrics(ranked, rel_indptr, rel_items, self.anime_ids.shape[0])
                 row.update({f"{key}@{k}": metrics[key]
                             for key in ("precision", "recall", "ndcg", "coverage")})
+                listed = ranked[ranked >= 0]
+                row[f"popularity_rank@{k}"] = float(popularity_rank[listed].mean()) \
+                    if listed.size else float("nan")
             table.append(row)
         frame = pd.DataFrame(table).set_index("method")
         frame.attrs.update(ratings=int(ratings.shape[0]), ranked_users=int(rel_users.shape[0]),

@@ -40,7 +40,7 @@ def test_beats_the_rating_baselines(fitted):
     assert model < 0.9 * report.loc["global mean", "rmse"], report
     assert report.attrs["ratings"] == len(fitted.test)
     assert set(report.columns) == {"rmse", "mae", "precision@10", "recall@10", "ndcg@10",
-                                   "coverage@10"}
+                                   "coverage@10", "popularity_rank@10"}
 
 
 def test_recommendations_follow_planted_favourite_genres(fitted, synthetic):
