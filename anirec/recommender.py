@@ -29,7 +29,7 @@ from anirec.model.persistence import read_model_file, write_model_file
 RATING_RANGE = (1.0, 10.0)
 _USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
 #: Default weight of the popularity prior in the retrieval score (see ``Recommender``).
-POPULARITY_WEIGHT = 1.0
+POPULARITY_WEIGHT = 0.75
 #: Weight of a new user's stated genre tastes in the cold-start score, in units of the spread
 #: of the model's scores (see ``Recommender.recommend_for_genres``).
 GENRE_WEIGHT = 1.5
