@@ -327,7 +327,7 @@ class ColdStart:
           user's share of that genre up to a share of 1 for the top rating, down to 0 for the
           bottom one, linearly;
         * ``"rating"`` and ``"centered"``: the rating, mapped to 1..10 (minus the training
-          mean for ``"centered"``), with the average user's value at the middle;
+          mean for ``"centered"``), as the user's average rating of that genre;
         * unrated genres get the average user's value (0 after scaling): a user who names only
           the genres they love says nothing about the others;
         * ``mean_rating`` is the training mean and ``log_count`` that of the median training
@@ -361,12 +361,9 @@ class ColdStart:
             raw[:G] = np.where(strength >= 0, average + strength * (1.0 - average),
                                average * (1.0 + strength))
         else:
-            rating = 5.5 + 4.5 * strength  # on 1..10, the middle at 5.5
+            rating = 5.5 + 4.5 * strength  # the genre's rating mapped to 1..10
             raw[:G] = np.where(rated, rating - (self.global_mean if self.mode == 1 else 0.0),
                                raw[:G])
-            # The middle of the scale is the average user's value of the genre.
-            middle = 5.5 - (self.global_mean if self.mode == 1 else 0.0)
-            raw[:G] = np.where(rated, self.mean[:G] + (raw[:G] - middle), raw[:G])
         raw[-2] = np.log1p(self.typical_count)
         raw[-1] = self.global_mean
         scaled = (raw - self.mean) / self.std
