@@ -6,6 +6,7 @@ from anirec import datasets
 from anirec._config import show_config
 from anirec.backend import get_backend, set_backend, use_backend
 from anirec.data import MALData, load_mal
+from anirec.data.ratings import RatingData, load_ratings
 from anirec.errors import (
     AnirecError,
     DataError,
@@ -23,6 +24,8 @@ __all__ = [
     "Recommender",
     "TwoTower",
     "load_mal",
+    "load_ratings",
+    "RatingData",
     "MALData",
     "datasets",
     "get_backend",

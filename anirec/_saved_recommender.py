@@ -34,6 +34,8 @@ MEMBERS = {
     "item_x": Member("f", ("items", None)),
     "seen_indptr": Member("i", (("users", 1),)),
     "seen_indices": Member("i", (None,)),
+    "rated_indptr": Member("i", (("users", 1),)),
+    "rated_indices": Member("i", (None,)),
     "test_users": Member("i", ("test pairs",)),
     "test_items": Member("i", ("test pairs",)),
     "test_ratings": Member("f", ("test pairs",)),
@@ -113,11 +115,13 @@ def check_arrays(header: dict, arrays: dict, model: TwoTower, source: str) -> No
     if model.item_log_prior_ is not None and model.item_log_prior_.shape[0] != n_items:
         raise ModelFormatError(f"{source}: model.item_log_prior has "
                                f"{model.item_log_prior_.shape[0]} entries for {n_items} anime")
-    indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
-    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or (np.diff(indptr) < 0).any():
-        raise ModelFormatError(f"{source}: seen_indptr must start at 0, never decrease and end "
-                               f"at the {indices.shape[0]} entries of seen_indices")
-    _within("seen_indices", indices, n_items, "anime rows", source)
+    for name in ("seen", "rated"):
+        indptr, indices = arrays[f"{name}_indptr"], arrays[f"{name}_indices"]
+        if indptr[0] != 0 or indptr[-1] != indices.shape[0] or (np.diff(indptr) < 0).any():
+            raise ModelFormatError(f"{source}: {name}_indptr must start at 0, never decrease "
+                                   f"and end at the {indices.shape[0]} entries of "
+                                   f"{name}_indices")
+        _within(f"{name}_indices", indices, n_items, "anime rows", source)
     _within("test_users", arrays["test_users"], n_users, "user rows", source)
     _within("test_items", arrays["test_items"], n_items, "anime rows", source)
     low, high = model.rating_range

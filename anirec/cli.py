@@ -7,8 +7,10 @@ and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,11 +25,35 @@ class UsageError(Exception):
     """A malformed option value."""
 
 
+#: Output paths meaning standard output.
+STDOUT = "-"
+
+# Upper bounds of size options: far above any real use (MyAnimeList has 270k users, 25k anime,
+# 24M ratings), low enough that a typo fails at once instead of exhausting the memory.
+MAX_USERS, MAX_ANIME, MAX_RATINGS = 10_000_000, 1_000_000, 200_000_000
+MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_N = 65_536, 32, 100_000, 1_048_576, 1_000_000
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit status 2."""
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: ...)`` to every option whose help does not state its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or \
+                not action.option_strings:
+            return text
+        if isinstance(action.default, bool):
+            return text + (" (default: on)" if action.default else " (default: off)")
+        default = ",".join(map(str, action.default)) if isinstance(action.default, tuple) \
+            else "%(default)s"
+        return f"{text} (default: {default})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,7 +66,26 @@ def _int_list(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}") from None
+    if len(values) > MAX_LAYERS or not all(1 <= value <= MAX_WIDTH for value in values):
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths within "
+                                         f"1..{MAX_WIDTH}, got {text!r}")
     return values
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: an integer within ``low..high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer within {low}..{high}, "
+                                             f"got {text}")
+        return value
+
+    return parse
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -74,10 +119,120 @@ def _positive_float(text: str) -> float:
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
     return value
+
+
+def _default_popularity() -> float:
+    from anirec.recommender import POPULARITY_WEIGHT
+
+    return POPULARITY_WEIGHT
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Output paths: checked before any loading or training, written atomically
+
+
+def _is_stdout(path) -> bool:
+    return path is not None and str(path) == STDOUT
+
+
+def _check_output(path: Path, option: str, *, folder: bool = False, inputs=(),
+                  stdout: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any work is done.
+
+    A missing folder is fine (it is created when the output is written) as long as its
+    nearest existing ancestor is a writable folder. ``inputs`` are the command's input files,
+    which an output must not overwrite.
+    """
+    if _is_stdout(path):
+        if stdout:
+            return
+        raise UsageError(f"{option} - (standard output) is not possible here: give a path")
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{option} {path} is a folder: give a file name")
+    ancestor = path if folder else path.parent
+    ancestor = Path(os.path.abspath(ancestor))
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: the folder {ancestor} is not writable")
+    for source in inputs:
+        if source is not None and Path(os.path.abspath(source)) == Path(os.path.abspath(path)):
+            raise UsageError(f"{option} {path} is also an input of this command: it would be "
+                             "overwritten")
+
+
+@contextlib.contextmanager
+def _atomic_output(path):
+    """A text stream for ``path`` (standard output for ``-``): written to a temporary file in
+    the same folder and renamed over ``path`` only when the block succeeds, so a failed
+    command leaves no partial file."""
+    if _is_stdout(path):
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(path)
+    created = _make_folder(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    done = False
+    try:
+        with open(temporary, "w", newline="", encoding="utf-8") as stream:
+            yield stream
+        os.replace(temporary, path)
+        done = True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        if not done:
+            _remove_folders(created)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, deepest first."""
+    created, missing = [], Path(os.path.abspath(folder))
+    while not missing.exists():
+        created.append(missing)
+        missing = missing.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    """Remove folders a failed command created (deepest first), if still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,44 +288,111 @@ def read_pairs(path: Path) -> pd.DataFrame:
     return pd.DataFrame(pairs)
 
 
+def _own_table(args) -> bool:
+    """Whether the scores file is read as a plain ratings table (``load_ratings``): without
+    an anime file, or with other column names or another rating scale than MAL's."""
+    return args.anime is None or args.rating_scale is not None or \
+        (args.user_col, args.item_col, args.rating_col) != ("user_id", "anime_id", "rating")
+
+
 def _load_data(args):
     from anirec.data import DEFAULT_EXCLUDED_GENRES, load_mal
+    from anirec.data.ratings import load_ratings
 
     exclude = DEFAULT_EXCLUDED_GENRES if args.exclude_genres is None else args.exclude_genres
+    if _own_table(args):
+        return load_ratings(args.scores, user=args.user_col, item=args.item_col,
+                            rating=args.rating_col, rating_scale=args.rating_scale,
+                            catalogue=args.anime, exclude_genres=exclude)
     return load_mal(args.anime, args.scores, exclude_genres=exclude, progress=not args.quiet)
+
+
+def _scale(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, e.g. 0.5,5, "
+                                         f"got {text!r}")
+    return low, high
+
+
+def _write_csv(frame: pd.DataFrame, path) -> None:
+    with _atomic_output(path) as stream:
+        frame.to_csv(stream, index=False)
 
 
 def cmd_generate(args) -> None:
     from anirec.data import write_synthetic
 
+    _check_output(args.out, "--out", folder=True)
     anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
                                     n_ratings=args.ratings, seed=args.seed)
     print(f"wrote {anime}\nwrote {scores}")
 
 
+#: Options of the ranking objectives, with their defaults (``None`` on the command line marks
+#: "not given", so that giving one with the rating objective can be refused).
+RANKING_DEFAULTS = {"ranking_weight": 0.03, "temperature": 0.2, "positive_threshold": None,
+                    "popularity_weight": None}
+
+
+def _ranking_options(args) -> dict:
+    """The ranking options of the chosen objective; refuses those that would be ignored."""
+    given = [name for name in RANKING_DEFAULTS if getattr(args, name) is not None]
+    useless = {"rating": given,
+               "ranking": [name for name in given if name == "ranking_weight"]}.get(
+        args.objective, [])
+    if useless:
+        flags = ", ".join("--" + name.replace("_", "-") for name in useless)
+        raise UsageError(f"{flags} has no effect with --objective {args.objective}")
+    return {name: default if getattr(args, name) is None else getattr(args, name)
+            for name, default in RANKING_DEFAULTS.items() if name != "popularity_weight"}
+
+
 def _recommender(args):
     from anirec import Recommender
 
+    if args.validation + args.test >= 1:
+        raise UsageError(f"--validation {args.validation:g} and --test {args.test:g} leave no "
+                         "training ratings: their sum must be below 1")
+    options = _ranking_options(args)
+    if args.popularity_weight is not None:
+        options["popularity_weight"] = args.popularity_weight
     return Recommender(layers=args.layers, weighting=args.weighting, valid=args.validation,
-                       test=args.test, seed=args.seed, leave_one_out=args.leave_one_out,
-                       refit=args.refit, verbose=not args.quiet,
+                       test=args.test, seed=args.seed, verbose=not args.quiet,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
-                       ranking_weight=args.ranking_weight, temperature=args.temperature,
-                       positive_threshold=args.positive_threshold, biases=args.biases,
-                       bias_reg=args.bias_reg, embedding_dim=args.embedding_dim,
-                       min_id_count=args.min_id_count, embedding_decay=args.embedding_decay)
+                       leave_one_out=args.leave_one_out, refit=args.refit,
+                       biases=args.biases, bias_reg=args.bias_reg,
+                       embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
+                       embedding_decay=args.embedding_decay, **options)
 
 
 def cmd_train(args) -> None:
+    inputs = tuple(path for path in (args.anime, args.scores) if path is not None)
+    _check_output(args.out, "--out", inputs=inputs)
+    if args.save_split is not None:
+        _check_output(args.save_split, "--save-split", folder=True)
+        for name in ("train", "validation", "test"):
+            _check_output(Path(args.save_split) / f"{name}.csv", "--save-split", inputs=inputs)
+    recommender = _recommender(args)  # refuses contradicting options before loading
     data = _load_data(args)
     print(data.summary)
     started = time.perf_counter()
-    rec = _recommender(args).fit(data)
+    rec = recommender.fit(data)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rec.save(args.out)
     history = rec.model.history_
     print(f"trained {len(history)} epochs in {time.perf_counter() - started:.1f} s "
           f"(best epoch {rec.model.best_epoch_}); saved {args.out}")
+    if args.save_split is not None:
+        folder = Path(args.save_split)
+        for name, frame in rec.split_frames().items():
+            _write_csv(frame, folder / f"{name}.csv")
+        print(f"wrote the train, validation and test ratings to {folder}")
     if args.test > 0:
         print(_table(rec.evaluate(k=10)))
 
@@ -178,10 +400,15 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from anirec import Recommender
     from anirec.data import load_mal
+    from anirec.data.ratings import load_ratings
 
     rec = Recommender.load(args.model)
-    data = load_mal(args.anime, args.scores, exclude_genres=rec.excluded_genres,
-                    progress=False)
+    if args.anime is None or rec.rating_scale != (1.0, 10.0):
+        data = load_ratings(args.scores, rating_scale=rec.rating_scale, catalogue=args.anime,
+                            exclude_genres=rec.excluded_genres)
+    else:
+        data = load_mal(args.anime, args.scores, exclude_genres=rec.excluded_genres,
+                        progress=False)
     ratings = data.ratings
     heldout = pd.DataFrame({
         "user_id": ratings.user_ids[ratings.users],
@@ -200,56 +427,124 @@ def cmd_evaluate(args) -> None:
 
 def cmd_predict(args) -> None:
     from anirec import Recommender
+    from anirec.errors import UnknownIdError
 
+    _check_output(args.out, "--out", inputs=(args.model, args.pairs), stdout=True)
     rec = Recommender.load(args.model)
     pairs = read_pairs(args.pairs)
-    pairs["predicted_rating"] = rec.predict(pairs["user_id"].to_numpy(),
-                                            pairs["anime_id"].to_numpy())
-    pairs.to_csv(args.out, index=False)
-    print(f"wrote {len(pairs)} predictions to {args.out}")
+    users, anime = pairs["user_id"].to_numpy(), pairs["anime_id"].to_numpy()
+    known = np.isin(users, rec.user_ids) & np.isin(anime, rec.anime_ids)
+    unknown = int((~known).sum())
+    if unknown and args.strict:
+        line = int(np.flatnonzero(~known)[0])
+        what = f"user id {users[line]}" if users[line] not in rec.user_ids else \
+            f"anime id {anime[line]}"
+        raise UnknownIdError(f"{args.pairs}, line {line + 2}: unknown {what} ({unknown} pairs "
+                             "name an unknown user or anime; without --strict their "
+                             "prediction is left empty)")
+    predicted = np.full(len(pairs), np.nan)
+    if known.any():
+        predicted[known] = rec.predict(users[known], anime[known])
+    pairs["predicted_rating"] = predicted
+    _write_csv(pairs, args.out)
+    if unknown:
+        print(f"anirec predict: {unknown} of {len(pairs)} pairs name a user or anime unknown to "
+              "the model: their predicted_rating is empty (--strict refuses them)",
+              file=sys.stderr)
+    if not _is_stdout(args.out):
+        print(f"wrote {len(pairs)} predictions to {args.out}")
 
 
-def _emit(frame: pd.DataFrame, args, header: bool = True) -> None:
-    if args.out:
-        frame.to_csv(args.out, index=False, mode="w" if header else "a", header=header)
+def _emit(frame: pd.DataFrame, args, stream=None, header: bool = True) -> None:
+    if stream is not None:
+        frame.to_csv(stream, index=False, header=header)
     elif args.json:
         _print_json(_records(frame))
     else:
         print(frame.to_string(index=False, float_format=lambda value: f"{value:.4f}"))
 
 
+def _capped_n(rec, n: int) -> int:
+    """``n`` capped at the catalogue size: a longer list would be padding only."""
+    return max(1, min(int(n), int(rec.anime_ids.shape[0])))
+
+
 def cmd_recommend(args) -> None:
     from anirec import Recommender
 
+    if args.out is not None:
+        _check_output(args.out, "--out", inputs=(args.model,), stdout=True)
+    elif args.all_users:
+        raise UsageError("--all-users writes a CSV: give --out RECS.csv (or --out - for "
+                         "standard output)")
     rec = Recommender.load(args.model)
+    n = _capped_n(rec, args.n)
+    # One-query results are computed before the output is opened, so that an unknown id
+    # leaves no folder or file behind.
     if args.genres is not None:
-        _emit(rec.recommend_for_genres(args.genres, n=args.n), args)
+        frames = [rec.recommend_for_genres(args.genres, n=n, exclude=args.exclude)]
     elif args.user_id:
-        _emit(rec.recommend(args.user_id, n=args.n), args)
+        frames = [rec.recommend(args.user_id, n=n, exclude=args.exclude)]
     else:
-        if not args.out:
-            raise UsageError("--all-users writes a CSV: give --out RECS.csv")
-        for position, frame in enumerate(rec.iter_recommend_all(n=args.n)):
-            _emit(frame, args, header=position == 0)
+        frames = rec.iter_recommend_all(n=n, exclude=args.exclude)
+    with (_atomic_output(args.out) if args.out is not None else contextlib.nullcontext()) \
+            as stream:
+        for position, frame in enumerate(frames):
+            _emit(frame, args, stream, header=position == 0)
+    if args.all_users and not _is_stdout(args.out):
         print(f"wrote recommendations for {rec.user_ids.shape[0]} users to {args.out}")
 
 
 def cmd_similar(args) -> None:
     from anirec import Recommender
 
+    if args.out is not None:
+        _check_output(args.out, "--out", inputs=(args.model,), stdout=True)
     rec = Recommender.load(args.model)
-    _emit(rec.similar(args.anime_id, n=args.n), args)
+    frame = rec.similar(args.anime_id, n=_capped_n(rec, args.n))
+    with (_atomic_output(args.out) if args.out is not None else contextlib.nullcontext()) \
+            as stream:
+        _emit(frame, args, stream)
+
+
+def _info_text(info: dict, path) -> str:
+    model = info["model"]
+    history = info["history"] or []
+    kept = info["best_epoch"] or (len(history) or None)
+    entry = history[kept - 1] if kept and len(history) >= kept else {}
+    lines = [
+        f"model file      {path}",
+        f"objective       {model.get('objective')}",
+        f"towers          [in, {', '.join(map(str, model.get('layers', [])))}]",
+        f"users, anime    {info['users']} users, {info['anime']} anime "
+        f"({len(info['genres'])} genres; excluded {', '.join(info['excluded_genres']) or 'none'})",
+        f"training        {len(history)} epochs, kept epoch {kept}"
+        + (f", validation RMSE {entry['val_rmse']:.4f}" if "val_rmse" in entry else ""),
+        f"split           validation {info['options'].get('valid')}, "
+        f"test {info['options'].get('test')}, seed {info['options'].get('seed')}",
+    ]
+    summary = info.get("summary") or {}
+    if summary:
+        lines.append(f"data            {summary.get('ratings_kept')} ratings kept of "
+                     f"{summary.get('rating_rows')} rows")
+    lines.append("(--json for every setting and the epoch history)")
+    return "\n".join(lines)
 
 
 def cmd_info(args) -> None:
     from anirec import Recommender
 
-    _print_json(Recommender.load(args.model).info())
+    info = Recommender.load(args.model).info()
+    if args.json:
+        _print_json(info)
+    else:
+        print(_info_text(info, args.model))
 
 
 def cmd_demo(args) -> None:
     from anirec.demo import run_demo
 
+    _check_output(args.out, "--out", folder=True)
     run_demo(out_dir=args.out, n_users=args.users, n_anime=args.anime, n_ratings=args.ratings,
              epochs=args.epochs, seed=args.seed, verbose=not args.quiet)
 
@@ -257,121 +552,201 @@ def cmd_demo(args) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parser
 
+_SCORE_HELP = ("Output columns: rank; score, the retrieval score that ranks the list (higher "
+               "first: the cosine of the user and anime towers, and for the ranking and hybrid "
+               "objectives cosine / temperature + the log popularity of the anime); "
+               "predicted_rating, the model's rating of the anime for that user on the rating "
+               "scale (it need not fall down the list: the score also weighs how likely the "
+               "user is to pick the anime); anime_id; name. Anime the user rated (training, "
+               "validation or test split) are never recommended.")
+
+
+def _add_size_options(parser, epochs_default: int | None = None) -> None:
+    parser.add_argument("--users", type=_bounded_int(1, MAX_USERS), default=2000,
+                        help="number of users")
+    parser.add_argument("--anime", type=_bounded_int(1, MAX_ANIME), default=1500,
+                        help="number of anime")
+    parser.add_argument("--ratings", type=_bounded_int(1, MAX_RATINGS), default=150_000,
+                        help="number of ratings")
+    if epochs_default is not None:
+        parser.add_argument("--epochs", type=_bounded_int(1, MAX_EPOCHS),
+                            default=epochs_default, help="training epochs of each model")
+    parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=0,
+                        help="random seed")
+
 
 def _add_training_options(parser) -> None:
     parser.add_argument("--layers", type=_int_list, default=(256, 128, 64, 32),
-                        help="tower widths after the input (default 256,128,64,32)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+                        help="tower widths after the input, comma-separated")
+    parser.add_argument("--epochs", type=_bounded_int(1, MAX_EPOCHS), default=20,
+                        help="most training epochs (fewer when validation stops early)")
+    parser.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH), default=256,
+                        help="training examples per mini-batch")
+    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                        help="optimizer")
     parser.add_argument("--weighting", choices=("rating", "centered", "bayesian"),
                         default="bayesian", help="user genre-preference weighting")
     parser.add_argument("--validation", type=_fraction, default=0.1,
-                        help="per-user fraction for validation / early stopping")
+                        help="per-user fraction for validation / early stopping (0: none, "
+                             "train every epoch)")
     parser.add_argument("--test", type=_fraction, default=0.1,
                         help="per-user fraction held out for testing (0: train on all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=0,
+                        help="seeds the split, the initial weights and the shuffles")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="floating-point precision of the network")
     parser.add_argument("--objective", choices=("rating", "ranking", "hybrid"),
                         default="hybrid",
                         help="rating MSE, in-batch softmax ranking, or MSE + weighted ranking "
-                             "(default hybrid: predicts ratings and ranks well)")
-    parser.add_argument("--ranking-weight", type=_positive_float, default=0.03,
-                        help="weight of the ranking loss in the hybrid objective")
-    parser.add_argument("--temperature", type=_positive_float, default=0.2,
-                        help="softmax temperature of the ranking loss")
-    parser.add_argument("--positive-threshold", type=float, default=None,
-                        help="ratings at least this are the ranking positives (default: all)")
+                             "(hybrid predicts ratings and ranks well)")
+    parser.add_argument("--ranking-weight", type=_positive_float, default=None,
+                        help="weight of the ranking loss, hybrid objective only (default "
+                             f"{RANKING_DEFAULTS['ranking_weight']})")
+    parser.add_argument("--temperature", type=_positive_float, default=None,
+                        help="softmax temperature of the ranking loss, ranking and hybrid "
+                             f"objectives only (default {RANKING_DEFAULTS['temperature']})")
+    parser.add_argument("--popularity-weight", type=_non_negative_float, default=None,
+                        help="weight of the popularity prior log q in the ranking score, "
+                             "ranking and hybrid objectives only (0: taste alone, more of the "
+                             "catalogue; default "
+                             "%s)" % _default_popularity())
+    parser.add_argument("--positive-threshold", type=_finite_float, default=None,
+                        help="ratings at least this are the ranking positives, ranking and "
+                             "hybrid objectives only (default: every rating)")
     parser.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=True,
                         help="derive each training example's user row and item statistics "
-                             "without its own rating (default: on)")
+                             "without its own rating")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
                         help="after early stopping, train again on training + validation "
-                             "ratings for the chosen number of epochs (default: on)")
+                             "ratings for the chosen number of epochs")
     parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True,
-                        help="predict user and item rating biases plus the scaled cosine "
-                             "(default: on)")
+                        help="predict user and item rating biases plus the scaled cosine")
     parser.add_argument("--bias-reg", type=_positive_float, default=5.0,
-                        help="L2 penalty of the rating biases, in ratings (default 5)")
-    parser.add_argument("--embedding-dim", type=int, default=32,
-                        help="width of the learned user and item ID embeddings (default 32; "
-                             "0: none)")
-    parser.add_argument("--min-id-count", type=int, default=2,
-                        help="training ratings an id needs for its own embedding row (default "
-                             "2; rarer ids share the unknown row)")
-    parser.add_argument("--embedding-decay", type=float, default=0.0,
-                        help="L2 penalty of an embedding row at each update (default 0)")
+                        help="L2 penalty of the rating biases, in ratings")
+    parser.add_argument("--embedding-dim", type=_bounded_int(0, 4096), default=32,
+                        help="width of the learned user and item ID embeddings (0: none)")
+    parser.add_argument("--min-id-count", type=_bounded_int(1, 10**9), default=2,
+                        help="training ratings an id needs for its own embedding row (rarer "
+                             "ids share the unknown row)")
+    parser.add_argument("--embedding-decay", type=_non_negative_float, default=0.0,
+                        help="L2 penalty of an embedding row at each update")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="anirec", description="Two-tower anime recommendation.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
+    from anirec import __version__
 
-    demo = commands.add_parser("demo", help="train and show everything on the embedded data")
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--anime", type=int, default=1500)
-    demo.add_argument("--ratings", type=int, default=150_000)
-    demo.add_argument("--epochs", type=int, default=15)
-    demo.add_argument("--seed", type=int, default=0)
+    parser = _Parser(prog="anirec", description="Two-tower anime recommendation.",
+                     formatter_class=_HelpFormatter,
+                     epilog="Run 'anirec COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"anirec {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                     title="commands")
+
+    def command(name, help, **kwargs):
+        return commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                   formatter_class=_HelpFormatter, **kwargs)
+
+    demo = command("demo", "train and show everything on the embedded synthetic data")
+    _add_size_options(demo, epochs_default=15)
     demo.add_argument("--out", type=Path, default=Path("anirec-demo"),
                       help="folder for the model and the loss curves (default ./anirec-demo)")
     demo.set_defaults(run=cmd_demo)
 
-    generate = commands.add_parser("generate", help="write a synthetic MAL 2023 data set")
-    generate.add_argument("--out", type=Path, required=True)
-    generate.add_argument("--users", type=int, default=2000)
-    generate.add_argument("--anime", type=int, default=1500)
-    generate.add_argument("--ratings", type=int, default=150_000)
-    generate.add_argument("--seed", type=int, default=0)
+    generate = command("generate", "write a synthetic MAL 2023 data set")
+    generate.add_argument("--out", type=Path, required=True,
+                          help="folder for anime-dataset-2023.csv and users-score-2023.csv "
+                               "(created if missing)")
+    _add_size_options(generate)
     generate.set_defaults(run=cmd_generate)
 
-    train = commands.add_parser("train", help="train a recommender on MAL 2023 files")
-    train.add_argument("--anime", type=Path, required=True, help="anime-dataset-2023.csv")
-    train.add_argument("--scores", type=Path, required=True, help="users-score-2023.csv")
-    train.add_argument("--out", type=Path, required=True, help="model file to write")
+    train = command("train", "train a recommender on MAL 2023 files or any ratings table")
+    train.add_argument("--anime", type=Path, default=None,
+                       help="anime-dataset-2023.csv, for genres and attributes (default: none, "
+                            "the items are known by their ids only)")
+    train.add_argument("--scores", type=Path, required=True,
+                       help="ratings CSV: users-score-2023.csv or any table with a user, an "
+                            "item and a rating column")
+    train.add_argument("--user-col", default="user_id", help="user id column of --scores")
+    train.add_argument("--item-col", default="anime_id",
+                       help="item (anime) id column of --scores")
+    train.add_argument("--rating-col", default="rating", help="rating column of --scores")
+    train.add_argument("--rating-scale", type=_scale, default=None, metavar="LOW,HIGH",
+                       help="lowest and highest possible rating, e.g. 0.5,5; predictions stay "
+                            "on it (default: 1,10 for MAL files, else the lowest and highest "
+                            "rating in the file)")
+    train.add_argument("--out", type=Path, required=True,
+                       help="model file to write (its folder is created if missing)")
+    train.add_argument("--save-split", type=Path, default=None, metavar="FOLDER",
+                       help="also write the split's ratings there as train.csv, "
+                            "validation.csv and test.csv (default: not written)")
     train.add_argument("--exclude-genres", type=_names, default=None,
                        help="comma-separated genres to drop (default Ecchi,Hentai,Erotica; "
                             "'' for none)")
     _add_training_options(train)
     train.set_defaults(run=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="score a model on held-out ratings")
-    evaluate.add_argument("--model", type=Path, required=True)
-    evaluate.add_argument("--anime", type=Path, required=True)
-    evaluate.add_argument("--scores", type=Path, required=True, help="held-out ratings CSV")
-    evaluate.add_argument("--k", type=int, default=10)
-    evaluate.add_argument("--json", action="store_true")
+    evaluate = command("evaluate", "score a model on held-out ratings")
+    evaluate.add_argument("--model", type=Path, required=True, help="model file")
+    evaluate.add_argument("--anime", type=Path, default=None,
+                          help="anime-dataset-2023.csv (default: none, ids only)")
+    evaluate.add_argument("--scores", type=Path, required=True,
+                          help="held-out ratings CSV (user_id, anime_id, rating), e.g. the "
+                               "test.csv of train --save-split")
+    evaluate.add_argument("--k", type=_bounded_int(1, MAX_N), default=10,
+                          help="length of the ranked lists")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="predict ratings for user/anime pairs")
-    predict.add_argument("--model", type=Path, required=True)
-    predict.add_argument("--pairs", type=Path, required=True, help="CSV with user_id,anime_id")
-    predict.add_argument("--out", type=Path, required=True)
+    predict = command("predict", "predict ratings for user/anime pairs")
+    predict.add_argument("--model", type=Path, required=True, help="model file")
+    predict.add_argument("--pairs", type=Path, required=True,
+                         help="CSV with columns user_id, anime_id (others are kept)")
+    predict.add_argument("--out", type=Path, default=Path(STDOUT),
+                         help="CSV to write, '-' for standard output (default: -)")
+    predict.add_argument("--strict", action="store_true",
+                         help="refuse pairs of unknown users or anime instead of leaving their "
+                              "prediction empty")
     predict.set_defaults(run=cmd_predict)
 
-    recommend = commands.add_parser("recommend", help="top-n anime for users or genre tastes")
-    recommend.add_argument("--model", type=Path, required=True)
+    recommend = command("recommend", "top-n anime for users or genre tastes",
+                        epilog=_SCORE_HELP)
+    recommend.add_argument("--model", type=Path, required=True, help="model file")
     who = recommend.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user-id", type=int, nargs="+")
-    who.add_argument("--all-users", action="store_true")
-    who.add_argument("--genres", type=_genre_ratings, help="e.g. 'Action=9,Comedy=7' (1..10)")
-    recommend.add_argument("--n", type=int, default=10)
+    who.add_argument("--user-id", type=int, nargs="+", help="MAL user id(s)")
+    who.add_argument("--all-users", action="store_true",
+                     help="every user of the model (needs --out)")
+    who.add_argument("--genres", type=_genre_ratings,
+                     help="a new user's genre ratings on 1..10, e.g. 'Action=9,Comedy=7' "
+                          "(unrated genres are neutral)")
+    recommend.add_argument("--n", type=_bounded_int(1, MAX_N), default=10,
+                           help="anime per user")
+    recommend.add_argument("--exclude", type=int, nargs="+", metavar="ANIME_ID", default=None,
+                           help="anime ids never to recommend, besides what each user rated "
+                                "(default: none)")
     output = recommend.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true")
-    output.add_argument("--out", type=Path)
+    output.add_argument("--json", action="store_true", help="print JSON")
+    output.add_argument("--out", type=Path,
+                        help="write a CSV there, '-' for standard output (default: print a "
+                             "table)")
     recommend.set_defaults(run=cmd_recommend)
 
-    similar = commands.add_parser("similar", help="anime nearest to an anime")
-    similar.add_argument("--model", type=Path, required=True)
-    similar.add_argument("--anime-id", type=int, required=True)
-    similar.add_argument("--n", type=int, default=10)
-    similar.add_argument("--json", action="store_true")
-    similar.set_defaults(run=cmd_similar, out=None)
+    similar = command("similar", "anime nearest to an anime")
+    similar.add_argument("--model", type=Path, required=True, help="model file")
+    similar.add_argument("--anime-id", type=int, required=True, help="MAL anime id")
+    similar.add_argument("--n", type=_bounded_int(1, MAX_N), default=10,
+                         help="anime to list")
+    output = similar.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON")
+    output.add_argument("--out", type=Path,
+                        help="write a CSV there, '-' for standard output (default: print a "
+                             "table)")
+    similar.set_defaults(run=cmd_similar)
 
-    info = commands.add_parser("info", help="configuration, data summary, training history")
-    info.add_argument("--model", type=Path, required=True)
+    info = command("info", "configuration, data summary, training history")
+    info.add_argument("--model", type=Path, required=True, help="model file")
+    info.add_argument("--json", action="store_true",
+                      help="print every setting and the epoch history as JSON")
     info.set_defaults(run=cmd_info)
 
     for sub in (demo, train):
@@ -385,16 +760,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from anirec.errors import AnirecError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `anirec`: what it can do, not a one-line complaint
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
     # Progress bars belong on a terminal: in a log or a pipe they only bury the one-line errors.
     args.quiet = args.quiet or not sys.stderr.isatty()
     try:
         args.run(args)
-    except (AnirecError, UsageError, FileNotFoundError, PermissionError, ValueError,
-            KeyError, ImportError) as error:
+    except (AnirecError, UsageError, FileNotFoundError, PermissionError, IsADirectoryError,
+            NotADirectoryError, ValueError, KeyError, ImportError, MemoryError) as error:
         message = str(error) if not isinstance(error, KeyError) or isinstance(error, AnirecError) \
             else str(error.args[0]) if error.args else repr(error)
-        print(f"anirec {args.command}: error: {message}", file=sys.stderr)
+        if isinstance(error, MemoryError):
+            message = "out of memory: lower the sizes given"
+        print(f"anirec {args.command}: error: {message.splitlines()[0] if message else message}",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `anirec recommend ... | head`
         return 0

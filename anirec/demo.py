@@ -45,6 +45,7 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
           f"(kernels: {backend.get_backend()})")
     print(data.summary)
 
+    # Predictions and recommendations below never include an anime the user rated (any split).
     recommenders, rows = {}, []
     for objective in objectives:
         options = OBJECTIVES.get(objective, {})
@@ -78,31 +79,30 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
         recs = rec.recommend(int(user_id), n=5)
         recs["genres"] = rec.anime_genres(recs["anime_id"])
         _show(f"user {user_id}: planted favourite genres {', '.join(favourites[int(user_id)])}",
-              recs[["rank", "anime_id", "name", "predicted_rating", "genres"]])
+              recs[["rank", "score", "predicted_rating", "anime_id", "name", "genres"]])
 
     tastes = {"Action": 10, "Sci-Fi": 9, "Romance": 2}
     cold = rec.recommend_for_genres(tastes, n=5)
     cold["genres"] = rec.anime_genres(cold["anime_id"])
     _show(f"a new user who rates genres {tastes} (1..10 scale)",
-          cold[["rank", "anime_id", "name", "predicted_rating", "genres"]])
+          cold[["rank", "score", "predicted_rating", "anime_id", "name", "genres"]])
 
     popular = int(rec.anime_ids[np.argmax(rec.baselines[3].item_scores)])
     similar = rec.similar(popular, n=5)
     similar["genres"] = rec.anime_genres(similar["anime_id"])
     _show(f"anime similar to {str(rec.anime_names[rec.anime_rows(popular)[0]])!r} "
           f"({', '.join(rec.anime_genres(popular))})",
-          similar[["rank", "anime_id", "name", "similarity", "genres"]])
+          similar[["rank", "similarity", "anime_id", "name", "genres"]])
 
     paths = {"model": out / "model.anirec"}
     rec.save(paths["model"])
-    try:
-        from anirec.model import plot_history
+    from anirec.model import plot_validation
 
-        paths["loss_curves"] = plot_history(
-            rec.model.history_, out / "loss.png",
-            title=f"Two-tower training ({rec.model.objective} objective)")
-    except ImportError:
-        print("\n(install matplotlib to get the loss curves as a PNG)")
+    paths["loss_curves"] = plot_validation(
+        {name: r.model.history_ for name, r in recommenders.items()}, out / "loss.png",
+        best_epochs={name: r.model.best_epoch_ for name, r in recommenders.items()},
+        rating_scale=rec.rating_scale,
+        title="Validation curves of the demo's models (the recommendations: hybrid)")
     print("\nwrote " + ", ".join(str(path) for path in paths.values()))
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
     return {"recommender": rec, "recommenders": recommenders, "report": report, "paths": paths}

@@ -29,6 +29,11 @@ from anirec.model.persistence import read_model_file, write_model_file
 
 RATING_RANGE = (1.0, 10.0)
 _USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
+#: Default weight of the popularity prior in the retrieval score (see ``Recommender``).
+POPULARITY_WEIGHT = 0.75
+#: Weight of a new user's stated genre tastes in the cold-start score, in units of the spread
+#: of the model's scores (see ``Recommender.recommend_for_genres``).
+GENRE_WEIGHT = 1.5
 
 
 def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
@@ -36,6 +41,25 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     matrix = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.int8), (rows, cols)), shape=shape)
     matrix.sum_duplicates()
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
+
+
+def _check_weight(value) -> float:
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"popularity_weight must be a finite number >= 0, got {value}")
+    return value
+
+
+def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
+    """Every row of ``(indptr, indices)`` with ``columns`` added (sorted, duplicates merged)."""
+    if columns.shape[0] == 0:
+        return indptr, indices
+    n_rows = indptr.shape[0] - 1
+    rows = np.concatenate([np.repeat(np.arange(n_rows), np.diff(indptr)),
+                           np.repeat(np.arange(n_rows), columns.shape[0])])
+    cols = np.concatenate([indices, np.tile(columns, n_rows)])
+    n_cols = int(max(cols.max(initial=-1), 0)) + 1
+    return _csr_from_pairs(rows, cols, (n_rows, n_cols))
 
 
 def _csr_take(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
@@ -66,7 +90,8 @@ class Recommender:
         1.102 / 1.101 against 1.137 / 1.160 for ``"rating"`` and 1.133 / 1.144 for
         ``"centered"`` (seeds 0 / 1, 15 epochs).
     valid, test : float
-        Per-user fractions of ratings held out for validation and test.
+        Per-user fractions of ratings held out for validation and test; ``valid=0`` trains
+        without validation (every epoch, no early stopping).
     min_ratings : int
         Users with fewer ratings keep all of them in training.
     leave_one_out : bool
@@ -84,7 +109,13 @@ class Recommender:
     seed : int
         Seeds the split, the initial weights and the shuffles.
     verbose : bool
-        Show progress bars.
+        Show a progress bar while training (default: silent).
+    popularity_weight : float
+        How much the popularity prior of a ranking or hybrid model weighs when ranking:
+        the retrieval score is ``cosine / temperature + popularity_weight * log q`` (1: as
+        trained; 0: taste alone, more of the catalogue recommended, less popular anime).
+        Can be changed after fitting (``rec.popularity_weight = 0.5``). The default was chosen
+        on the real development sets (README, "Popularity and coverage").
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, and the training objective:
@@ -99,7 +130,8 @@ class Recommender:
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
                  leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
-                 refit: bool = True, verbose: bool = False, **model_options):
+                 refit: bool = True, verbose: bool = False,
+                 popularity_weight: float = POPULARITY_WEIGHT, **model_options):
         if weighting not in ("bayesian", "rating", "centered"):
             raise ValueError(f"weighting must be 'bayesian', 'rating' or 'centered', got "
                              f"{weighting!r}")
@@ -113,11 +145,16 @@ class Recommender:
                         "leave_one_out": bool(leave_one_out),
                         "item_attributes": bool(item_attributes),
                         # The split needs a seed: None would make fit() unrepeatable.
-                        "seed": _validate.integer("seed", seed, 0), "refit": bool(refit)}
+                        "seed": _validate.integer("seed", seed, 0), "refit": bool(refit),
+                        "popularity_weight": _check_weight(popularity_weight)}
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
         # Chosen on the real development sets (README: rating accuracy on real data).
         model_options.setdefault("embedding_dim", 32)
+        if valid == 0:
+            # No validation split means no validation at all, not the model's own fallback
+            # of holding out part of the training ratings.
+            model_options.setdefault("validation_fraction", 0.0)
         self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
                               **model_options)
         self.verbose = verbose
@@ -127,14 +164,27 @@ class Recommender:
     # Fitting
 
     def fit(self, data) -> "Recommender":
-        """Split ``data`` (an :class:`anirec.data.MALData`), build features, train.
+        """Split ``data``, build features, train.
+
+        Parameters
+        ----------
+        data : MALData, RatingData, DataFrame or path-like
+            What :func:`anirec.load_mal` or :func:`anirec.load_ratings` returns; a table or
+            CSV path is read with ``load_ratings`` (columns ``user_id, anime_id, rating``,
+            the scale from the data). Predictions stay on the data's rating scale.
 
         Returns
         -------
         self
         """
         from anirec.data import Triplets, split_ratings
+        from anirec.data.ratings import load_ratings
 
+        if not hasattr(data, "ratings"):  # a plain table or file
+            data = load_ratings(data)
+        # Ratings keep their scale: the model maps it to [-1, 1] and back.
+        self.model.rating_range = tuple(float(v) for v in getattr(data, "rating_scale",
+                                                                   RATING_RANGE))
         options = self.options
         split = split_ratings(data.ratings, valid=options["valid"], test=options["test"],
                               min_ratings=options["min_ratings"], seed=options["seed"])
@@ -155,16 +205,21 @@ class Recommender:
         self.cold_start = features.cold_start
         self.user_x = np.asarray(features.user_x)
         self.item_x = np.asarray(features.item_x)
+        shape = (self.user_ids.shape[0], self.anime_ids.shape[0])
+        # Evaluation ranks the test anime, so it may exclude only what the model trained on;
+        # recommendations must leave out everything the user rated, test split included.
         if split.train.indptr is not None and split.valid.indptr is not None:
-            # Loaded ratings are a CSR matrix: the rated set is it without the test entries.
+            # Loaded ratings are a CSR matrix: the trained-on set is it without the test part.
             self.seen = (split.train.indptr + split.valid.indptr,
                          data.ratings.items[split.part != 2].astype(np.int64))
         else:
             seen = [split.train, split.valid]
             self.seen = _csr_from_pairs(np.concatenate([s.users for s in seen]),
-                                        np.concatenate([s.items for s in seen]),
-                                        (self.user_ids.shape[0], self.anime_ids.shape[0]))
+                                        np.concatenate([s.items for s in seen]), shape)
+        self.rated = _csr_from_pairs(np.asarray(data.ratings.users, np.int64),
+                                     np.asarray(data.ratings.items, np.int64), shape)
         self.test = split.test
+        self._split = split  # kept for split_frames(); a loaded model has the test split only
         self.summary = data.summary.as_dict() if hasattr(data.summary, "as_dict") else {}
         self.baselines = self._fit_baselines(train, features.item_bayes)
         self._prepare()
@@ -261,7 +316,7 @@ class Recommender:
         # Strict (n=1.9 or "3" are refused); a huge n is capped at the catalogue by topk.
         n = _validate.integer("n", n, 1)
         if items is None:
-            queries = self.model.retrieval_queries(queries)
+            queries = self._retrieval_queries(queries)
             items = self.retrieval_items
         return kernels.topk(np.ascontiguousarray(queries), items, n, exclude=exclude)
 
@@ -270,67 +325,109 @@ class Recommender:
         prior = self.model.item_log_prior_
         if prior is None:
             return score
-        return (score - prior[index]) * self.model.temperature
+        return (score - self.popularity_weight * prior[index]) * self.model.temperature
 
-    def _top_for_users(self, user_ids, n: int, exclude_rated: bool):
+    def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
+        """CSR exclusions for the user ``rows``: what each rated (any split), plus ``exclude``
+        (MAL anime ids left out for every user; unknown ids are ignored)."""
+        extra = np.zeros(0, np.int64)
+        if exclude is not None:
+            ids = np.unique(np.asarray(exclude, dtype=np.int64).ravel())
+            extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
+        if exclude_rated:
+            indptr, indices = _csr_take(*self.rated, rows)
+        else:
+            indptr, indices = np.zeros(rows.shape[0] + 1, np.int64), np.zeros(0, np.int64)
+        if not exclude_rated and extra.shape[0] == 0:
+            return None
+        return _csr_add_columns(indptr, indices, extra.astype(np.int64))
+
+    def _top_for_users(self, user_ids, n: int, exclude_rated: bool, exclude=None):
         """Catalogue rows and retrieval scores of the top-``n`` anime of each user."""
         rows = self.user_rows(user_ids)
-        exclude = _csr_take(*self.seen, rows) if exclude_rated else None
-        return self._top(self.user_vectors[rows], n, exclude)
+        return self._top(self.user_vectors[rows], n,
+                         self._exclusions(rows, exclude_rated, exclude))
 
-    def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True):
+    def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True,
+                         exclude=None):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
-        ``(len(user_ids), min(n, number of anime))``; rows are padded with anime id ``-1`` and
-        score ``-inf`` when fewer anime are left after the exclusions."""
-        index, scores = self._top_for_users(user_ids, n, exclude_rated)
+        ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
+        fewer than ``n`` anime are left. ``exclude_rated`` and ``exclude`` as in
+        :meth:`recommend`."""
+        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude)
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
-    def _frame(self, query_ids, index, scores, id_column: str,
+    def _frame(self, query_ids, index, scores, id_column: str, cosines=None,
                user_rows=None) -> pd.DataFrame:
-        """The long frame of top-n lists; ``user_rows`` are the queries' user rows (for the
-        predicted ratings' user biases; ``None``: a new user)."""
+        """One row per (query, rank); ``cosines`` (like ``scores``) are the tower cosines
+        when ``scores`` are not plain retrieval scores; ``user_rows`` are the queries' user
+        rows (for the predicted ratings' user biases; ``None``: a new user)."""
         rank = np.tile(np.arange(1, index.shape[1] + 1), index.shape[0])
         flat_index, flat_scores = index.ravel(), scores.ravel().astype(np.float64)
         keep = flat_index >= 0
+        cosine = self._cosines(flat_scores[keep], flat_index[keep]) if cosines is None else \
+            np.asarray(cosines, np.float64).ravel()[keep]
         users = None if user_rows is None else np.repeat(user_rows, index.shape[1])[keep]
         frame = pd.DataFrame({
             id_column: np.repeat(query_ids, index.shape[1])[keep],
             "rank": rank[keep],
+            # What ranks the list comes first, the predicted rating beside it.
+            "score": flat_scores[keep],
+            "predicted_rating": self.model.score_to_rating(cosine, users, flat_index[keep]),
             "anime_id": self.anime_ids[flat_index[keep]],
             "name": self.anime_names[flat_index[keep]],
-            "score": flat_scores[keep],
-            "predicted_rating": self.model.score_to_rating(
-                self._cosines(flat_scores[keep], flat_index[keep]), users, flat_index[keep]),
         })
         return frame
 
-    def recommend(self, user_id, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+    def recommend(self, user_id, n: int = 10, *, exclude_rated: bool = True,
+                  exclude=None) -> pd.DataFrame:
         """Top-``n`` anime for one MAL user id or a list of them.
 
-        Anime the user rated in training (and validation) are left out unless
-        ``exclude_rated=False``. Batch results equal one-at-a-time results.
+        Every anime the user rated in the data the model was given (the training, validation
+        and test splits alike) is left out unless ``exclude_rated=False``; the anime ids in
+        ``exclude`` are left out for every user. Batch results equal one-at-a-time results.
+
+        Parameters
+        ----------
+        user_id : int or sequence of int
+            MAL user id(s) known to the model.
+        n : int
+            Anime per user.
+        exclude_rated : bool
+            Leave out what each user rated.
+        exclude : sequence of int, optional
+            MAL anime ids never to recommend (ids not in the catalogue are ignored).
 
         Returns
         -------
         DataFrame
-            Columns ``user_id, rank, anime_id, name, score, predicted_rating``; ``score`` is the
-            retrieval score (the cosine of the two towers; for a ranking or hybrid model with a
-            popularity prior, ``cosine / temperature + log q``) and ``predicted_rating`` the
-            model's rating for the pair on the 1..10 scale.
+            Columns ``user_id, rank, score, predicted_rating, anime_id, name``, sorted by
+            ``score`` (highest first), which is what ranks the list: the retrieval score, the
+            cosine of the two towers (for a ranking or hybrid model, ``cosine / temperature +
+            log q``, a popularity prior added). ``predicted_rating`` is the model's rating of
+            the pair on the rating scale; it need not decrease down the list, because the list
+            ranks what the user is likely to rate *and* like, not the rating alone.
+
+        Raises
+        ------
+        UnknownIdError
+            If a user id is not known to the model.
 
         >>> rec.recommend(user_id=1, n=5)            # doctest: +SKIP
-        >>> rec.recommend(user_id=[1, 4, 9], n=5)    # doctest: +SKIP
+        >>> rec.recommend(user_id=[1, 4, 9], n=5, exclude=[5114])    # doctest: +SKIP
         """
         user_ids = np.atleast_1d(np.asarray(user_id))
-        index, scores = self._top_for_users(user_ids, n, exclude_rated)
-        return self._frame(user_ids, index, scores, "user_id", self.user_rows(user_ids))
+        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude)
+        return self._frame(user_ids, index, scores, "user_id",
+                           user_rows=self.user_rows(user_ids))
 
-    def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK):
-        """Yield recommendation frames for every known user, ``block`` users at a time."""
+    def iter_recommend_all(self, n: int = 10, *, block: int = _USER_BLOCK, exclude=None):
+        """Yield recommendation frames (as :meth:`recommend`) for every known user, ``block``
+        users at a time."""
         self._check_fitted()
         block = _validate.integer("block", block, 1)
         for start in range(0, self.user_ids.shape[0], block):
-            yield self.recommend(self.user_ids[start:start + block], n)
+            yield self.recommend(self.user_ids[start:start + block], n, exclude=exclude)
 
     def new_user_features(self, genre_ratings: Mapping[str, float], *,
                           scale: tuple[float, float] = (1, 10)) -> np.ndarray:
@@ -339,17 +436,51 @@ class Recommender:
         return self.cold_start.row(genre_ratings, scale=scale)
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
-                             scale: tuple[float, float] = (1, 10)) -> pd.DataFrame:
+                             scale: tuple[float, float] = (1, 10),
+                             exclude=None) -> pd.DataFrame:
         """Cold start: top-``n`` anime for a new user who rated genres, with no retraining.
 
         The genre ratings go through the saved scalers and the user tower.
 
+        Parameters
+        ----------
+        genre_ratings : mapping of str to float
+            Genre name -> rating on ``scale``; unrated genres are neutral.
+        n : int
+            Anime to return.
+        scale : (low, high)
+            The scale of the genre ratings.
+        exclude : sequence of int, optional
+            MAL anime ids never to recommend (e.g. what the new user has already seen).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``rank, score, predicted_rating, anime_id, name`` (see :meth:`recommend`).
+
         >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
         """
+        if int(n) < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
         row = self.new_user_features(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
-        index, scores = self._top(vector, n)
-        return self._frame(np.array([-1]), index, scores, "user_id").drop(columns="user_id")
+        queries = self._retrieval_queries(vector).astype(np.float64)
+        model_scores = self.retrieval_items.astype(np.float64) @ queries[0]
+        # The user tower has only seen users who rated anime, and a ranking model's popularity
+        # prior favours what most people like: on their own they under-weight a stated dislike
+        # (a popular anime of a genre rated 1 still comes first). The stated tastes therefore
+        # also enter the score directly: each rated genre of an anime moves it by its signed
+        # strength (-1..1) times the spread of this user's scores over the catalogue.
+        strength = self.cold_start.strengths(genre_ratings, scale=scale)
+        affinity = self.genre_matrix.astype(np.float64) @ strength
+        spread = float(np.std(model_scores)) or 1.0
+        scores = model_scores + GENRE_WEIGHT * spread * affinity
+        index, top_scores = kernels.topk(
+            np.ones((1, 1)), np.ascontiguousarray(scores[:, None]), n,
+            exclude=self._exclusions(np.zeros(1, np.int64), False, exclude))
+        cosines = self._cosines(model_scores[np.maximum(index, 0)], np.maximum(index, 0))
+        return self._frame(np.array([-1]), index, top_scores, "user_id",
+                           cosines=cosines).drop(columns="user_id")
 
     def similar(self, anime_id, n: int = 10) -> pd.DataFrame:
         """The ``n`` anime nearest to ``anime_id`` in the item embedding space (cosine).
@@ -366,7 +497,29 @@ class Recommender:
     # -----------------------------------------------------------------------------------------
     # Evaluation
 
-    def evaluate(self, heldout=None, *, k: int = 10, threshold: float = 8.0,
+    @property
+    def popularity_weight(self) -> float:
+        """Weight of the popularity prior ``log q`` in the retrieval score."""
+        return float(self.options.get("popularity_weight", 1.0))
+
+    @popularity_weight.setter
+    def popularity_weight(self, value: float) -> None:
+        self.options["popularity_weight"] = _check_weight(value)
+
+    def _retrieval_queries(self, vectors: np.ndarray) -> np.ndarray:
+        """Query rows of the retrieval score, the prior's column weighted."""
+        queries = self.model.retrieval_queries(vectors)
+        if self.model.item_log_prior_ is not None and self.popularity_weight != 1.0:
+            queries = queries.copy()
+            queries[:, -1] = self.popularity_weight
+        return queries
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        """The lowest and highest rating of the data the model was trained on."""
+        return tuple(float(v) for v in self.model.rating_range)
+
+    def evaluate(self, heldout=None, *, k: int = 10, threshold: float | None = None,
                  baselines: bool = True) -> pd.DataFrame:
         """Score the model, next to the baselines, on held-out ratings.
 
@@ -377,8 +530,9 @@ class Recommender:
             counted in ``df.attrs["skipped"]``); by default the test split of ``fit``.
         k : int
             Length of the ranked lists.
-        threshold : float
-            Held-out ratings at least this high are relevant for ranking.
+        threshold : float, optional
+            Held-out ratings at least this high are relevant for ranking; by default 8 on
+            the 1..10 scale, the same point of any other scale (4 on 0.5..5).
 
         The two-tower row ranks with the model's retrieval score (the cosine; for a ranking
         or hybrid model, cosine / temperature + the popularity prior) and predicts with
@@ -388,9 +542,15 @@ class Recommender:
         -------
         DataFrame
             One row per method (``two-tower`` first), columns ``rmse``, ``mae``,
-            ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k``.
+            ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k`` (the share of the
+            catalogue recommended to anyone) and ``popularity_rank@k`` (the mean popularity
+            rank of the recommended anime, 1 = most rated in training: higher is less
+            popularity-biased).
         """
         self._check_fitted()
+        if threshold is None:
+            lo, hi = self.rating_scale
+            threshold = lo + (8.0 - 1.0) / 9.0 * (hi - lo)
         threshold = _validate.real("threshold", threshold)
         users, items, ratings, skipped = self._heldout_rows(heldout)
         rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
@@ -404,6 +564,12 @@ class Recommender:
                 ranked = kernels.topk(np.ones((rel_users.shape[0], 1)), scores, k,
                                       exclude=exclude)[0]
             methods.append((baseline.name, baseline.predict(users, items), ranked))
+        # Popularity bias: the mean popularity rank (1 = the anime with the most training
+        # ratings) of what is recommended; higher means less of the head of the catalogue.
+        popularity = np.asarray(self.baselines[3].item_scores, dtype=np.float64)
+        popularity_rank = np.empty(popularity.shape[0])
+        popularity_rank[np.argsort(-popularity, kind="stable")] = \
+            np.arange(1, popularity.shape[0] + 1)
         table = []
         for name, predicted, ranked in methods:
             row = {"method": name}
@@ -413,6 +579,9 @@ class Recommender:
                 metrics = ranking_metrics(ranked, rel_indptr, rel_items, self.anime_ids.shape[0])
                 row.update({f"{key}@{k}": metrics[key]
                             for key in ("precision", "recall", "ndcg", "coverage")})
+                listed = ranked[ranked >= 0]
+                row[f"popularity_rank@{k}"] = float(popularity_rank[listed].mean()) \
+                    if listed.size else float("nan")
             table.append(row)
         frame = pd.DataFrame(table).set_index("method")
         frame.attrs.update(ratings=int(ratings.shape[0]), ranked_users=int(rel_users.shape[0]),
@@ -435,6 +604,25 @@ class Recommender:
         items = self.anime_rows(anime_ids[known]) if known.any() else np.zeros(0, np.int64)
         ratings = frame["rating"].to_numpy(np.float64)[known]
         return users, items, ratings, int((~known).sum())
+
+    def split_frames(self) -> dict[str, pd.DataFrame]:
+        """The ratings of each split ``fit`` made, in MAL ids and on the rating scale.
+
+        Returns
+        -------
+        dict of str to DataFrame
+            ``"train"``, ``"validation"`` and ``"test"`` (a loaded model keeps the test split
+            only), each with columns ``user_id, anime_id, rating``: the scores-file columns
+            that ``load_mal``, :meth:`evaluate` and ``anirec evaluate`` read.
+        """
+        self._check_fitted()
+        split = getattr(self, "_split", None)
+        parts = {"test": self.test} if split is None else \
+            {"train": split.train, "validation": split.valid, "test": split.test}
+        return {name: pd.DataFrame({
+            "user_id": self.user_ids[np.asarray(part.users, np.int64)],
+            "anime_id": self.anime_ids[np.asarray(part.items, np.int64)],
+            "rating": np.asarray(part.ratings)}) for name, part in parts.items()}
 
     # -----------------------------------------------------------------------------------------
     # Persistence
@@ -460,6 +648,7 @@ class Recommender:
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
+            "rated_indptr": self.rated[0], "rated_indices": self.rated[1],
             "test_users": np.asarray(self.test.users), "test_items": np.asarray(self.test.items),
             "test_ratings": np.asarray(self.test.ratings),
         })
@@ -501,8 +690,8 @@ class Recommender:
                                     where="model")
         saved.check_arrays(header, arrays, model, source)
         arrays = dict(arrays)
-        for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "test_users",
-                     "test_items"):
+        for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "rated_indptr",
+                     "rated_indices", "test_users", "test_items"):
             arrays[name] = arrays[name].astype(np.int64, copy=False)
         rec = cls(**header["options"])
         rec.model = model
@@ -517,6 +706,7 @@ class Recommender:
             setattr(rec, name, arrays[name])
         rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
         rec.test = Triplets(arrays["test_users"], arrays["test_items"], arrays["test_ratings"])
+        rec.rated = (arrays["rated_indptr"], arrays["rated_indices"])
         rec._prepare()
         rec.fitted = True
         return rec

@@ -137,8 +137,8 @@ def test_recommend_users_genres_and_all(files, capsys, tmp_path):
                      "--out", tmp_path / "recs.csv")
     recs = pd.read_csv(tmp_path / "recs.csv")
     assert code == 0
-    assert list(recs.columns) == ["user_id", "rank", "anime_id", "name", "score",
-                                  "predicted_rating"]
+    assert list(recs.columns) == ["user_id", "rank", "score", "predicted_rating", "anime_id",
+                                  "name"]
     assert recs["user_id"].nunique() == 300 and len(recs) == 600
 
 
@@ -149,7 +149,7 @@ def test_similar_and_info(files, capsys):
     code, out, _ = run(capsys, "similar", "--model", model, "--anime-id", anime_id, "--n", "4",
                        "--json")
     assert code == 0 and len(json.loads(out)) == 4
-    code, out, _ = run(capsys, "info", "--model", model)
+    code, out, _ = run(capsys, "info", "--model", model, "--json")
     info = json.loads(out)
     assert code == 0 and info["users"] == 300 and len(info["history"]) >= 1
 
@@ -192,7 +192,8 @@ def test_python_dash_m_runs(files, tmp_path):
     _, model = files
     # From a neutral folder: `-m` puts the working directory first on sys.path, and the source
     # tree there would shadow the installed (compiled) package.
-    done = subprocess.run([sys.executable, "-m", "anirec", "info", "--model", str(model)],
+    done = subprocess.run([sys.executable, "-m", "anirec", "info", "--model", str(model),
+                           "--json"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["anime"] > 0

@@ -88,8 +88,9 @@ def test_recommend_ranks_by_the_retrieval_score(trained, objective, tmp_path):
     user_id = rec.user_ids[3]
     row = rec.user_rows(user_id)[0]
     cosines = rec.item_vectors.astype(np.float64) @ rec.user_vectors[row].astype(np.float64)
-    scores = cosines / model.temperature + model.item_log_prior_
-    seen = rec.seen[1][rec.seen[0][row]:rec.seen[0][row + 1]]
+    scores = cosines / model.temperature + rec.popularity_weight * model.item_log_prior_
+    # Everything the user rated is left out, the test split included.
+    seen = rec.rated[1][rec.rated[0][row]:rec.rated[0][row + 1]]
     scores[seen] = -np.inf
     expected = rec.anime_ids[np.argsort(-scores, kind="stable")[:10]]
     frame = rec.recommend(user_id, n=10)

@@ -40,7 +40,7 @@ def test_beats_the_rating_baselines(fitted):
     assert model < 0.9 * report.loc["global mean", "rmse"], report
     assert report.attrs["ratings"] == len(fitted.test)
     assert set(report.columns) == {"rmse", "mae", "precision@10", "recall@10", "ndcg@10",
-                                   "coverage@10"}
+                                   "coverage@10", "popularity_rank@10"}
 
 
 def test_recommendations_follow_planted_favourite_genres(fitted, synthetic):
@@ -137,7 +137,7 @@ def test_similar_anime(fitted):
     anime_id = int(fitted.anime_ids[0])
     similar = fitted.similar(anime_id, n=10)
     assert anime_id not in set(similar["anime_id"])
-    assert list(similar.columns) == ["query_anime_id", "rank", "anime_id", "name", "similarity"]
+    assert list(similar.columns) == ["query_anime_id", "rank", "similarity", "anime_id", "name"]
     assert (np.diff(similar["similarity"]) <= 0).all()
     vectors = fitted.item_vectors.astype(np.float64)
     expected = vectors @ vectors[0]

@@ -275,24 +275,54 @@ class ColdStart:
                    global_mean=float(header["global_mean"]), mean=arrays["mean"],
                    std=arrays["std"], typical_count=float(header["typical_count"]))
 
+    def strengths(self, genre_ratings: Mapping[str, float], *,
+                  scale: tuple[float, float] = (1, 10)) -> np.ndarray:
+        """Signed taste per genre: -1 (rated lowest) .. 0 (the middle, or unrated) .. +1.
+
+        Returns
+        -------
+        ndarray of float64, shape (G,)
+
+        Raises
+        ------
+        DataError
+            On an unknown or excluded genre name (the message lists the valid ones), a
+            rating outside ``scale`` or not finite, or an empty scale.
+        """
+        lo, hi = (float(scale[0]), float(scale[1]))
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise DataError(f"scale must be (low, high) with high > low, got {scale!r}")
+        index = {g: j for j, g in enumerate(self.genres)}
+        unknown = [g for g in genre_ratings if g not in index]
+        if unknown:
+            raise DataError(f"unknown genre(s) {', '.join(repr(g) for g in unknown)}; valid "
+                            f"genres are {', '.join(self.genres)}")
+        strength = np.zeros(len(self.genres))
+        for g, v in genre_ratings.items():
+            v = float(v)
+            if not np.isfinite(v) or v < lo or v > hi:
+                raise DataError(f"rating of genre {g!r} must be within {lo:g}..{hi:g}, got {v!r}")
+            strength[index[g]] = 2.0 * (v - lo) / (hi - lo) - 1.0
+        return strength
+
     def row(self, genre_ratings: Mapping[str, float], *,
             scale: tuple[float, float] = (1, 10)) -> np.ndarray:
         """Scaled feature row of a new user who rates genres instead of anime (cold start).
 
-        Each rating is mapped linearly from ``scale`` to 1..10 and treated as the user's
-        rating of one anime of that genre alone, then the user's row is built as for a known
-        user:
+        A genre rating says how much the user likes that genre: the top of ``scale`` is a fan,
+        the bottom someone who avoids it, the middle (and any genre left out) the average
+        user. Each genre's preference feature is placed accordingly:
 
-        * ``"rating"``: rated genres get their rating;
-        * ``"centered"``: rated genres get rating minus mean;
-        * in both, an unrated genre gets the average user's value (0 after scaling): a user
-          who names only the genres they love says nothing about the others, and filling them
-          with the user's own mean, as for a known user, would make them look just as loved;
-        * ``"bayesian"``: the share of each rated genre in the sum of the ratings (the
-          closest analogue of a watched-genre share; this weighting cannot express a dislike);
-        * ``mean_rating`` is the mean of the given ratings (the training mean if none) and
-          ``log_count`` is that of the median training user, so the new user sits at a
-          typical activity level instead of looking like a user with a handful of ratings.
+        * ``"bayesian"`` (the share of the user's anime in each genre): from the average
+          user's share of that genre up to a share of 1 for the top rating, down to 0 for the
+          bottom one, linearly;
+        * ``"rating"`` and ``"centered"``: the rating, mapped to 1..10 (minus the training
+          mean for ``"centered"``), as the user's average rating of that genre;
+        * unrated genres get the average user's value (0 after scaling): a user who names only
+          the genres they love says nothing about the others;
+        * ``mean_rating`` is the training mean and ``log_count`` that of the median training
+          user, so the new user sits at a typical generosity and activity level (rating genres
+          says which anime one likes, not how generously one rates them).
 
         Parameters
         ----------
@@ -311,37 +341,24 @@ class ColdStart:
             On an unknown or excluded genre name (the message lists the valid ones), a
             rating outside ``scale`` or not finite, or an empty scale.
         """
-        lo, hi = (float(scale[0]), float(scale[1]))
-        if not hi > lo:
-            raise DataError(f"scale must be (low, high) with high > low, got {scale!r}")
-        index = {g: j for j, g in enumerate(self.genres)}
-        unknown = [g for g in genre_ratings if g not in index]
-        if unknown:
-            raise DataError(f"unknown genre(s) {', '.join(repr(g) for g in unknown)}; valid "
-                            f"genres are {', '.join(self.genres)}")
+        strength = self.strengths(genre_ratings, scale=scale)
         G = len(self.genres)
-        num = np.zeros((1, G))
-        den = np.zeros((1, G))
-        values = []
-        for g, v in genre_ratings.items():
-            v = float(v)
-            if not np.isfinite(v) or v < lo or v > hi:
-                raise DataError(f"rating of genre {g!r} must be within {lo:g}..{hi:g}, got {v!r}")
-            r = 1.0 + 9.0 * (v - lo) / (hi - lo)
-            num[0, index[g]] = r
-            den[0, index[g]] = 1.0
-            values.append(r)
-        k = float(len(values))
-        total = np.array([sum(values)])
+        rated = np.zeros(G, dtype=bool)
+        rated[[self.genres.index(g) for g in genre_ratings]] = True
+        raw = np.array(self.mean, dtype=np.float64)  # the average user, before scaling
         if self.mode == 2:
-            den = np.full((1, G), total[0])
-        raw = loo.user_rows(num, den, total, np.array([k]), None, None, self.mode,
-                            self.global_mean, [0])
-        raw[0, -2] = np.log1p(self.typical_count)
+            average = raw[:G]
+            raw[:G] = np.where(strength >= 0, average + strength * (1.0 - average),
+                               average * (1.0 + strength))
+        else:
+            rating = 5.5 + 4.5 * strength  # the genre's rating mapped to 1..10
+            raw[:G] = np.where(rated, rating - (self.global_mean if self.mode == 1 else 0.0),
+                               raw[:G])
+        raw[-2] = np.log1p(self.typical_count)
+        raw[-1] = self.global_mean
         scaled = (raw - self.mean) / self.std
-        if self.mode in (0, 1):
-            scaled[0, :G][den[0] == 0] = 0.0
-        return scaled
+        scaled[:G][~rated] = 0.0
+        return scaled[None, :]
 
 
 def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,

@@ -1,6 +1,6 @@
 """The two-tower network, its learning-rate schedules and its file format."""
 
-from anirec.model.plot import plot_history
+from anirec.model.plot import plot_history, plot_validation
 from anirec.model.schedules import (
     Constant,
     ExponentialDecay,
@@ -18,4 +18,5 @@ __all__ = [
     "StepDecay",
     "make_schedule",
     "plot_history",
+    "plot_validation",
 ]

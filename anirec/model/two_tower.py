@@ -762,8 +762,11 @@ class TwoTower:
         best_loss, best, stale, step = math.inf, None, 0, 0
         initial_scale = float(np.abs(self.params_).max())
         half_range = (self.rating_range[1] - self.rating_range[0]) / 2.0
-        epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.verbose)
-        for epoch in epochs:
+        # A bar counted by hand, not by iteration: an iterating bar shows one epoch short
+        # when the loop breaks on early stopping.
+        epochs = tqdm(total=self.epochs, desc=f"training ({self.objective} objective)",
+                      unit="epoch", disable=not self.verbose)
+        for epoch in range(self.epochs):
             lr = self.schedule_(epoch)
             started = time.perf_counter()
             with np.errstate(all="ignore"):  # divergence is detected and reported below
@@ -788,8 +791,12 @@ class TwoTower:
                 logs.update(val_loss=val_loss)
             logs.update(lr=lr, seconds=time.perf_counter() - started)
             self.history_.append(logs)
-            epochs.set_postfix({key: f"{logs[key]:.4f}" for key in ("train_loss", "val_loss")
-                                if key in logs})
+            # Validation RMSE on the rating scale is what a person reads; the losses are on
+            # the internal [-1, 1] scale.
+            epochs.set_postfix({name: f"{logs[key]:.4f}" for key, name in
+                                (("val_rmse", "val RMSE"), ("val_rank", "val ranking loss"))
+                                if key in logs}, refresh=False)
+            epochs.update(1)
             if validation is not None:
                 if logs["val_loss"] < best_loss:
                     best_loss, best, stale = logs["val_loss"], self._weights(copy=True), 0
@@ -799,7 +806,12 @@ class TwoTower:
             if callback is not None and callback(epoch + 1, dict(logs)):
                 break
             if self.patience is not None and stale >= int(self.patience):
+                # The bar ends at the stopping epoch and says why.
+                epochs.total = epoch + 1
+                epochs.set_description(f"training ({self.objective} objective; stopped early, "
+                                       f"kept epoch {self.best_epoch_})")
                 break
+        epochs.close()
         self._check_against_mean(self.to_target(examples.ratings), validation, initial_scale)
         if best is not None:
             self._set_weights(best)

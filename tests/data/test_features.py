@@ -199,12 +199,16 @@ def test_new_user_row(small_data, split, weighting):
     row = f.new_user_row({g[0]: 5, g[1]: 1}, scale=(1, 5))
     assert row.shape == (1, len(g) + 2)
     raw = row[0] * f.user_std + f.user_mean
-    assert raw[-1] == pytest.approx(5.5)  # mean of 10 and 1
+    # Rating genres says which anime one likes, not how generously one rates: the average.
+    mean = f.user_stats.global_mean
+    assert raw[-1] == pytest.approx(mean)
+    assert row[0, 2] == 0  # an unrated genre: the average user's value
     if weighting in ("rating", "centered"):
-        assert raw[0] == pytest.approx(10 if weighting == "rating" else 4.5)
-        assert row[0, 2] == 0  # an unrated genre: the average user's value
+        assert raw[0] == pytest.approx(10 if weighting == "rating" else 10 - mean)
+        assert raw[1] == pytest.approx(1 if weighting == "rating" else 1 - mean)
     else:
-        assert raw[0] == pytest.approx(10 / 11) and raw[2] == 0
+        # From the average user's share of the genre up to 1 (top) or down to 0 (bottom).
+        assert raw[0] == pytest.approx(1.0) and raw[1] == pytest.approx(0.0, abs=1e-12)
     # A liked genre scores above a disliked one in the same column.
     like = f.new_user_row({g[0]: 10})[0, 0]
     dislike = f.new_user_row({g[0]: 1, g[1]: 10})[0, 0]
