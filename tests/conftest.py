@@ -32,20 +32,9 @@ def rng():
 
 def pairs_recommend_excludes(data, options: dict) -> set[tuple[int, int]]:
     """The ``(user_id, anime_id)`` pairs ``Recommender.recommend`` must leave out, computed
-    from the data given to ``fit`` without looking at the fitted recommender.
-
-    Today: every rated pair but the test split (the pairs of train + validation). When
-    ``recommend`` also excludes the test pairs (issue 13), return ``rated`` alone.
-    """
-    from anirec.data import split_ratings
-
+    from the data given to ``fit`` without looking at the fitted recommender: every rated
+    pair, the test split's included (``options`` is kept for the callers' symmetry)."""
     ratings = data.ratings
     user_ids = np.asarray(ratings.user_ids)[ratings.users]
     anime_ids = np.asarray(data.catalogue.anime_ids)[ratings.items]
-    rated = set(zip(user_ids.tolist(), anime_ids.tolist()))
-    test = split_ratings(ratings, valid=options["valid"], test=options["test"],
-                         min_ratings=options["min_ratings"], seed=options["seed"]).test
-    held_out = set(zip(np.asarray(ratings.user_ids)[test.users].tolist(),
-                       np.asarray(data.catalogue.anime_ids)[test.items].tolist()))
-    assert held_out <= rated
-    return rated - held_out
+    return set(zip(user_ids.tolist(), anime_ids.tolist()))

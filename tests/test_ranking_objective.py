@@ -89,6 +89,11 @@ def test_recommend_ranks_by_the_retrieval_score(trained, objective, tmp_path):
     row = rec.user_rows(user_id)[0]
     cosines = rec.item_vectors.astype(np.float64) @ rec.user_vectors[row].astype(np.float64)
     scores = cosines / model.temperature + rec.popularity_weight * model.item_log_prior_
+    # A hybrid model has rating biases: its anime's bias adds to the score, weighted.
+    assert (model.biases_ is not None) == (objective == "hybrid")
+    if model.biases_ is not None:
+        assert rec.quality_weight == 0.5
+        scores += rec.quality_weight * model.biases_.item
     # Everything the user rated is left out, the test split included.
     seen = rec.rated[1][rec.rated[0][row]:rec.rated[0][row + 1]]
     scores[seen] = -np.inf
