@@ -1,6 +1,8 @@
-"""NDCG@10 against catalogue coverage and popularity bias, over the popularity weight.
+"""NDCG@10 against catalogue coverage and popularity bias, over the popularity weight (and
+the quality weight).
 
     python benchmarks/popularity_sweep.py ../shared/data/ml100k 0 0.25 0.5 0.75 1
+    python benchmarks/popularity_sweep.py ../shared/data/mal2020 0.75 --quality 0 0.5 1 2
 
 Trains the installed ``anirec`` once through its command line exactly as
 ``../shared/data/evaluate.py`` does (SET/split/train.csv, ``--test 0``, seed 0, all genres), then
@@ -8,8 +10,9 @@ ranks every user's top 10 with each popularity weight (a query-time setting: no 
 scores it with evaluate.py's formulas: NDCG@10 and Recall@10 over users with a relevant held-out
 rating (>= 4 stars on MovieLens, >= 8 on MyAnimeList), ranking every item the user has no
 training rating for; coverage@10 (share of the catalogue's rated items recommended to anyone)
-and the mean popularity rank of recommended items (1 = most training ratings). One JSON line
-per weight.
+and the mean popularity rank of recommended items (1 = most training ratings). ``--quality``
+lists quality weights (the anime's rating bias in the score; default: the recommender's). One
+JSON line per pair of weights.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ import pandas as pd
 
 
 def main() -> None:
-    folder, weights = Path(sys.argv[1]), [float(w) for w in sys.argv[2:]] or [0, 0.5, 1]
+    args = sys.argv[1:]
+    qualities = [None]
+    if "--quality" in args:
+        at = args.index("--quality")
+        args, qualities = args[:at], [float(w) for w in args[at + 1:]]
+    folder, weights = Path(args[0]), [float(w) for w in args[1:]] or [0, 0.5, 1]
     threshold = 4.0 if folder.name == "ml100k" else 8.0
     mult = 0.5 if folder.name == "ml100k" else 1.0
     tmp = Path(tempfile.mkdtemp(prefix="anirec-sweep-"))
@@ -44,8 +52,10 @@ def main() -> None:
     counts = train["anime_id"].value_counts()
     pop_rank = {anime: rank for rank, anime in enumerate(counts.index, start=1)}
     discount = 1.0 / np.log2(np.arange(2, 12))
-    for weight in weights:
+    for weight, quality in ((w, q) for w in weights for q in qualities):
         rec.popularity_weight = weight
+        if quality is not None:
+            rec.quality_weight = quality
         recs = pd.concat(rec.iter_recommend_all(n=10))
         top = recs.sort_values(["user_id", "rank"]).groupby("user_id")["anime_id"].apply(list)
         ndcgs, recalls, already = [], [], 0
@@ -58,6 +68,7 @@ def main() -> None:
             ndcgs.append((hits * discount[:len(hits)]).sum() / ideal if len(hits) else 0.0)
         print(json.dumps({
             "set": folder.name, "popularity_weight": weight,
+            "quality_weight": rec.quality_weight,
             "ndcg@10": round(float(np.mean(ndcgs)), 4),
             "recall@10": round(float(np.mean(recalls)), 4),
             "coverage@10": round(recs["anime_id"].nunique() / len(counts), 4),

@@ -35,7 +35,8 @@ def test_the_weight_changes_the_order_not_the_predicted_ratings(fitted, tmp_path
         row = fitted.user_rows(user)[0]
         cosines = fitted.item_vectors.astype(np.float64) @ \
             fitted.user_vectors[row].astype(np.float64)
-        scores = cosines / model.temperature + 0.3 * model.item_log_prior_
+        scores = cosines / model.temperature + 0.3 * model.item_log_prior_ + \
+            fitted.quality_weight * model.biases_.item
         rated = fitted.rated[1][fitted.rated[0][row]:fitted.rated[0][row + 1]]
         scores[rated] = -np.inf
         np.testing.assert_array_equal(recs["anime_id"],
@@ -54,6 +55,10 @@ def test_bad_weights_are_refused(fitted, capsys):
         fitted.popularity_weight = -1
     with pytest.raises(ValueError, match="popularity_weight"):
         Recommender(popularity_weight=float("nan"))
+    with pytest.raises(ValueError, match="quality_weight"):
+        fitted.quality_weight = -0.5
+    with pytest.raises(TypeError, match="quality_weight"):
+        Recommender(quality_weight="0.5")
     for argv in (["--popularity-weight", "-1"], ["--popularity-weight", "0.5", "--objective",
                                                  "rating"]):
         try:
