@@ -390,6 +390,10 @@ def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,
 
 def _user_csr(train: Triplets, n_users: int, n_items: int,
               values: np.ndarray) -> sp.csr_matrix:
+    """The user x item matrix of ``values``; examples already grouped by user (a split part of
+    loaded ratings) reuse their row pointer."""
+    if train.indptr is not None and train.indptr.shape == (n_users + 1,):
+        return sp.csr_matrix((values, train.items, train.indptr), shape=(n_users, n_items))
     users = train.users
     if users.size > 1 and np.any(users[1:] < users[:-1]):
         order = np.argsort(users, kind="stable")
