@@ -108,50 +108,29 @@ def _genre_ratings(text: str) -> dict[str, float]:
     return ratings
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _float_type(accept, expected: str):
+    """An argparse type: a float for which ``accept`` holds, else one line naming it."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
+_positive_float = _float_type(lambda v: v > 0, "a positive number")
+_fraction = _float_type(lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+_non_negative_float = _float_type(lambda v: v >= 0, "a number >= 0")
+_finite_float = _float_type(lambda v: True, "a finite number")
 
 
 def _default_popularity() -> float:
     from anirec.recommender import POPULARITY_WEIGHT
 
     return POPULARITY_WEIGHT
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

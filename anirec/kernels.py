@@ -858,6 +858,15 @@ class Epochs:
                                  f"{examples.item_logq.shape}")
         else:
             examples = examples._replace(rank_weights=None, item_logq=None)
+        # Everything an epoch writes must be its own memory, apart from what it only reads.
+        outputs = {f"params.{name}": value for name, value in params._asdict().items()}
+        inputs = {f"examples.{name}": value for name, value in examples._asdict().items()}
+        for side, tower in (("user", user), ("item", item)):
+            inputs[f"{side}.x"] = tower.x
+            if tower.embedding is not None:
+                for name, value in tower.embedding._asdict().items():
+                    (inputs if name == "index" else outputs)[f"{side}.embedding.{name}"] = value
+        _no_alias(outputs, inputs)
         self.examples, self.user, self.item, self.params = examples, user, item, params
         self.n_examples = n
         self._optimizer = OPTIMIZERS[self.config.optimizer]

@@ -12,18 +12,12 @@ from anirec import DataError, DivergenceError, NotFittedError, Recommender, TwoT
 from anirec.data import generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
 
+from ..conftest import planted as shared_planted
 
-def planted(seed=0, n_users=200, n_items=150, n_examples=4000, dim=6):
-    """Features from known latent tastes; ratings = 5.5 + 3.6 cos(taste, traits) + noise."""
-    rng = np.random.default_rng(seed)
-    tastes, traits = rng.standard_normal((n_users, dim)), rng.standard_normal((n_items, dim))
-    user_x = np.hstack([tastes, rng.standard_normal((n_users, 2))])
-    item_x = np.hstack([traits, rng.standard_normal((n_items, 3))])
-    users = rng.integers(0, n_users, n_examples)
-    items = rng.integers(0, n_items, n_examples)
-    cos = np.einsum("ij,ij->i", tastes[users], traits[items])
-    cos /= np.linalg.norm(tastes[users], axis=1) * np.linalg.norm(traits[items], axis=1)
-    ratings = np.clip(5.5 + 3.6 * cos + rng.normal(0, 0.5, n_examples), 1, 10)
+
+def planted(seed=0, n_users=200, n_items=150, n_examples=4000):
+    """The shared planted problem, as ``((users, items, ratings), user_x, item_x)``."""
+    users, items, ratings, user_x, item_x = shared_planted(seed, n_users, n_items, n_examples)
     return (users, items, ratings), user_x, item_x
 
 

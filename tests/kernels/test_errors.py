@@ -196,3 +196,7 @@ def test_embedding_errors(each_backend):
         _epoch(problem, user_embedding=None)
     with pytest.raises(TypeError, match="user.embedding must be an Embedding"):
         _epoch(problem, user_embedding=tuple(embedding))
+    with pytest.raises(ValueError, match="user.embedding.m shares memory with user.embedding.v"):
+        _epoch(problem, user_embedding=embedding._replace(v=embedding.m))
+    with pytest.raises(ValueError, match="params.params shares memory with params.grads"):
+        _epoch(problem, grads=problem["params"])

@@ -12,21 +12,9 @@ from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFitte
 from anirec.model import TwoTower
 from anirec.model import persistence
 
+from ..conftest import planted
+
 NOISE = 0.5
-
-
-def planted(seed=0, n_users=300, n_items=250, n_examples=20000, dim=6):
-    """Features from known latent tastes; ratings = 5.5 + 3.6 cos(taste, traits) + noise."""
-    rng = np.random.default_rng(seed)
-    tastes, traits = rng.standard_normal((n_users, dim)), rng.standard_normal((n_items, dim))
-    user_x = np.hstack([tastes, rng.standard_normal((n_users, 2))])
-    item_x = np.hstack([traits, rng.standard_normal((n_items, 3))])
-    users = rng.integers(0, n_users, n_examples)
-    items = rng.integers(0, n_items, n_examples)
-    cos = np.einsum("ij,ij->i", tastes[users], traits[items])
-    cos /= np.linalg.norm(tastes[users], axis=1) * np.linalg.norm(traits[items], axis=1)
-    ratings = np.clip(5.5 + 3.6 * cos + rng.normal(0, NOISE, n_examples), 1, 10)
-    return users, items, ratings, user_x, item_x
 
 
 def split(users, items, ratings, test=0.2, seed=1):
