@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from anirec import backend
+from anirec._epoch_threads import ThreadChooser
 from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 
 __all__ = [
@@ -870,6 +871,7 @@ class Epochs:
         self.examples, self.user, self.item, self.params = examples, user, item, params
         self.n_examples = n
         self._optimizer = OPTIMIZERS[self.config.optimizer]
+        self._threads: ThreadChooser | None = None
 
     def run(self, order, *, lr: float, step: int = 0) -> tuple[float, int]:
         """One epoch visiting the examples in ``order`` (the caller's shuffle).
@@ -895,10 +897,22 @@ class Epochs:
         if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
                 or step < 0:
             raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        loss_sum, step = backend.implementation().train_epoch(
-            order, self.examples, self.user, self.item, self.params,
-            self.config._replace(optimizer=self._optimizer), _finite_number("lr", lr, 0.0),
-            int(step))
+        impl = backend.implementation()
+        config = self.config._replace(optimizer=self._optimizer)
+        lr = _finite_number("lr", lr, 0.0)
+
+        def run_batches(start, stop, threads, loss, step):
+            return impl.train_epoch(order[start:stop], self.examples, self.user, self.item,
+                                    self.params, config, lr, step, threads, loss)
+
+        max_threads = impl.epoch_threads()
+        if max_threads < 2:
+            loss_sum, step = run_batches(0, order.shape[0], 1, 0.0, int(step))
+        else:
+            if self._threads is None or self._threads.counts[0] != max_threads:
+                self._threads = ThreadChooser(max_threads)
+            loss_sum, step = self._threads.run(order.shape[0], config.batch_size, run_batches,
+                                               int(step))
         return float(loss_sum), int(step)
 
 

@@ -228,16 +228,19 @@ class TorchTrainer:
     """The identical network in PyTorch eager mode: ``nn.Linear`` layers loaded from the flat
     anirec buffer (``weight = W.T``), the same normalisation, MSE and ``torch.optim.Adam``
     (PyTorch's default CPU implementation); ID embeddings as ``nn.Embedding(sparse=True)``
-    with ``torch.optim.SparseAdam``."""
+    with ``torch.optim.SparseAdam``. ``sizes`` are the user and the item tower's widths
+    (default: both :func:`tower_sizes`)."""
 
-    def __init__(self, problem: Problem, params: np.ndarray, batch_size: int, tables=()):
+    def __init__(self, problem: Problem, params: np.ndarray, batch_size: int, tables=(),
+                 sizes=None):
         import torch
 
         self.torch = torch
         self.problem, self.batch_size = problem, batch_size
-        sizes = np.array(tower_sizes(tables[0].shape[1] if tables else 0), dtype=np.int64)
+        if sizes is None:
+            sizes = (tower_sizes(tables[0].shape[1] if tables else 0),) * 2
         self.towers = []
-        for layers in K.unpack_params(params, sizes, sizes):
+        for layers in K.unpack_params(params, *(np.array(s, dtype=np.int64) for s in sizes)):
             tower = torch.nn.ModuleList()
             for W, b in layers:
                 linear = torch.nn.Linear(W.shape[0], W.shape[1])

@@ -7,6 +7,7 @@ Cython code lives in ``_ops.pyx`` (dense layers, normalisation, loss, optimizers
 extension was built, for :func:`anirec.show_config`.
 """
 
+from anirec._kernels._epoch import tower_threads as epoch_threads
 from anirec._kernels._epoch import train_epoch
 from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 from anirec._kernels._ops import NORM_EPS as _COMPILED_NORM_EPS
@@ -40,6 +41,7 @@ __all__ = [
     "adam_step",
     "dense_backward",
     "dense_forward",
+    "epoch_threads",
     "gather_rows",
     "inbatch_softmax",
     "item_rows_loo",

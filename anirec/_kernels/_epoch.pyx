@@ -11,16 +11,17 @@ couples every row of a batch: the rating loss is a sum over rows, so its spans' 
 to the batch's and the workspaces stay at ``ROW_BLOCK`` rows whatever the batch size. The tower
 passes also work in row blocks of at most ``ROW_BLOCK`` rows.
 
-With OpenMP and at least two OpenMP threads allowed (``tower_threads()``), the epoch runs one
-thread per tower with BLAS on one thread: each thread gathers and runs forward its own tower;
+With OpenMP and at least two OpenMP threads allowed (``tower_threads()``), the epoch can run one
+thread per tower (``threads=2``): each thread gathers and runs forward its own tower;
 after a barrier thread 0 alone computes the head (normalisation, losses, gradients, the loss
 sum); after a second barrier each thread runs backward its own tower, and after the batch's
 last span the optimizer step over its own parameter range (user tower first in the flat buffer,
 so the ranges are disjoint and the element-wise update is split, not changed). On one thread
-(no OpenMP, or one OpenMP thread) the same code does both towers in turn, so the result is the
-same bit for bit when BLAS runs on one thread; otherwise the large products of the ranking head
-go to BLAS's own threads, and a threaded OpenBLAS may round them differently. Either way a run
-is deterministic for a given BLAS and thread count.
+(``threads=1``, no OpenMP, or one OpenMP thread) the same code does both towers in turn. With
+OpenMP, BLAS runs on one thread inside the epoch either way, so 1 and 2 threads give the same
+bits and a caller may switch between them from one run of batches to the next
+(:class:`anirec._epoch_threads.ThreadChooser` does, by measured speed). Without OpenMP the
+products go to BLAS's own threads. Either way a run is deterministic for a given BLAS.
 
 Embedding rows (``anirec.kernels.Embedding``) are appended to a tower's input at the gather;
 the backward pass then also computes the gradient wrt the first layer's input and adds its
@@ -47,10 +48,14 @@ from anirec._kernels._openmp cimport (ANIREC_OPENMP, anirec_omp_barrier, omp_get
 from cython.parallel cimport parallel
 
 
-def tower_threads():
-    """Threads the compiled epoch runs on now: 2 (one per tower) with OpenMP and at least two
-    OpenMP threads allowed, else 1 (both towers in turn)."""
+cdef int _tower_threads() noexcept nogil:
     return 2 if ANIREC_OPENMP and omp_get_max_threads() >= 2 else 1
+
+
+def tower_threads():
+    """Threads the compiled epoch can run on now: 2 (one per tower) with OpenMP and at least
+    two OpenMP threads allowed, else 1 (both towers in turn)."""
+    return _tower_threads()
 
 
 #: Rows of a span (rating loss) and of a tower pass. More rows run in blocks: forward and the
@@ -191,7 +196,7 @@ cdef tuple _train_epoch(
         floating[::1] state1, floating[::1] state2, int optimizer, Py_ssize_t batch_size,
         double beta1, double beta2, double eps, double momentum, double weight_decay,
         double embedding_decay, double rating_weight, double ranking_weight,
-        double temperature, double lr, int64_t step):
+        double temperature, double lr, int64_t step, int threads, double loss):
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t n_examples = order.shape[0]
     cdef Py_ssize_t n_user_layers = user_sizes.shape[0] - 1
@@ -269,9 +274,9 @@ cdef tuple _train_epoch(
     cdef floating* ue_g = &ue_grad[0, 0] if user_emb else NULL
     cdef floating* ie_g = &ie_grad[0, 0] if item_emb else NULL
     cdef size_t du_bytes = du_f * sizeof(floating), di_bytes = di_f * sizeof(floating)
-    cdef double[::1] loss_box = np.zeros(1, dtype=np.float64)
+    cdef double[::1] loss_box = np.full(1, loss, dtype=np.float64)
     cdef double* loss_acc = &loss_box[0]
-    cdef bint towers = ANIREC_OPENMP and omp_get_max_threads() >= 2 and n_examples > 0
+    cdef bint towers = threads >= 2 and _tower_threads() >= 2 and n_examples > 0
     # The parallel region's private loop state (prefixed ``p_``), initialised for Cython.
     cdef int tid = 0, n_threads = 0, previous_blas = -1
     cdef bint p_user = False, p_item = False
@@ -289,7 +294,8 @@ cdef tuple _train_epoch(
     # With one thread (no OpenMP, one OpenMP thread allowed, or one granted) it does both
     # towers itself in the same order, so the result is the same bit for bit.
     with nogil:
-        if towers:
+        # BLAS on one thread either way, so both thread counts give the same bits.
+        if ANIREC_OPENMP:
             previous_blas = blas_set_num_threads(1)
         with parallel(num_threads=2 if towers else 1):
             tid = omp_get_thread_num()
@@ -409,7 +415,11 @@ cdef tuple _train_epoch(
     return loss_box[0], step + (n_examples + rows - 1) // rows
 
 
-def train_epoch(order, examples, user, item, params, config, lr, step):
+def train_epoch(order, examples, user, item, params, config, lr, step, threads=None,
+                loss=0.0):
+    """One epoch (or a run of whole batches) over ``order``; ``threads`` (default
+    :func:`tower_threads`) is 1 or 2, which give the same bits; ``loss`` is added to the
+    returned loss sum, so an epoch run in parts sums its loss in the same order."""
     dtype = params.params.dtype
     one = np.zeros(1, dtype=dtype)
     square = np.zeros((1, 1), dtype=dtype)
@@ -439,7 +449,8 @@ def train_epoch(order, examples, user, item, params, config, lr, step):
                float(config.beta2), float(config.eps), float(config.momentum),
                float(config.weight_decay), float(config.embedding_decay),
                float(config.rating_weight), float(config.ranking_weight),
-               float(config.temperature), float(lr), int(step)))
+               float(config.temperature), float(lr), int(step),
+               tower_threads() if threads is None else int(threads), float(loss)))
     if dtype == np.float32:
         return _train_epoch[float](*args)
     return _train_epoch[double](*args)

@@ -291,14 +291,20 @@ def _embedding_step(embedding, rows, grad_x, optimizer, config, lr, step):
     embedding.grad[touched] = 0
 
 
-def train_epoch(order, examples, user, item, params, config, lr, step):
+def epoch_threads():
+    """Threads :func:`train_epoch` can use: this twin runs on one."""
+    return 1
+
+
+def train_epoch(order, examples, user, item, params, config, lr, step, threads=None, loss=0.0):
+    # ``threads`` is the compiled epoch's (this twin runs on one); ``loss`` starts the sum.
     flat, flat_grads = params.params, params.grads
     dtype = flat.dtype
     optimizer = config.optimizer
     alpha, beta = config.rating_weight, config.ranking_weight
     user_layers, item_layers = unpack_params(flat, user.sizes, item.sizes)
     user_grads, item_grads = unpack_params(flat_grads, user.sizes, item.sizes)
-    loss_sum = 0.0
+    loss_sum = loss
     for start in range(0, order.shape[0], config.batch_size):
         batch = order[start:start + config.batch_size]
         size = batch.shape[0]
