@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from anirec._files import atomic_write
 
 EXIT_BAD_INPUT = 2
 
@@ -176,25 +179,21 @@ def _check_output(path: Path, option: str, *, folder: bool = False, inputs=(),
 def _atomic_output(path):
     """A text stream for ``path`` (standard output for ``-``): written to a temporary file in
     the same folder and renamed over ``path`` only when the block succeeds, so a failed
-    command leaves no partial file."""
+    command leaves no partial file (:func:`anirec._files.atomic_write`)."""
     if _is_stdout(path):
         yield sys.stdout
         sys.stdout.flush()
         return
     path = Path(path)
     created = _make_folder(path.parent)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    done = False
     try:
-        with open(temporary, "w", newline="", encoding="utf-8") as stream:
+        with atomic_write(path) as handle:
+            stream = io.TextIOWrapper(handle, encoding="utf-8", newline="")
             yield stream
-        os.replace(temporary, path)
-        done = True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        if not done:
-            _remove_folders(created)
+            stream.detach()  # flushed; the handle stays open to be synced and closed
+    except BaseException:
+        _remove_folders(created)
+        raise
 
 
 def _make_folder(folder: Path) -> list[Path]:
@@ -247,10 +246,12 @@ def _table(frame: pd.DataFrame) -> str:
 
 def read_pairs(path: Path) -> pd.DataFrame:
     """The ``user_id,anime_id`` pairs of a CSV file, as int64 columns."""
+    from anirec.data import _csv
     from anirec.errors import DataError
 
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with _csv.open_regular(Path(path)) as handle:
+            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot be read as CSV ({error})") from None
     pairs = {}

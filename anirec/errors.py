@@ -26,8 +26,9 @@ class ModelWriteError(AnirecError, OSError):
 
 
 class DivergenceError(AnirecError, FloatingPointError):
-    """Training diverged: a non-finite loss or weight, or a validation error far above that of
-    predicting the mean rating. A diverged model can be neither used nor saved."""
+    """Training diverged: a non-finite loss or weight, or exploded weights with a validation
+    error no better than that of predicting the mean rating (for a ranking model: of ranking
+    by popularity alone). A diverged model can be neither used nor saved."""
 
 
 class NotFittedError(AnirecError, RuntimeError):

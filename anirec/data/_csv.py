@@ -16,11 +16,12 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .. import _files
 from ..errors import DataError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -56,13 +57,31 @@ def check_regular(path: Path) -> int:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read: {exc.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DataError(f"{path}: is a directory, expected a CSV file")
     if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO or pipe" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
-        raise DataError(f"{path}: is {kind}, not a regular file; save the data to a file "
-                        "and pass that")
+        raise _irregular(path, st)
     return st.st_size
+
+
+def open_regular(path: Path, buffering: int = -1) -> BinaryIO:
+    """``path`` opened for binary reading, refused unless the file *opened* is regular.
+
+    :func:`check_regular` gives the early error; this one makes each open safe as well, as
+    the path may have become a FIFO since (the open never waits for a writer).
+    """
+    try:
+        return _files.open_regular(path, lambda st: _irregular(path, st), buffering)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror}") from None
+
+
+def _irregular(path: Path, st: os.stat_result) -> DataError:
+    if stat.S_ISDIR(st.st_mode):
+        return DataError(f"{path}: is a directory, expected a CSV file")
+    kind = "a FIFO or pipe" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+    return DataError(f"{path}: is {kind}, not a regular file; save the data to a file and "
+                     "pass that")
 
 
 def _readline(fh, path: Path, line_no: int) -> bytes:
@@ -84,7 +103,7 @@ def read_header(path: Path, required: Sequence[str]) -> list[str]:
     """
     check_regular(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             first = _readline(fh, path, 1)
             second = _readline(fh, path, 2)
     except OSError as exc:
@@ -123,7 +142,8 @@ def read_small(path: Path) -> bytes:
     if check_regular(path) > MAX_SMALL:
         raise DataError(f"{path}: larger than {MAX_SMALL >> 20} MiB (not the file of this "
                         "data set?)")
-    return path.read_bytes()
+    with open_regular(path) as fh:
+        return fh.read(MAX_SMALL + 1)
 
 
 def check_line_length(path: Path, data: bytes) -> None:
@@ -148,7 +168,7 @@ def locate_byte(path: Path, offset: int, columns: Sequence[str]) -> tuple[int, s
     line_no = 1
     line_start = 0
     pos = 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while pos < offset:
             block = fh.read(min(1 << 24, offset - pos))
             if not block:
@@ -175,7 +195,7 @@ def locate_byte(path: Path, offset: int, columns: Sequence[str]) -> tuple[int, s
 
 def encoding_error(path: Path, offset: int, columns: Sequence[str]) -> DataError:
     """The :class:`DataError` for the invalid UTF-8 byte at ``offset`` of ``path``."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(offset)
         byte = fh.read(1)
     line, column = locate_byte(path, offset, columns)
@@ -214,7 +234,7 @@ def scan(path: Path, columns: Sequence[str], needles: Sequence[bytes] = ()) -> b
     since_lf = 0      # bytes since the last LF
     line_no = 1
     buf = bytearray(block)
-    with open(path, "rb", buffering=0) as fh, memoryview(buf) as view:
+    with open_regular(path, buffering=0) as fh, memoryview(buf) as view:
         while True:
             n = fh.readinto(view)
             data = buf if n == len(buf) else bytes(view[:n])
@@ -277,27 +297,34 @@ def find_bad_value(path: Path, columns: Sequence[str], *, integer: Sequence[str]
     column.
     """
     usecols = list(dict.fromkeys([*integer, *numeric]))
-    row0 = 0
     try:
-        chunks = pd.read_csv(path, usecols=usecols, dtype=str, keep_default_na=False,
-                             na_filter=False, chunksize=1 << 20, encoding="utf-8",
-                             encoding_errors="replace")
-        for chunk in chunks:
-            for col in usecols:
-                values = chunk[col].to_numpy(dtype=object)
-                if col in integer:
-                    try:
-                        parse_ids(values, path, col, row0)
-                    except DataError as exc:
-                        return exc
-                    continue
-                parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
-                bad = np.isnan(parsed) & (pd.Series(values).str.strip() != "").to_numpy()
-                if bad.any():
-                    k = int(np.flatnonzero(bad)[0])
-                    return DataError(f"{path}, column {col!r}, row {row0 + k + 1}: "
-                                     f"{shown(values[k])} is not a number")
-            row0 += len(chunk)
+        with open_regular(path) as fh:
+            chunks = pd.read_csv(fh, usecols=usecols, dtype=str, keep_default_na=False,
+                                 na_filter=False, chunksize=1 << 20, encoding="utf-8",
+                                 encoding_errors="replace")
+            return _first_bad_value(path, chunks, usecols, integer)
     except pd.errors.ParserError as exc:
         return DataError(f"{path}: malformed CSV: {' '.join(str(exc).split())}")
+
+
+def _first_bad_value(path: Path, chunks, usecols: Sequence[str],
+                     integer: Sequence[str]) -> DataError | None:
+    """The loop of :func:`find_bad_value` over the chunks of the file."""
+    row0 = 0
+    for chunk in chunks:
+        for col in usecols:
+            values = chunk[col].to_numpy(dtype=object)
+            if col in integer:
+                try:
+                    parse_ids(values, path, col, row0)
+                except DataError as exc:
+                    return exc
+                continue
+            parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+            bad = np.isnan(parsed) & (pd.Series(values).str.strip() != "").to_numpy()
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                return DataError(f"{path}, column {col!r}, row {row0 + k + 1}: "
+                                 f"{shown(values[k])} is not a number")
+        row0 += len(chunk)
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from typing import Iterable
@@ -102,7 +103,8 @@ def load_catalogue(anime_csv: str | os.PathLike[str], *,
     # "utf-8-sig" decodes through a slower Python codec; it only differs on a leading BOM.
     encoding = "utf-8-sig" if data.startswith(_csv.UTF8_BOM) else "utf-8"
     try:
-        frame = pd.read_csv(path, usecols=list(ANIME_REQUIRED), dtype=str,
+        # From the bytes already read: opening the path again could meet another file.
+        frame = pd.read_csv(io.BytesIO(data), usecols=list(ANIME_REQUIRED), dtype=str,
                             keep_default_na=False, na_filter=False, encoding=encoding)
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: malformed CSV: {exc}") from None

@@ -9,11 +9,13 @@ Two readers give the same arrays, counts and errors:
 * pyarrow, for everything else: the file is read in blocks, three numeric columns converted.
   One pass before checks the UTF-8 and the line lengths. pyarrow reads the file itself, never
   a Python object, so its threads never take the GIL (which at interpreter exit aborted the
-  process).
+  process); on Linux it opens it through ``/proc/self/fd`` of a descriptor checked to be a
+  regular file, so a path swapped for a FIFO meanwhile cannot block it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +156,8 @@ def _read_arrow(path: Path, header: list[str], lookup: AnimeLookup, summary: Loa
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     rows = 0
     try:
-        with pa.OSFile(str(path)) as source, \
+        with _csv.open_regular(path) as checked, \
+                pa.OSFile(_same_file(checked, path)) as source, \
                 pacsv.open_csv(source, read_options=read_opts, convert_options=conv_opts) as reader:
             for batch in reader:
                 parts.append(_batch_arrays(path, batch, rows, lookup, summary))
@@ -180,6 +183,14 @@ def _read_arrow(path: Path, header: list[str], lookup: AnimeLookup, summary: Loa
     if not parts:
         return np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.int8)
     return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+
+
+def _same_file(checked, path: Path) -> str:
+    """A path by which pyarrow opens the very file ``checked`` (opened by
+    :func:`anirec.data._csv.open_regular`, so a regular file): its descriptor's entry in
+    ``/proc/self/fd`` where there is one (Linux), else ``path`` itself."""
+    entry = f"/proc/self/fd/{checked.fileno()}"
+    return entry if os.path.exists(entry) else str(path)
 
 
 def _read_scores_fast(path: Path, lookup: np.ndarray, progress: bool
@@ -218,7 +229,7 @@ def _read_scores_fast(path: Path, lookup: np.ndarray, progress: bool
 
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {path.name}")
     try:
-        with open(path, "rb", buffering=0) as fh:
+        with _csv.open_regular(path, buffering=0) as fh:
             while True:
                 with memoryview(buf) as view:
                     while filled < len(buf) and not eof:

@@ -14,9 +14,11 @@ file and the member or header field.
 
 Writing is atomic: to a temporary file in the same folder, flushed to disk, then renamed over the
 target, so a crash mid-save leaves any previous file intact; the temporary file is removed on any
-failure, ``KeyboardInterrupt`` included. Only a regular file is ever replaced (never a symbolic
-link, a device or a folder), and it keeps its permission bits; a new file gets the usual
-``0o666`` less the umask.
+failure, ``KeyboardInterrupt`` included, and one left by a process killed outright is removed by
+the next save to the same file (:func:`anirec._files.atomic_write`). Only a regular file is
+ever replaced (never a symbolic link, a device or a folder), and it keeps its permission bits;
+a new file gets the usual ``0o666`` less the umask. Reading opens the file without waiting and
+checks what it opened, so a FIFO is refused, never waited on.
 """
 
 from __future__ import annotations
@@ -25,16 +27,16 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import stat
 import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from anirec._files import folder_of, atomic_write, open_regular
 from anirec.errors import ModelFormatError, ModelWriteError
 
 FORMAT_NAME = "anirec"
@@ -93,7 +95,7 @@ def _check_target(path: Path) -> int | None:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        folder = path.parent if str(path.parent) else Path(".")
+        folder = folder_of(path)
         if not folder.is_dir():
             raise ModelWriteError(f"cannot save the model to {_name(path)}: the folder "
                                   f"{_name(folder)} does not exist") from None
@@ -137,30 +139,14 @@ def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
         raise ValueError(f"cannot save {_name(path)}: the header holds NaN or inf") from None
     encoded = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     mode = _check_target(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    created = False
     try:
-        # O_EXCL: never follow or reuse an existing entry; 0o666 is reduced by the umask.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        created = True
-        with os.fdopen(descriptor, "wb") as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)  # a replaced file keeps its permissions
+        # A replaced file keeps its permissions; checked again just before the rename: the
+        # target may have changed since.
+        with atomic_write(path, mode=mode, before_replace=lambda: _check_target(path)) as handle:
             np.savez(handle, **{HEADER_KEY: encoded}, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # Checked again just before the rename: the target may have changed since.
-        _check_target(path)
-        os.replace(temporary, path)
-    except BaseException as error:  # KeyboardInterrupt too: never leave the temporary file
-        if created:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-        if isinstance(error, PermissionError):
-            raise ModelWriteError(f"cannot save the model to {_name(path)}: permission "
-                                  f"denied in {_name(folder)}") from None
-        raise
+    except PermissionError:
+        raise ModelWriteError(f"cannot save the model to {_name(path)}: permission denied in "
+                              f"{_name(folder_of(path))}") from None
     return path
 
 
@@ -168,10 +154,11 @@ def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
 # Reading
 
 
-def _open_archive(path: Path) -> zipfile.ZipFile:
-    """The zip archive at ``path``, after checking that it is a readable regular file."""
+@contextlib.contextmanager
+def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
+    """The zip archive at ``path``, once the file opened is known to be a regular file."""
     try:
-        info = os.stat(path)
+        handle = open_regular(path, lambda info: _not_a_model_file(path, info))
     except FileNotFoundError:
         raise FileNotFoundError(f"model file {_name(path)} does not exist") from None
     except PermissionError:
@@ -180,26 +167,29 @@ def _open_archive(path: Path) -> zipfile.ZipFile:
     except OSError as error:
         raise ModelFormatError(f"cannot read the model file {_name(path)}: "
                                f"{error.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFormatError(f"{_name(path)} is a folder, not a model file")
-    if not stat.S_ISREG(info.st_mode):
-        # A FIFO would block forever; a device may never end.
-        raise ModelFormatError(f"{_name(path)} is not a regular file, so not a model file")
-    try:
-        return zipfile.ZipFile(path)
-    except PermissionError:
-        raise PermissionError(f"cannot read the model file {_name(path)}: permission "
-                              "denied") from None
-    except (*_ZIP_ERRORS, ValueError) as error:
-        with open(path, "rb") as handle:
+    with handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (*_ZIP_ERRORS, ValueError) as error:
+            handle.seek(0)
             start = handle.read(512)
-        if start[:2] != b"PK":
-            what = ("a single .npy array" if start.startswith(b"\x93NUMPY") else
-                    "a text file (CSV?)" if _looks_like_text(start) else "not a zip archive")
-            raise ModelFormatError(f"{_name(path)} is not an anirec model file: it is "
-                                   f"{what}") from None
-        raise ModelFormatError(f"{_name(path)} is not a readable anirec model file (truncated "
-                               f"or corrupted?): {error}") from None
+            if start[:2] != b"PK":
+                what = ("a single .npy array" if start.startswith(b"\x93NUMPY") else
+                        "a text file (CSV?)" if _looks_like_text(start) else
+                        "not a zip archive")
+                raise ModelFormatError(f"{_name(path)} is not an anirec model file: it is "
+                                       f"{what}") from None
+            raise ModelFormatError(f"{_name(path)} is not a readable anirec model file "
+                                   f"(truncated or corrupted?): {error}") from None
+        with archive:
+            yield archive
+
+
+def _not_a_model_file(path: Path, info: os.stat_result) -> ModelFormatError:
+    if stat.S_ISDIR(info.st_mode):
+        return ModelFormatError(f"{_name(path)} is a folder, not a model file")
+    # Opened without waiting, so a FIFO is refused instead of blocking; a device may never end.
+    return ModelFormatError(f"{_name(path)} is not a regular file, so not a model file")
 
 
 def _looks_like_text(start: bytes) -> bool:

@@ -79,6 +79,34 @@ def test_fifo_is_refused_without_blocking(tmp_path, which):
     assert "fifo.csv" in msg and "FIFO" in msg and "regular file" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("which,after,backend", [
+    ("anime", "check_regular", "cython"),
+    ("scores", "check_regular", "cython"),
+    ("scores", "read_header", "cython"),   # the compiled reader's open
+    ("scores", "read_header", "numpy"),    # the UTF-8 pass's open
+    ("scores", "scan", "numpy"),           # pyarrow's open
+])
+def test_a_file_swapped_for_a_fifo_after_its_check_is_refused_without_blocking(
+        tmp_path, monkeypatch, which, after, backend):
+    anime, scores = anime_file(tmp_path), scores_file(tmp_path)
+    target = anime if which == "anime" else scores
+    original = getattr(_csv, after)
+
+    def then_swap(path, *args, **kwargs):
+        result = original(path, *args, **kwargs)
+        if Path(path) == target and target.is_file():
+            target.unlink()
+            os.mkfifo(target)  # the race: the path is a FIFO by the time it is opened
+        return result
+
+    monkeypatch.setattr(_csv, after, then_swap)
+    with use_backend(backend):
+        out = in_thread(lambda: load_mal(anime, scores))
+    assert isinstance(out.get("error"), DataError), out
+    msg = str(out["error"])
+    assert target.name in msg and "FIFO" in msg and "regular file" in msg, msg
+
+
 def test_pipe_is_refused_and_not_consumed(tmp_path):
     # What `--scores <(cat S)` passes: a path to a pipe. Refused before any read, so what the
     # writer sent is all still there.

@@ -3,6 +3,7 @@ caught (also when no weight is NaN), a diverged model neither used nor saved."""
 
 import json
 import math
+import re
 import tempfile
 
 import numpy as np
@@ -56,6 +57,37 @@ def test_divergence_without_validation_uses_the_training_loss(each_backend, data
     model = TwoTower(layers=(32, 16), epochs=3, lr=1e6, seed=0, validation_fraction=0.0)
     with pytest.raises(DivergenceError, match="training MSE"):
         model.fit(*data)
+
+
+@pytest.mark.parametrize("prior", [True, False])
+def test_a_ranking_model_diverges_when_it_never_beats_a_constant_cosine(each_backend, tmp_path,
+                                                                        prior):
+    # lr=1e6 keeps every weight and loss finite: the ranking loss just never gets below that
+    # of ranking by the popularity prior alone (scoring every item alike without it).
+    data = planted(n_examples=5000)
+    model = TwoTower(layers=(16, 8), epochs=3, lr=1e6, seed=0, objective="ranking",
+                     positive_threshold=7, popularity_prior=prior)
+    constant = "popularity alone" if prior else "scoring every item alike"
+    with pytest.raises(DivergenceError, match=f"validation ranking loss.*no better than.*"
+                                              f"{constant}.*lr=1e\\+06") as caught:
+        model.fit(*data)
+    # The planted items are drawn uniformly: either constant's loss is about log(n_items).
+    baseline = float(re.search(r"\(([0-9.]+); lr=", str(caught.value))[1])
+    assert baseline == pytest.approx(math.log(data[2].shape[0]), abs=0.05)
+    with pytest.raises(DivergenceError, match="diverged in its last fit"):
+        model.save(tmp_path / "diverged.anirec")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("prior", [True, False])
+def test_a_sane_ranking_model_beats_the_constant_cosine_and_is_kept(each_backend, prior):
+    data = planted(n_examples=5000)
+    model = TwoTower(layers=(16, 8), epochs=3, lr=1e-2, seed=0, objective="ranking",
+                     positive_threshold=7, popularity_prior=prior).fit(*data)
+    # The planted items are drawn uniformly: a constant cosine's loss is about log(n_items).
+    best = min(entry["val_rank"] for entry in model.history_)
+    assert best < math.log(data[2].shape[0]) - 0.2
+    model.predict(data[1][:2], data[2][:2])
 
 
 def test_an_undertrained_model_is_not_called_diverged(each_backend, data):

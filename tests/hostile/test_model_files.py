@@ -272,7 +272,7 @@ def test_permission_denied_is_reported_as_such_even_as_root(saved, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(persistence.zipfile, "ZipFile", denied)
+    monkeypatch.setattr(persistence, "open_regular", denied)
     with pytest.raises(PermissionError, match="cannot read the model file .*permission "
                                               "denied") as caught:
         TwoTower.load(saved[1])
