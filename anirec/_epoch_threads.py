@@ -5,8 +5,9 @@ machine two threads train up to twice as fast as one. When another process takes
 thread that shares it holds up every barrier: at batch 64 two threads then ran 3 to 10 times
 slower than one. Both thread counts give the same bits, so the choice changes only the speed,
 and :class:`ThreadChooser` makes it by measuring. It runs an epoch as runs of whole batches,
-mostly on the count that was faster, with a short probe of the other count after each second
-of work, so it follows the machine as its load comes and goes.
+mostly on the count that was faster, with a short probe of the other count after a second of
+work (the wait doubles, up to 8 s, while the probes lose), so it follows the machine as its
+load comes and goes at a cost of a few per cent at most.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import math
 import time
 from typing import Callable
 
-#: Seconds of training between probes, and of each probe of the other thread count.
-EXPLOIT_SECONDS = 1.0
+#: Seconds of one run of batches on the faster count; of a probe of the other count; and the
+#: longest wait between probes (the wait doubles after each probe that loses, from one run).
+RUN_SECONDS = 1.0
 PROBE_SECONDS = 0.05
-#: Examples of the very first run of batches, before any speed is known.
-FIRST_RUN_EXAMPLES = 8192
+MAX_PROBE_INTERVAL = 8.0
+#: Examples of the first run on each count, before its speed is known: few, because a slow
+#: count may be 10 times slower than the other.
+FIRST_RUN_EXAMPLES = 1024
 
 #: ``run(start, stop, threads, loss, step) -> (loss, step)``: train ``order[start:stop]``.
 RunBatches = Callable[[int, int, int, float, int], tuple[float, int]]
@@ -37,6 +41,8 @@ class ThreadChooser:
         self.rates: dict[int, float] = {}  # examples per second, the latest run of each count
         self.clock = clock
         self._since_probe = 0.0
+        self._interval = RUN_SECONDS
+        self._probing: tuple[int, float] | None = None  # (count, the best's rate) of a probe
         #: ``(threads, examples)`` of every run so far, for tests and benchmarks.
         self.log: list[tuple[int, int]] = []
 
@@ -45,9 +51,7 @@ class ThreadChooser:
         """Train examples ``0..n`` of the visiting order in runs; returns ``(loss, step)``."""
         loss, start = 0.0, 0
         while start < n:
-            threads, seconds = self._next()
-            rate = self.rates.get(threads)
-            examples = FIRST_RUN_EXAMPLES if rate is None else seconds * rate
+            threads, examples = self._next()
             stop = min(n, start + max(1, math.ceil(examples / batch_size)) * batch_size)
             began = self.clock()
             loss, step = run_batches(start, stop, threads, loss, step)
@@ -56,18 +60,23 @@ class ThreadChooser:
         return loss, step
 
     def _next(self) -> tuple[int, float]:
-        """The thread count of the next run, and how many seconds of work it should take."""
+        """The thread count of the next run, and about how many examples it should take."""
         for threads in self.counts:
             if threads not in self.rates:
-                return threads, PROBE_SECONDS
+                return threads, FIRST_RUN_EXAMPLES
         best = max(self.counts, key=self.rates.__getitem__)
-        if self._since_probe >= EXPLOIT_SECONDS and len(self.counts) > 1:
-            self._since_probe = 0.0
-            return next(t for t in self.counts if t != best), PROBE_SECONDS
-        return best, EXPLOIT_SECONDS
+        if len(self.counts) > 1 and self._since_probe >= self._interval:
+            other = next(t for t in self.counts if t != best)
+            self._probing = (other, self.rates[best])
+            return other, PROBE_SECONDS * min(self.rates.values())
+        return best, RUN_SECONDS * self.rates[best]
 
     def _record(self, threads: int, examples: int, seconds: float) -> None:
         self.log.append((threads, examples))
         self._since_probe += seconds
         if seconds > 0:
             self.rates[threads] = examples / seconds
+        if self._probing is not None and self._probing[0] == threads:
+            won = self.rates[threads] > self._probing[1]
+            self._interval = RUN_SECONDS if won else min(2 * self._interval, MAX_PROBE_INTERVAL)
+            self._since_probe, self._probing = 0.0, None
