@@ -232,3 +232,41 @@ def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype, weig
     serial_state = _state(serial)
     for name, value in _state(parallel).items():
         np.testing.assert_array_equal(value, serial_state[name], err_msg=name)
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weights", [None, (1.0, 0.3)])
+@pytest.mark.parametrize("embedding_dim", [0, 3])
+def test_an_epoch_in_runs_on_alternating_thread_counts_is_bit_identical(dtype, weights,
+                                                                        embedding_dim):
+    """``anirec._epoch_threads.ThreadChooser`` splits an epoch into runs of whole batches on 1
+    or 2 threads as the machine's load goes: the same bits, loss included, as one call."""
+    from anirec._kernels import _epoch
+    from .kernel_helpers import epoch_inputs
+
+    if _epoch.tower_threads() < 2:
+        pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
+    problem = make_problem(np.random.default_rng(11), dtype, loo_mode=2,
+                           embedding_dim=embedding_dim)
+    options = dict(optimizer="adam", batch_size=7, **(_objective(problem, *weights)
+                                                       if weights else {}))
+    order = np.random.default_rng(0).permutation(problem["targets"].shape[0])
+    results = []
+    for runs in ([(0, order.shape[0], 1)], [(0, 14, 2), (14, 21, 1), (21, 56, 2),
+                                            (56, order.shape[0], 1)]):
+        p = {k: deep_copy(v) for k, v in problem.items()}
+        *inputs, config = epoch_inputs(p, **options)
+        config = config._replace(optimizer=K.OPTIMIZERS[config.optimizer])
+        loss, step = 0.0, 5
+        for start, stop, threads in runs:
+            loss, step = _epoch.train_epoch(order[start:stop], *inputs, config, 0.01, step,
+                                            threads, loss)
+        results.append((p, loss, step))
+    (whole, whole_loss, whole_step), (split, split_loss, split_step) = results
+    assert split_step == whole_step == 5 + -(-order.shape[0] // 7)
+    assert split_loss == whole_loss
+    whole_state = _state(whole)
+    for name, value in _state(split).items():
+        np.testing.assert_array_equal(value, whole_state[name], err_msg=name)
+    assert not np.array_equal(split["params"], problem["params"])
