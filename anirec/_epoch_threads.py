@@ -43,6 +43,7 @@ class ThreadChooser:
         self._since_probe = 0.0
         self._interval = RUN_SECONDS
         self._probing: tuple[int, float] | None = None  # (count, the best's rate) of a probe
+        self._warm = False  # the very first run starts the thread pool and warms the caches
         #: ``(threads, examples)`` of every run so far, for tests and benchmarks.
         self.log: list[tuple[int, int]] = []
 
@@ -73,6 +74,9 @@ class ThreadChooser:
 
     def _record(self, threads: int, examples: int, seconds: float) -> None:
         self.log.append((threads, examples))
+        if not self._warm:
+            self._warm = True  # not measured: it would make this count look slow
+            return
         self._since_probe += seconds
         if seconds > 0:
             self.rates[threads] = examples / seconds
