@@ -120,9 +120,10 @@ def accuracy(names, *, n: int, batch: int, epochs: int, seeds: int = 3) -> dict:
     return out
 
 
-def full_epoch(batch: int = 1024) -> dict:
+def full_epoch(batch: int = 1024, embedding_dim: int = 0) -> dict:
     """One compiled epoch over a MyAnimeList-sized set (270k users, 25k items, 24M ratings)
-    generated in memory; reports seconds and the growth of the peak resident memory."""
+    generated in memory, with ID embeddings of ``embedding_dim`` (0: none); reports seconds
+    and the growth of the peak resident memory."""
     rng = np.random.default_rng(0)
     n, n_users, n_items = 24_000_000, 270_000, 25_000
     users = rng.integers(0, n_users, n)
@@ -131,14 +132,19 @@ def full_epoch(batch: int = 1024) -> dict:
     user_x = rng.standard_normal((n_users, 19)).astype(R.DTYPE)
     item_x = rng.standard_normal((n_items, 19)).astype(R.DTYPE)
     order = rng.permutation(n)
-    params = R.init_params()
+    sizes = R.tower_sizes(embedding_dim)
+    params = R.init_params(sizes=sizes)
     grads, m, v = (np.zeros_like(params) for _ in range(3))
+    tables = [(rng.standard_normal((rows, embedding_dim)) * 0.1).astype(R.DTYPE)
+              for rows in (n_users, n_items)] if embedding_dim else []
     before = _peak_rss_mib()
     start = time.perf_counter()
-    run = R.anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch)
+    run = R.anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch,
+                          tables)
     loss, _ = run.run(order, lr=R.ADAM["lr"])
     seconds = time.perf_counter() - start
     return dict(seconds=seconds, samples_per_s=n / seconds, loss=loss / n,
+                flops=R.flops_per_sample(sizes), embedding_dim=embedding_dim,
                 peak_growth_mib=_peak_rss_mib() - before,
                 data_mib=sum(a.nbytes for a in (users, items, targets, order)) / 2**20)
 
@@ -188,7 +194,9 @@ def report(args) -> None:
         topk = topk_table(args.queries, args.repeats) if args.queries else {}
         acc = (accuracy(names, n=args.accuracy_samples, batch=256, epochs=args.accuracy_epochs)
                if args.accuracy_samples else None)
-        full = full_epoch() if args.full else None
+        full = full_epoch(embedding_dim=args.embedding_dim) if args.full else None
+        gflops.append(R.sgemm_gflops())
+        peak = max(gflops) * 1e9
     flops = R.flops_per_sample()
 
     print(f"\nload after: {_load()}; sgemm {', '.join(f'{g:.1f}' for g in gflops)} GFLOP/s; "
@@ -230,8 +238,10 @@ def report(args) -> None:
         if "torch" in acc:
             print(f"  |{names[0]} - torch| = {abs(acc[names[0]] - acc['torch']):.5f}")
     if full is not None:
-        print(f"\nfull-size epoch (24M ratings, batch 1024, cython): {full['seconds']:.1f} s, "
-              f"{full['samples_per_s']:,.0f} samples/s, mean loss {full['loss']:.4f}, peak RSS "
+        share = full["samples_per_s"] * full["flops"] / peak
+        print(f"\nfull-size epoch (24M ratings, batch 1024, {full['embedding_dim']}-d ID "
+              f"embeddings, cython): {full['seconds']:.1f} s, {full['samples_per_s']:,.0f} "
+              f"samples/s ({share:.0%} of sgemm), mean loss {full['loss']:.4f}, peak RSS "
               f"grew {full['peak_growth_mib']:.0f} MiB (the triplets and order are "
               f"{full['data_mib']:.0f} MiB)")
 
