@@ -817,6 +817,11 @@ class Epochs:
     at the normalised outputs) down to the embedding rows, and takes one optimizer step on the
     dense layers and one on each embedding row the batch touched.
 
+    With the compiled backend and two OpenMP threads allowed, :meth:`run` trains in runs of
+    whole batches on one thread or two (one per tower), whichever
+    :class:`~anirec._epoch_threads.ThreadChooser` measures faster as the machine's load goes:
+    both give the same bits, so the choice changes only the speed.
+
     Parameters
     ----------
     examples : Examples
