@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Mapping
 
 import numpy as np
@@ -260,6 +261,12 @@ class Recommender:
         config.update(epochs=chosen.best_epoch_, patience=None, validation_fraction=0.0,
                       verbose=chosen.verbose)
         self.model = TwoTower(**config)
+        if chosen.verbose:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"refit: training again on training + validation ratings for "
+                       f"{chosen.best_epoch_} epochs (the best of early stopping)",
+                       file=sys.stderr)
         features = self._train_model(data, train, None)
         self.model.history_, self.model.best_epoch_ = chosen.history_, chosen.best_epoch_
         return features

@@ -245,3 +245,10 @@ def test_recommend_excludes_exactly_the_rated_pairs(data, reference, backend):
         assert got == catalogue - expected_out, user_id
         checked += bool(expected_out)
     assert checked > 10
+
+
+def test_a_verbose_refit_says_it_trains_again(data, capsys):
+    Recommender(**dict(OPTIONS, refit=True, verbose=True)).fit(data)
+    err = capsys.readouterr().err
+    assert "refit: training again on training + validation ratings for" in err
+    assert err.index("refit:") > err.index("training (")  # after the first training bar
