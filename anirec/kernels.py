@@ -4,8 +4,9 @@ Each function validates its arguments once (dtype, shape, C-contiguity, index ra
 ``TypeError`` or ``ValueError`` naming the argument and what was expected, then calls the same
 function of the active backend (:mod:`anirec.backend`): the compiled Cython kernels or their
 pure-NumPy twin. Floating arrays of one call share one dtype, ``float32`` or ``float64``; index
-arrays are ``int64``. Outputs may be passed in (``out=`` style) to reuse memory; otherwise they
-are allocated and returned.
+arrays are ``int64``, except the examples' rows and the visiting order of an epoch, which may
+also be ``int32`` (the data layer's 24M-row arrays are used as they are, not widened). Outputs
+may be passed in (``out=`` style) to reuse memory; otherwise they are allocated and returned.
 
 One rule for both backends on hostile inputs, so that they never disagree: floating inputs
 must be finite (NaN and inf raise ``ValueError`` naming the argument and the position); an
@@ -54,6 +55,9 @@ __all__ = [
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 INDEX = np.dtype(np.int64)
+#: Dtypes of the per-example indices of an epoch (``examples.users``, ``examples.items``,
+#: ``order``), each array its own.
+ROW_INDEX = (np.dtype(np.int32), INDEX)
 
 
 class LeaveOneOutStats(NamedTuple):
@@ -134,8 +138,12 @@ def _check_out(name: str, array, dtype: np.dtype, shape: tuple) -> np.ndarray:
     return array
 
 
-def _check_index(name: str, index, n_rows: int, shape: tuple = (None,)) -> np.ndarray:
-    _check(name, index, INDEX, shape)
+def _check_index(name: str, index, n_rows: int, shape: tuple = (None,),
+                 dtypes: tuple = (INDEX,)) -> np.ndarray:
+    if isinstance(index, np.ndarray) and index.dtype not in dtypes:
+        raise TypeError(f"{name} must have dtype {' or '.join(map(str, dtypes))}, got "
+                        f"{index.dtype}")
+    _check(name, index, index.dtype if isinstance(index, np.ndarray) else INDEX, shape)
     if index.size and (index.min() < 0 or index.max() >= n_rows):
         bad = index[(index < 0) | (index >= n_rows)][0]
         raise IndexError(f"{name} holds {bad}, outside the valid range [0, {n_rows})")
@@ -698,9 +706,9 @@ class Tower(NamedTuple):
 
 
 class Examples(NamedTuple):
-    """The training examples: user and item feature rows, scaled targets and raw ratings (for
-    leave-one-out), and for the ranking loss each example's weight as a positive and each
-    item row's log sampling probability."""
+    """The training examples: user and item feature rows (int32 or int64, each its own),
+    scaled targets and raw ratings (for leave-one-out), and for the ranking loss each example's
+    weight as a positive and each item row's log sampling probability."""
 
     users: np.ndarray
     items: np.ndarray
@@ -848,8 +856,8 @@ class Epochs:
         for name in Params._fields:
             _check_out(f"params.{name}", getattr(params, name), dtype, (n_params,))
         n = _check("examples.targets", examples.targets, dtype, (None,)).shape[0]
-        _check_index("examples.users", examples.users, n_users, (n,))
-        _check_index("examples.items", examples.items, n_items, (n,))
+        _check_index("examples.users", examples.users, n_users, (n,), ROW_INDEX)
+        _check_index("examples.items", examples.items, n_items, (n,), ROW_INDEX)
         if user.loo is not None or item.loo is not None:
             if examples.ratings is None:
                 raise ValueError("examples.ratings are required with leave-one-out inputs")
@@ -883,7 +891,7 @@ class Epochs:
 
         Parameters
         ----------
-        order : (n,) int64
+        order : (n,) int32 or int64
             Example indices in the order to visit them.
         lr : float
             The learning rate of this epoch.
@@ -898,7 +906,7 @@ class Epochs:
         step : int
             Updates made after this epoch.
         """
-        _check_index("order", order, self.n_examples)
+        _check_index("order", order, self.n_examples, dtypes=ROW_INDEX)
         if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
                 or step < 0:
             raise ValueError(f"step must be a non-negative integer, got {step!r}")

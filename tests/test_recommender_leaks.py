@@ -85,6 +85,9 @@ def test_training_rows_leave_the_example_out(data, monkeypatch):
     loo = call["loo"]
     assert loo is not None and call["user_x"] is None
     users, items, ratings = call["users"], call["items"], call["ratings"]
+    # The epoch reads the data layer's int32 rows as they are; the row kernels take int64.
+    assert users.dtype == items.dtype == np.int32
+    users, items = users.astype(np.int64), items.astype(np.int64)
     # The left-out ratings are the examples' own ratings, aligned with them.
     np.testing.assert_array_equal(ratings, data.ratings.ratings[_positions(data, users, items)])
     raw = kernels.user_rows_loo(loo, users, items, ratings) * loo.std + loo.mean

@@ -35,7 +35,7 @@ follow the same trajectory up to floating-point rounding.
 import numpy as np
 
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
 
 from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr,
@@ -68,6 +68,44 @@ cdef enum:
 
 #: For tests: the row block of the tower passes.
 TOWER_ROW_BLOCK = ROW_BLOCK
+
+
+cdef struct Rows:
+    # A read-only vector of row indices, int32 or int64 (``wide``), read through ``_at``: one
+    # compiled epoch per float type serves both widths and any mix of them (a fused index type
+    # would compile the whole epoch once per combination). The array it points into is owned
+    # by the caller of ``train_epoch`` and outlives the call.
+    const void* data
+    Py_ssize_t n
+    bint wide
+
+
+cdef inline int64_t _at(Rows rows, Py_ssize_t k) noexcept nogil:
+    # The width is fixed for the call, so the branch is always predicted.
+    if rows.wide:
+        return (<const int64_t*> rows.data)[k]
+    return (<const int32_t*> rows.data)[k]
+
+
+cdef Rows _rows(array) except *:
+    """A ``Rows`` of a 1-D C-contiguous int32 or int64 array (a ``ValueError`` for any other
+    dtype or layout, from the typed memoryview)."""
+    cdef const int32_t[::1] narrow
+    cdef const int64_t[::1] wide
+    cdef Rows rows
+    rows.data = NULL
+    rows.wide = array.dtype == np.int64
+    if rows.wide:
+        wide = array
+        rows.n = wide.shape[0]
+        if rows.n:
+            rows.data = &wide[0]
+    else:
+        narrow = array
+        rows.n = narrow.shape[0]
+        if rows.n:
+            rows.data = &narrow[0]
+    return rows
 
 
 cdef struct Layer:
@@ -175,9 +213,9 @@ cdef void _embedding_step(floating* table, floating* grad, floating* m, floating
 
 
 cdef tuple _train_epoch(
-        const int64_t[::1] order, const int64_t[::1] users, const int64_t[::1] items,
-        const floating[::1] targets, const floating[::1] ratings,
-        const floating[::1] rank_weights, const floating[::1] item_logq,
+        order_rows, user_rows, item_rows, const floating[::1] targets,
+        const floating[::1] ratings, const floating[::1] rank_weights,
+        const floating[::1] item_logq,
         const int64_t[::1] user_sizes, const floating[:, ::1] user_x, bint user_loo,
         const floating[:, ::1] loo_num, const floating[:, ::1] loo_den,
         const floating[::1] loo_total, const floating[::1] loo_count,
@@ -198,7 +236,8 @@ cdef tuple _train_epoch(
         double embedding_decay, double rating_weight, double ranking_weight,
         double temperature, double lr, int64_t step, int threads, double loss):
     dtype = np.float32 if floating is float else np.float64
-    cdef Py_ssize_t n_examples = order.shape[0]
+    cdef Rows order = _rows(order_rows), users = _rows(user_rows), items = _rows(item_rows)
+    cdef Py_ssize_t n_examples = order.n
     cdef Py_ssize_t n_user_layers = user_sizes.shape[0] - 1
     cdef Py_ssize_t n_item_layers = item_sizes.shape[0] - 1
     cdef Py_ssize_t n_params = params.shape[0]
@@ -315,15 +354,15 @@ cdef tuple _train_epoch(
                     p_first = p_start + p_done
                     if p_user:
                         for p_r in range(p_rows):
-                            p_e = order[p_first + p_r]
-                            p_u = users[p_e]
+                            p_e = _at(order, p_first + p_r)
+                            p_u = _at(users, p_e)
                             p_row = Au + p_r * du
                             if user_loo:
                                 loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0],
                                         &loo_count[0], &loo_item_genres[0, 0],
                                         &loo_item_weight[0], loo_mode, loo_global_mean,
-                                        &loo_mean[0], &loo_std[0], n_genres, p_u, items[p_e],
-                                        <double> ratings[p_e], p_row)
+                                        &loo_mean[0], &loo_std[0], n_genres, p_u,
+                                        _at(items, p_e), <double> ratings[p_e], p_row)
                             else:
                                 memcpy(p_row, &user_x[p_u, 0], du_bytes)
                             if user_emb:
@@ -334,8 +373,8 @@ cdef tuple _train_epoch(
                         _forward_tower(Au, P, user_layers, n_user_layers, p_rows)
                     if p_item:
                         for p_r in range(p_rows):
-                            p_e = order[p_first + p_r]
-                            p_i = items[p_e]
+                            p_e = _at(order, p_first + p_r)
+                            p_i = _at(items, p_e)
                             p_row = Ai + p_r * di
                             memcpy(p_row, &item_x[p_i, 0], di_bytes)
                             if item_loo:
@@ -417,7 +456,8 @@ cdef tuple _train_epoch(
 
 def train_epoch(order, examples, user, item, params, config, lr, step, threads=None,
                 loss=0.0):
-    """One epoch (or a run of whole batches) over ``order``; ``threads`` (default
+    """One epoch (or a run of whole batches) over ``order``; ``order``, ``examples.users``
+    and ``examples.items`` are int32 or int64, each its own; ``threads`` (default
     :func:`tower_threads`) is 1 or 2, which give the same bits; ``loss`` is added to the
     returned loss sum, so an epoch run in parts sums its loss in the same order."""
     dtype = params.params.dtype
@@ -442,9 +482,8 @@ def train_epoch(order, examples, user, item, params, config, lr, step, threads=N
             embeddings += (True,) + tuple(tower.embedding)
         else:
             embeddings += (False, index, square, square, square, square)
-    args = ((order, examples.users, examples.items, examples.targets, ratings, rank_weights,
-             item_logq, user.sizes, user_x) + user_loo + (item.sizes, item.x) + item_loo
-            + embeddings + tuple(params)
+    args = ((examples.targets, ratings, rank_weights, item_logq, user.sizes, user_x) + user_loo
+            + (item.sizes, item.x) + item_loo + embeddings + tuple(params)
             + (int(config.optimizer), int(config.batch_size), float(config.beta1),
                float(config.beta2), float(config.eps), float(config.momentum),
                float(config.weight_decay), float(config.embedding_decay),
@@ -452,5 +491,5 @@ def train_epoch(order, examples, user, item, params, config, lr, step, threads=N
                float(config.temperature), float(lr), int(step),
                tower_threads() if threads is None else int(threads), float(loss)))
     if dtype == np.float32:
-        return _train_epoch[float](*args)
-    return _train_epoch[double](*args)
+        return _train_epoch[float](order, examples.users, examples.items, *args)
+    return _train_epoch[double](order, examples.users, examples.items, *args)

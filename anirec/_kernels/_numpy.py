@@ -298,6 +298,7 @@ def epoch_threads():
 
 def train_epoch(order, examples, user, item, params, config, lr, step, threads=None, loss=0.0):
     # ``threads`` is the compiled epoch's (this twin runs on one); ``loss`` starts the sum.
+    # ``order`` and the examples' rows index alike as int32 or int64.
     flat, flat_grads = params.params, params.grads
     dtype = flat.dtype
     optimizer = config.optimizer

@@ -7,9 +7,11 @@ same fit alone.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
+
+from anirec.model import _chunked
 
 
 class Biases(NamedTuple):
@@ -35,19 +37,26 @@ def fit_biases(users, items, ratings, n_users: int, n_items: int, *, reg: float 
 
     Each half-step solves its biases exactly given the others, with the L2 penalty ``reg``:
     ``b_u = sum_i (r - mu - b_i) / (n_u + reg)`` and ``b_i = sum_u (r - mu - b_u) / (n_i + reg)``
-    (an id without ratings keeps 0).
+    (an id without ratings keeps 0). The arithmetic is float64 whatever the dtypes of the
+    arguments (int32 or int64 rows, float32 or float64 ratings give the same biases), a chunk
+    of examples at a time (:mod:`anirec.model._chunked`): no float64 copy of the ratings.
     """
     if not reg > 0:
         raise ValueError(f"reg must be positive, got {reg!r}")
-    ratings = np.asarray(ratings, dtype=np.float64)
-    mean = float(ratings.mean())
-    user_count = np.bincount(users, minlength=n_users) + reg
-    item_count = np.bincount(items, minlength=n_items) + reg
+    users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
+    mean = float(np.mean(ratings, dtype=np.float64))
+    user_count = _chunked.counts(users, n_users) + reg
+    item_count = _chunked.counts(items, n_items) + reg
     user_bias, item_bias = np.zeros(n_users), np.zeros(n_items)
-    residual = ratings - mean
+
+    def residual(start, stop):
+        return np.asarray(ratings[start:stop], dtype=np.float64) - mean
+
     for _ in range(iterations):
-        user_bias = np.bincount(users, residual - item_bias[items], n_users) / user_count
-        item_bias = np.bincount(items, residual - user_bias[users], n_items) / item_count
+        user_bias = _chunked.sums(users, n_users, lambda start, stop: residual(start, stop)
+                                  - item_bias[items[start:stop]]) / user_count
+        item_bias = _chunked.sums(items, n_items, lambda start, stop: residual(start, stop)
+                                  - user_bias[users[start:stop]]) / item_count
     return Biases(mean, user_bias, item_bias)
 
 
@@ -58,17 +67,35 @@ def leave_one_out_base(biases: Biases, users, items, ratings, *, reg: float = 5.
     (one exact half-step): ``b_u' = (S_u - (r - mu - b_i)) / (n_u - 1 + reg)`` with
     ``S_u = sum over u's ratings of (r - mu - b_i)``, and the same for the item. So, like every
     input of a training example, the offset its target is measured from never holds the target.
+    :func:`leave_one_out_chunks` gives the same values a chunk at a time.
     """
-    users = np.asarray(users)
-    items = np.asarray(items)
-    ratings = np.asarray(ratings, dtype=np.float64)
+    base = np.empty(np.shape(ratings)[0])
+    for start, stop, chunk in leave_one_out_chunks(biases, users, items, ratings, reg=reg):
+        base[start:stop] = chunk
+    return base
+
+
+def leave_one_out_chunks(biases: Biases, users, items, ratings, *, reg: float = 5.0
+                         ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, stop, base[start:stop])`` of :func:`leave_one_out_base`, chunk by chunk in
+    order, computed in float64 without any array of all the examples."""
+    users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
     n_users, n_items = biases.user.shape[0], biases.item.shape[0]
-    from_user = ratings - biases.mean - biases.item[items]
-    from_item = ratings - biases.mean - biases.user[users]
-    user_sum = np.bincount(users, from_user, n_users)
-    item_sum = np.bincount(items, from_item, n_items)
-    user_count = np.bincount(users, minlength=n_users).astype(np.float64)
-    item_count = np.bincount(items, minlength=n_items).astype(np.float64)
-    user_bias = (user_sum[users] - from_user) / (user_count[users] - 1.0 + reg)
-    item_bias = (item_sum[items] - from_item) / (item_count[items] - 1.0 + reg)
-    return biases.mean + user_bias + item_bias
+
+    def from_user(start, stop):
+        return (np.asarray(ratings[start:stop], dtype=np.float64) - biases.mean
+                - biases.item[items[start:stop]])
+
+    def from_item(start, stop):
+        return (np.asarray(ratings[start:stop], dtype=np.float64) - biases.mean
+                - biases.user[users[start:stop]])
+
+    user_sum = _chunked.sums(users, n_users, from_user)
+    item_sum = _chunked.sums(items, n_items, from_item)
+    user_count = _chunked.counts(users, n_users).astype(np.float64)
+    item_count = _chunked.counts(items, n_items).astype(np.float64)
+    for start, stop in _chunked.spans(ratings.shape[0]):
+        u, i = users[start:stop], items[start:stop]
+        user_bias = (user_sum[u] - from_user(start, stop)) / (user_count[u] - 1.0 + reg)
+        item_bias = (item_sum[i] - from_item(start, stop)) / (item_count[i] - 1.0 + reg)
+        yield start, stop, biases.mean + user_bias + item_bias

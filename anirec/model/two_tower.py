@@ -48,7 +48,8 @@ import numpy as np
 
 from anirec import _validate, kernels
 from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
-from anirec.model.biases import Biases, fit_biases, leave_one_out_base
+from anirec.model import _chunked
+from anirec.model.biases import Biases, fit_biases, leave_one_out_chunks
 from anirec.model.schedules import make_schedule
 
 OPTIMIZERS = ("adam", "sgd")
@@ -58,6 +59,7 @@ _VALIDATION_USERS = 2048  # users whose validation pairs score the ranking loss 
 DTYPES = ("float32", "float64")
 _CHUNK = 16384  # rows embedded at a time at inference: bounds the workspace
 _MAX_WIDTH = 2**31 - 1  # widths and batch sizes the kernels take (32-bit BLAS dimensions)
+_RATINGS = (np.dtype(np.float32), np.dtype(np.float64))  # rating dtypes fit uses as given
 _MAX_PARAMETERS = 2**31 - 1  # parameters of both towers; checked before anything is allocated
 _TEMPERATURES = (1e-3, 1e3)  # beyond, cosines / temperature overflow or carry no signal
 _DEFAULT_RANKING_WEIGHT = 0.03
@@ -81,8 +83,10 @@ _DIVERGENCE_MIN_PAIRS = 50
 
 
 def _as_triplets(data, name: str):
-    """``(users, items, ratings)`` as int64, int64, float64 arrays from a tuple or an object
-    with ``users``, ``items`` and ``ratings`` attributes."""
+    """``(users, items, ratings)`` arrays from a tuple or an object with ``users``, ``items``
+    and ``ratings`` attributes: the rows int32 or int64, the ratings float32 or float64, each
+    as given when it is one of those and contiguous (the data layer's 24M-row int32 and float32
+    arrays are not copied); ratings of a smaller type are made float32, others float64."""
     if all(hasattr(data, attr) for attr in ("users", "items", "ratings")):
         users, items, ratings = data.users, data.items, data.ratings
     else:
@@ -93,7 +97,10 @@ def _as_triplets(data, name: str):
                 from None
     users = _row_index(f"{name} users", users)
     items = _row_index(f"{name} items", items)
-    ratings = np.ascontiguousarray(ratings, dtype=np.float64)
+    ratings = np.asarray(ratings)
+    exact = ratings.dtype if ratings.dtype in _RATINGS else \
+        np.float32 if np.can_cast(ratings.dtype, np.float32) else np.float64
+    ratings = np.ascontiguousarray(ratings, dtype=exact)
     if not (users.ndim == items.ndim == ratings.ndim == 1) or not (
         users.shape == items.shape == ratings.shape
     ):
@@ -103,7 +110,8 @@ def _as_triplets(data, name: str):
 
 
 def _row_index(name: str, values) -> np.ndarray:
-    """Row indices as int64; floats only when whole (``users + 0.999`` is not ``users``)."""
+    """Row indices as int32 or int64 (int32 kept, smaller integers made int32, the rest
+    int64); floats only when whole (``users + 0.999`` is not ``users``)."""
     array = np.asarray(values)
     if array.dtype.kind == "f":
         fractional = ~np.isfinite(array) | (array != np.floor(array))
@@ -113,7 +121,8 @@ def _row_index(name: str, values) -> np.ndarray:
                             "must be whole numbers")
     elif array.size and array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer row indices, got dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    narrow = array.dtype.kind in "iu" and np.can_cast(array.dtype, np.int32)
+    return np.ascontiguousarray(array, dtype=np.int32 if narrow else np.int64)
 
 
 def _check_features(name: str, X, dtype) -> np.ndarray:
@@ -509,10 +518,17 @@ class TwoTower:
         return self.item_embeddings(item_x, np.arange(item_x.shape[0]))
 
     def _pair_scores(self, user_x, item_vectors, users, items) -> np.ndarray:
-        """Cosine scores of (users[j], items[j]), each distinct user row embedded once."""
+        """Cosine scores of (users[j], items[j]), each distinct user row embedded once; the
+        pairs' embedding rows are gathered ``_CHUNK`` pairs at a time, not two per pair at
+        once (256 bytes a validation pair with 32 outputs in float32)."""
         user_rows, user_of = np.unique(users, return_inverse=True)
         eu = self.user_embeddings(user_x[user_rows], user_rows)
-        return np.einsum("ij,ij->i", eu[user_of], item_vectors[items]).astype(np.float64)
+        scores = np.empty(users.shape[0])
+        for start in range(0, users.shape[0], _CHUNK):
+            stop = start + _CHUNK
+            scores[start:stop] = np.einsum("ij,ij->i", eu[user_of[start:stop]],
+                                           item_vectors[items[start:stop]])
+        return scores
 
     # -----------------------------------------------------------------------------------------
     # Training
@@ -569,7 +585,10 @@ class TwoTower:
         _check_rows("train items", items, item_x.shape[0], "item row")
         self._check_ratings("train", ratings)
         if validation is None and self.validation_fraction > 0:
-            held_out = rng.random(users.shape[0]) < self.validation_fraction
+            # The draws of rng.random(n), a chunk at a time (no n float64 values at once).
+            held_out = np.empty(users.shape[0], dtype=bool)
+            for start, stop in _chunked.spans(users.shape[0]):
+                held_out[start:stop] = rng.random(stop - start) < self.validation_fraction
             if held_out.all():
                 raise DataError(f"validation_fraction={self.validation_fraction:g} held out all "
                                 f"{users.shape[0]} training examples: none is left to train on")
@@ -598,19 +617,25 @@ class TwoTower:
         if self.biases and self.loss_weights[0] > 0:
             self.biases_ = fit_biases(users, items, ratings, user_x.shape[0], item_x.shape[0],
                                       reg=float(self.bias_reg))
-            base = leave_one_out_base(self.biases_, users, items, ratings,
-                                      reg=float(self.bias_reg))
-            targets = self._residual_targets(base, ratings)
+            # Float64 arithmetic a chunk at a time, straight into the model's dtype.
+            targets = np.empty(ratings.shape[0], dtype=self.dtype)
+            for start, stop, base in leave_one_out_chunks(self.biases_, users, items, ratings,
+                                                          reg=float(self.bias_reg)):
+                targets[start:stop] = self._residual_targets(base, ratings[start:stop])
         else:
-            targets = self.to_target(ratings)
+            targets = np.empty(ratings.shape[0], dtype=self.dtype)
+            for start, stop in _chunked.spans(ratings.shape[0]):
+                targets[start:stop] = self.to_target(ratings[start:stop])
         ranking = self._ranking_inputs(items, ratings, item_x.shape[0])
         if ranking is not None and self.popularity_prior:
             self.item_log_prior_ = ranking[1].astype(np.float64)
             # The prior is part of the score, so the corrected logits s - log q are cosines.
             ranking = (ranking[0], np.zeros_like(ranking[1]))
         rank_weights, item_logq = ranking if ranking is not None else (None, None)
-        examples = kernels.Examples(users, items, targets.astype(self.dtype),
-                                    ratings.astype(self.dtype), rank_weights, item_logq)
+        # The rows as given (int32 or int64); the ratings copied only to another float type.
+        examples = kernels.Examples(users, items, targets,
+                                    np.asarray(ratings, dtype=self.dtype), rank_weights,
+                                    item_logq)
         user = kernels.Tower(self.user_sizes_, None if loo_stats is not None else user_x,
                              loo_stats, tables.get("user"))
         item = kernels.Tower(self.item_sizes_, item_x, item_loo_stats, tables.get("item"))
@@ -629,7 +654,7 @@ class TwoTower:
         """A new ID embedding table of one side (kept in :attr:`tables_`), as a training
         embedding: the rows with at least ``min_id_count`` training ratings in order, then
         the unknown row; small random values (so no two ids start alike)."""
-        known = np.bincount(rows, minlength=n_rows) >= int(self.min_id_count)
+        known = _chunked.counts(rows, n_rows) >= int(self.min_id_count)
         index = np.where(known, np.cumsum(known) - 1, int(known.sum())).astype(np.int64)
         shape = (int(known.sum()) + 1, int(self.embedding_dim))
         table = rng.normal(0.0, 0.1, shape).astype(self.dtype)
@@ -645,7 +670,8 @@ class TwoTower:
     def _positive_weights(self, ratings: np.ndarray) -> np.ndarray:
         if self.positive_threshold is None:
             return np.ones(ratings.shape[0], dtype=self.dtype)
-        return (ratings >= self.positive_threshold).astype(self.dtype)
+        # A float64 threshold: float32 ratings are compared as their float64 values.
+        return (ratings >= np.float64(self.positive_threshold)).astype(self.dtype)
 
     def _ranking_inputs(self, items, ratings, n_items: int):
         """``(rank_weights, item_logq)`` of the training pairs, or ``None`` for "rating".
@@ -660,7 +686,7 @@ class TwoTower:
         if not weights.any():
             raise DataError(f"no training rating reaches positive_threshold="
                             f"{self.positive_threshold:g}: the ranking loss has no positive")
-        counts = np.maximum(np.bincount(items, minlength=n_items), 1).astype(np.float64)
+        counts = np.maximum(_chunked.counts(items, n_items), 1).astype(np.float64)
         logq = np.log(counts / items.shape[0]).astype(self.dtype)
         return weights, logq
 
@@ -674,11 +700,13 @@ class TwoTower:
         variance = float(np.var(scores))
         slope = float(np.cov(scores, ratings, bias=True)[0, 1] / variance) if variance > 0 \
             else 0.0
-        self.calibration_ = (float(np.mean(ratings) - slope * np.mean(scores)), slope)
+        self.calibration_ = (float(np.mean(ratings, dtype=np.float64) - slope * np.mean(scores)),
+                             slope)
 
     def _check_ratings(self, name: str, ratings: np.ndarray) -> None:
         lo, hi = self.rating_range
-        bad = ~((ratings >= lo) & (ratings <= hi))
+        # Against float64 bounds, as float64 ratings: float32 ratings are compared exactly.
+        bad = ~((ratings >= np.float64(lo)) & (ratings <= np.float64(hi)))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(f"{name} rating at row {row} is {ratings[row]}, outside the "
@@ -777,7 +805,7 @@ class TwoTower:
             lr = self.schedule_(epoch)
             started = time.perf_counter()
             with np.errstate(all="ignore"):  # divergence is detected and reported below
-                loss_sum, step = run.run(rng.permutation(n), lr=lr, step=step)
+                loss_sum, step = run.run(self._permutation(rng, n), lr=lr, step=step)
             logs = {"epoch": epoch + 1, "train_loss": loss_sum / n}
             self._check_divergence(epoch + 1, logs["train_loss"], lr)
             if validation is not None:
@@ -819,10 +847,19 @@ class TwoTower:
                                        f"kept epoch {self.best_epoch_})")
                 break
         epochs.close()
-        self._check_against_mean(self.to_target(examples.ratings), validation, initial_scale,
+        self._check_against_mean(examples.ratings, validation, initial_scale,
                                  self._constant_rank_loss(val_pairs, item_x.shape[0]))
         if best is not None:
             self._set_weights(best)
+
+    @staticmethod
+    def _permutation(rng, n: int) -> np.ndarray:
+        """``rng.permutation(n)``, the same draws and order, as int32 when ``n`` allows: an
+        epoch visits the examples by int32 or int64 index alike, and at full size the int64
+        order would be 190 MB."""
+        order = np.arange(n, dtype=np.int32 if n <= 2**31 else np.int64)
+        rng.shuffle(order)
+        return order
 
     def _weights(self, copy: bool = False) -> list[np.ndarray]:
         """Everything training changes: the dense parameters and the embedding tables."""
@@ -834,7 +871,7 @@ class TwoTower:
         for side, table in zip(list(self.tables_), arrays[1:]):
             self.tables_[side] = (self.tables_[side][0], table)
 
-    def _check_against_mean(self, targets: np.ndarray, validation, initial_scale: float,
+    def _check_against_mean(self, ratings: np.ndarray, validation, initial_scale: float,
                             rank_baseline: float | None = None) -> None:
         """Raise :class:`DivergenceError` when training never beat a constant predictor and
         the weights exploded (see :data:`DIVERGENCE_RATIO`).
@@ -858,7 +895,7 @@ class TwoTower:
             constant = ("ranking every item by its training popularity alone" if
                         self.item_log_prior_ is not None else "scoring every item alike")
         else:
-            baseline, achieved, what = self._rating_against_mean(targets, validation)
+            baseline, achieved, what = self._rating_against_mean(ratings, validation)
             constant = "predicting the mean training rating for every pair"
         if baseline is not None and baseline > 0 and achieved >= DIVERGENCE_RATIO * baseline:
             raise DivergenceError(
@@ -868,8 +905,10 @@ class TwoTower:
                 "scaled (z-scores)."
             )
 
-    def _rating_against_mean(self, targets: np.ndarray, validation):
-        """``(baseline, achieved, what)`` of the rating rule; ``baseline`` ``None``: no rule."""
+    def _rating_against_mean(self, ratings: np.ndarray, validation):
+        """``(baseline, achieved, what)`` of the rating rule; ``baseline`` ``None``: no rule.
+        ``ratings`` are the training ratings (scaled here: only a diverged fit gets here)."""
+        targets = self.to_target(ratings)
         mean = float(np.mean(targets, dtype=np.float64))
         if validation is not None:
             if validation[2].shape[0] < _DIVERGENCE_MIN_PAIRS:

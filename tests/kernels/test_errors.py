@@ -200,3 +200,30 @@ def test_embedding_errors(each_backend):
         _epoch(problem, user_embedding=embedding._replace(v=embedding.m))
     with pytest.raises(ValueError, match="params.params shares memory with params.grads"):
         _epoch(problem, grads=problem["params"])
+
+
+@pytest.mark.parametrize("bad", [np.uint64, np.uint32, np.int16, np.float64, np.float32])
+@pytest.mark.parametrize("name", ["users", "items", "order"])
+def test_train_epoch_refuses_index_dtypes_other_than_int32_and_int64(each_backend, name, bad):
+    problem = make_problem(np.random.default_rng(0), f64)
+    order = np.arange(57, dtype=np.int64)
+    if name == "order":
+        order = order.astype(bad)
+    else:
+        problem[name] = problem[name].astype(bad)
+    with pytest.raises(TypeError, match=f"{name} must have dtype int32 or int64, got "
+                                        f"{np.dtype(bad)}"):
+        run_epoch(problem, order, optimizer="adam", lr=0.01)
+
+
+def test_train_epoch_refuses_int32_indices_out_of_range(each_backend):
+    problem = make_problem(np.random.default_rng(0), f64)
+    order = np.arange(57, dtype=np.int32)
+    for name, value in (("users", 10), ("items", 13), ("users", -1)):
+        p = dict(problem, **{name: problem[name].astype(np.int32)})
+        p[name][20] = value
+        with pytest.raises(IndexError, match=f"examples.{name} holds {value}, outside"):
+            run_epoch(p, order, optimizer="adam", lr=0.01)
+    for value in (57, -1):
+        with pytest.raises(IndexError, match=f"order holds {value}, outside"):
+            run_epoch(problem, np.array([0, value], np.int32), optimizer="adam", lr=0.01)

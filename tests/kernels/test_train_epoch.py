@@ -5,7 +5,7 @@ import pytest
 
 import anirec
 from anirec import kernels as K
-from .kernel_helpers import deep_copy, make_problem, requires_cython, run_epoch
+from .kernel_helpers import deep_copy, epoch_inputs, make_problem, requires_cython, run_epoch
 
 OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
 
@@ -270,3 +270,78 @@ def test_an_epoch_in_runs_on_alternating_thread_counts_is_bit_identical(dtype, w
     for name, value in _state(split).items():
         np.testing.assert_array_equal(value, whole_state[name], err_msg=name)
     assert not np.array_equal(split["params"], problem["params"])
+
+
+def _narrowed(problem, users, items):
+    """``problem`` with its example rows cast to the given index dtypes."""
+    return dict(problem, users=problem["users"].astype(users),
+                items=problem["items"].astype(items))
+
+
+def _run_with_order(backend, problem, order_dtype, *, epochs=2, **options):
+    p = {k: deep_copy(v) for k, v in problem.items()}
+    losses, step = [], 0
+    with anirec.use_backend(backend):
+        for epoch in range(epochs):
+            order = np.random.default_rng(epoch).permutation(p["targets"].shape[0])
+            loss, step = run_epoch(p, order.astype(order_dtype), lr=0.01, step=step,
+                                   **options)
+            losses.append(loss)
+    return p, losses, step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loo_mode,embedding_dim,weights", [(None, 0, None), (2, 3, None),
+                                                            (None, 3, (1.0, 0.3)),
+                                                            (2, 0, (0.5, 1.0))])
+@pytest.mark.parametrize("batch_size", [1, 16, 1000])
+def test_int32_indices_give_the_bits_of_int64(each_backend, dtype, loo_mode, embedding_dim,
+                                               weights, batch_size):
+    """Examples and order as int32, or any mix of int32 and int64, follow the int64
+    trajectory bit for bit, on each backend."""
+    problem = make_problem(np.random.default_rng(8), dtype, loo_mode=loo_mode,
+                           embedding_dim=embedding_dim)
+    options = dict(optimizer="adam", batch_size=batch_size,
+                   **(_objective(problem, *weights) if weights else {}))
+    ref, ref_losses, ref_step = _run_with_order(each_backend, problem, np.int64, **options)
+    for users, items, order in ((np.int32, np.int32, np.int32), (np.int32, np.int64, np.int64),
+                                (np.int64, np.int32, np.int32)):
+        got, losses, step = _run_with_order(each_backend, _narrowed(problem, users, items),
+                                            order, **options)
+        assert (losses, step) == (ref_losses, ref_step)
+        ref_state, got_state = _state(ref), _state(got)
+        for name in ref_state:
+            np.testing.assert_array_equal(got_state[name], ref_state[name], err_msg=name)
+    assert not np.array_equal(ref["params"], problem["params"])
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_int32_indices_follow_numpy(dtype):
+    """The compiled epoch on int32 indices follows the NumPy twin on int64 ones."""
+    problem = make_problem(np.random.default_rng(3), dtype, loo_mode=1, embedding_dim=3)
+    ref, ref_losses, _ = _run_with_order("numpy", problem, np.int64, batch_size=16,
+                                         optimizer="adam")
+    got, got_losses, _ = _run_with_order("cython", _narrowed(problem, np.int32, np.int32),
+                                         np.int32, batch_size=16, optimizer="adam")
+    rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (2e-4, 2e-5)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+    np.testing.assert_allclose(got["params"], ref["params"], rtol=rtol, atol=atol)
+
+
+@requires_cython
+def test_compiled_epoch_refuses_other_index_dtypes_itself():
+    """Past the checks of ``anirec.kernels``, the compiled epoch still reads only int32 and
+    int64 indices: any other dtype is refused by its typed memoryviews, never reinterpreted."""
+    from anirec._kernels import _epoch
+
+    problem = make_problem(np.random.default_rng(0), np.float64)
+    examples, user, item, params, config = epoch_inputs(problem, optimizer="adam")
+    config = config._replace(optimizer=1)
+    order = np.arange(57, dtype=np.int64)
+    for bad in (np.uint32, np.int16, np.float64):
+        with pytest.raises(ValueError, match="dtype mismatch"):
+            _epoch.train_epoch(order.astype(bad), examples, user, item, params, config, 0.01, 0)
+        with pytest.raises(ValueError, match="dtype mismatch"):
+            _epoch.train_epoch(order, examples._replace(users=examples.users.astype(bad)),
+                               user, item, params, config, 0.01, 0)

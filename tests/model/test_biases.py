@@ -69,3 +69,48 @@ def test_predictions_are_biases_plus_the_scaled_cosine(each_backend):
         (users, items, ratings), user_x, item_x).biases_ is None
     assert TwoTower((8, 4), epochs=1, objective="ranking").fit(
         (users, items, ratings), user_x, item_x).biases_ is None
+
+
+def _whole_array_fit(users, items, ratings, n_users, n_items, reg, iterations=10):
+    """The fit in whole-array passes of ``np.bincount`` over float64 copies."""
+    ratings = np.asarray(ratings, dtype=np.float64)
+    mean = float(ratings.mean())
+    user_count = np.bincount(users, minlength=n_users) + reg
+    item_count = np.bincount(items, minlength=n_items) + reg
+    user_bias, item_bias = np.zeros(n_users), np.zeros(n_items)
+    residual = ratings - mean
+    for _ in range(iterations):
+        user_bias = np.bincount(users, residual - item_bias[items], n_users) / user_count
+        item_bias = np.bincount(items, residual - user_bias[users], n_items) / item_count
+    from_user = ratings - mean - item_bias[items]
+    from_item = ratings - mean - user_bias[users]
+    user_n = np.bincount(users, minlength=n_users).astype(np.float64)
+    item_n = np.bincount(items, minlength=n_items).astype(np.float64)
+    user_loo = ((np.bincount(users, from_user, n_users)[users] - from_user)
+                / (user_n[users] - 1.0 + reg))
+    item_loo = ((np.bincount(items, from_item, n_items)[items] - from_item)
+                / (item_n[items] - 1.0 + reg))
+    base = mean + user_loo + item_loo
+    return mean, user_bias, item_bias, base
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 18])
+@pytest.mark.parametrize("index,values", [(np.int32, np.float32), (np.int64, np.float64),
+                                          (np.int32, np.float64)])
+def test_chunked_fit_is_the_whole_array_fit_bit_for_bit(monkeypatch, chunk, index, values):
+    """Chunk by chunk, from int32 rows and float32 ratings or not: the float64 arithmetic
+    of one whole-array pass, bit for bit."""
+    from anirec.model import _chunked
+
+    monkeypatch.setattr(_chunked, "CHUNK", chunk)
+    users, items, ratings, n_users, n_items = _ratings(2, n_users=30, n_items=20, n=1000)
+    ratings = (ratings + np.random.default_rng(2).random(1000)).astype(np.float32)
+    mean, user_bias, item_bias, base = _whole_array_fit(users, items, ratings, n_users,
+                                                        n_items, reg=3.0)
+    users, items, ratings = users.astype(index), items.astype(index), ratings.astype(values)
+    biases = fit_biases(users, items, ratings, n_users, n_items, reg=3.0)
+    assert biases.mean == mean
+    np.testing.assert_array_equal(biases.user, user_bias)
+    np.testing.assert_array_equal(biases.item, item_bias)
+    np.testing.assert_array_equal(leave_one_out_base(biases, users, items, ratings, reg=3.0),
+                                  base)
