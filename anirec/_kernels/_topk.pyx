@@ -1,8 +1,10 @@
 """Compiled top-k retrieval: tiled GEMM scoring, CSR exclusions, heap selection per query.
 
-Queries are cut into tiles of at most ``min(block_size, 256)`` rows and items into tiles of
-512, so one tile of scores (at most 512 KiB in float32) stays in the core's cache between the
-GEMM that writes it and the selection that reads it. With OpenMP the query tiles are spread
+Queries are cut into tiles of at most ``min(block_size, 512)`` rows and items into tiles of
+256, so one tile of scores (at most 512 KiB in float32) stays in the core's cache between the
+GEMM that writes it and the selection that reads it. Tall query tiles matter because BLAS
+repacks (transposes) the item tile on every call: with 512 x 256 rather than 256 x 512 tiles
+it does so half as often, for the same tile size. With OpenMP the query tiles are spread
 over threads (``prange``), each with its own score tile and a single-threaded BLAS call (the
 BLAS thread count is set to 1 for the call and restored after it); without OpenMP the tiles run
 in order and BLAS keeps its threads. A query's result depends only on its own row of scores,
@@ -13,25 +15,83 @@ Selection keeps a heap of the ``k`` best (score, index) pairs whose root is the 
 ("worse" = lower score, or equal score and higher index), stored in the query's output row
 itself, across item tiles. Items are visited in increasing index, so a newcomer replaces the
 root only when its score is strictly higher: ties keep the lower index. Once the heap is full,
-scores are tested against the root 64 at a time with a branch-free (vectorisable) comparison,
-and only a chunk holding a candidate is walked item by item. A final in-place heap sort leaves
-the row best first. Excluded items are bucketed by item tile once per query tile (a counting
-sort of the query tile's CSR entries) and flagged in a per-thread byte mask of the score tile
-while it is scanned.
+scores are tested against the root 64 at a time by a small C function that returns one bit per
+score strictly above it (``anirec_above_f32`` / ``_f64``); only those bits are visited, lowest
+first, each checked again against the root (which only rises) and the exclusions. With GCC on
+x86-64 glibc that function alone is compiled for AVX2 as well as the baseline and the CPU picks
+one at load time (``target_clones``); the build flags stay portable. A final in-place heap sort
+leaves the row best first. Excluded items are bucketed by item tile once per query tile (a
+counting sort of the query tile's CSR entries) and flagged in a per-thread byte mask of the
+score tile while it is scanned.
 """
 
 import numpy as np
 
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from cython cimport floating
 from cython.parallel cimport prange
 
 from anirec._kernels._blas cimport blas_set_num_threads, gemm
 from anirec._kernels._openmp cimport omp_get_max_threads, omp_get_thread_num
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* GCC on x86-64 glibc compiles the threshold test twice (AVX2, baseline) and picks one
+       when the module loads (an ifunc; musl and other compilers get plain C). The build flags
+       stay portable: only this function may use AVX2. An AVX-512F clone measured no faster. */
+    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 6 && defined(__x86_64__) \
+        && defined(__linux__) && defined(__GLIBC__)
+    #define ANIREC_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define ANIREC_CLONES
+    #endif
+
+    /* The bits of 64 flags (0 or 1), flag t as bit t. */
+    static uint64_t anirec_flag_bits(const uint8_t* flags) {
+        uint64_t bits = 0, x;
+        int i;
+        for (i = 0; i < 8; i++) {
+            const uint8_t* b = flags + 8 * i;
+            x = (uint64_t) b[0] | (uint64_t) b[1] << 8 | (uint64_t) b[2] << 16
+                | (uint64_t) b[3] << 24 | (uint64_t) b[4] << 32 | (uint64_t) b[5] << 40
+                | (uint64_t) b[6] << 48 | (uint64_t) b[7] << 56;
+            /* Gathers the low bit of each byte into the top byte, byte i as bit i. */
+            bits |= (x * 0x0102040810204080ull >> 56) << (8 * i);
+        }
+        return bits;
+    }
+
+    #define ANIREC_ABOVE(name, type)                                                   \
+    ANIREC_CLONES static uint64_t name(const type* scores, type threshold) {           \
+        uint8_t flags[64];                                                              \
+        int t, hit = 0;                                                                 \
+        for (t = 0; t < 64; t++) hit |= scores[t] > threshold;                          \
+        if (!hit) return 0;                                                             \
+        for (t = 0; t < 64; t++) flags[t] = scores[t] > threshold;                      \
+        return anirec_flag_bits(flags);                                                 \
+    }
+    /* Bit t set when scores[t] > threshold, for t < 64 = CHUNK (no bit for NaN). */
+    ANIREC_ABOVE(anirec_above_f32, float)
+    ANIREC_ABOVE(anirec_above_f64, double)
+
+    #if defined(__GNUC__) || defined(__clang__)
+    #define anirec_lowest_bit(x) __builtin_ctzll(x)
+    #else
+    static int anirec_lowest_bit(uint64_t x) {
+        int n = 0;
+        while (!(x & 1)) { x >>= 1; n++; }
+        return n;
+    }
+    #endif
+    """
+    uint64_t anirec_above_f32(const float* scores, float threshold) noexcept nogil
+    uint64_t anirec_above_f64(const double* scores, double threshold) noexcept nogil
+    int anirec_lowest_bit(uint64_t bits) noexcept nogil
+
 cdef enum:
-    ITEM_TILE = 512
-    QUERY_TILE = 256
+    ITEM_TILE = 256
+    QUERY_TILE = 512
     CHUNK = 64
 
 
@@ -81,8 +141,8 @@ cdef Py_ssize_t _scan(const floating* scores, Py_ssize_t width, int64_t item0, P
     """Offer items ``item0 .. item0 + width - 1`` (scores ``scores``) to a heap holding
     ``size`` entries; return its new size. ``excluded`` (or NULL) flags items of the tile."""
     cdef Py_ssize_t j = 0, t
-    cdef floating value, threshold
-    cdef int hit
+    cdef floating value
+    cdef uint64_t bits
     while size < k and j < width:
         if excluded == NULL or not excluded[j]:
             _push(hs, hi, size, scores[j], item0 + j)
@@ -90,17 +150,18 @@ cdef Py_ssize_t _scan(const floating* scores, Py_ssize_t width, int64_t item0, P
         j += 1
     if size < k:
         return size
-    threshold = hs[0]
     while j + CHUNK <= width:
-        hit = 0
-        for t in range(CHUNK):
-            hit = hit | (scores[j + t] > threshold)
-        if hit:
-            for t in range(j, j + CHUNK):
-                value = scores[t]
-                if value > hs[0] and (excluded == NULL or not excluded[t]):
-                    _sift_down(hs, hi, size, 0, value, item0 + t)
-            threshold = hs[0]
+        if floating is float:
+            bits = anirec_above_f32(scores + j, hs[0])
+        else:
+            bits = anirec_above_f64(scores + j, hs[0])
+        while bits:
+            t = j + anirec_lowest_bit(bits)
+            bits &= bits - 1
+            # The root only rises within the chunk, so every later winner has a bit.
+            value = scores[t]
+            if value > hs[0] and (excluded == NULL or not excluded[t]):
+                _sift_down(hs, hi, size, 0, value, item0 + t)
         j += CHUNK
     while j < width:
         value = scores[j]

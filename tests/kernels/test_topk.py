@@ -110,7 +110,7 @@ def test_thread_count_does_not_change_the_result():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 10, 130])
 def test_many_tiles_with_exclusions(each_backend, dtype, k):
-    # Several query tiles (256 rows) and item tiles (512 items) of the compiled kernel, with
+    # Several query tiles (512 rows) and item tiles (256 items) of the compiled kernel, with
     # exclusions in every item tile, unsorted and duplicated, and one query excluding all.
     rng = np.random.default_rng(k + 17)
     n, m = 530, 1300
@@ -125,3 +125,22 @@ def test_many_tiles_with_exclusions(each_backend, dtype, k):
     np.testing.assert_array_equal(index, _expected(Q, V, k, excluded))
     assert np.all(index[7] == -1) and np.all(score[7] == -np.inf)
     assert set(index[300, :3]) <= {m - 3, m - 2, m - 1} and np.all(index[300, 3:] == -1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 3, 10, 64])
+@pytest.mark.parametrize("m", [63, 64, 65, 129, 511, 513, 1107])
+def test_chunked_threshold_test_with_ties(each_backend, dtype, k, m):
+    # Small integer vectors: exact scores with many ties, so the compiled kernel's test of 64
+    # scores at a time (one bit per score above the heap's root) must keep the strict ">" and
+    # walk the bits in index order; odd widths leave partial chunks at every tile's end.
+    rng = np.random.default_rng(m * 100 + k)
+    n = 37
+    Q = rng.integers(-2, 3, (n, 3)).astype(dtype)
+    V = rng.integers(-2, 3, (m, 3)).astype(dtype)
+    excluded = [rng.integers(0, m, rng.integers(0, 6)) for _ in range(n)]
+    indptr = np.concatenate([[0], np.cumsum([len(e) for e in excluded])]).astype(np.int64)
+    indices = np.concatenate(excluded).astype(np.int64)
+    index, score = K.topk(Q, V, k, exclude=(indptr, indices))
+    np.testing.assert_array_equal(index, _expected(Q, V, k, excluded))
+    np.testing.assert_array_equal(K.topk(Q, V, k)[0], _expected(Q, V, k))
