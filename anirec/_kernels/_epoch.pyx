@@ -24,8 +24,8 @@ bits and a caller may switch between them from one run of batches to the next
 products go to BLAS's own threads. Either way a run is deterministic for a given BLAS.
 
 Embedding rows (``anirec.kernels.Embedding``) are appended to a tower's input at the gather;
-the backward pass then also computes the gradient wrt the first layer's input and adds its
-embedding columns, row by row in order, into the table's gradient rows; after the batch each
+the backward pass then also computes the gradient wrt the first layer's embedding columns (only
+those) and adds it, row by row in order, into the table's gradient rows; after the batch each
 touched row (listed in first-touch order) takes one optimizer step and its gradient is zeroed.
 
 The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
@@ -42,7 +42,7 @@ from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_p
                                    loo_item_cols, loo_row, mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
                                    sgd_ptr)
 from anirec._kernels._ranking cimport inbatch_softmax_ptr, normalize_dot_backward_add_ptr
-from anirec._kernels._blas cimport blas_set_num_threads
+from anirec._kernels._blas cimport blas_set_num_threads, gemm
 from anirec._kernels._openmp cimport (ANIREC_OPENMP, anirec_omp_barrier, omp_get_max_threads,
                                       omp_get_num_threads, omp_get_thread_num)
 from cython.parallel cimport parallel
@@ -155,8 +155,8 @@ cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, fl
     buffers (``ROW_BLOCK`` rows of the widest layer) does not hold the layer's own gradient.
     With ``accumulate`` the parameter gradients are added to those already in ``Gr`` (the
     span is not the first of its batch). With an embedding (``table_grad``) the gradient wrt
-    the first layer's input is computed too, and its last ``width`` columns of row ``r`` are
-    added to the table's gradient row ``table_rows[r]``, in row order."""
+    the first layer's last ``width`` inputs (the embedding columns) is computed too, and its
+    row ``r`` is added to the table's gradient row ``table_rows[r]``, in row order."""
     cdef Py_ssize_t l, rows, r, j, start = 0
     cdef Py_ssize_t last = n_layers - 1, d_in = layers[0].fan_in
     cdef floating* G
@@ -170,15 +170,21 @@ cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, fl
             G_in = pong if G == ping else ping
             dense_backward_ptr(G, acts + layers[l].x + start * layers[l].fan_in,
                                P + layers[l].w, acts + layers[l].y + start * layers[l].fan_out,
-                               Gr + layers[l].w, Gr + layers[l].b,
-                               G_in if l > 0 or table_grad != NULL else NULL, <int> rows,
-                               <int> layers[l].fan_in, <int> layers[l].fan_out, l < last,
-                               accumulate or start > 0)
+                               Gr + layers[l].w, Gr + layers[l].b, G_in if l > 0 else NULL,
+                               <int> rows, <int> layers[l].fan_in, <int> layers[l].fan_out,
+                               l < last, accumulate or start > 0)
+            if l == 0 and table_grad != NULL:
+                # Only the embedding columns of the input gradient are used: the product
+                # with the last ``width`` rows of W, not all ``d_in``.
+                gemm(False, True, <int> rows, <int> width, <int> layers[0].fan_out,
+                     <floating> 1, G, <int> layers[0].fan_out,
+                     P + layers[0].w + (d_in - width) * layers[0].fan_out,
+                     <int> layers[0].fan_out, <floating> 0, G_in, <int> width)
             G = G_in
         if table_grad != NULL:
             for r in range(rows):
                 dst = table_grad + table_rows[start + r] * width
-                src = G + r * d_in + (d_in - width)
+                src = G + r * width
                 for j in range(width):
                     dst[j] = dst[j] + src[j]
         start += rows
