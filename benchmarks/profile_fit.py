@@ -61,7 +61,7 @@ class PhaseTimer:
 
     def __init__(self):
         self.seconds = defaultdict(float)
-        self._stack: list[str] = []
+        self._timed = 0.0  # seconds of every timed call so far, nested ones counted once
         self._saved = []
 
     def wrap(self, owner, name: str, phase: str) -> None:
@@ -69,17 +69,13 @@ class PhaseTimer:
         self._saved.append((owner, name, original))
 
         def timed(*args, **kwargs):
-            self._stack.append(phase)
-            started = time.perf_counter()
-            inner_before = self.seconds["__inner__"]
+            started, timed_before = time.perf_counter(), self._timed
             try:
                 return original(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
-                inner = self.seconds["__inner__"] - inner_before
-                self._stack.pop()
-                self.seconds[phase] += elapsed - inner
-                self.seconds["__inner__"] = inner_before + elapsed
+                self.seconds[phase] += elapsed - (self._timed - timed_before)
+                self._timed = timed_before + elapsed
 
         setattr(owner, name, timed)
 
@@ -107,7 +103,7 @@ def profile(data, batch: int, epochs: int, out: Path) -> tuple[dict, float]:
     finally:
         timer.restore()
     total = time.perf_counter() - started
-    phases = {k: v for k, v in timer.seconds.items() if k != "__inner__"}
+    phases = dict(timer.seconds)
     phases["loading, split, features, evaluation, saving"] = total - sum(phases.values())
     return phases, total
 

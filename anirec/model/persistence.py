@@ -36,7 +36,7 @@ from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from anirec._files import folder_of, atomic_write, open_regular
+from anirec._files import atomic_write, folder_of, open_regular
 from anirec.errors import ModelFormatError, ModelWriteError
 
 FORMAT_NAME = "anirec"
