@@ -5,5 +5,7 @@ from cython cimport floating
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* A, int lda, const floating* B, int ldb, floating beta,
                floating* C, int ldc) noexcept nogil
+cdef bint sgemm_bias_relu(int m, int n, int k, const float* A, int lda, const float* B, int ldb,
+                          const float* bias, bint relu, float* C, int ldc) noexcept nogil
 cdef int blas_get_num_threads() noexcept nogil
 cdef int blas_set_num_threads(int n) noexcept nogil

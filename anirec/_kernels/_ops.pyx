@@ -13,7 +13,7 @@ from cython.parallel cimport prange
 from libc.math cimport fabs, isinf, log1p, pow, sqrt, sqrtf
 from libc.string cimport memcpy
 
-from anirec._kernels._blas cimport gemm
+from anirec._kernels._blas cimport gemm, sgemm_bias_relu
 
 #: Must equal ``anirec._kernels._numpy.NORM_EPS`` (a test holds them equal).
 cdef double _NORM_EPS = 1e-6
@@ -33,6 +33,9 @@ cdef void dense_forward_ptr(const floating* X, const floating* W, const floating
     cdef Py_ssize_t i, j
     cdef floating value
     cdef floating* row
+    if floating is float:
+        if sgemm_bias_relu(n, m, k, X, k, W, m, b, relu, out, m):
+            return
     gemm(False, False, n, m, k, <floating> 1, X, k, W, m, <floating> 0, out, m)
     for i in range(n):
         row = out + i * m
