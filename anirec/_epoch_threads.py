@@ -7,7 +7,9 @@ slower than one. Both thread counts give the same bits, so the choice changes on
 and :class:`ThreadChooser` makes it by measuring. It runs an epoch as runs of whole batches,
 mostly on the count that was faster, with a short probe of the other count after a second of
 work (the wait doubles, up to 8 s, while the probes lose), so it follows the machine as its
-load comes and goes at a cost of a few per cent at most.
+load comes and goes at a cost of a few per cent at most. A probe that cannot win (the other
+count never ran as fast as the best runs now, as one thread on a quiet machine) is only a check
+on an old measurement and waits 64 s: on a quiet machine the probes cost next to nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Callable
 RUN_SECONDS = 1.0
 PROBE_SECONDS = 0.05
 MAX_PROBE_INTERVAL = 8.0
+#: The wait before probing a count whose fastest run ever is slower than the best's last run.
+HOPELESS_PROBE_INTERVAL = 64.0
 #: Examples of the first run on each count, before its speed is known: few, because a slow
 #: count may be 10 times slower than the other.
 FIRST_RUN_EXAMPLES = 1024
@@ -39,6 +43,7 @@ class ThreadChooser:
     def __init__(self, max_threads: int = 2, clock: Callable[[], float] = time.perf_counter):
         self.counts = (max_threads, 1) if max_threads > 1 else (1,)
         self.rates: dict[int, float] = {}  # examples per second, the latest run of each count
+        self.peaks: dict[int, float] = {}  # and the fastest run of each count
         self.clock = clock
         self._since_probe = 0.0
         self._interval = RUN_SECONDS
@@ -66,10 +71,12 @@ class ThreadChooser:
             if threads not in self.rates:
                 return threads, FIRST_RUN_EXAMPLES
         best = max(self.counts, key=self.rates.__getitem__)
-        if len(self.counts) > 1 and self._since_probe >= self._interval:
+        if len(self.counts) > 1:
             other = next(t for t in self.counts if t != best)
-            self._probing = (other, self.rates[best])
-            return other, PROBE_SECONDS * min(self.rates.values())
+            can_win = self.peaks[other] > self.rates[best]
+            if self._since_probe >= (self._interval if can_win else HOPELESS_PROBE_INTERVAL):
+                self._probing = (other, self.rates[best])
+                return other, PROBE_SECONDS * min(self.rates.values())
         return best, RUN_SECONDS * self.rates[best]
 
     def _record(self, threads: int, examples: int, seconds: float) -> None:
@@ -80,6 +87,7 @@ class ThreadChooser:
         self._since_probe += seconds
         if seconds > 0:
             self.rates[threads] = examples / seconds
+            self.peaks[threads] = max(self.peaks.get(threads, 0.0), self.rates[threads])
         if self._probing is not None and self._probing[0] == threads:
             won = self.rates[threads] > self._probing[1]
             self._interval = RUN_SECONDS if won else min(2 * self._interval, MAX_PROBE_INTERVAL)

@@ -46,13 +46,28 @@ def test_runs_cover_the_order_once_in_whole_batches_and_chain_loss_and_step():
 def test_most_examples_run_on_the_faster_count(fast):
     machine = Machine({fast: 200_000, 3 - fast: 20_000})
     chooser = ThreadChooser(2, clock=machine.clock)
-    for _ in range(5):
+    for _ in range(30):
         _epoch(chooser, machine, 2_000_000)
     assert _share(machine, fast) > 0.98
-    # Probes go on, ever rarer while they lose: at most one per 8 s of work at the end.
-    probes = [i for i, (_, _, t) in enumerate(machine.runs) if t != fast]
-    assert len(probes) >= 4
-    assert machine.now / 8 - 1 <= len(probes) < machine.now / 2
+    # The slow count never ran as fast as the fast one runs: a probe cannot win, and one
+    # only checks every HOPELESS_PROBE_INTERVAL seconds.
+    probes = [i for i, (_, _, t) in enumerate(machine.runs[3:]) if t != fast]
+    checks = machine.now / T.HOPELESS_PROBE_INTERVAL
+    assert max(2, checks - 1) <= len(probes) <= checks + 1
+
+
+def test_probes_that_can_win_go_on_ever_rarer_while_they_lose():
+    machine = Machine({2: 200_000, 1: 110_000})
+    chooser = ThreadChooser(2, clock=machine.clock)
+    _epoch(chooser, machine, 2_000_000)
+    machine.rates.update({2: 100_000, 1: 90_000})  # one thread once ran faster than two now
+    since, started = len(machine.runs), machine.now
+    for _ in range(5):
+        _epoch(chooser, machine, 2_000_000)
+    assert _share(machine, 2, since) > 0.9
+    probes = [t for _, _, t in machine.runs[since:] if t == 1]
+    seconds = machine.now - started
+    assert seconds / T.MAX_PROBE_INTERVAL - 2 <= len(probes) < seconds / 2
 
 
 def test_follows_the_machine_when_another_process_takes_a_core():
