@@ -22,7 +22,7 @@ def _blas_info() -> list[dict]:
 
 def show_config(print_out: bool = True) -> dict:
     """Report the anirec version, active backend, compiled parts (and which scores reader the
-    backend selects), OpenMP, threads and BLAS.
+    backend selects), OpenMP, threads, BLAS and whether the direct float32 products run.
 
     Parameters
     ----------
@@ -36,12 +36,13 @@ def show_config(print_out: bool = True) -> dict:
     from anirec import __version__
 
     compiled = backend.cython_available()
-    openmp = threads = None
+    openmp = threads = direct_gemm = None
     if compiled:
-        from anirec._kernels import _cython
+        from anirec._kernels import _blas, _cython
 
         openmp = bool(_cython.openmp_enabled())
         threads = int(_cython.max_threads())
+        direct_gemm = bool(_blas.direct_gemm_in_use())
     try:
         from anirec.data import _scores  # noqa: F401
 
@@ -58,6 +59,8 @@ def show_config(print_out: bool = True) -> dict:
         "scores_reader": reader_name(),
         "openmp": openmp,
         "openmp_max_threads": threads,
+        # The compiled epoch's float32 products on anirec's AVX-512 kernels instead of BLAS.
+        "direct_float32_gemm": direct_gemm,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,

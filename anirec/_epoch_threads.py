@@ -7,9 +7,11 @@ slower than one. Both thread counts give the same bits, so the choice changes on
 and :class:`ThreadChooser` makes it by measuring. It runs an epoch as runs of whole batches,
 mostly on the count that was faster, with a short probe of the other count after a second of
 work (the wait doubles, up to 8 s, while the probes lose), so it follows the machine as its
-load comes and goes at a cost of a few per cent at most. A probe that cannot win (the other
-count never ran as fast as the best runs now, as one thread on a quiet machine) is only a check
-on an old measurement and waits 64 s: on a quiet machine the probes cost next to nothing.
+load comes and goes at a cost of a few per cent at most. One thread cannot beat two threads
+that run faster than one thread ever ran: while they do (a quiet machine), a probe of one thread
+only checks an old measurement, and waits 16 s. Probes of two threads, which find that a busy
+machine has become quiet again (or that a first short run of two threads was unlucky), keep
+their pace.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Callable
 RUN_SECONDS = 1.0
 PROBE_SECONDS = 0.05
 MAX_PROBE_INTERVAL = 8.0
-#: The wait before probing a count whose fastest run ever is slower than the best's last run.
-HOPELESS_PROBE_INTERVAL = 64.0
+#: The wait before probing one thread while two threads run faster than one ever did.
+HOPELESS_PROBE_INTERVAL = 16.0
 #: Examples of the first run on each count, before its speed is known: few, because a slow
 #: count may be 10 times slower than the other.
 FIRST_RUN_EXAMPLES = 1024
@@ -73,8 +75,8 @@ class ThreadChooser:
         best = max(self.counts, key=self.rates.__getitem__)
         if len(self.counts) > 1:
             other = next(t for t in self.counts if t != best)
-            can_win = self.peaks[other] > self.rates[best]
-            if self._since_probe >= (self._interval if can_win else HOPELESS_PROBE_INTERVAL):
+            hopeless = other == 1 and self.peaks[1] <= self.rates[best]
+            if self._since_probe >= (HOPELESS_PROBE_INTERVAL if hopeless else self._interval):
                 self._probing = (other, self.rates[best])
                 return other, PROBE_SECONDS * min(self.rates.values())
         return best, RUN_SECONDS * self.rates[best]

@@ -207,6 +207,11 @@ def direct_gemm_available():
     return _direct_available
 
 
+def direct_gemm_in_use():
+    """Whether the direct float32 kernels are in use (available and not turned off)."""
+    return _direct
+
+
 def blas_threads():
     """Threads of SciPy's BLAS as the kernels see it (-1: not OpenBLAS, cannot be told)."""
     return blas_get_num_threads()

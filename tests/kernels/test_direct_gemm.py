@@ -129,15 +129,17 @@ def test_exact_sums_through_bias_and_relu():
 
 @requires_cython
 def test_the_environment_switch_turns_the_kernels_off():
-    code = "from anirec._kernels import _blas; print(_blas.set_direct_gemm(False))"
+    code = ("import anirec; from anirec._kernels import _blas; "
+            "print(anirec.show_config(print_out=False)['direct_float32_gemm'], "
+            "_blas.set_direct_gemm(False))")
     env = dict(os.environ, ANIREC_DIRECT_GEMM="0")
     printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.strip()
-    assert printed == "False"
+                             text=True, check=True).stdout.split()
+    assert printed == ["False", "False"]
     env.pop("ANIREC_DIRECT_GEMM")
     printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.strip()
-    assert printed == str(DIRECT)
+                             text=True, check=True).stdout.split()
+    assert printed == [str(DIRECT), str(DIRECT)]
 
 
 @requires_direct
