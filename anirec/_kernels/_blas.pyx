@@ -130,48 +130,68 @@ cdef extern from *:
         _mm512_mask_storeu_ps(c + 16, m1, y1);
     }
 
+    /* An MR x 32 tile of C (+)= a B: a[r, p] at a + r * sa + p * sp, B[p, j] at
+       B + p * ldb + j, summed over p = 0 .. k - 1 in order, in registers: every loop over r
+       is unrolled, or the compiler keeps the tile in memory and stores it on every step. */
+    #define ANIREC_UNROLL _Pragma("GCC unroll 8")
+    #define ANIREC_TILE(MR)                                                                 \
+    ANIREC_AVX512 static inline void anirec_tile##MR(                                       \
+            int k, const float* a, size_t sa, size_t sp, const float* B, int ldb, float* C, \
+            int ldc, __mmask16 m0, __mmask16 m1, int accumulate, const float* bias,         \
+            int relu) {                                                                     \
+        __m512 c[MR][2];                                                                    \
+        int p, r;                                                                           \
+        ANIREC_UNROLL for (r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();     \
+        for (p = 0; p < k; p++) {                                                           \
+            const float* b = B + (size_t) p * ldb;                                          \
+            const float* ap = a + (size_t) p * sp;                                          \
+            __m512 x0 = _mm512_maskz_loadu_ps(m0, b);                                       \
+            __m512 x1 = _mm512_maskz_loadu_ps(m1, b + 16);                                  \
+            ANIREC_UNROLL for (r = 0; r < MR; r++) {                                        \
+                __m512 s = _mm512_set1_ps(ap[(size_t) r * sa]);                             \
+                c[r][0] = _mm512_fmadd_ps(s, x0, c[r][0]);                                  \
+                c[r][1] = _mm512_fmadd_ps(s, x1, c[r][1]);                                  \
+            }                                                                               \
+        }                                                                                   \
+        ANIREC_UNROLL for (r = 0; r < MR; r++)                                              \
+            anirec_store(C + (size_t) r * ldc, m0, m1, c[r][0], c[r][1], accumulate, bias,  \
+                         relu);                                                             \
+    }
+    ANIREC_TILE(8)
+    ANIREC_TILE(4)
+    ANIREC_TILE(2)
+    ANIREC_TILE(1)
+
     /* C[m, n] = (C +) A B (+ bias, ReLU) for a[i, p] at A + i * sa + p * sp: A's rows
-       (sa = lda, sp = 1) or, for A^T B, its columns (sa = 1, sp = lda). B[p, j] at
-       B + p * ldb + j. Each 8 x 32 tile of C is summed over p = 0 .. k - 1 in order. */
+       (sa = lda, sp = 1) or, for A^T B, its columns (sa = 1, sp = lda). Tiles of 8 rows,
+       then 4, 2 and 1 for the last rows (one row alone waits on its FMAs' latency). */
     ANIREC_AVX512 static void anirec_sgemm_direct(int m, int n, int k, const float* A,
                                                   size_t sa, size_t sp, const float* B,
                                                   int ldb, float* C, int ldc, int accumulate,
                                                   const float* bias, int relu) {
-        int i, j0, p, r;
+        int i, j0;
         for (j0 = 0; j0 < n; j0 += 32) {
             __mmask16 m0, m1;
             const float* bj = bias ? bias + j0 : NULL;
+            const float* b = B + j0;
+            float* c = C + j0;
             anirec_masks(n, j0, &m0, &m1);
-            for (i = 0; i + 8 <= m; i += 8) {
-                __m512 c[8][2];
-                const float* a = A + (size_t) i * sa;
-                for (r = 0; r < 8; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-                for (p = 0; p < k; p++) {
-                    const float* b = B + (size_t) p * ldb + j0;
-                    const float* ap = a + (size_t) p * sp;
-                    __m512 x0 = _mm512_maskz_loadu_ps(m0, b);
-                    __m512 x1 = _mm512_maskz_loadu_ps(m1, b + 16);
-                    for (r = 0; r < 8; r++) {
-                        __m512 s = _mm512_set1_ps(ap[(size_t) r * sa]);
-                        c[r][0] = _mm512_fmadd_ps(s, x0, c[r][0]);
-                        c[r][1] = _mm512_fmadd_ps(s, x1, c[r][1]);
-                    }
-                }
-                for (r = 0; r < 8; r++)
-                    anirec_store(C + (size_t) (i + r) * ldc + j0, m0, m1, c[r][0], c[r][1],
-                                 accumulate, bj, relu);
+            for (i = 0; i + 8 <= m; i += 8)
+                anirec_tile8(k, A + (size_t) i * sa, sa, sp, b, ldb, c + (size_t) i * ldc,
+                             ldc, m0, m1, accumulate, bj, relu);
+            if (m - i >= 4) {
+                anirec_tile4(k, A + (size_t) i * sa, sa, sp, b, ldb, c + (size_t) i * ldc,
+                             ldc, m0, m1, accumulate, bj, relu);
+                i += 4;
             }
-            for (; i < m; i++) {
-                __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
-                const float* a = A + (size_t) i * sa;
-                for (p = 0; p < k; p++) {
-                    const float* b = B + (size_t) p * ldb + j0;
-                    __m512 s = _mm512_set1_ps(a[(size_t) p * sp]);
-                    c0 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m0, b), c0);
-                    c1 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m1, b + 16), c1);
-                }
-                anirec_store(C + (size_t) i * ldc + j0, m0, m1, c0, c1, accumulate, bj, relu);
+            if (m - i >= 2) {
+                anirec_tile2(k, A + (size_t) i * sa, sa, sp, b, ldb, c + (size_t) i * ldc,
+                             ldc, m0, m1, accumulate, bj, relu);
+                i += 2;
             }
+            if (m - i >= 1)
+                anirec_tile1(k, A + (size_t) i * sa, sa, sp, b, ldb, c + (size_t) i * ldc,
+                             ldc, m0, m1, accumulate, bj, relu);
         }
     }
     #else

@@ -43,9 +43,11 @@ def _reference(A, B, C, trans_a, beta):
     return out + (C.astype(np.float64) if beta else 0)
 
 
-# Rows around the 8-row tile, columns around the 16-lane halves of the 32-column tile.
+# Rows around the 8-row tile and every mix of the 4-, 2- and 1-row tiles after it, columns
+# around the 16-lane halves of the 32-column tile.
 SHAPES = [(1, 1, 1), (7, 15, 3), (8, 16, 5), (9, 17, 64), (16, 31, 2), (17, 32, 9),
-          (3, 33, 1), (24, 80, 40), (12, 64, 0)]
+          (3, 33, 1), (24, 80, 40), (12, 64, 0), (2, 5, 4), (6, 40, 7), (14, 64, 3),
+          (13, 20, 11)]
 
 
 @requires_direct
