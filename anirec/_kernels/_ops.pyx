@@ -10,10 +10,11 @@ the loss) accumulate in double, which is at least as accurate.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport fabs, isinf, log1p, pow, sqrt, sqrtf
+from libc.math cimport fabs, isinf, log1p, pow, sqrt
 from libc.string cimport memcpy
 
 from anirec._kernels._blas cimport gemm, sgemm_bias_relu
+from anirec._kernels._simd cimport ANIREC_HAS_CLONES  # noqa: F401 (its C: ANIREC_CLONES)
 
 #: Must equal ``anirec._kernels._numpy.NORM_EPS`` (a test holds them equal).
 cdef double _NORM_EPS = 1e-6
@@ -218,14 +219,6 @@ cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_
             param[i] = param[i] - lr_ * vi
 
 
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    # sqrtf for float32 (correctly rounded, like NumPy's float32 sqrt, and vectorisable).
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
-
-
 #: Below this many parameters Adam stays on one thread. An OpenMP region costs a few
 #: microseconds on an idle machine, but on a shared, oversubscribed one its barrier waits for a
 #: descheduled thread: 97k updates (the default towers) took 0.85-1.8 ms on two threads against
@@ -253,25 +246,62 @@ cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating*
                     weight_decay, step)
 
 
+cdef extern from *:
+    """
+    #include <math.h>
+    /* One Adam update per element, in the element's dtype, compiled for AVX2 and the
+       baseline (ANIREC_CLONES): 1.6x faster with AVX2 on 64k float32 parameters, the same
+       bits. sqrtf for float32 is correctly rounded like NumPy's float32 sqrt. One loop per
+       case so each vectorises. */
+    #define ANIREC_ADAM(name, T, SQRT)                                                       \
+    ANIREC_CLONES static void name(T* param, const T* grad, T* m, T* v, Py_ssize_t lo,       \
+                                   Py_ssize_t hi, T b1, T b2, T c1, T c2, T m_scale,        \
+                                   T v_scale, T lr, T eps, T wd, int decay) {                \
+        Py_ssize_t i;                                                                        \
+        if (decay) {                                                                         \
+            for (i = lo; i < hi; i++) {                                                      \
+                T g = grad[i] + wd * param[i];                                               \
+                T mi = m[i] * b1 + c1 * g, vi = v[i] * b2 + c2 * (g * g);                    \
+                m[i] = mi;                                                                   \
+                v[i] = vi;                                                                   \
+                param[i] = param[i] - (lr * (mi * m_scale)) / (SQRT(vi * v_scale) + eps);    \
+            }                                                                                \
+        } else {                                                                             \
+            for (i = lo; i < hi; i++) {                                                      \
+                T g = grad[i];                                                               \
+                T mi = m[i] * b1 + c1 * g, vi = v[i] * b2 + c2 * (g * g);                    \
+                m[i] = mi;                                                                   \
+                v[i] = vi;                                                                   \
+                param[i] = param[i] - (lr * (mi * m_scale)) / (SQRT(vi * v_scale) + eps);    \
+            }                                                                                \
+        }                                                                                    \
+    }
+    ANIREC_ADAM(anirec_adam_f32, float, sqrtf)
+    ANIREC_ADAM(anirec_adam_f64, double, sqrt)
+    """
+    void anirec_adam_f32(float* param, const float* grad, float* m, float* v, Py_ssize_t lo,
+                         Py_ssize_t hi, float b1, float b2, float c1, float c2, float m_scale,
+                         float v_scale, float lr, float eps, float wd, int decay) noexcept nogil
+    void anirec_adam_f64(double* param, const double* grad, double* m, double* v,
+                         Py_ssize_t lo, Py_ssize_t hi, double b1, double b2, double c1,
+                         double c2, double m_scale, double v_scale, double lr, double eps,
+                         double wd, int decay) noexcept nogil
+
+
 cdef void _adam_range(floating* param, const floating* grad, floating* m, floating* v,
                       Py_ssize_t lo, Py_ssize_t hi, double lr, double beta1, double beta2,
                       double eps, double weight_decay, int64_t step) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating g
-    cdef floating b1 = <floating> beta1, b2 = <floating> beta2
-    cdef floating c1 = <floating> (1.0 - beta1), c2 = <floating> (1.0 - beta2)
-    cdef floating m_scale = <floating> (1.0 / (1.0 - pow(beta1, <double> step)))
-    cdef floating v_scale = <floating> (1.0 / (1.0 - pow(beta2, <double> step)))
-    cdef floating lr_ = <floating> lr, eps_ = <floating> eps, wd = <floating> weight_decay
-    cdef floating mi, vi
-    cdef bint decay = weight_decay != 0  # loop-invariant: the compiler unswitches it
-    for i in range(lo, hi):
-        g = grad[i] + wd * param[i] if decay else grad[i]
-        mi = m[i] * b1 + c1 * g
-        vi = v[i] * b2 + c2 * (g * g)
-        m[i] = mi
-        v[i] = vi
-        param[i] = param[i] - (lr_ * (mi * m_scale)) / (_sqrt(vi * v_scale) + eps_)
+    # The constants rounded to the dtype once, as the NumPy twin rounds them.
+    cdef double m_scale = 1.0 / (1.0 - pow(beta1, <double> step))
+    cdef double v_scale = 1.0 / (1.0 - pow(beta2, <double> step))
+    if floating is float:
+        anirec_adam_f32(param, grad, m, v, lo, hi, <float> beta1, <float> beta2,
+                        <float> (1.0 - beta1), <float> (1.0 - beta2), <float> m_scale,
+                        <float> v_scale, <float> lr, <float> eps, <float> weight_decay,
+                        weight_decay != 0)
+    else:
+        anirec_adam_f64(param, grad, m, v, lo, hi, beta1, beta2, 1.0 - beta1, 1.0 - beta2,
+                        m_scale, v_scale, lr, eps, weight_decay, weight_decay != 0)
 
 
 cdef void loo_row(const floating* num, const floating* den, const floating* total,

@@ -33,19 +33,13 @@ from cython.parallel cimport prange
 
 from anirec._kernels._blas cimport blas_set_num_threads, gemm
 from anirec._kernels._openmp cimport omp_get_max_threads, omp_get_thread_num
+from anirec._kernels._simd cimport ANIREC_HAS_CLONES  # noqa: F401 (its C: ANIREC_CLONES)
 
 cdef extern from *:
     """
     #include <stdint.h>
-    /* GCC on x86-64 glibc compiles the threshold test twice (AVX2, baseline) and picks one
-       when the module loads (an ifunc; musl and other compilers get plain C). The build flags
-       stay portable: only this function may use AVX2. An AVX-512F clone measured no faster. */
-    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 6 && defined(__x86_64__) \
-        && defined(__linux__) && defined(__GLIBC__)
-    #define ANIREC_CLONES __attribute__((target_clones("avx2", "default")))
-    #else
-    #define ANIREC_CLONES
-    #endif
+    /* The threshold test is compiled for AVX2 and the baseline (ANIREC_CLONES, _simd.pxd).
+       An AVX-512F clone measured no faster. */
 
     /* The bits of 64 flags (0 or 1), flag t as bit t. */
     static uint64_t anirec_flag_bits(const uint8_t* flags) {

@@ -148,6 +148,22 @@ def test_adam_step(dtype, step, weight_decay, n):
 
 @requires_cython
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_adam_step_gives_the_bits_of_numpy(dtype, weight_decay):
+    # The compiled loop (its AVX2 clone on such a CPU) performs each element's operations in
+    # the twin's order and dtype: not close, equal. 1,003 elements leave a vector tail.
+    rng = _rng("adam-bits", weight_decay)
+    n = 1003
+    args = [rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype),
+            (rng.standard_normal(n) * 0.1).astype(dtype), rng.uniform(0, 0.1, n).astype(dtype)]
+    (_, ref, _), (_, got, _) = both(K.adam_step, *args, lr=1e-3, step=7,
+                                    weight_decay=weight_decay)
+    for index in (0, 2, 3):
+        np.testing.assert_array_equal(got[index], ref[index])
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_adam_step_split_over_threads(dtype):
     # Large enough (and not a multiple of the chunk) for the compiled kernel to split it over
     # OpenMP threads: bit-identical to one thread, and equal to NumPy.
