@@ -2,7 +2,9 @@
 # one when the module loads (GCC ``target_clones``, an ifunc: x86-64 glibc only; musl and other
 # compilers get plain C). The build flags stay portable (no -march): only the functions marked
 # with it may use AVX2. Element-wise arithmetic gives the same bits either way: -ffp-contract=off
-# keeps FMA out, and vector sqrt and division round like scalar ones.
+# keeps FMA out, and vector sqrt and division round like scalar ones. ANIREC_NO_TRAPS lets
+# GCC turn a comparison inside a loop into a vector mask: it only gives up on floating-point
+# exception flags, which anirec never reads; every result keeps its bits.
 cdef extern from *:
     """
     #ifndef ANIREC_CLONES
@@ -13,6 +15,11 @@ cdef extern from *:
     #else
     #define ANIREC_CLONES
     #define ANIREC_HAS_CLONES 0
+    #endif
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define ANIREC_NO_TRAPS __attribute__((optimize("no-trapping-math")))
+    #else
+    #define ANIREC_NO_TRAPS
     #endif
     #endif
     """

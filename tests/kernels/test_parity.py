@@ -148,6 +148,23 @@ def test_adam_step(dtype, step, weight_decay, n):
 
 @requires_cython
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_mask_and_bias_sums_give_the_bits_of_numpy(dtype):
+    # The compiled mask-and-sum loop (its AVX2 clone on such a CPU) against the twin's
+    # ``grad_out *= out > 0`` and row-order column sums: equal, -0.0 included. 45 columns
+    # leave a vector tail.
+    rng = _rng("mask-bits")
+    G = rng.standard_normal((37, 45)).astype(dtype)
+    X, W = rng.standard_normal((37, 9)).astype(dtype), rng.standard_normal((9, 45)).astype(dtype)
+    out = np.maximum(rng.standard_normal((37, 45)), 0).astype(dtype)
+    G[1, 2], out[1, 2] = -1.5, 0.0
+    (ref, ref_args, _), (got, got_args, _) = both(K.dense_backward, G, X, W, out, relu=True)
+    np.testing.assert_array_equal(got_args[0], ref_args[0])  # the masked gradient, in place
+    assert np.signbit(got_args[0][1, 2])
+    np.testing.assert_array_equal(got[1], ref[1])  # grad_b
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
 def test_adam_step_gives_the_bits_of_numpy(dtype, weight_decay):
     # The compiled loop (its AVX2 clone on such a CPU) performs each element's operations in
