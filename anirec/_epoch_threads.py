@@ -7,11 +7,7 @@ slower than one. Both thread counts give the same bits, so the choice changes on
 and :class:`ThreadChooser` makes it by measuring. It runs an epoch as runs of whole batches,
 mostly on the count that was faster, with a short probe of the other count after a second of
 work (the wait doubles, up to 8 s, while the probes lose), so it follows the machine as its
-load comes and goes at a cost of a few per cent at most. One thread cannot beat two threads
-that run faster than one thread ever ran: while they do (a quiet machine), a probe of one thread
-only checks an old measurement, and waits 16 s. Probes of two threads, which find that a busy
-machine has become quiet again (or that a first short run of two threads was unlucky), keep
-their pace.
+load comes and goes at a cost of a few per cent at most.
 """
 
 from __future__ import annotations
@@ -25,8 +21,6 @@ from typing import Callable
 RUN_SECONDS = 1.0
 PROBE_SECONDS = 0.05
 MAX_PROBE_INTERVAL = 8.0
-#: The wait before probing one thread while two threads run faster than one ever did.
-HOPELESS_PROBE_INTERVAL = 16.0
 #: Examples of the first run on each count, before its speed is known: few, because a slow
 #: count may be 10 times slower than the other.
 FIRST_RUN_EXAMPLES = 1024
@@ -45,7 +39,6 @@ class ThreadChooser:
     def __init__(self, max_threads: int = 2, clock: Callable[[], float] = time.perf_counter):
         self.counts = (max_threads, 1) if max_threads > 1 else (1,)
         self.rates: dict[int, float] = {}  # examples per second, the latest run of each count
-        self.peaks: dict[int, float] = {}  # and the fastest run of each count
         self.clock = clock
         self._since_probe = 0.0
         self._interval = RUN_SECONDS
@@ -73,12 +66,10 @@ class ThreadChooser:
             if threads not in self.rates:
                 return threads, FIRST_RUN_EXAMPLES
         best = max(self.counts, key=self.rates.__getitem__)
-        if len(self.counts) > 1:
+        if len(self.counts) > 1 and self._since_probe >= self._interval:
             other = next(t for t in self.counts if t != best)
-            hopeless = other == 1 and self.peaks[1] <= self.rates[best]
-            if self._since_probe >= (HOPELESS_PROBE_INTERVAL if hopeless else self._interval):
-                self._probing = (other, self.rates[best])
-                return other, PROBE_SECONDS * min(self.rates.values())
+            self._probing = (other, self.rates[best])
+            return other, PROBE_SECONDS * min(self.rates.values())
         return best, RUN_SECONDS * self.rates[best]
 
     def _record(self, threads: int, examples: int, seconds: float) -> None:
@@ -89,7 +80,6 @@ class ThreadChooser:
         self._since_probe += seconds
         if seconds > 0:
             self.rates[threads] = examples / seconds
-            self.peaks[threads] = max(self.peaks.get(threads, 0.0), self.rates[threads])
         if self._probing is not None and self._probing[0] == threads:
             won = self.rates[threads] > self._probing[1]
             self._interval = RUN_SECONDS if won else min(2 * self._interval, MAX_PROBE_INTERVAL)

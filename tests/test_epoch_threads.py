@@ -46,19 +46,13 @@ def test_runs_cover_the_order_once_in_whole_batches_and_chain_loss_and_step():
 def test_most_examples_run_on_the_faster_count(fast):
     machine = Machine({fast: 200_000, 3 - fast: 20_000})
     chooser = ThreadChooser(2, clock=machine.clock)
-    for _ in range(10):
+    for _ in range(5):
         _epoch(chooser, machine, 2_000_000)
     assert _share(machine, fast) > 0.98
-    probes = [i for i, (_, _, t) in enumerate(machine.runs[3:]) if t != fast]
-    if fast == 1:
-        # Probes of two threads go on, ever rarer while they lose: at most one per 8 s.
-        assert max(4, machine.now / T.MAX_PROBE_INTERVAL - 1) <= len(probes)
-        assert len(probes) < machine.now / 2
-    else:
-        # One thread never ran as fast as two run: its probes only check, every 16 s (plus
-        # the run in which the 16 s are reached).
-        slowest = machine.now / (T.HOPELESS_PROBE_INTERVAL + 2 * T.RUN_SECONDS)
-        assert max(2, slowest - 1) <= len(probes) <= machine.now / T.HOPELESS_PROBE_INTERVAL
+    # Probes go on, ever rarer while they lose: at most one per 8 s of work at the end.
+    probes = [i for i, (_, _, t) in enumerate(machine.runs) if t != fast]
+    assert len(probes) >= 4
+    assert machine.now / 8 - 1 <= len(probes) < machine.now / 2
 
 
 def test_an_unlucky_first_run_of_two_threads_is_soon_corrected():
@@ -75,18 +69,19 @@ def test_an_unlucky_first_run_of_two_threads_is_soon_corrected():
     assert _share(machine, 2) > 0.9
 
 
-def test_probes_that_can_win_go_on_ever_rarer_while_they_lose():
-    machine = Machine({2: 200_000, 1: 110_000})
+def test_an_unlucky_first_run_of_one_thread_is_soon_corrected():
+    # As when a process spins on the core the first run of one thread landed on.
+    machine = Machine({2: 80_000, 1: 110_000})
+    run_batches = machine.run_batches
+
+    def first_one_thread_run_slow(start, stop, threads, loss, step):
+        slow = threads == 1 and not any(t == 1 for _, _, t in machine.runs)
+        machine.rates[1] = 50_000 if slow else 110_000
+        return run_batches(start, stop, threads, loss, step)
+
     chooser = ThreadChooser(2, clock=machine.clock)
-    _epoch(chooser, machine, 2_000_000)
-    machine.rates.update({2: 100_000, 1: 90_000})  # one thread once ran faster than two now
-    since, started = len(machine.runs), machine.now
-    for _ in range(5):
-        _epoch(chooser, machine, 2_000_000)
-    assert _share(machine, 2, since) > 0.9
-    probes = [t for _, _, t in machine.runs[since:] if t == 1]
-    seconds = machine.now - started
-    assert seconds / T.MAX_PROBE_INTERVAL - 2 <= len(probes) < seconds / 2
+    chooser.run(4_000_000, 1024, first_one_thread_run_slow, 0)
+    assert _share(machine, 1) > 0.8
 
 
 def test_follows_the_machine_when_another_process_takes_a_core():

@@ -12,13 +12,14 @@ of ``sgemm`` itself (``dladdr``), so it is exactly the one SciPy calls, whatever
 prefix; with a BLAS other than OpenBLAS (or off Linux/macOS) both are no-ops returning -1.
 
 Single-threaded float32 products ``A B`` and ``A^T B`` skip BLAS when the CPU has AVX-512F
-(x86-64, GCC or Clang): a direct kernel reads the row-major operands where they lie, 8 rows by
-32 columns of ``C`` in registers, and sums over ``k`` in order with FMA. OpenBLAS copies
-(packs) both operands on every call, which costs a sixth of the epoch's time for the
-mini-batch's skinny products (1,024 x 256 x 128); read directly, those products run as fast or
-faster, and the forward pass adds its bias and ReLU as the tile is stored
-(:c:func:`gemm_bias_relu`). ``A B^T`` stays with BLAS: transposing ``B`` first costs more than
-the packing saves. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns the kernels off.
+(x86-64, GCC or Clang): a direct kernel reads the row-major operands where they lie, tiles of
+8 (then 4, 2, 1) rows by 32 columns of ``C`` in registers, and sums over ``k`` in order with
+FMA. OpenBLAS copies (packs) both operands on every call, which took a sixth of the epoch's
+time on the mini-batch's skinny products (1,024 x 256 x 128); read directly, those products run
+as fast or faster, and the forward pass adds its bias and ReLU as the tile is stored
+(:c:func:`sgemm_bias_relu`). ``A B^T`` stays with BLAS: transposing ``B`` first cost more than
+the packing saves at small batches. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns
+the kernels off.
 """
 
 import os

@@ -2,8 +2,9 @@
 
 Every raw kernel here has exactly the name and signature of its NumPy counterpart; the
 Cython code lives in ``_ops.pyx`` (dense layers, normalisation, loss, optimizers, gathering),
-``_topk.pyx`` (retrieval), ``_ranking.pyx`` (the in-batch softmax ranking loss), ``_epoch.pyx`` (a whole training epoch) on top of ``_blas.pyx``
-(row-major GEMM over SciPy's BLAS). ``openmp_enabled`` and ``max_threads`` report how the
+``_topk.pyx`` (retrieval), ``_ranking.pyx`` (the in-batch softmax ranking loss), ``_epoch.pyx``
+(a whole training epoch) on top of ``_blas.pyx`` (row-major GEMM over SciPy's BLAS, and direct
+AVX-512 float32 products for the epoch). ``openmp_enabled`` and ``max_threads`` report how the
 extension was built, for :func:`anirec.show_config`.
 """
 
