@@ -130,17 +130,18 @@ def test_exact_sums_through_bias_and_relu():
 
 
 @requires_cython
-def test_the_environment_switch_turns_the_kernels_off():
+def test_the_environment_switch_turns_the_kernels_off(tmp_path):
     code = ("import anirec; from anirec._kernels import _blas; "
             "print(anirec.show_config(print_out=False)['direct_float32_gemm'], "
             "_blas.set_direct_gemm(False))")
     env = dict(os.environ, ANIREC_DIRECT_GEMM="0")
+    # Run outside the checkout: from its root, ``import anirec`` would find the sources.
     printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.split()
+                             text=True, check=True, cwd=tmp_path).stdout.split()
     assert printed == ["False", "False"]
     env.pop("ANIREC_DIRECT_GEMM")
     printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.split()
+                             text=True, check=True, cwd=tmp_path).stdout.split()
     assert printed == [str(DIRECT), str(DIRECT)]
 
 
