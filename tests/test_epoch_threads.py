@@ -55,33 +55,22 @@ def test_most_examples_run_on_the_faster_count(fast):
     assert machine.now / 8 - 1 <= len(probes) < machine.now / 2
 
 
-def test_an_unlucky_first_run_of_two_threads_is_soon_corrected():
-    machine = Machine({2: 200_000, 1: 110_000})
-    run_batches = machine.run_batches
+@pytest.mark.parametrize("unlucky,rates,slow_runs", [
+    (2, {2: 200_000, 1: 110_000}, 2),  # the warm-up and the first measured run of two threads
+    (1, {2: 80_000, 1: 110_000}, 1),  # one thread's first run on the core another process spins
+])
+def test_an_unlucky_first_run_is_soon_corrected(unlucky, rates, slow_runs):
+    machine = Machine(rates)
+    run_batches, speed = machine.run_batches, rates[unlucky]
 
-    def first_two_thread_runs_slow(start, stop, threads, loss, step):
-        slow = threads == 2 and sum(t == 2 for _, _, t in machine.runs) < 2
-        machine.rates[2] = 10_000 if slow else 200_000  # the warm-up and the first measured
+    def first_runs_slow(start, stop, threads, loss, step):
+        earlier = sum(t == unlucky for _, _, t in machine.runs)
+        machine.rates[unlucky] = speed / 4 if earlier < slow_runs else speed
         return run_batches(start, stop, threads, loss, step)
 
     chooser = ThreadChooser(2, clock=machine.clock)
-    chooser.run(4_000_000, 1024, first_two_thread_runs_slow, 0)
-    assert _share(machine, 2) > 0.9
-
-
-def test_an_unlucky_first_run_of_one_thread_is_soon_corrected():
-    # As when a process spins on the core the first run of one thread landed on.
-    machine = Machine({2: 80_000, 1: 110_000})
-    run_batches = machine.run_batches
-
-    def first_one_thread_run_slow(start, stop, threads, loss, step):
-        slow = threads == 1 and not any(t == 1 for _, _, t in machine.runs)
-        machine.rates[1] = 50_000 if slow else 110_000
-        return run_batches(start, stop, threads, loss, step)
-
-    chooser = ThreadChooser(2, clock=machine.clock)
-    chooser.run(4_000_000, 1024, first_one_thread_run_slow, 0)
-    assert _share(machine, 1) > 0.8
+    chooser.run(4_000_000, 1024, first_runs_slow, 0)
+    assert _share(machine, max(rates, key=rates.get)) > 0.8
 
 
 def test_follows_the_machine_when_another_process_takes_a_core():
