@@ -11,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-import anirec
 from .kernel_helpers import HAS_CYTHON, make_problem, requires_cython
 from .test_train_epoch import OPTIMIZERS, _blocked_problem, _run, _state
 
 if HAS_CYTHON:
-    from anirec._kernels import _blas
+    from anirec._kernels import _blas, _ops
     DIRECT = _blas.direct_gemm_available()
 else:
     DIRECT = False
@@ -87,8 +86,6 @@ def test_direct_and_blas_products_agree(m, n, k):
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (9, 17, 5), (33, 80, 40)])
 def test_fused_bias_and_relu_match_the_separate_pass(relu, m, n, k):
-    from anirec._kernels import _ops
-
     rng = np.random.default_rng(n)
     X = rng.standard_normal((m, k)).astype(np.float32)
     W = rng.standard_normal((k, n)).astype(np.float32)
@@ -115,8 +112,6 @@ def test_fused_bias_and_relu_match_the_separate_pass(relu, m, n, k):
 def test_exact_sums_through_bias_and_relu():
     """Small integers sum exactly in any order: the fused store gives ``act(x W + b)`` to
     the bit, zeros and negatives alike."""
-    from anirec._kernels import _ops
-
     X = np.array([[1, 2, -1], [0, 0, 0], [3, -2, 1]], dtype=np.float32)
     W = np.array([[1, -1], [2, 0], [5, 1]], dtype=np.float32)
     b = np.array([0.5, -1], dtype=np.float32)
