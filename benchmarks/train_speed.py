@@ -17,7 +17,9 @@ Everything runs in one go, so the ratios compare runs of the same minute. Per ba
   targets in PyTorch eager (``_reference.TorchTrainer``), fed the plain user rows: it skips the
   leave-one-out work anirec does, which favours it.
 
-Rates are training examples per second: the median over ``--repeats``.
+Rates are training examples per second: the median over ``--repeats``. The ratios are the
+median of each repeat's own ratio: the runs of one repeat follow each other within a minute or
+two, so a slow spell of the machine mostly hits both sides of a ratio.
 """
 
 from __future__ import annotations
@@ -169,8 +171,12 @@ def measure(data, batch: int, repeats: int, folder: Path, with_torch: bool) -> d
         if with_torch:
             trainer = captured.torch_trainer(batch)
             rates["torch"].append(two_epoch_rate(trainer.epoch, captured.n))
-    return {name: statistics.median(values) if values else float("nan")
-            for name, values in rates.items()} | {"n": captured.n}
+    ratios = {"cli / chosen": np.divide(rates["cli"], rates["chosen"]),
+              "cli / torch": np.divide(rates["cli"], rates["torch"]) if with_torch else []}
+    spread = (f" ({min(ratios['cli / torch']):.2f}-{max(ratios['cli / torch']):.2f})"
+              if repeats > 1 and with_torch else "")
+    return {name: statistics.median(values) if len(values) else float("nan")
+            for name, values in (rates | ratios).items()} | {"n": captured.n, "spread": spread}
 
 
 def main(argv=None) -> None:
@@ -197,8 +203,8 @@ def main(argv=None) -> None:
                     r = measure(data, batch, args.repeats, folder, with_torch)
                     print(f"| {'busy' if busy else 'quiet'} | {batch} | {r['cli']:,.0f} | "
                           f"{r['chosen']:,.0f} | {r['2 thr']:,.0f} | {r['1 thr']:,.0f} | "
-                          f"{r['torch']:,.0f} | {r['cli'] / r['chosen']:.2f} | "
-                          f"{r['cli'] / r['torch']:.2f}x |", flush=True)
+                          f"{r['torch']:,.0f} | {r['cli / chosen']:.2f} | "
+                          f"{r['cli / torch']:.2f}x{r['spread']} |", flush=True)
         print(f"examples per epoch: {r['n']:,}")
 
 
