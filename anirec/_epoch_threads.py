@@ -24,6 +24,11 @@ MAX_PROBE_INTERVAL = 8.0
 #: Examples of the first run on each count, before its speed is known: few, because a slow
 #: count may be 10 times slower than the other.
 FIRST_RUN_EXAMPLES = 1024
+#: Seconds of unmeasured warm-up on the larger count before anything is measured: in a new
+#: process the first 70-120 ms of two threads ran 2 to 15 times slower than afterwards here,
+#: whatever the batch size (a new thread can share its parent's core until the scheduler
+#: moves it).
+WARM_UP_SECONDS = 0.2
 
 #: ``run(start, stop, threads, loss, step) -> (loss, step)``: train ``order[start:stop]``.
 RunBatches = Callable[[int, int, int, float, int], tuple[float, int]]
@@ -43,7 +48,7 @@ class ThreadChooser:
         self._since_probe = 0.0
         self._interval = RUN_SECONDS
         self._probing: tuple[int, float] | None = None  # (count, the best's rate) of a probe
-        self._warm = False  # the very first run starts the thread pool and warms the caches
+        self._warming = 0.0  # seconds of warm-up so far: it starts the threads, warms caches
         #: ``(threads, examples)`` of every run so far, for tests and benchmarks.
         self.log: list[tuple[int, int]] = []
 
@@ -74,8 +79,8 @@ class ThreadChooser:
 
     def _record(self, threads: int, examples: int, seconds: float) -> None:
         self.log.append((threads, examples))
-        if not self._warm:
-            self._warm = True  # not measured: it would make this count look slow
+        if self._warming < WARM_UP_SECONDS:
+            self._warming += seconds  # not measured: it would make this count look slow
             return
         self._since_probe += seconds
         if seconds > 0:

@@ -73,6 +73,23 @@ def test_an_unlucky_first_run_is_soon_corrected(unlucky, rates, slow_runs):
     assert _share(machine, max(rates, key=rates.get)) > 0.8
 
 
+def test_two_threads_are_not_measured_before_the_new_thread_settles():
+    # Measured at the start of a process: two threads ran 60,000 examples/s for their first
+    # ~80 ms (the new thread shared its parent's core), then 250,000; one thread 130,000.
+    machine = Machine({2: 250_000, 1: 130_000})
+    run_batches, two_threads_seconds = machine.run_batches, [0.0]
+
+    def settling(start, stop, threads, loss, step):
+        if threads == 2:
+            machine.rates[2] = 60_000 if two_threads_seconds[0] < 0.08 else 250_000
+            two_threads_seconds[0] += (stop - start) / machine.rates[2]
+        return run_batches(start, stop, threads, loss, step)
+
+    chooser = ThreadChooser(2, clock=machine.clock)
+    chooser.run(131_072, 1024, settling, 0)  # an epoch of half a second
+    assert _share(machine, 2) > 0.9
+
+
 def test_follows_the_machine_when_another_process_takes_a_core():
     machine = Machine({2: 200_000, 1: 110_000})
     chooser = ThreadChooser(2, clock=machine.clock)
