@@ -7,7 +7,8 @@ slower than one. Both thread counts give the same bits, so the choice changes on
 and :class:`ThreadChooser` makes it by measuring. It runs an epoch as runs of whole batches,
 mostly on the count that was faster, with a short probe of the other count after a second of
 work (the wait doubles, up to 8 s, while the probes lose), so it follows the machine as its
-load comes and goes at a cost of a few per cent at most.
+load comes and goes at a cost of a few per cent at most. Its first 0.2 s on two threads are not
+measured: in a new process the threads take tens of milliseconds to settle on their own cores.
 """
 
 from __future__ import annotations
