@@ -74,8 +74,8 @@ def test_an_unlucky_first_run_is_soon_corrected(unlucky, rates, slow_runs):
 
 
 def test_two_threads_are_not_measured_before_the_new_thread_settles():
-    # Measured at the start of a process: two threads ran 60,000 examples/s for their first
-    # ~80 ms (the new thread shared its parent's core), then 250,000; one thread 130,000.
+    # As measured at the start of a process (benchmarks/README.md): two threads ran about
+    # 60,000 examples/s for their first ~80 ms, then 250,000; one thread 130,000.
     machine = Machine({2: 250_000, 1: 130_000})
     run_batches, two_threads_seconds = machine.run_batches, [0.0]
 
