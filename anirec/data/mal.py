@@ -86,6 +86,7 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
     scores_path = _csv.as_path(scores_csv)
     catalogue, excluded_ids = load_catalogue(anime_csv, exclude_genres=exclude_genres,
                                              summary=summary)
+    catalogue.excluded_ids = excluded_ids
     summary.scores_file = str(scores_path)
     lookup = AnimeLookup(catalogue.anime_ids, excluded_ids)
     uid, items, ratings = read_scores(scores_path, lookup, summary, progress)

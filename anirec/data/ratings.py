@@ -13,19 +13,73 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from . import _csv
 from .mal import (DEFAULT_EXCLUDED_GENRES, Catalogue, LoadSummary, MALData, Ratings,
                   bayesian_average, load_catalogue)
+from .scale import MAL_SCALE, RatingScale
 
-__all__ = ["RatingData", "load_ratings"]
+__all__ = ["RatingData", "load_ratings", "Columns", "COLUMNS", "read_columns"]
 
 #: The attribute columns of a :class:`Catalogue` (all missing when no catalogue is given).
 _ATTRIBUTES = ("score", "scored_by", "members", "episodes", "start_year")
+
+
+class Columns(NamedTuple):
+    """The names of the user id, item id and rating columns of a ratings table.
+
+    Every reader of ratings takes them the same way: ``user=, item=, rating=`` in Python
+    (:func:`load_ratings`, :meth:`anirec.Recommender.evaluate`), ``--user-col, --item-col,
+    --rating-col`` on the command line (``train``, ``evaluate``, ``predict``).
+    """
+
+    user: str = "user_id"
+    item: str = "anime_id"
+    rating: str = "rating"
+
+
+#: The columns of MyAnimeList's scores file, the default everywhere.
+COLUMNS = Columns()
+
+
+def read_columns(table, names: Iterable[str], source: str | None = None) -> pd.DataFrame:
+    """The columns ``names`` of a DataFrame or a CSV file, as strings for a CSV file.
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file, or a missing column: the message names the file and
+        lists the columns found, and how to name others.
+    """
+    names = list(names)
+    if isinstance(table, pd.DataFrame):
+        source = source or "the ratings table"
+        found = [str(column) for column in table.columns]
+        missing = [name for name in names if name not in table.columns]
+        frame = table
+    else:
+        path = Path(os.fspath(table))
+        source = source or str(path)
+        _csv.check_regular(path)
+        try:
+            with _csv.open_regular(path) as handle:
+                found = list(pd.read_csv(handle, nrows=0).columns)
+            missing = [name for name in names if name not in found]
+            if not missing:  # only the columns asked for, all as text: ids are checked after
+                with _csv.open_regular(path) as handle:
+                    frame = pd.read_csv(handle, usecols=names, dtype=str, keep_default_na=False)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise DataError(f"{path}: cannot be read as CSV ({error})") from None
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing} (found {found}); name the "
+                        "columns with user=, item=, rating= (--user-col, --item-col, "
+                        "--rating-col)")
+    return frame[names]
 
 
 @dataclass
@@ -38,7 +92,7 @@ class RatingData(MALData):
         The lowest and highest possible rating.
     """
 
-    rating_scale: tuple[float, float] = field(default=(1.0, 10.0))
+    rating_scale: tuple[float, float] = field(default=MAL_SCALE)
 
 
 def _bare_catalogue(item_ids: np.ndarray) -> Catalogue:
@@ -104,27 +158,8 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
     >>> rec = anirec.Recommender().fit(data)                                # doctest: +SKIP
     """
     summary = LoadSummary()
-    if isinstance(table, pd.DataFrame):
-        source, frame = "the ratings table", table
-        missing = [c for c in (user, item, rating) if c not in frame.columns]
-    else:
-        path = Path(os.fspath(table))
-        source = str(path)
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
-        try:
-            header = pd.read_csv(path, nrows=0).columns
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise DataError(f"{path}: cannot be read as CSV ({error})") from None
-        missing = [c for c in (user, item, rating) if c not in header]
-        if not missing:
-            frame = pd.read_csv(path, usecols=[user, item, rating], dtype=str,
-                                keep_default_na=False)
-    if missing:
-        found = list(frame.columns) if isinstance(table, pd.DataFrame) else list(header)
-        raise DataError(f"{source}: missing column(s) {missing} (found {found}); name the "
-                        "columns with user=, item=, rating= (--user-col, --item-col, "
-                        "--rating-col)")
+    source = "the ratings table" if isinstance(table, pd.DataFrame) else str(table)
+    frame = read_columns(table, (user, item, rating))
     summary.scores_file = source
     summary.rating_rows = int(len(frame))
     users = _integer_ids(frame[user], source, user)
@@ -135,24 +170,32 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
         if not finite.any():
             raise DataError(f"{source}: column {rating!r} holds no numeric rating")
         rating_scale = (float(values[finite].min()), float(values[finite].max()))
-    lo, hi = float(rating_scale[0]), float(rating_scale[1])
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise DataError(f"rating_scale must be (low, high) with low < high, got "
-                        f"{tuple(rating_scale)!r}")
-    keep = finite & (values >= lo) & (values <= hi)
+    try:
+        scale = RatingScale.of(rating_scale)
+    except (TypeError, ValueError) as error:
+        raise DataError(str(error)) from None
+    lo, hi = scale
+    summary.rating_scale = scale
+    keep = scale.contains(values)
     summary.ratings_invalid = int((~keep).sum())
 
     if catalogue is None:
         cat = _bare_catalogue(np.unique(items[keep]))
     elif isinstance(catalogue, Catalogue):
         cat = catalogue
+        summary.anime_file = "the catalogue given"
+        summary.anime_rows = summary.anime_kept = cat.n_items
     else:
-        cat, _ = load_catalogue(catalogue, exclude_genres=exclude_genres, summary=summary)
+        cat, excluded_ids = load_catalogue(catalogue, exclude_genres=exclude_genres,
+                                           summary=summary)
+        cat.excluded_ids = excluded_ids
     position = np.searchsorted(cat.anime_ids, items)
     known = (position < cat.n_items) & \
         (cat.anime_ids[np.minimum(position, max(cat.n_items - 1, 0))] == items) \
         if cat.n_items else np.zeros(items.shape[0], dtype=bool)
-    summary.ratings_unknown_anime = int((keep & ~known).sum())
+    excluded = keep & ~known & np.isin(items, cat.excluded_ids)
+    summary.ratings_excluded_anime = int(excluded.sum())
+    summary.ratings_unknown_anime = int((keep & ~known).sum()) - summary.ratings_excluded_anime
     keep &= known
     users, items, values = users[keep], position[keep], values[keep]
 
@@ -180,4 +223,4 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
     ratings = Ratings(user_ids=user_ids, users=user_index.astype(np.int32),
                       items=items.astype(np.int32),
                       ratings=values.astype(np.int8 if whole else np.float32))
-    return RatingData(catalogue=cat, ratings=ratings, summary=summary, rating_scale=(lo, hi))
+    return RatingData(catalogue=cat, ratings=ratings, summary=summary, rating_scale=scale)

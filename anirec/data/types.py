@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnknownIdError
+from .scale import MAL_SCALE, RatingScale
 
 __all__ = [
     "DEFAULT_EXCLUDED_GENRES",
@@ -58,6 +59,9 @@ class Catalogue:
         from training ratings only).
     excluded_genres : tuple of str
         The genres whose anime were removed.
+    excluded_ids : ndarray of int64
+        The MAL ids of the anime removed for an excluded genre (increasing), so that a query
+        naming one can say why it is not in the catalogue.
     """
 
     anime_ids: np.ndarray
@@ -67,6 +71,7 @@ class Catalogue:
     attributes: pd.DataFrame
     bayes_rating: np.ndarray
     excluded_genres: tuple[str, ...] = DEFAULT_EXCLUDED_GENRES
+    excluded_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_items(self) -> int:
@@ -221,7 +226,8 @@ class LoadSummary:
 
     Every rating row of the scores file is counted exactly once in ``ratings_kept`` or one of
     the ``ratings_*`` drop reasons (checked in this order: unknown anime, excluded anime,
-    rating outside 1..10, duplicate pair, too few ratings of the user, of the anime).
+    rating outside ``rating_scale``, duplicate pair, too few ratings of the user, of the anime).
+    ``anime_file`` is empty when no anime file was read (the items are known by their ids).
     """
 
     anime_file: str = ""
@@ -243,6 +249,7 @@ class LoadSummary:
     users_dropped: int = 0
     excluded_genres: tuple[str, ...] = ()
     coerced_columns: dict[str, int] = field(default_factory=dict)
+    rating_scale: tuple[float, float] = MAL_SCALE
 
     def as_dict(self) -> dict[str, object]:
         """The counts (and file names) as a plain dict."""
@@ -260,11 +267,15 @@ class LoadSummary:
             f"  anime with an excluded genre {list(self.excluded_genres)}: {self.anime_excluded}",
             f"  non-numeric values read as missing: {self.anime_values_coerced}"
             + (f" {self.coerced_columns}" if self.coerced_columns else ""),
-            f"scores file {self.scores_file}: {self.rating_rows} rows, "
-            f"{self.ratings_kept} ratings kept from {self.users_kept} users",
-            f"  anime not in the anime file: {self.ratings_unknown_anime}",
-            f"  anime with an excluded genre: {self.ratings_excluded_anime}",
-            f"  rating outside 1..10 or missing: {self.ratings_invalid}",
+        ] if self.anime_file else ["no anime file: the anime are known by their ids only"]
+        lines.append(f"scores file {self.scores_file}: {self.rating_rows} rows, "
+                     f"{self.ratings_kept} ratings kept from {self.users_kept} users")
+        if self.anime_file:
+            lines += [f"  anime not in the anime file: {self.ratings_unknown_anime}",
+                      f"  anime with an excluded genre: {self.ratings_excluded_anime}"]
+        lines += [
+            f"  rating missing or not on the scale {RatingScale(*self.rating_scale)}: "
+            f"{self.ratings_invalid}",
             f"  duplicate (user, anime) pairs (last kept): {self.ratings_duplicate}",
             f"  user below the minimum number of ratings: {self.ratings_user_min}"
             f" ({self.users_dropped} users)",

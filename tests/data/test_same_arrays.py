@@ -64,7 +64,8 @@ def digest(anime, scores, min_user: int, min_item: int) -> str:
     for a in arrays:
         h.update(str(a.dtype).encode() + str(a.shape).encode() + np.ascontiguousarray(a).tobytes())
     summary = data.summary.as_dict()
-    summary.pop("anime_file"), summary.pop("scores_file")
+    # Names, and the scale (recorded since), are not arrays of the rewrite.
+    summary.pop("anime_file"), summary.pop("scores_file"), summary.pop("rating_scale")
     h.update(repr(sorted(summary.items())).encode())
     return h.hexdigest()
 
