@@ -48,7 +48,7 @@ import numpy as np
 
 from anirec import _validate, kernels
 from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
-from anirec.model import _chunked
+from anirec.model import _chunked, bounds
 from anirec.model.biases import Biases, fit_biases, leave_one_out_chunks
 from anirec.model.schedules import make_schedule
 
@@ -286,6 +286,7 @@ class TwoTower:
         self.history_: list[dict] = []
         self.best_epoch_: int | None = None
         self.calibration_: tuple[float, float] | None = None
+        self.knees_: tuple[float, float] = (0.0, 0.0)
         self.item_log_prior_: np.ndarray | None = None
         self.biases_: Biases | None = None
         self.tables_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -376,17 +377,22 @@ class TwoTower:
     def score_to_rating(self, scores, users=None, items=None) -> np.ndarray:
         """Predicted ratings from tower scores: :meth:`to_rating` for models trained on
         ratings; with biases, ``mu + b_user + b_item + score * (hi - lo) / 2`` for the user and
-        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0), clipped
-        to ``rating_range``; the fitted calibration ``a + b p``, clipped to ``rating_range``,
-        for a ``"ranking"`` model."""
+        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0); the
+        fitted calibration ``a + b p`` for a ``"ranking"`` model. These two are brought into
+        ``rating_range`` by :func:`anirec.model.bounds.bend` with the knees ``knees_``
+        fitted on the training pairs (a clip until then)."""
+        if self.biases_ is None and self.calibration_ is None:
+            return self.to_rating(scores)
+        return bounds.bend(self._unbounded_rating(scores, users, items), *self.rating_range,
+                           self.knees_)
+
+    def _unbounded_rating(self, scores, users=None, items=None) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
         if self.biases_ is not None:
             lo, hi = self.rating_range
-            base = self.biases_.predict(users, items)
-            return np.clip(base + np.asarray(scores, dtype=np.float64) * (hi - lo) / 2, lo, hi)
-        if self.calibration_ is None:
-            return self.to_rating(scores)
+            return self.biases_.predict(users, items) + scores * (hi - lo) / 2
         a, b = self.calibration_
-        return np.clip(a + b * np.asarray(scores, dtype=np.float64), *self.rating_range)
+        return a + b * scores
 
     def retrieval_queries(self, user_vectors) -> np.ndarray:
         """Query rows whose dot products with :meth:`retrieval_items` are the retrieval
@@ -614,6 +620,7 @@ class TwoTower:
         k = int(self.embedding_dim)
         self._init_params(user_x.shape[1] + k, item_x.shape[1] + k, rng)
         self.calibration_ = self.item_log_prior_ = self.biases_ = None
+        self.knees_ = (0.0, 0.0)  # validation during training scores with the clip
         if self.biases and self.loss_weights[0] > 0:
             self.biases_ = fit_biases(users, items, ratings, user_x.shape[0], item_x.shape[0],
                                       reg=float(self.bias_reg))
@@ -648,7 +655,21 @@ class TwoTower:
             raise
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
+        self._fit_knees(user_x, item_x, users, items, ratings)
         return self
+
+    def _fit_knees(self, user_x, item_x, users, items, ratings) -> None:
+        """:attr:`knees_` of the predictions of (an even sample of) the training pairs,
+        scored with the full user rows as :meth:`predict` scores them."""
+        self.knees_ = (0.0, 0.0)
+        if self.biases_ is None and self.calibration_ is None:
+            return
+        pick = np.unique(np.linspace(0, users.shape[0] - 1, min(users.shape[0], bounds.SAMPLE))
+                         .astype(np.int64))
+        users, items = users[pick], items[pick]
+        scores = self._pair_scores(user_x, self._all_items(item_x), users, items)
+        self.knees_ = bounds.fit_knees(self._unbounded_rating(scores, users, items),
+                                       ratings[pick], *self.rating_range)
 
     def _init_table(self, side: str, rows, n_rows: int, rng) -> kernels.Embedding:
         """A new ID embedding table of one side (kept in :attr:`tables_`), as a training
@@ -959,7 +980,7 @@ class TwoTower:
         header = {"config": self.get_config(), "history": self.history_,
                   "best_epoch": self.best_epoch_,
                   "calibration": None if self.calibration_ is None else
-                  list(self.calibration_)}
+                  list(self.calibration_), "knees": list(self.knees_)}
         arrays = {"params": self.params_, "user_sizes": self.user_sizes_,
                   "item_sizes": self.item_sizes_}
         if self.item_log_prior_ is not None:
@@ -1052,6 +1073,9 @@ class TwoTower:
                 raise ModelFormatError(f"{source}: header field '{label}calibration' "
                                        f"{calibration!r:.80} is not two finite numbers")
             model.calibration_ = (float(calibration[0]), float(calibration[1]))
+        if "knees" in header:  # absent from files written before: the clip
+            model.knees_ = bounds.check_knees(header["knees"], *model.rating_range, source,
+                                              f"{label}knees")
         prior = arrays.get("item_log_prior")
         if prior is not None:
             if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all() \

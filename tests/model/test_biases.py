@@ -6,6 +6,7 @@ import pytest
 
 from anirec.model import TwoTower
 from anirec.model.biases import fit_biases, leave_one_out_base
+from anirec.model.bounds import bend
 
 
 def _ratings(seed=0, n_users=7, n_items=9, n=40):
@@ -57,13 +58,13 @@ def test_predictions_are_biases_plus_the_scaled_cosine(each_backend):
     model.fit((users, items, ratings), user_x, item_x)
     cos = np.einsum("ij,ij->i", model.user_embeddings(user_x[users]),
                     model.item_embeddings(item_x[items]))
-    want = np.clip(model.biases_.mean + model.biases_.user[users] + model.biases_.item[items]
-                   + 4.5 * cos, 1, 10)
+    raw = model.biases_.mean + model.biases_.user[users] + model.biases_.item[items] + 4.5 * cos
+    want = bend(raw, 1, 10, model.knees_)  # the scale's ends bent, not clipped (test_bounds)
     np.testing.assert_allclose(model.predict(user_x[users], item_x[items], users, items), want)
     # An unknown user (no row): only the item's bias.
     unknown = model.score_to_rating(cos[:5], None, items[:5])
-    np.testing.assert_allclose(unknown, np.clip(model.biases_.mean + model.biases_.item[items[:5]]
-                                                + 4.5 * cos[:5], 1, 10))
+    np.testing.assert_allclose(unknown, bend(model.biases_.mean + model.biases_.item[items[:5]]
+                                             + 4.5 * cos[:5], 1, 10, model.knees_))
     # A model without biases, and a ranking model, predict as before.
     assert TwoTower((8, 4), epochs=1, biases=False).fit(
         (users, items, ratings), user_x, item_x).biases_ is None
