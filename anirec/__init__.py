@@ -9,6 +9,7 @@ from anirec.data import MALData, load_mal
 from anirec.data.ratings import RatingData, load_ratings
 from anirec.errors import (
     AnirecError,
+    AnirecWarning,
     DataError,
     DivergenceError,
     ModelFormatError,
@@ -33,6 +34,7 @@ __all__ = [
     "use_backend",
     "show_config",
     "AnirecError",
+    "AnirecWarning",
     "DataError",
     "DivergenceError",
     "ModelFormatError",

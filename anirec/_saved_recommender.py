@@ -30,6 +30,7 @@ MEMBERS = {
     "anime_names": Member("U", ("items",)),
     "genre_matrix": Member("f", ("items", "genres")),
     "user_ids": Member("i", ("users",)),
+    "excluded_anime_ids": Member("i", (None,), required=False),
     "user_x": Member("f", ("users", "user features")),
     "item_x": Member("f", ("items", None)),
     "seen_indptr": Member("i", (("users", 1),)),

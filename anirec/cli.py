@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -237,15 +238,23 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_string(float_format=lambda value: f"{value:.4f}")
+    from anirec.metrics import format_evaluation
+
+    return format_evaluation(frame)
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # ---------------------------------------------------------------------------------------------
 # Commands
 
 
-def read_pairs(path: Path) -> pd.DataFrame:
-    """The ``user_id,anime_id`` pairs of a CSV file, as int64 columns."""
+def read_pairs(path: Path, columns=("user_id", "anime_id")) -> pd.DataFrame:
+    """The user and anime id ``columns`` of a CSV file, as int64 columns named as in the
+    file."""
     from anirec.data import _csv
     from anirec.errors import DataError
 
@@ -255,9 +264,11 @@ def read_pairs(path: Path) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot be read as CSV ({error})") from None
     pairs = {}
-    for column in ("user_id", "anime_id"):
-        if column not in frame.columns:
-            raise DataError(f"{path}: missing column {column!r} (found {list(frame.columns)})")
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing} (found {list(frame.columns)}); "
+                        "name the columns with --user-col, --item-col")
+    for column in columns:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         bad = values.isna() | (values != values.round())
         if bad.any():
@@ -268,21 +279,22 @@ def read_pairs(path: Path) -> pd.DataFrame:
     return pd.DataFrame(pairs)
 
 
-def _own_table(args) -> bool:
-    """Whether the scores file is read as a plain ratings table (``load_ratings``): without
-    an anime file, or with other column names or another rating scale than MAL's."""
-    return args.anime is None or args.rating_scale is not None or \
-        (args.user_col, args.item_col, args.rating_col) != ("user_id", "anime_id", "rating")
-
-
-def _load_data(args):
+def _load_data(args, rating_scale=None, exclude_genres=None):
+    """The ratings of ``--scores``, read by every command the same way: through ``load_mal``
+    for MyAnimeList files (an anime file, MAL's columns and scale), else as a plain table
+    (``load_ratings``) with the columns of ``--user-col, --item-col, --rating-col``."""
     from anirec.data import DEFAULT_EXCLUDED_GENRES, load_mal
-    from anirec.data.ratings import load_ratings
+    from anirec.data.ratings import COLUMNS, load_ratings
+    from anirec.data.scale import MAL_SCALE
 
-    exclude = DEFAULT_EXCLUDED_GENRES if args.exclude_genres is None else args.exclude_genres
-    if _own_table(args):
+    scale = args.rating_scale if rating_scale is None else rating_scale
+    exclude = exclude_genres if exclude_genres is not None else \
+        DEFAULT_EXCLUDED_GENRES if args.exclude_genres is None else args.exclude_genres
+    columns = (args.user_col, args.item_col, args.rating_col)
+    if args.anime is None or (scale is not None and tuple(scale) != MAL_SCALE) or \
+            columns != tuple(COLUMNS):
         return load_ratings(args.scores, user=args.user_col, item=args.item_col,
-                            rating=args.rating_col, rating_scale=args.rating_scale,
+                            rating=args.rating_col, rating_scale=scale,
                             catalogue=args.anime, exclude_genres=exclude)
     return load_mal(args.anime, args.scores, exclude_genres=exclude, progress=not args.quiet)
 
@@ -366,7 +378,7 @@ def cmd_train(args) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rec.save(args.out)
     history = rec.model.history_
-    print(f"trained {len(history)} epochs in {time.perf_counter() - started:.1f} s "
+    print(f"trained {_count(len(history), 'epoch')} in {time.perf_counter() - started:.1f} s "
           f"(best epoch {rec.model.best_epoch_}); saved {args.out}")
     if args.save_split is not None:
         folder = Path(args.save_split)
@@ -374,63 +386,56 @@ def cmd_train(args) -> None:
             _write_csv(frame, folder / f"{name}.csv")
         print(f"wrote the train, validation and test ratings to {folder}")
     if args.test > 0:
-        print(_table(rec.evaluate(k=10)))
+        print(_table(rec.evaluate(k=10, threshold=args.threshold)))
 
 
 def cmd_evaluate(args) -> None:
     from anirec import Recommender
-    from anirec.data import load_mal
-    from anirec.data.ratings import load_ratings
 
     rec = Recommender.load(args.model)
-    if args.anime is None or rec.rating_scale != (1.0, 10.0):
-        data = load_ratings(args.scores, rating_scale=rec.rating_scale, catalogue=args.anime,
-                            exclude_genres=rec.excluded_genres)
-    else:
-        data = load_mal(args.anime, args.scores, exclude_genres=rec.excluded_genres,
-                        progress=False)
-    ratings = data.ratings
+    # Read as train reads its ratings; what the loader drops is counted with what the model
+    # cannot score, each under its reason.
+    data = _load_data(args, rating_scale=rec.rating_scale, exclude_genres=rec.excluded_genres)
+    ratings, summary = data.ratings, data.summary
     heldout = pd.DataFrame({
         "user_id": ratings.user_ids[ratings.users],
         "anime_id": data.catalogue.anime_ids[ratings.items],
         "rating": ratings.ratings,
     })
-    report = rec.evaluate(heldout, k=args.k)
+    report = rec.evaluate(heldout, k=args.k, threshold=args.threshold, strict=args.strict)
+    dropped = {"anime not in the anime file": summary.ratings_unknown_anime,
+               "anime of an excluded genre": summary.ratings_excluded_anime,
+               f"rating missing or not on the scale {rec.rating_scale}":
+                   summary.ratings_invalid,
+               "repeated (user, anime) pairs": summary.ratings_duplicate}
+    skipped = dict(report.attrs["skipped_by"])
+    for reason, count in dropped.items():
+        skipped[reason] = skipped.get(reason, 0) + int(count)
+    report.attrs.update(skipped_by=skipped, skipped=sum(skipped.values()))
     if args.json:
         _print_json({"attrs": report.attrs, "methods": dict(zip(report.index,
                                                                  _records(report)))})
     else:
-        print(f"{report.attrs['ratings']} held-out ratings, {report.attrs['ranked_users']} users "
-              f"ranked, {report.attrs['skipped']} ratings of unknown users or anime skipped")
         print(_table(report))
 
 
 def cmd_predict(args) -> None:
     from anirec import Recommender
-    from anirec.errors import UnknownIdError
 
     _check_output(args.out, "--out", inputs=(args.model, args.pairs), stdout=True)
     rec = Recommender.load(args.model)
-    pairs = read_pairs(args.pairs)
-    users, anime = pairs["user_id"].to_numpy(), pairs["anime_id"].to_numpy()
-    known = np.isin(users, rec.user_ids) & np.isin(anime, rec.anime_ids)
-    unknown = int((~known).sum())
-    if unknown and args.strict:
-        line = int(np.flatnonzero(~known)[0])
-        what = f"user id {users[line]}" if users[line] not in rec.user_ids else \
-            f"anime id {anime[line]}"
-        raise UnknownIdError(f"{args.pairs}, line {line + 2}: unknown {what} ({unknown} pairs "
-                             "name an unknown user or anime; without --strict their "
-                             "prediction is left empty)")
+    pairs = read_pairs(args.pairs, (args.user_col, args.item_col))
+    # The rule of every function that takes pairs: skip and count, or refuse with --strict.
+    located = rec.locate(pairs[args.user_col].to_numpy(), pairs[args.item_col].to_numpy(),
+                         strict=args.strict, source=str(args.pairs))
     predicted = np.full(len(pairs), np.nan)
-    if known.any():
-        predicted[known] = rec.predict(users[known], anime[known])
+    predicted[located.known] = rec.predict(rec.user_ids[located.users],
+                                           rec.anime_ids[located.items], strict=True)
     pairs["predicted_rating"] = predicted
     _write_csv(pairs, args.out)
-    if unknown:
-        print(f"anirec predict: {unknown} of {len(pairs)} pairs name a user or anime unknown to "
-              "the model: their predicted_rating is empty (--strict refuses them)",
-              file=sys.stderr)
+    if located.n_skipped:
+        print(f"anirec predict: {located.describe()}: their predicted_rating is empty "
+              "(--strict refuses them)", file=sys.stderr)
     if not _is_stdout(args.out):
         print(f"wrote {len(pairs)} predictions to {args.out}")
 
@@ -462,7 +467,10 @@ def cmd_recommend(args) -> None:
     # One-query results are computed before the output is opened, so that an unknown id
     # leaves no folder or file behind.
     if args.genres is not None:
-        frames = [rec.recommend_for_genres(args.genres, n=n, exclude=args.exclude)]
+        frames = [rec.recommend_for_genres(args.genres, n=n, scale=args.genre_scale,
+                                           exclude=args.exclude)]
+    elif args.genre_scale is not None:
+        raise UsageError("--genre-scale has no effect without --genres")
     elif args.user_id:
         frames = [rec.recommend(args.user_id, n=n, exclude=args.exclude)]
     else:
@@ -488,6 +496,7 @@ def cmd_similar(args) -> None:
 
 
 def _info_text(info: dict, path) -> str:
+    from anirec.data.scale import RatingScale
     model = info["model"]
     history = info["history"] or []
     kept = info["best_epoch"] or (len(history) or None)
@@ -495,6 +504,9 @@ def _info_text(info: dict, path) -> str:
     lines = [
         f"model file      {path}",
         f"objective       {model.get('objective')}",
+        f"rating scale    {info['rating_scale'][0]:g}..{info['rating_scale'][1]:g} "
+        f"(predictions and genre ratings; relevant: rating >= "
+        f"{RatingScale(*info['rating_scale']).relevance_threshold():g})",
         f"towers          [in, {', '.join(map(str, model.get('layers', [])))}]",
         f"users, anime    {info['users']} users, {info['anime']} anime "
         f"({len(info['genres'])} genres; excluded {', '.join(info['excluded_genres']) or 'none'})",
@@ -541,6 +553,16 @@ _SCORE_HELP = ("Output columns: rank; score, the retrieval score that ranks the 
                "validation or test split) are never recommended.")
 
 
+def _metrics_help() -> str:
+    from anirec.metrics import explain_metrics
+
+    return "Evaluation columns (k = 10 unless --k): " + "; ".join(
+        explain_metrics().splitlines()) + "."
+
+
+_METRICS_HELP = _metrics_help()
+
+
 def _add_size_options(parser, epochs_default: int | None = None) -> None:
     parser.add_argument("--users", type=_bounded_int(1, MAX_USERS), default=2000,
                         help="number of users")
@@ -553,6 +575,29 @@ def _add_size_options(parser, epochs_default: int | None = None) -> None:
                             default=epochs_default, help="training epochs of each model")
     parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=0,
                         help="random seed")
+
+
+def _add_column_options(parser, flag: str, rating: bool = True) -> None:
+    """``--user-col, --item-col`` (and ``--rating-col``): the same options on every command
+    that reads ratings or pairs."""
+    from anirec.data.ratings import COLUMNS
+
+    parser.add_argument("--user-col", default=COLUMNS.user, help=f"user id column of {flag}")
+    parser.add_argument("--item-col", default=COLUMNS.item,
+                        help=f"item (anime) id column of {flag}")
+    if rating:
+        parser.add_argument("--rating-col", default=COLUMNS.rating,
+                            help=f"rating column of {flag}")
+
+
+def _add_threshold_option(parser) -> None:
+    from anirec.data.scale import RELEVANT_FRACTION
+
+    parser.add_argument("--threshold", type=_finite_float, default=None,
+                        help="held-out ratings at least this are relevant for the ranking "
+                             f"metrics (default: {RELEVANT_FRACTION:g} of the way up the "
+                             "model's scale, '4 of 5 stars and up': 4 on 1..5 and 0.5..5, 8 "
+                             "on 1..10; the table says which)")
 
 
 def _add_training_options(parser) -> None:
@@ -627,7 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
                                    formatter_class=_HelpFormatter, **kwargs)
 
-    demo = command("demo", "train and show everything on the embedded synthetic data")
+    demo = command("demo", "train and show everything on the embedded synthetic data",
+                   epilog=_METRICS_HELP)
     _add_size_options(demo, epochs_default=15)
     demo.add_argument("--out", type=Path, default=Path("anirec-demo"),
                       help="folder for the model and the loss curves (default ./anirec-demo)")
@@ -640,17 +686,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_size_options(generate)
     generate.set_defaults(run=cmd_generate)
 
-    train = command("train", "train a recommender on MAL 2023 files or any ratings table")
+    train = command("train", "train a recommender on MAL 2023 files or any ratings table",
+                    epilog=_METRICS_HELP)
     train.add_argument("--anime", type=Path, default=None,
                        help="anime-dataset-2023.csv, for genres and attributes (default: none, "
                             "the items are known by their ids only)")
     train.add_argument("--scores", type=Path, required=True,
                        help="ratings CSV: users-score-2023.csv or any table with a user, an "
                             "item and a rating column")
-    train.add_argument("--user-col", default="user_id", help="user id column of --scores")
-    train.add_argument("--item-col", default="anime_id",
-                       help="item (anime) id column of --scores")
-    train.add_argument("--rating-col", default="rating", help="rating column of --scores")
+    _add_column_options(train, "--scores")
     train.add_argument("--rating-scale", type=_scale, default=None, metavar="LOW,HIGH",
                        help="lowest and highest possible rating, e.g. 0.5,5; predictions stay "
                             "on it (default: 1,10 for MAL files, else the lowest and highest "
@@ -664,24 +708,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated genres to drop (default Ecchi,Hentai,Erotica; "
                             "'' for none)")
     _add_training_options(train)
+    _add_threshold_option(train)
     train.set_defaults(run=cmd_train)
 
-    evaluate = command("evaluate", "score a model on held-out ratings")
+    evaluate = command("evaluate", "score a model on held-out ratings", epilog=_METRICS_HELP)
     evaluate.add_argument("--model", type=Path, required=True, help="model file")
     evaluate.add_argument("--anime", type=Path, default=None,
-                          help="anime-dataset-2023.csv (default: none, ids only)")
+                          help="anime-dataset-2023.csv: ratings of anime not in it are skipped "
+                               "(default: none, the model's catalogue decides)")
     evaluate.add_argument("--scores", type=Path, required=True,
-                          help="held-out ratings CSV (user_id, anime_id, rating), e.g. the "
-                               "test.csv of train --save-split")
+                          help="held-out ratings CSV on the model's scale, e.g. the test.csv "
+                               "of train --save-split")
+    _add_column_options(evaluate, "--scores")
     evaluate.add_argument("--k", type=_bounded_int(1, MAX_N), default=10,
                           help="length of the ranked lists")
+    _add_threshold_option(evaluate)
+    evaluate.add_argument("--strict", action="store_true",
+                          help="refuse ratings of unknown users or anime instead of skipping "
+                               "and counting them")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=cmd_evaluate)
 
     predict = command("predict", "predict ratings for user/anime pairs")
     predict.add_argument("--model", type=Path, required=True, help="model file")
     predict.add_argument("--pairs", type=Path, required=True,
-                         help="CSV with columns user_id, anime_id (others are kept)")
+                         help="CSV with a user id and an anime id column")
+    _add_column_options(predict, "--pairs", rating=False)
     predict.add_argument("--out", type=Path, default=Path(STDOUT),
                          help="CSV to write, '-' for standard output (default: -)")
     predict.add_argument("--strict", action="store_true",
@@ -697,8 +749,12 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--all-users", action="store_true",
                      help="every user of the model (needs --out)")
     who.add_argument("--genres", type=_genre_ratings,
-                     help="a new user's genre ratings on 1..10, e.g. 'Action=9,Comedy=7' "
-                          "(unrated genres are neutral)")
+                     help="a new user's genre ratings on the model's rating scale (see "
+                          "--genre-scale), e.g. 'Action=9,Comedy=7' on 1..10; unrated genres "
+                          "are neutral, names in any case")
+    recommend.add_argument("--genre-scale", type=_scale, default=None, metavar="LOW,HIGH",
+                           help="the scale of the --genres ratings (default: the model's "
+                                "rating scale, shown by 'anirec info')")
     recommend.add_argument("--n", type=_bounded_int(1, MAX_N), default=10,
                            help="anime per user")
     recommend.add_argument("--exclude", type=int, nargs="+", metavar="ANIME_ID", default=None,
@@ -738,17 +794,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from anirec.errors import AnirecError
+    from anirec.errors import AnirecError, AnirecWarning
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:  # a bare `anirec`: what it can do, not a one-line complaint
-        parser.print_help(sys.stderr)
-        return EXIT_BAD_INPUT
+    if args.command is None:  # a bare `anirec` asks what it can do: the commands
+        parser.print_help(sys.stdout)
+        return 0
     # Progress bars belong on a terminal: in a log or a pipe they only bury the one-line errors.
     args.quiet = args.quiet or not sys.stderr.isatty()
     try:
-        args.run(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AnirecWarning)
+            args.run(args)
+        for warning in caught:  # one line each, like the errors
+            if issubclass(warning.category, AnirecWarning):
+                print(f"anirec {args.command}: warning: {warning.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename,
+                                     warning.lineno)
     except (AnirecError, UsageError, FileNotFoundError, PermissionError, IsADirectoryError,
             NotADirectoryError, ValueError, KeyError, ImportError, MemoryError) as error:
         message = str(error) if not isinstance(error, KeyError) or isinstance(error, AnirecError) \

@@ -33,6 +33,7 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
     from anirec import Recommender, backend
     from anirec.data import generate_synthetic, load_mal
     from anirec.data.synthetic import write_tables
+    from anirec.metrics import format_evaluation
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
         kept = history[model.best_epoch_ - 1] if model.best_epoch_ else history[-1]
         detail = ", ".join(f"validation {name} {kept[key]:.3f}" for key, name in
                            (("val_rmse", "RMSE"), ("val_rank", "ranking loss")) if key in kept)
-        print(f"\n{objective} objective: trained {len(history)} epochs in "
+        print(f"\n{objective} objective: trained {len(history)} epoch"
+              f"{'' if len(history) == 1 else 's'} in "
               f"{sum(entry['seconds'] for entry in history):.1f} s, kept epoch "
               f"{model.best_epoch_} ({detail or 'no validation'})")
         report = rec.evaluate(k=10)
@@ -65,10 +67,9 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
             index={"two-tower": f"two-tower ({objective})"}))
     report = pd.concat(rows + [report.drop(index="two-tower")])
     report.attrs.update(rows[-1].attrs)
-    print(f"\nheld-out test ratings: {report.attrs['ratings']}; ranking over "
-          f"{report.attrs['ranked_users']} users (relevant = rated >= 8); every model and "
-          "baseline on the same split")
-    print(report.to_string(float_format=lambda value: f"{value:.4f}", na_rep="-"))
+    print("\nevery model and baseline on the same test split ('anirec demo --help' explains "
+          "the columns)")
+    print(format_evaluation(report))
     rec = recommenders.get("hybrid", rec)
     print(f"\nrecommendations below: the {rec.model.objective} model")
 
@@ -77,19 +78,16 @@ def run_demo(out_dir="anirec-demo", *, n_users: int = 2000, n_anime: int = 1500,
     active = rec.user_ids[np.argsort(-np.diff(rec.seen[0]), kind="stable")[:3]]
     for user_id in active:
         recs = rec.recommend(int(user_id), n=5)
-        recs["genres"] = rec.anime_genres(recs["anime_id"])
         _show(f"user {user_id}: planted favourite genres {', '.join(favourites[int(user_id)])}",
               recs[["rank", "score", "predicted_rating", "anime_id", "name", "genres"]])
 
     tastes = {"Action": 10, "Sci-Fi": 9, "Romance": 2}
     cold = rec.recommend_for_genres(tastes, n=5)
-    cold["genres"] = rec.anime_genres(cold["anime_id"])
-    _show(f"a new user who rates genres {tastes} (1..10 scale)",
+    _show(f"a new user who rates genres {tastes} (scale {rec.rating_scale})",
           cold[["rank", "score", "predicted_rating", "anime_id", "name", "genres"]])
 
     popular = int(rec.anime_ids[np.argmax(rec.baselines[3].item_scores)])
     similar = rec.similar(popular, n=5)
-    similar["genres"] = rec.anime_genres(similar["anime_id"])
     _show(f"anime similar to {str(rec.anime_names[rec.anime_rows(popular)[0]])!r} "
           f"({', '.join(rec.anime_genres(popular))})",
           similar[["rank", "similarity", "anime_id", "name", "genres"]])

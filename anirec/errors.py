@@ -40,3 +40,8 @@ class UnknownIdError(AnirecError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
         return str(self.args[0]) if self.args else ""
+
+
+class AnirecWarning(UserWarning):
+    """Something the caller should know about a result that anirec still returns: pairs of
+    unknown ids skipped, held-out ratings the model was trained on."""

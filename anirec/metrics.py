@@ -8,6 +8,63 @@ they rated at least ``threshold``; users with no relevant item are not evaluated
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+#: What each column of an evaluation means: the text of ``--help`` of the commands that print
+#: one (``train``, ``evaluate``, ``demo``) and of :func:`explain_metrics`.
+METRICS = {
+    "rmse, mae": "root mean squared and mean absolute error of the predicted ratings, on the "
+                 "rating scale",
+    "precision@k": "share of each user's top k that is relevant (a held-out rating at least "
+                   "the threshold), averaged over the users with a relevant rating",
+    "recall@k": "share of each user's relevant anime that is in their top k",
+    "ndcg@k": "normalised discounted cumulative gain of the top k (1: the relevant anime "
+              "first)",
+    "coverage@k": "share of the catalogue recommended to anyone",
+    "popularity_rank@k": "mean popularity rank of the recommended anime (1 = the most rated "
+                         "in training; higher: less biased towards popular anime)",
+    "-": "does not apply (a baseline that only ranks or only predicts)",
+}
+
+
+def explain_metrics() -> str:
+    """The columns of an evaluation, one line each."""
+    return "\n".join(f"{name}: {meaning}" for name, meaning in METRICS.items())
+
+
+def format_evaluation(frame: pd.DataFrame) -> str:
+    """An evaluation table as text, whole at any width: a line saying what was scored (from
+    ``frame.attrs`` when :meth:`anirec.Recommender.evaluate` made it), then every column with
+    four decimals, ``-`` where a metric does not apply. The command line, the demo and
+    ``print(rec.evaluate())`` all print it so."""
+    attrs = frame.attrs
+    lines = []
+    if "ratings" in attrs:
+        skipped = attrs.get("skipped", 0)
+        reasons = ", ".join(f"{count} {reason}" for reason, count in
+                            attrs.get("skipped_by", {}).items() if count)
+        scale = attrs.get("rating_scale")
+        lines.append(
+            f"{attrs['ratings']} held-out ratings scored"
+            + (f", {skipped} skipped ({reasons})" if skipped else "")
+            + f"; {attrs['ranked_users']} users ranked, relevant: rating >= "
+            f"{attrs['threshold']:g}" + (f" on {scale[0]:g}..{scale[1]:g}" if scale else ""))
+    lines.append(frame.to_string(float_format=lambda value: f"{value:.4f}", na_rep="-",
+                                 line_width=None))
+    return "\n".join(lines)
+
+
+class Evaluation(pd.DataFrame):
+    """The table :meth:`anirec.Recommender.evaluate` returns: a DataFrame that prints whole
+    (:func:`format_evaluation`) instead of hiding columns behind ``...``. Anything derived
+    from it is a plain DataFrame."""
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def __repr__(self) -> str:
+        return format_evaluation(self)
 
 
 def rmse(predicted, actual) -> float:

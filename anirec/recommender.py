@@ -12,23 +12,27 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
+import warnings
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from anirec import _validate, kernels
+from anirec import _ids, _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
-from anirec.data.types import index_of_sorted
-from anirec.errors import NotFittedError
-from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
+from anirec.data.ratings import COLUMNS
+from anirec.data.scale import MAL_SCALE, RatingScale
+from anirec.errors import AnirecWarning, DataError, NotFittedError
+from anirec.metrics import Evaluation, mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
 
-RATING_RANGE = (1.0, 10.0)
+RATING_RANGE = MAL_SCALE  # the scale until ``fit`` sees the data's
 _USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
 #: Default weight of the popularity prior in the retrieval score (see ``Recommender``).
 POPULARITY_WEIGHT = 0.75
@@ -44,6 +48,13 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     matrix = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.int8), (rows, cols)), shape=shape)
     matrix.sum_duplicates()
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
+
+
+def _model_options() -> set[str]:
+    """The keyword arguments ``Recommender`` passes on to :class:`TwoTower` (the scale comes
+    from the data, the seed and ``verbose`` from the Recommender's own arguments)."""
+    return set(inspect.signature(TwoTower).parameters) - {"layers", "rating_range", "seed",
+                                                          "verbose"}
 
 
 def _check_weight(value, name: str = "popularity_weight") -> float:
@@ -159,6 +170,12 @@ class Recommender:
                         "seed": _validate.integer("seed", seed, 0), "refit": bool(refit),
                         "popularity_weight": _check_weight(popularity_weight),
                         "quality_weight": _check_weight(quality_weight, "quality_weight")}
+        # Named here, not by TwoTower: the caller called Recommender.
+        unknown = sorted(set(model_options) - _model_options())
+        if unknown:
+            raise TypeError(f"Recommender() got an unexpected keyword argument {unknown[0]!r}; "
+                            "besides its own it takes the model options "
+                            f"{', '.join(sorted(_model_options()))}")
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
         # Chosen on the real development sets (README: rating accuracy on real data).
@@ -212,6 +229,7 @@ class Recommender:
         self.anime_names = np.asarray(catalogue.names, dtype=str)
         self.genres = tuple(catalogue.genres)
         self.excluded_genres = tuple(catalogue.excluded_genres)
+        self.excluded_anime_ids = np.asarray(catalogue.excluded_ids, dtype=np.int64)
         self.genre_matrix = np.asarray(catalogue.genre_matrix, dtype=np.float32)
         self.user_ids = np.asarray(data.ratings.user_ids, dtype=np.int64)
         self.cold_start = features.cold_start
@@ -265,7 +283,8 @@ class Recommender:
             from tqdm.auto import tqdm
 
             tqdm.write(f"refit: training again on training + validation ratings for "
-                       f"{chosen.best_epoch_} epochs (the best of early stopping)",
+                       f"{chosen.best_epoch_} epoch{'' if chosen.best_epoch_ == 1 else 's'} (the "
+                       "best of early stopping)",
                        file=sys.stderr)
         features = self._train_model(data, train, None)
         self.model.history_, self.model.best_epoch_ = chosen.history_, chosen.best_epoch_
@@ -304,34 +323,74 @@ class Recommender:
     # -----------------------------------------------------------------------------------------
     # Queries
 
+    @property
+    def _users(self) -> _ids.IdSpace:
+        return _ids.IdSpace(self.user_ids, "user id", "the model's ratings")
+
+    @property
+    def _anime(self) -> _ids.IdSpace:
+        genres = ", ".join(self.excluded_genres)
+        return _ids.IdSpace(self.anime_ids, "anime id", "the catalogue",
+                            getattr(self, "excluded_anime_ids", np.zeros(0, np.int64)),
+                            f"an excluded genre ({genres})")
+
     def user_rows(self, user_ids) -> np.ndarray:
         """Row indices (1-D) of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return np.atleast_1d(index_of_sorted(self.user_ids, user_ids, "user id", "the model"))
+        return np.atleast_1d(self._users.rows(user_ids))
 
     def anime_rows(self, anime_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`
+        saying whether the anime is not in the catalogue or was dropped for an excluded
+        genre."""
         self._check_fitted()
-        return np.atleast_1d(index_of_sorted(self.anime_ids, anime_ids, "anime id",
-                                             "the catalogue"))
+        return np.atleast_1d(self._anime.rows(anime_ids))
 
     def anime_genres(self, anime_ids) -> list[str]:
         """The genres of each anime, joined with ``", "`` as in the MAL files."""
-        rows = self.anime_rows(anime_ids)
+        return self._genre_names(self.anime_rows(anime_ids))
+
+    def _genre_names(self, rows) -> list[str]:
         names = np.asarray(self.genres, dtype=object)
         return [", ".join(names[self.genre_matrix[row] > 0]) for row in rows]
 
-    def predict(self, user_ids, anime_ids) -> np.ndarray:
-        """Predicted ratings (1..10) for pairs of MAL user and anime ids.
+    def locate(self, user_ids, anime_ids, *, strict: bool = False,
+               source: str | None = None) -> _ids.Located:
+        """The rows of (user, anime) pairs, the unknown ones skipped and counted per reason
+        (unknown user, anime not in the catalogue, anime of an excluded genre), or with
+        ``strict`` refused: the rule of every function that takes pairs (:mod:`anirec._ids`).
+
+        Raises
+        ------
+        UnknownIdError
+            With ``strict``, naming the first unknown id and why it is unknown.
+        """
+        self._check_fitted()
+        return _ids.locate_pairs(self._users, self._anime, user_ids, anime_ids,
+                                 strict=strict, source=source)
+
+    def predict(self, user_ids, anime_ids, *, strict: bool = False) -> np.ndarray:
+        """Predicted ratings, on the model's rating scale, for pairs of MAL user and anime ids.
+
+        A pair naming a user or an anime the model does not know gets NaN, and an
+        :class:`~anirec.errors.AnirecWarning` counts such pairs by reason; ``strict=True``
+        refuses them (as ``anirec predict`` does, with ``--strict``).
+
+        Raises
+        ------
+        UnknownIdError
+            With ``strict``, naming the first unknown id and why it is unknown.
 
         >>> rec.predict([1, 1, 4], [20, 5114, 20])  # doctest: +SKIP
         array([7.9, 8.6, 6.2])
         """
-        users, items = self.user_rows(user_ids), self.anime_rows(anime_ids)
-        if users.shape != items.shape:
-            raise ValueError(f"user_ids and anime_ids must have one length, got "
-                             f"{users.shape[0]} and {items.shape[0]}")
-        return self._predicted_ratings(users, items)
+        located = self.locate(user_ids, anime_ids, strict=strict)
+        predicted = np.full(located.known.shape[0], np.nan)
+        predicted[located.known] = self._predicted_ratings(located.users, located.items)
+        if located.n_skipped:
+            warnings.warn(f"{located.describe()}: their prediction is NaN (strict=True "
+                          "refuses them)", AnirecWarning, stacklevel=2)
+        return predicted
 
     def _predicted_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Ratings of (user row, anime row) pairs from the precomputed embeddings."""
@@ -407,6 +466,7 @@ class Recommender:
             "predicted_rating": self.model.score_to_rating(cosine, users, flat_index[keep]),
             "anime_id": self.anime_ids[flat_index[keep]],
             "name": self.anime_names[flat_index[keep]],
+            "genres": self._genre_names(flat_index[keep]),
         })
         return frame
 
@@ -432,7 +492,8 @@ class Recommender:
         Returns
         -------
         DataFrame
-            Columns ``user_id, rank, score, predicted_rating, anime_id, name``, sorted by
+            Columns ``user_id, rank, score, predicted_rating, anime_id, name, genres``
+            (joined with ``", "``; empty without a catalogue), sorted by
             ``score`` (highest first), which is what ranks the list: the retrieval score, the
             cosine of the two towers (for a ranking or hybrid model, ``cosine / temperature +
             log q``, a popularity prior added). ``predicted_rating`` is the model's rating of
@@ -460,14 +521,35 @@ class Recommender:
         for start in range(0, self.user_ids.shape[0], block):
             yield self.recommend(self.user_ids[start:start + block], n, exclude=exclude)
 
+    def genre_scale(self, scale=None) -> RatingScale:
+        """The scale of a new user's genre ratings: ``scale``, by default the model's."""
+        return self.rating_scale if scale is None else RatingScale.of(scale, "scale")
+
+    def _canonical_genres(self, genre_ratings: Mapping[str, float]) -> dict[str, float]:
+        """``genre_ratings`` under the model's genre names, matched case-insensitively (as
+        excluded genres are)."""
+        if not isinstance(genre_ratings, Mapping):
+            raise TypeError(f"genre_ratings must be a mapping of genre names to ratings, got "
+                            f"{type(genre_ratings).__name__}")
+        names = {genre.casefold(): genre for genre in self.genres}
+        canonical = {}
+        for genre, value in genre_ratings.items():
+            name = names.get(str(genre).strip().casefold(), genre)
+            if name in canonical:
+                raise DataError(f"genre {name!r} is rated twice")
+            canonical[name] = value
+        return canonical
+
     def new_user_features(self, genre_ratings: Mapping[str, float], *,
-                          scale: tuple[float, float] = (1, 10)) -> np.ndarray:
-        """The scaled feature row of a new user who rated genres on ``scale``."""
+                          scale: tuple[float, float] | None = None) -> np.ndarray:
+        """The scaled feature row of a new user who rated genres on ``scale`` (by default the
+        model's rating scale)."""
         self._check_fitted()
-        return self.cold_start.row(genre_ratings, scale=scale)
+        return self.cold_start.row(self._canonical_genres(genre_ratings),
+                                   scale=self.genre_scale(scale))
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
-                             scale: tuple[float, float] = (1, 10),
+                             scale: tuple[float, float] | None = None,
                              exclude=None) -> pd.DataFrame:
         """Cold start: top-``n`` anime for a new user who rated genres, with no retraining.
 
@@ -476,23 +558,26 @@ class Recommender:
         Parameters
         ----------
         genre_ratings : mapping of str to float
-            Genre name -> rating on ``scale``; unrated genres are neutral.
+            Genre name (any case) -> rating on ``scale``; unrated genres are neutral.
         n : int
             Anime to return.
-        scale : (low, high)
-            The scale of the genre ratings.
+        scale : (low, high), optional
+            The scale of the genre ratings; by default the model's rating scale
+            (:attr:`rating_scale`: 1..10 for MyAnimeList, 1..5 for a star model).
         exclude : sequence of int, optional
             MAL anime ids never to recommend (e.g. what the new user has already seen).
 
         Returns
         -------
         DataFrame
-            Columns ``rank, score, predicted_rating, anime_id, name`` (see :meth:`recommend`).
+            Columns ``rank, score, predicted_rating, anime_id, name, genres`` (see
+            :meth:`recommend`).
 
         >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
         """
-        if int(n) < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        n = _validate.integer("n", n, 1)
+        genre_ratings = self._canonical_genres(genre_ratings)
+        scale = self.genre_scale(scale)
         row = self.new_user_features(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
         queries = self._retrieval_queries(vector).astype(np.float64)
@@ -558,45 +643,73 @@ class Recommender:
         return queries
 
     @property
-    def rating_scale(self) -> tuple[float, float]:
-        """The lowest and highest rating of the data the model was trained on."""
-        return tuple(float(v) for v in self.model.rating_range)
+    def rating_scale(self) -> RatingScale:
+        """The rating scale of the data the model was trained on (saved with the model):
+        predictions, relevance thresholds and, by default, genre ratings are on it."""
+        return RatingScale(*(float(v) for v in self.model.rating_range))
 
     def evaluate(self, heldout=None, *, k: int = 10, threshold: float | None = None,
-                 baselines: bool = True) -> pd.DataFrame:
+                 baselines: bool = True, user: str = COLUMNS.user, item: str = COLUMNS.item,
+                 rating: str = COLUMNS.rating, strict: bool = False) -> Evaluation:
         """Score the model, next to the baselines, on held-out ratings.
 
         Parameters
         ----------
-        heldout : DataFrame with ``user_id, anime_id, rating``, optional
-            Held-out ratings in MAL ids (rows of unknown users or anime are skipped and
-            counted in ``df.attrs["skipped"]``); by default the test split of ``fit``.
+        heldout : DataFrame or path-like, optional
+            Held-out ratings in MAL ids, with the columns ``user``, ``item`` and ``rating``
+            (a path is read as CSV); by default the test split of ``fit``. Rows of unknown
+            users or anime, and ratings missing or not on the model's scale, are skipped and
+            counted by reason (:mod:`anirec._ids`); ``strict=True`` refuses unknown ids.
         k : int
             Length of the ranked lists.
         threshold : float, optional
-            Held-out ratings at least this high are relevant for ranking; by default 8 on
-            the 1..10 scale, the same point of any other scale (4 on 0.5..5).
+            Held-out ratings at least this high are relevant for ranking; by default
+            :meth:`RatingScale.relevance_threshold` of the model's scale, "4 of 5 stars and
+            up": 4 on 1..5 and 0.5..5 (3.875), 8 on 1..10 (7.75).
+        baselines : bool
+            Score the baselines too.
+        user, item, rating : str
+            The column names of ``heldout`` (as for :func:`anirec.load_ratings`).
+        strict : bool
+            Refuse a row naming an unknown user or anime instead of skipping it.
 
         The two-tower row ranks with the model's retrieval score (the cosine; for a ranking
         or hybrid model, cosine / temperature + the popularity prior) and predicts with
-        :meth:`TwoTower.score_to_rating`.
+        :meth:`TwoTower.score_to_rating`. Ranked lists leave out what the model was trained
+        on, so held-out ratings of trained-on pairs cannot be relevant: they are left out of
+        the ranking metrics, with an :class:`~anirec.errors.AnirecWarning` (their RMSE is a
+        training error).
 
         Returns
         -------
-        DataFrame
-            One row per method (``two-tower`` first), columns ``rmse``, ``mae``,
+        Evaluation
+            A DataFrame, one row per method (``two-tower`` first), columns ``rmse``, ``mae``,
             ``precision@k``, ``recall@k``, ``ndcg@k``, ``coverage@k`` (the share of the
             catalogue recommended to anyone) and ``popularity_rank@k`` (the mean popularity
             rank of the recommended anime, 1 = most rated in training: higher is less
-            popularity-biased).
+            popularity-biased); NaN where a metric does not apply. ``attrs`` holds
+            ``ratings`` (scored), ``ranked_users``, ``skipped`` and ``skipped_by`` (per
+            reason), ``trained_on``, ``k``, ``threshold`` and ``rating_scale``. It prints
+            whole (:func:`anirec.metrics.format_evaluation`).
         """
         self._check_fitted()
-        if threshold is None:
-            lo, hi = self.rating_scale
-            threshold = lo + (8.0 - 1.0) / 9.0 * (hi - lo)
-        threshold = _validate.real("threshold", threshold)
-        users, items, ratings, skipped = self._heldout_rows(heldout)
-        rel_users, rel_indptr, rel_items = relevant_sets(users, items, ratings, threshold)
+        k = _validate.integer("k", k, 1)
+        scale = self.rating_scale
+        threshold = scale.relevance_threshold() if threshold is None else \
+            _validate.real("threshold", threshold)
+        users, items, ratings, skipped = self._heldout_rows(heldout, (user, item, rating),
+                                                            strict)
+        trained_on = self._trained_on(users, items) if heldout is not None else \
+            np.zeros(users.shape[0], dtype=bool)
+        if trained_on.any():
+            rest = "computed without them" if not trained_on.all() else "undefined (NaN)"
+            warnings.warn(f"{int(trained_on.sum())} of {users.shape[0]} held-out ratings are "
+                          "of pairs the model was trained on: ranked lists leave those anime "
+                          f"out, so the ranking metrics are {rest}, and RMSE and MAE are "
+                          "training errors; evaluate on held-out ratings (the test split)",
+                          AnirecWarning, stacklevel=2)
+        rel_users, rel_indptr, rel_items = relevant_sets(
+            users[~trained_on], items[~trained_on], ratings[~trained_on], threshold)
         exclude = _csr_take(*self.seen, rel_users)
         methods = [("two-tower", self._predicted_ratings(users, items),
                     self._top(self.user_vectors[rel_users], k, exclude)[0])]
@@ -626,27 +739,42 @@ class Recommender:
                 row[f"popularity_rank@{k}"] = float(popularity_rank[listed].mean()) \
                     if listed.size else float("nan")
             table.append(row)
-        frame = pd.DataFrame(table).set_index("method")
+        frame = Evaluation(pd.DataFrame(table).set_index("method"))
         frame.attrs.update(ratings=int(ratings.shape[0]), ranked_users=int(rel_users.shape[0]),
-                           skipped=int(skipped), k=int(k), threshold=float(threshold))
+                           skipped=int(sum(skipped.values())), skipped_by=skipped,
+                           trained_on=int(trained_on.sum()), k=int(k),
+                           threshold=float(threshold), rating_scale=list(scale))
         return frame
 
-    def _heldout_rows(self, heldout):
+    def _heldout_rows(self, heldout, columns, strict: bool):
+        """``(users, items, ratings, skipped)`` of held-out ratings: rows and ratings of the
+        pairs scored, and the rows skipped per reason."""
         if heldout is None:
             test = self.test
             return (np.asarray(test.users, np.int64), np.asarray(test.items, np.int64),
-                    np.asarray(test.ratings, np.float64), 0)
-        frame = pd.DataFrame(heldout)
-        missing = {"user_id", "anime_id", "rating"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"heldout is missing the column(s) {sorted(missing)}")
-        user_ids = frame["user_id"].to_numpy(np.int64)
-        anime_ids = frame["anime_id"].to_numpy(np.int64)
-        known = np.isin(user_ids, self.user_ids) & np.isin(anime_ids, self.anime_ids)
-        users = self.user_rows(user_ids[known]) if known.any() else np.zeros(0, np.int64)
-        items = self.anime_rows(anime_ids[known]) if known.any() else np.zeros(0, np.int64)
-        ratings = frame["rating"].to_numpy(np.float64)[known]
-        return users, items, ratings, int((~known).sum())
+                    np.asarray(test.ratings, np.float64), {})
+        from anirec.data.ratings import _integer_ids, read_columns
+
+        user, item, rating = columns
+        is_path = isinstance(heldout, (str, os.PathLike))
+        source = str(heldout) if is_path else "heldout"
+        frame = read_columns(heldout if is_path else pd.DataFrame(heldout), columns, source)
+        located = self.locate(_integer_ids(frame[user], source, user),
+                              _integer_ids(frame[item], source, item), strict=strict)
+        values = pd.to_numeric(frame[rating], errors="coerce").to_numpy(np.float64)
+        on_scale = self.rating_scale.contains(values)[located.known]
+        skipped = dict(located.skipped)
+        skipped[f"rating missing or not on the scale {self.rating_scale}"] = \
+            int((~on_scale).sum())
+        return (located.users[on_scale], located.items[on_scale],
+                values[located.known][on_scale], skipped)
+
+    def _trained_on(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each (user row, anime row) pair is one the model was trained on."""
+        indptr, indices = self.seen
+        n_items = np.int64(self.anime_ids.shape[0])
+        owners = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
+        return np.isin(users * n_items + items, owners * n_items + indices)
 
     def split_frames(self) -> dict[str, pd.DataFrame]:
         """The ratings of each split ``fit`` made, in MAL ids and on the rating scale.
@@ -689,6 +817,7 @@ class Recommender:
         arrays.update({
             "anime_ids": self.anime_ids, "anime_names": self.anime_names,
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
+            "excluded_anime_ids": self.excluded_anime_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
             "rated_indptr": self.rated[0], "rated_indices": self.rated[1],
@@ -747,6 +876,9 @@ class Recommender:
         for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
                      "item_x"):
             setattr(rec, name, arrays[name])
+        # Absent from files written before queries said why an anime is unknown.
+        rec.excluded_anime_ids = arrays.get("excluded_anime_ids",
+                                            np.zeros(0, np.int64)).astype(np.int64)
         rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
         rec.test = Triplets(arrays["test_users"], arrays["test_items"], arrays["test_ratings"])
         rec.rated = (arrays["rated_indptr"], arrays["rated_indices"])
@@ -758,6 +890,7 @@ class Recommender:
         """Configuration, data summary and training history, as JSON-friendly values."""
         self._check_fitted()
         return {"options": self.options, "model": self.model.get_config(),
+                "rating_scale": list(self.rating_scale),
                 "users": int(self.user_ids.shape[0]), "anime": int(self.anime_ids.shape[0]),
                 "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
                 "summary": self.summary,

@@ -129,8 +129,9 @@ def test_command_line_paths(files, rated, tmp_path, capsys):
 def test_columns_put_what_ranks_first(fitted):
     recs = fitted.recommend(fitted.user_ids[:3], n=10)
     assert list(recs.columns) == ["user_id", "rank", "score", "predicted_rating", "anime_id",
-                                  "name"]
+                                  "name", "genres"]
     for _, group in recs.groupby("user_id"):
         assert (np.diff(group["score"].to_numpy()) <= 0).all()
     cold = fitted.recommend_for_genres({"Drama": 8})
-    assert list(cold.columns) == ["rank", "score", "predicted_rating", "anime_id", "name"]
+    assert list(cold.columns) == ["rank", "score", "predicted_rating", "anime_id", "name",
+                                  "genres"]

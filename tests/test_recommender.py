@@ -137,7 +137,10 @@ def test_similar_anime(fitted):
     anime_id = int(fitted.anime_ids[0])
     similar = fitted.similar(anime_id, n=10)
     assert anime_id not in set(similar["anime_id"])
-    assert list(similar.columns) == ["query_anime_id", "rank", "similarity", "anime_id", "name"]
+    assert list(similar.columns) == ["query_anime_id", "rank", "similarity", "anime_id", "name",
+                                     "genres"]
+    # The genres column is each anime's genres, as anime_genres gives them.
+    assert list(similar["genres"]) == fitted.anime_genres(similar["anime_id"])
     assert (np.diff(similar["similarity"]) <= 0).all()
     vectors = fitted.item_vectors.astype(np.float64)
     expected = vectors @ vectors[0]
@@ -159,8 +162,8 @@ def test_unknown_ids_raise(fitted):
         fitted.recommend(987654321)
     with pytest.raises(KeyError, match="unknown anime id -5"):
         fitted.similar(-5)
-    with pytest.raises(UnknownIdError):
-        fitted.predict([int(fitted.user_ids[0])], [123456789])
+    with pytest.raises(UnknownIdError, match=r"pair 0: unknown anime id 123456789 \(not in "):
+        fitted.predict([int(fitted.user_ids[0])], [123456789], strict=True)
 
 
 def test_save_load_round_trip(fitted, tmp_path):
