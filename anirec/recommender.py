@@ -132,10 +132,10 @@ class Recommender:
         on the real development sets (README, "Popularity and coverage").
     quality_weight : float
         How much an anime's rating bias ``b_item`` (how much better it is rated than the
-        mean, in rating points; a model with biases) adds to the retrieval score of a ranking
-        or hybrid model: ``+ quality_weight * b_item``. The bias is fitted on ratings alone,
-        so it tells which anime people who watch it rate highly, what the ranking (relevant:
-        rated >= 8) rewards. The default 0.5 raised NDCG@10 on both real development sets
+        mean, in points of a 1..10 scale whatever the data's scale; a model with biases) adds
+        to the retrieval score of a ranking or hybrid model: ``+ quality_weight * b_item``.
+        The bias is fitted on ratings alone, so it tells which anime people who watch it
+        rate highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default 0.5 raised NDCG@10 on both real development sets
         (README, "Rating accuracy on real data"); it can be changed after fitting.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
@@ -307,9 +307,15 @@ class Recommender:
         # and then the item's rating bias when the model has biases).
         items = self.model.retrieval_items(self.item_vectors)
         if self._ranks_by_quality:
-            bias = self.model.biases_.item[:, None].astype(items.dtype)
+            bias = self._quality[:, None].astype(items.dtype)
             items = np.ascontiguousarray(np.hstack([items, bias]))
         self.retrieval_items = items
+
+    @property
+    def _quality(self) -> np.ndarray:
+        """Each anime's rating bias in points of a 1..10 scale, so that ``quality_weight``
+        means the same on every scale (a star model's biases are half as large)."""
+        return self.model.biases_.item * (MAL_SCALE.span / self.rating_scale.span)
 
     @property
     def _ranks_by_quality(self) -> bool:
@@ -414,7 +420,7 @@ class Recommender:
             return score
         score = score - self.popularity_weight * prior[index]
         if self._ranks_by_quality:
-            score = score - self.quality_weight * self.model.biases_.item[index]
+            score = score - self.quality_weight * self._quality[index]
         return score * self.model.temperature
 
     def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
