@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import os
 import warnings
+from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
@@ -22,8 +23,31 @@ _import_error: Exception | None = None
 _active: str = ""
 
 
+def _source_tree() -> Path | None:
+    """The checkout anirec is imported from (Python started there puts it first on the path),
+    or ``None`` for an installed anirec."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "setup.py").is_file() and (root / "pyproject.toml").is_file() \
+        else None
+
+
+def _check_tree_build(root: Path) -> None:
+    """Refuse compiled modules in a checkout that are older than a Cython source there: they
+    were built from other sources (``pip install .`` builds them into the tree too)."""
+    folder = root / "anirec" / "_kernels"
+    built = [path for path in folder.iterdir() if path.suffix in (".so", ".pyd")]
+    sources = [path for path in folder.iterdir() if path.suffix in (".pyx", ".pxd")]
+    if built and sources:
+        oldest = min(built, key=lambda path: path.stat().st_mtime)
+        newest = max(sources, key=lambda path: path.stat().st_mtime)
+        if oldest.stat().st_mtime < newest.stat().st_mtime:
+            raise ImportError(f"{oldest.name} in the source tree is older than {newest.name}")
+
+
 def _load(name: str) -> ModuleType:
     if name not in _modules:
+        if name == "cython" and _source_tree() is not None:
+            _check_tree_build(_source_tree())
         module_name = {"cython": "anirec._kernels._cython", "numpy": "anirec._kernels._numpy"}[name]
         _modules[name] = importlib.import_module(module_name)
     return _modules[name]
@@ -102,9 +126,15 @@ def _initialise() -> None:
             "ANIREC_REQUIRE_EXTENSIONS is set but the compiled anirec kernels cannot be "
             f"imported ({_import_error}); reinstall anirec with 'pip install .'"
         )
+    root = _source_tree()
+    hint = "Reinstall with 'pip install .' to build them." if root is None else (
+        f"Python imported anirec from the source tree {root} (the folder it was started in "
+        "comes first on the path), where they are not built or out of date: run "
+        "'pip install .' there, which builds them into the tree too, or start Python in "
+        "another folder to use the installed anirec.")
     warnings.warn(
         f"the compiled anirec kernels cannot be imported ({_import_error}); "
-        "using the slower NumPy backend. Reinstall with 'pip install .' to build them.",
+        f"using the slower NumPy backend. {hint}",
         RuntimeWarning,
         stacklevel=3,
     )
