@@ -135,8 +135,9 @@ class Recommender:
         mean, in points of a 1..10 scale whatever the data's scale; a model with biases) adds
         to the retrieval score of a ranking or hybrid model: ``+ quality_weight * b_item``.
         The bias is fitted on ratings alone, so it tells which anime people who watch it
-        rate highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default 0.5 raised NDCG@10 on both real development sets
-        (README, "Rating accuracy on real data"); it can be changed after fitting.
+        rate highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default
+        0.5 raised NDCG@10 on both real development sets (README, "Rating accuracy on real
+        data"); it can be changed after fitting.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, and the training objective:
