@@ -7,7 +7,7 @@ pandas/NumPy/SciPy/pyarrow only: this package knows nothing of the kernels or th
 """
 
 from .anime import load_catalogue
-from .bayes import bayesian_average
+from .bayes import OutsideStatistics, bayesian_average, outside_statistics
 from .mal import load_mal
 from .types import (
     ANIME_TYPES,
@@ -37,6 +37,8 @@ __all__ = [
     "MALData",
     "Ratings",
     "bayesian_average",
+    "OutsideStatistics",
+    "outside_statistics",
     "index_of_sorted",
     "load_catalogue",
     "load_mal",

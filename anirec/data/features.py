@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from .. import loo
 from ..errors import DataError
 from ..loo import USER_MODES
-from .bayes import bayesian_prior
+from .bayes import OutsideStatistics, bayesian_prior, outside_statistics
 from .types import ANIME_TYPES, Catalogue
 from .split import Triplets
 
@@ -361,10 +361,11 @@ class ColdStart:
         return scaled[None, :]
 
 
-def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,
+def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray, members: np.ndarray,
                  attributes: bool) -> tuple[np.ndarray, list[str]]:
     """Raw item columns: genres, then (with ``attributes``) the training statistics
-    (:data:`anirec.loo.ITEM_COLUMNS`), the numeric attributes and the type one-hot."""
+    (:data:`anirec.loo.ITEM_COLUMNS`), the numeric attributes (``members``: the people
+    listing the anime outside the loaded raters) and the type one-hot."""
     cols = [catalogue.genre_matrix.astype(np.float64)]
     names = [f"genre:{g}" for g in catalogue.genres]
     if attributes:
@@ -372,7 +373,7 @@ def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,
         names.extend(loo.ITEM_COLUMNS)
         attr = catalogue.attributes
         numeric = {
-            "log_members": np.log1p(np.clip(attr["members"].to_numpy(np.float64), 0, None)),
+            "log_members": np.log1p(np.clip(members, 0, None)),
             "log_episodes": np.log1p(np.clip(attr["episodes"].to_numpy(np.float64), 0, None)),
             "start_year": attr["start_year"].to_numpy(np.float64),
         }
@@ -406,7 +407,8 @@ def _user_csr(train: Triplets, n_users: int, n_items: int,
 
 
 def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
-                   weighting: str = "bayesian", item_attributes: bool = True) -> Features:
+                   weighting: str = "bayesian", item_attributes: bool = True,
+                   outside: OutsideStatistics | None = None) -> Features:
     """Build item and user features from the catalogue and the training ratings only.
 
     Parameters
@@ -421,6 +423,12 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
         How the genre preferences weight a user's anime (see the module docstring).
     item_attributes : bool
         Add the numeric and type attributes to the genre one-hot.
+    outside : OutsideStatistics, optional
+        What the catalogue's Score, Scored By and Members hold beyond the loaded ratings
+        (:func:`anirec.data.outside_statistics`: a catalogue that counts the loaded ratings,
+        as MyAnimeList's does, must have them taken out, or every example would read its
+        own rating). Default: the catalogue's values as they are (a catalogue independent of
+        the ratings).
 
     Returns
     -------
@@ -444,17 +452,18 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
     mode = WEIGHTINGS[weighting]
     ratings = train.ratings.astype(np.float64)
 
-    # Items: statistics of the *training* ratings (the Bayesian rating falls back on them
-    # where metadata is missing); training examples see them without their own rating.
+    # Items: statistics of the *training* ratings, on top of what the catalogue knows beyond
+    # the loaded ratings (the Bayesian rating); training examples see them without their own.
     item_sum = np.bincount(train.items, weights=ratings, minlength=n_items)
     item_count = np.bincount(train.items, minlength=n_items).astype(np.float64)
-    attr = catalogue.attributes
-    prior = bayesian_prior(attr["score"].to_numpy(np.float64),
-                           attr["scored_by"].to_numpy(np.float64), item_sum, item_count)
+    if outside is None:
+        nothing = np.zeros(n_items)
+        outside = outside_statistics(catalogue, nothing, nothing, counts_ratings=False)
+    prior = bayesian_prior(outside, item_sum, item_count)
     global_mean = float(ratings.mean())
     stats_raw = loo.item_rows(item_sum, item_count, *prior, global_mean, np.arange(n_items))
     bayes = stats_raw[:, 0].copy()
-    item_raw, item_names = _item_matrix(catalogue, stats_raw, item_attributes)
+    item_raw, item_names = _item_matrix(catalogue, stats_raw, outside.members, item_attributes)
     item_mean, item_std = zscore_fit(item_raw)
     item_x = (item_raw - item_mean) / item_std
     item_stats = None
