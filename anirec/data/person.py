@@ -177,15 +177,15 @@ def _xml_chunks(fh: BinaryIO, path: Path) -> Iterator[bytes]:
         return
     inflate = zlib.decompressobj(wbits=31)   # gzip: zlib checks the header, CRC and length
     for data in itertools.chain([first], chunks):
-        more = True
-        while more and not inflate.eof:
+        # Output still pending when a chunk's input is used up comes with the next chunk's
+        # (the stream's end, its trailer, is only read once all output is out).
+        while data and not inflate.eof:
             try:
                 out = inflate.decompress(data, _CHUNK)
             except zlib.error as exc:
                 raise DataError(f"{path}: not a valid gzip file ({exc})") from None
             data = inflate.unconsumed_tail
             yield out
-            more = bool(data) or len(out) == _CHUNK   # a full chunk may leave output pending
         # Only one stream: members padding a file out would cost time, not XML bytes.
         if inflate.eof and (data or inflate.unused_data):
             raise DataError(f"{path}: data after the end of the gzip stream (an export is one "

@@ -79,6 +79,27 @@ def test_gzipped_and_plain_give_the_same_whatever_the_name(tmp_path):
         assert other.source == str(path)
 
 
+def test_a_large_gzipped_list_is_read_whole(tmp_path):
+    # Over 1 MiB compressed and several MiB inflated: read and inflated in several chunks.
+    rng = np.random.default_rng(0)
+    n = 40_000
+    ids = rng.permutation(np.arange(1, n + 1))
+    scores = rng.integers(0, 11, n)
+    titles = [rng.bytes(32).hex() for _ in range(n)]
+    body = "".join(entry(str(a), str(s), t) for a, s, t in zip(ids, scores, titles))
+    path = export(tmp_path, body)
+    gz = tmp_path / "large.xml.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert gz.stat().st_size > 1 << 20
+    order = np.argsort(ids)
+    rated = scores[order] > 0
+    for source in (path, gz):
+        person = read_mal_list(source)
+        np.testing.assert_array_equal(person.listed, np.arange(1, n + 1))
+        np.testing.assert_array_equal(person.anime_ids, ids[order][rated])
+        np.testing.assert_array_equal(person.ratings, scores[order][rated])
+
+
 def test_myinfo_is_optional_and_unknown_elements_are_ignored(tmp_path):
     future = ("<my_new_field kind='x'><nested><deeper>7</deeper></nested></my_new_field>"
               "<my_score_history>11</my_score_history>")
