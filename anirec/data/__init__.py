@@ -2,13 +2,15 @@
 
 One module per job: :mod:`.types` (catalogue, ratings, load summary, id lookup), :mod:`.anime`
 (the anime file), :mod:`.scores` (the scores file), :mod:`.mal` (``load_mal``, orchestration
-only), :mod:`.bayes`, :mod:`.split`, :mod:`.features`, :mod:`.synthetic`.
+only), :mod:`.person` (one person's ratings: a table or a MyAnimeList list export),
+:mod:`.bayes`, :mod:`.split`, :mod:`.features`, :mod:`.synthetic`.
 pandas/NumPy/SciPy/pyarrow only: this package knows nothing of the kernels or the model.
 """
 
 from .anime import load_catalogue
 from .bayes import OutsideStatistics, bayesian_average, outside_statistics
 from .mal import load_mal
+from .person import PersonRatings, read_mal_list, read_person_ratings
 from .types import (
     ANIME_TYPES,
     DEFAULT_EXCLUDED_GENRES,
@@ -42,6 +44,9 @@ __all__ = [
     "index_of_sorted",
     "load_catalogue",
     "load_mal",
+    "PersonRatings",
+    "read_mal_list",
+    "read_person_ratings",
     "WEIGHTINGS",
     "Features",
     "ColdStart",
