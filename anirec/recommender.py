@@ -200,7 +200,7 @@ class Recommender:
         -------
         self
         """
-        from anirec.data import Triplets, split_ratings
+        from anirec.data import Triplets
         from anirec.data.ratings import load_ratings
 
         if not hasattr(data, "ratings"):  # a plain table or file
@@ -208,13 +208,11 @@ class Recommender:
         # Ratings keep their scale: the model maps it to [-1, 1] and back.
         self.model.rating_range = tuple(float(v) for v in getattr(data, "rating_scale",
                                                                    RATING_RANGE))
-        options = self.options
-        split = split_ratings(data.ratings, valid=options["valid"], test=options["test"],
-                              min_ratings=options["min_ratings"], seed=options["seed"])
+        split = self._split_of(data)
         train = split.train
         outside = self._outside(data)
         features = self._train_model(data, train, split.valid, outside)
-        if options["refit"] and self.model.best_epoch_ is not None:
+        if self.options["refit"] and self.model.best_epoch_ is not None:
             train = Triplets(*(np.concatenate([getattr(split.train, name),
                                                getattr(split.valid, name)])
                                for name in ("users", "items", "ratings")))
@@ -250,16 +248,28 @@ class Recommender:
         self.fitted = True
         return self
 
-    def _train_model(self, data, train, valid, outside):
-        """Features from ``train`` only, then the model (early stopping on ``valid``)."""
-        from anirec.data import build_features
+    def _split_of(self, data):
+        """The per-user train / validation / test split ``fit`` makes of ``data``."""
+        from anirec.data import split_ratings
 
         options = self.options
-        features = build_features(data.catalogue, train, data.ratings.n_users,
-                                  weighting=options["weighting"],
-                                  item_attributes=options["item_attributes"],
-                                  outside=outside)
-        loo = options["leave_one_out"]
+        return split_ratings(data.ratings, valid=options["valid"], test=options["test"],
+                             min_ratings=options["min_ratings"], seed=options["seed"])
+
+    def _features(self, data, train, outside, scales=None):
+        """The features of ``train`` (training ratings only), as this recommender builds them;
+        ``scales``: with the constants of an earlier build instead of fitted ones."""
+        from anirec.data import build_features
+
+        return build_features(data.catalogue, train, data.ratings.n_users,
+                              weighting=self.options["weighting"],
+                              item_attributes=self.options["item_attributes"],
+                              outside=outside, scales=scales)
+
+    def _train_model(self, data, train, valid, outside):
+        """Features from ``train`` only, then the model (early stopping on ``valid``)."""
+        features = self._features(data, train, outside)
+        loo = self.options["leave_one_out"]
         self.model.fit(train, features.user_x, features.item_x,
                        validation=valid if valid is not None and len(valid) else None,
                        loo=features.user_stats if loo else None,

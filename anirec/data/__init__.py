@@ -20,7 +20,8 @@ from .types import (
     Ratings,
     index_of_sorted,
 )
-from .features import WEIGHTINGS, ColdStart, Features, UserStats, build_features
+from .features import (WEIGHTINGS, ColdStart, Features, FeatureScales, UserStats,
+                       build_features)
 from .split import Split, Triplets, split_ratings
 from .synthetic import (
     MAL_GENRES,
@@ -49,6 +50,7 @@ __all__ = [
     "read_person_ratings",
     "WEIGHTINGS",
     "Features",
+    "FeatureScales",
     "ColdStart",
     "UserStats",
     "build_features",

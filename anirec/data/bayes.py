@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import loo
 
-__all__ = ["OutsideStatistics", "outside_statistics", "bayesian_prior", "bayesian_rating",
-           "bayesian_average"]
+__all__ = ["OutsideStatistics", "outside_statistics", "prior_constants", "bayesian_prior",
+           "bayesian_rating", "bayesian_average"]
 
 
 @dataclass(frozen=True)
@@ -96,29 +96,32 @@ def outside_statistics(catalogue, file_sum, file_count, *, counts_ratings: bool 
                              disagreeing=int(disagree.sum()))
 
 
-def bayesian_prior(outside: OutsideStatistics, rating_sum, rating_count):
-    """``(prior_num, prior_den, from_ratings)`` of the Bayesian average rating per anime.
-
-    The original notebook's average, ``(m C + Score ScoredBy) / (C + ScoredBy)`` with ``m`` the
-    mean Score and ``C`` the mean Scored By, here over the ratings the model may read: those
-    outside the loaded file (``outside``) and the training ratings (``rating_sum``,
-    ``rating_count``), ``(m C + s_out + s) / (C + n_out + n)``. ``m`` and ``C`` are the mean
-    outside rating and count of the anime that have outside ratings; when none has, the mean
-    training rating and the mean number of training ratings of a rated anime. The average
-    itself is ``loo.item_rows(...)[:, 0]``, with or without a training rating left out.
-    """
+def prior_constants(outside: OutsideStatistics, rating_sum, rating_count) -> tuple[float, float]:
+    """``(m, C)`` of the Bayesian average: the mean outside rating and the mean outside count of
+    the anime that have outside ratings (the original notebook's mean Score and mean Scored
+    By); when none has, the mean training rating and the mean number of training ratings of a
+    rated anime (``rating_sum``, ``rating_count``)."""
     rating_sum = np.asarray(rating_sum, dtype=np.float64)
     rating_count = np.asarray(rating_count, dtype=np.float64)
     known = outside.rating_count > 0
     rated = rating_count > 0
     if known.any():
-        m = float(np.mean(outside.rating_sum[known] / outside.rating_count[known]))
-        c = float(outside.rating_count[known].mean())
-    elif rated.any():
-        m = float(rating_sum.sum() / rating_count.sum())
-        c = float(rating_count[rated].mean())
-    else:  # nothing to average: the middle of the 1..10 scale
-        m, c = 5.5, 1.0
+        return (float(np.mean(outside.rating_sum[known] / outside.rating_count[known])),
+                float(outside.rating_count[known].mean()))
+    if rated.any():
+        return float(rating_sum.sum() / rating_count.sum()), float(rating_count[rated].mean())
+    return 5.5, 1.0  # nothing to average: the middle of the 1..10 scale
+
+
+def bayesian_prior(outside: OutsideStatistics, m: float, c: float):
+    """``(prior_num, prior_den, from_ratings)`` of the Bayesian average rating per anime.
+
+    The original notebook's average, ``(m C + Score ScoredBy) / (C + ScoredBy)``, here over the
+    ratings the model may read: those outside the loaded file (``outside``) and the training
+    ratings ``s``, ``n``: ``(m C + s_out + s) / (C + n_out + n)`` (:func:`prior_constants`
+    gives ``m`` and ``C``). The average itself is ``loo.item_rows(...)[:, 0]``, with or
+    without a training rating left out.
+    """
     prior_num = m * c + outside.rating_sum
     prior_den = c + outside.rating_count
     return prior_num, prior_den, np.ones_like(prior_num)
@@ -126,8 +129,8 @@ def bayesian_prior(outside: OutsideStatistics, rating_sum, rating_count):
 
 def bayesian_rating(outside: OutsideStatistics, rating_sum, rating_count) -> np.ndarray:
     """The Bayesian average rating per anime over ``outside`` and the ratings ``rating_sum``,
-    ``rating_count`` (:func:`bayesian_prior`)."""
-    prior = bayesian_prior(outside, rating_sum, rating_count)
+    ``rating_count`` (:func:`bayesian_prior` with :func:`prior_constants`)."""
+    prior = bayesian_prior(outside, *prior_constants(outside, rating_sum, rating_count))
     items = np.arange(np.shape(rating_sum)[0])
     return loo.item_rows(rating_sum, rating_count, *prior, 0.0, items)[:, 0]
 
