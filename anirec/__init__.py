@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 from anirec import datasets
 from anirec._config import show_config
 from anirec.backend import get_backend, set_backend, use_backend
-from anirec.data import MALData, load_mal
+from anirec.data import MALData, PersonRatings, load_mal, read_mal_list, read_person_ratings
 from anirec.data.ratings import RatingData, load_ratings
 from anirec.errors import (
     AnirecError,
@@ -28,6 +28,9 @@ __all__ = [
     "load_ratings",
     "RatingData",
     "MALData",
+    "PersonRatings",
+    "read_mal_list",
+    "read_person_ratings",
     "datasets",
     "get_backend",
     "set_backend",

@@ -358,6 +358,7 @@ def _recommender(args):
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
                        leave_one_out=args.leave_one_out, refit=args.refit,
+                       catalogue_counts_ratings=args.catalogue_counts_ratings,
                        biases=args.biases, bias_reg=args.bias_reg,
                        embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
                        embedding_decay=args.embedding_decay, **options)
@@ -642,6 +643,12 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=True,
                         help="derive each training example's user row and item statistics "
                              "without its own rating")
+    parser.add_argument("--catalogue-counts-ratings", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="the anime file's Score, Scored By and Members count the ratings "
+                             "of --scores (as MyAnimeList's do): they are read with those "
+                             "ratings taken out; --no-catalogue-counts-ratings for an anime "
+                             "file known to be independent of them")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
                         help="after early stopping, train again on training + validation "
                              "ratings for the chosen number of epochs")

@@ -12,17 +12,15 @@ One rule for both backends on hostile inputs, so that they never disagree: float
 must be finite (NaN and inf raise ``ValueError`` naming the argument and the position); an
 output may not share memory with an input or another output; dimensions the compiled GEMM
 would truncate to a 32-bit ``int`` are refused; ``topk`` caps ``k`` at the number of items
-before allocating its result. :func:`train_epoch` keeps its own checks.
+before allocating its result. A training epoch is checked once per fit, as a plan
+(:class:`EpochPlan`, in :mod:`anirec._plan`), of input blocks (:mod:`anirec.blocks`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from anirec import backend
-from anirec._epoch_threads import ThreadChooser
 from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 
 __all__ = [
@@ -42,12 +40,14 @@ __all__ = [
     "ItemLeaveOneOutStats",
     "item_rows_loo",
     "topk",
+    "Features",
     "Embedding",
+    "History",
     "Tower",
     "Examples",
     "Params",
     "EpochConfig",
-    "Epochs",
+    "EpochPlan",
     "train_epoch",
     "n_parameters",
     "unpack_params",
@@ -58,47 +58,6 @@ INDEX = np.dtype(np.int64)
 #: Dtypes of the per-example indices of an epoch (``examples.users``, ``examples.items``,
 #: ``order``), each array its own.
 ROW_INDEX = (np.dtype(np.int32), INDEX)
-
-
-class LeaveOneOutStats(NamedTuple):
-    """Per-user sufficient statistics from which leave-one-out user feature rows are derived.
-
-    The raw row of user ``u`` leaving out its training example (item ``i``, rating ``r``) is
-    :func:`anirec.loo.user_rows` (``mode`` a code of :data:`anirec.loo.USER_MODES`,
-    ``item_genres`` the genre one-hot, ``item_weight`` the Bayesian ratings), then z-scored
-    with ``mean`` and ``std``.
-    """
-
-    num: np.ndarray
-    den: np.ndarray
-    total: np.ndarray
-    count: np.ndarray
-    item_genres: np.ndarray
-    item_weight: np.ndarray
-    mode: int
-    global_mean: float
-    mean: np.ndarray
-    std: np.ndarray
-
-
-class ItemLeaveOneOutStats(NamedTuple):
-    """Per-item sufficient statistics from which leave-one-out item columns are derived.
-
-    Item rows are gathered from the item features, then the three columns ``columns`` are
-    replaced by :func:`anirec.loo.item_rows` of the item leaving out the example's rating
-    (the Bayesian average, the mean rating and ``log1p`` of the count of the training
-    ratings), z-scored with ``mean`` and ``std`` (3 values each).
-    """
-
-    rating_sum: np.ndarray
-    rating_count: np.ndarray
-    prior_num: np.ndarray
-    prior_den: np.ndarray
-    from_ratings: np.ndarray
-    global_mean: float
-    columns: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,265 +630,8 @@ def n_parameters(user_sizes, item_sizes) -> int:
                    for a, b in zip(sizes[:-1], sizes[1:])))
 
 
-
-class Embedding(NamedTuple):
-    """A learned input table of one tower: the row ``table[index[r]]`` of feature row ``r`` is
-    appended to the tower's input, and training updates only the table rows a batch touched.
-
-    ``index`` maps every feature row to a table row (ids too rare to learn share one
-    "unknown" row); ``grad`` is a workspace that holds zeros between batches; ``m`` and ``v``
-    are the optimizer state (Adam's moments; SGD's velocity in ``m``), updated lazily: a row's
-    state moves only when the row is touched, as in PyTorch's ``SparseAdam``.
-    """
-
-    index: np.ndarray
-    table: np.ndarray
-    grad: np.ndarray
-    m: np.ndarray
-    v: np.ndarray
-
-
-class Tower(NamedTuple):
-    """The inputs of one tower during training.
-
-    ``sizes`` are the layer widths ``[in, h1, ..., out]``; ``in`` counts the feature columns
-    plus the embedding width. The feature row of an example is ``x[r]``, or derived from
-    ``loo`` leaving the example's rating out: for the user tower ``loo`` is a
-    :class:`LeaveOneOutStats` and replaces ``x`` (which may be ``None``); for the item tower an
-    :class:`ItemLeaveOneOutStats` that rewrites three columns of ``x[r]``.
-    """
-
-    sizes: np.ndarray
-    x: np.ndarray | None
-    loo: LeaveOneOutStats | ItemLeaveOneOutStats | None = None
-    embedding: Embedding | None = None
-
-
-class Examples(NamedTuple):
-    """The training examples: user and item feature rows (int32 or int64, each its own),
-    scaled targets and raw ratings (for leave-one-out), and for the ranking loss each example's
-    weight as a positive and each item row's log sampling probability."""
-
-    users: np.ndarray
-    items: np.ndarray
-    targets: np.ndarray
-    ratings: np.ndarray | None = None
-    rank_weights: np.ndarray | None = None
-    item_logq: np.ndarray | None = None
-
-
-class Params(NamedTuple):
-    """The dense layers of both towers in flat buffers (user tower first; each layer ``W``
-    row-major then ``b``), a same-sized gradient workspace and the optimizer state (Adam's
-    ``m`` and ``v``; SGD's velocity in ``state1``)."""
-
-    params: np.ndarray
-    grads: np.ndarray
-    state1: np.ndarray
-    state2: np.ndarray
-
-
-class EpochConfig(NamedTuple):
-    """How an epoch trains. The loss of a batch is ``rating_weight * MSE(targets) +
-    ranking_weight * L_rank`` (:func:`inbatch_softmax` with ``temperature``);
-    ``weight_decay`` is the L2 penalty of the dense layers, ``embedding_decay`` that of the
-    embedding rows (applied when a row is touched)."""
-
-    optimizer: str = "adam"
-    batch_size: int = 256
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    embedding_decay: float = 0.0
-    rating_weight: float = 1.0
-    ranking_weight: float = 0.0
-    temperature: float = 0.2
-
-
-def _check_config(config: EpochConfig) -> EpochConfig:
-    if not isinstance(config, EpochConfig):
-        raise TypeError(f"config must be an EpochConfig, got {type(config).__name__}")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got "
-                         f"{config.optimizer!r}")
-    checked = config._replace(
-        batch_size=_positive_int("batch_size", config.batch_size),
-        beta1=_finite_number("beta1", config.beta1, 0.0, 1.0 - 1e-12),
-        beta2=_finite_number("beta2", config.beta2, 0.0, 1.0 - 1e-12),
-        eps=_finite_number("eps", config.eps, 0.0),
-        momentum=_finite_number("momentum", config.momentum, 0.0, 1.0),
-        weight_decay=_finite_number("weight_decay", config.weight_decay, 0.0),
-        embedding_decay=_finite_number("embedding_decay", config.embedding_decay, 0.0),
-        rating_weight=_finite_number("rating_weight", config.rating_weight, 0.0),
-        ranking_weight=_finite_number("ranking_weight", config.ranking_weight, 0.0),
-        temperature=_positive_number("temperature", config.temperature))
-    if checked.rating_weight == 0 and checked.ranking_weight == 0:
-        raise ValueError("rating_weight and ranking_weight cannot both be 0")
-    return checked
-
-
-def _check_embedding(name: str, embedding, dtype, n_rows: int) -> int:
-    if not isinstance(embedding, Embedding):
-        raise TypeError(f"{name} must be an Embedding, got {type(embedding).__name__}")
-    n_table, width = _check(f"{name}.table", embedding.table, dtype, (None, None)).shape
-    if n_table < 1 or width < 1:
-        raise ValueError(f"{name}.table must have at least one row and column, got "
-                         f"{embedding.table.shape}")
-    _check_index(f"{name}.index", embedding.index, n_table, (n_rows,))
-    for part in ("grad", "m", "v"):
-        _check_out(f"{name}.{part}", getattr(embedding, part), dtype, (n_table, width))
-    return width
-
-
-def _check_tower(name: str, tower: Tower, dtype, loo_type, n_items: int | None = None):
-    """Check one tower; returns the number of its feature rows."""
-    if not isinstance(tower, Tower):
-        raise TypeError(f"{name} must be a Tower, got {type(tower).__name__}")
-    if tower.loo is not None and not isinstance(tower.loo, loo_type):
-        raise TypeError(f"{name}.loo must be a {loo_type.__name__}, got "
-                        f"{type(tower.loo).__name__}")
-    sizes = _check(f"{name}.sizes", tower.sizes, INDEX, (None,))
-    if sizes.shape[0] < 2 or np.any(sizes < 1):
-        raise ValueError(f"{name}.sizes must hold at least two positive widths, got {sizes}")
-    if isinstance(tower.loo, LeaveOneOutStats):
-        n_rows, n_genres, _ = _check_loo(tower.loo, dtype, n_items)
-        d_features = n_genres + 2
-    else:
-        n_rows, d_features = _check(f"{name}.x", tower.x, dtype, (None, None)).shape
-        if tower.loo is not None:
-            _check_item_loo(tower.loo, dtype, n_rows, d_features)
-    width = 0
-    if tower.embedding is not None:
-        width = _check_embedding(f"{name}.embedding", tower.embedding, dtype, n_rows)
-    if d_features + width != sizes[0]:
-        raise ValueError(f"{name}: {d_features} feature columns + an embedding of {width} "
-                         f"make {d_features + width} inputs, but the tower takes {sizes[0]}")
-    return n_rows
-
-
-class Epochs:
-    """A checked training problem whose epochs each run in one call of the active backend.
-
-    Everything is checked once, here (shapes, dtypes, index ranges, the configuration);
-    :meth:`run` then checks only its own arguments, so a ``fit`` validates its inputs once,
-    not once per epoch. The arrays are used in place: :meth:`run` updates ``params`` and the
-    embedding tables with their optimizer state.
-
-    For each mini-batch of the visiting order an epoch gathers user rows (``user.x`` or
-    leave-one-out rows from ``user.loo``, then the embedding row) and item rows (``item.x``
-    with leave-one-out statistic columns from ``item.loo``, then the embedding row), runs both
-    towers (ReLU hidden layers, linear last layer), L2-normalises, takes the row-wise dot
-    product and the loss of :class:`EpochConfig`, backpropagates (both loss gradients combined
-    at the normalised outputs) down to the embedding rows, and takes one optimizer step on the
-    dense layers and one on each embedding row the batch touched.
-
-    With the compiled backend and two OpenMP threads allowed, :meth:`run` trains in runs of
-    whole batches on one thread or two (one per tower), whichever
-    :class:`~anirec._epoch_threads.ThreadChooser` measures faster as the machine's load goes:
-    both give the same bits, so the choice changes only the speed.
-
-    Parameters
-    ----------
-    examples : Examples
-    user, item : Tower
-        Both end in the same width. A leave-one-out tower needs ``examples.ratings``.
-    params : Params
-    config : EpochConfig
-    """
-
-    def __init__(self, examples: Examples, user: Tower, item: Tower, params: Params,
-                 config: EpochConfig):
-        self.config = _check_config(config)
-        if not isinstance(params, Params):
-            raise TypeError(f"params must be a Params, got {type(params).__name__}")
-        if not isinstance(examples, Examples):
-            raise TypeError(f"examples must be an Examples, got {type(examples).__name__}")
-        dtype = _float_dtype("params.params", params.params)
-        n_items = _check_tower("item", item, dtype, ItemLeaveOneOutStats)
-        n_users = _check_tower("user", user, dtype, LeaveOneOutStats, n_items)
-        if user.sizes[-1] != item.sizes[-1]:
-            raise ValueError("both towers must end in the same width, got "
-                             f"{user.sizes[-1]} and {item.sizes[-1]}")
-        n_params = n_parameters(user.sizes, item.sizes)
-        for name in Params._fields:
-            _check_out(f"params.{name}", getattr(params, name), dtype, (n_params,))
-        n = _check("examples.targets", examples.targets, dtype, (None,)).shape[0]
-        _check_index("examples.users", examples.users, n_users, (n,), ROW_INDEX)
-        _check_index("examples.items", examples.items, n_items, (n,), ROW_INDEX)
-        if user.loo is not None or item.loo is not None:
-            if examples.ratings is None:
-                raise ValueError("examples.ratings are required with leave-one-out inputs")
-            _check("examples.ratings", examples.ratings, dtype, (n,))
-        if self.config.ranking_weight > 0:
-            if examples.rank_weights is None or examples.item_logq is None:
-                raise ValueError("examples.rank_weights and examples.item_logq are required "
-                                 "when ranking_weight > 0")
-            _check_weights("examples.rank_weights", examples.rank_weights, dtype, n)
-            if _check_logq("examples.item_logq", examples.item_logq, dtype) != n_items:
-                raise ValueError(f"examples.item_logq must have shape ({n_items},), got "
-                                 f"{examples.item_logq.shape}")
-        else:
-            examples = examples._replace(rank_weights=None, item_logq=None)
-        # Everything an epoch writes must be its own memory, apart from what it only reads.
-        outputs = {f"params.{name}": value for name, value in params._asdict().items()}
-        inputs = {f"examples.{name}": value for name, value in examples._asdict().items()}
-        for side, tower in (("user", user), ("item", item)):
-            inputs[f"{side}.x"] = tower.x
-            if tower.embedding is not None:
-                for name, value in tower.embedding._asdict().items():
-                    (inputs if name == "index" else outputs)[f"{side}.embedding.{name}"] = value
-        _no_alias(outputs, inputs)
-        self.examples, self.user, self.item, self.params = examples, user, item, params
-        self.n_examples = n
-        self._optimizer = OPTIMIZERS[self.config.optimizer]
-        self._threads: ThreadChooser | None = None
-
-    def run(self, order, *, lr: float, step: int = 0) -> tuple[float, int]:
-        """One epoch visiting the examples in ``order`` (the caller's shuffle).
-
-        Parameters
-        ----------
-        order : (n,) int32 or int64
-            Example indices in the order to visit them.
-        lr : float
-            The learning rate of this epoch.
-        step : int
-            Updates made before this epoch (Adam's bias correction counts on from it).
-
-        Returns
-        -------
-        loss_sum : float
-            Sum over mini-batches of the batch size times the batch loss seen before each
-            update (for the plain rating loss: the sum of the squared errors).
-        step : int
-            Updates made after this epoch.
-        """
-        _check_index("order", order, self.n_examples, dtypes=ROW_INDEX)
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
-                or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        impl = backend.implementation()
-        config = self.config._replace(optimizer=self._optimizer)
-        lr = _finite_number("lr", lr, 0.0)
-
-        def run_batches(start, stop, threads, loss, step):
-            return impl.train_epoch(order[start:stop], self.examples, self.user, self.item,
-                                    self.params, config, lr, step, threads, loss)
-
-        max_threads = impl.epoch_threads()
-        if max_threads < 2:
-            loss_sum, step = run_batches(0, order.shape[0], 1, 0.0, int(step))
-        else:
-            if self._threads is None or self._threads.counts[0] != max_threads:
-                self._threads = ThreadChooser(max_threads)
-            loss_sum, step = self._threads.run(order.shape[0], config.batch_size, run_batches,
-                                               int(step))
-        return float(loss_sum), int(step)
-
-
-def train_epoch(order, examples: Examples, user: Tower, item: Tower, params: Params,
-                config: EpochConfig, *, lr: float, step: int = 0) -> tuple[float, int]:
-    """One epoch of :class:`Epochs` (checking everything; a ``fit`` builds ``Epochs`` once)."""
-    return Epochs(examples, user, item, params, config).run(order, lr=lr, step=step)
+# The epoch plan and the input blocks, checked with the helpers above.
+from anirec._plan import (EpochConfig, EpochPlan, Examples, Params, Tower,  # noqa: E402
+                          check_config, train_epoch)
+from anirec.blocks import (Embedding, Features, History, ItemLeaveOneOutStats,  # noqa: E402
+                           LeaveOneOutStats)

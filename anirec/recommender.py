@@ -114,6 +114,15 @@ class Recommender:
     item_attributes : bool
         Add the items' training statistics (Bayesian rating, mean rating, count) and numeric
         anime attributes (members, type, episodes, year) to genres.
+    catalogue_counts_ratings : bool
+        Whether the catalogue's ``Score``, ``Scored By`` and ``Members`` count the ratings
+        ``fit`` is given, as MyAnimeList's count every rating of ``users-score-2023.csv`` and
+        as any catalogue scored from the same ratings does (the default). The model then
+        reads them with those ratings taken out (:func:`anirec.data.outside_statistics`) and
+        adds back the training ratings, each training example without its own: no input
+        holds the rating it is trained on, and no held-out rating is in any input. ``False``
+        for a catalogue known to be independent of the ratings: its values are used as they
+        are.
     refit : bool
         After early stopping has chosen the number of epochs on the validation ratings, train
         again from scratch on training + validation ratings (features too) for that many
@@ -151,7 +160,8 @@ class Recommender:
 
     def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
                  valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
-                 leave_one_out: bool = True, item_attributes: bool = True, seed: int = 0,
+                 leave_one_out: bool = True, item_attributes: bool = True,
+                 catalogue_counts_ratings: bool = True, seed: int = 0,
                  refit: bool = True, verbose: bool = False,
                  popularity_weight: float = POPULARITY_WEIGHT,
                  quality_weight: float = QUALITY_WEIGHT, **model_options):
@@ -167,6 +177,7 @@ class Recommender:
                         "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
                         "leave_one_out": bool(leave_one_out),
                         "item_attributes": bool(item_attributes),
+                        "catalogue_counts_ratings": bool(catalogue_counts_ratings),
                         # The split needs a seed: None would make fit() unrepeatable.
                         "seed": _validate.integer("seed", seed, 0), "refit": bool(refit),
                         "popularity_weight": _check_weight(popularity_weight),
@@ -207,7 +218,7 @@ class Recommender:
         -------
         self
         """
-        from anirec.data import Triplets, split_ratings
+        from anirec.data import Triplets
         from anirec.data.ratings import load_ratings
 
         if not hasattr(data, "ratings"):  # a plain table or file
@@ -215,16 +226,15 @@ class Recommender:
         # Ratings keep their scale: the model maps it to [-1, 1] and back.
         self.model.rating_range = tuple(float(v) for v in getattr(data, "rating_scale",
                                                                    RATING_RANGE))
-        options = self.options
-        split = split_ratings(data.ratings, valid=options["valid"], test=options["test"],
-                              min_ratings=options["min_ratings"], seed=options["seed"])
+        split = self._split_of(data)
         train = split.train
-        features = self._train_model(data, train, split.valid)
-        if options["refit"] and self.model.best_epoch_ is not None:
+        outside = self._outside(data)
+        features = self._train_model(data, train, split.valid, outside)
+        if self.options["refit"] and self.model.best_epoch_ is not None:
             train = Triplets(*(np.concatenate([getattr(split.train, name),
                                                getattr(split.valid, name)])
                                for name in ("users", "items", "ratings")))
-            features = self._refit(data, train)
+            features = self._refit(data, train, outside)
         catalogue = data.catalogue
         self.anime_ids = np.asarray(catalogue.anime_ids, dtype=np.int64)
         self.anime_names = np.asarray(catalogue.names, dtype=str)
@@ -257,22 +267,48 @@ class Recommender:
         self.fitted = True
         return self
 
-    def _train_model(self, data, train, valid):
-        """Features from ``train`` only, then the model (early stopping on ``valid``)."""
-        from anirec.data import build_features
+    def _split_of(self, data):
+        """The per-user train / validation / test split ``fit`` makes of ``data``."""
+        from anirec.data import split_ratings
 
         options = self.options
-        features = build_features(data.catalogue, train, data.ratings.n_users,
-                                  weighting=options["weighting"],
-                                  item_attributes=options["item_attributes"])
-        loo = options["leave_one_out"]
+        return split_ratings(data.ratings, valid=options["valid"], test=options["test"],
+                             min_ratings=options["min_ratings"], seed=options["seed"])
+
+    def _features(self, data, train, outside, scales=None):
+        """The features of ``train`` (training ratings only), as this recommender builds them;
+        ``scales``: with the constants of an earlier build instead of fitted ones."""
+        from anirec.data import build_features
+
+        return build_features(data.catalogue, train, data.ratings.n_users,
+                              weighting=self.options["weighting"],
+                              item_attributes=self.options["item_attributes"],
+                              outside=outside, scales=scales)
+
+    def _train_model(self, data, train, valid, outside):
+        """Features from ``train`` only, then the model (early stopping on ``valid``)."""
+        features = self._features(data, train, outside)
+        loo = self.options["leave_one_out"]
         self.model.fit(train, features.user_x, features.item_x,
                        validation=valid if valid is not None and len(valid) else None,
                        loo=features.user_stats if loo else None,
                        item_loo=features.item_stats if loo else None)
         return features
 
-    def _refit(self, data, train):
+    def _outside(self, data):
+        """What the catalogue knows beyond the loaded ratings (every split of them)."""
+        from anirec.data import outside_statistics
+
+        n_items = data.catalogue.n_items
+        items = np.asarray(data.ratings.items)
+        file_sum = np.bincount(items, weights=np.asarray(data.ratings.ratings, np.float64),
+                               minlength=n_items)
+        file_count = np.bincount(items, minlength=n_items).astype(np.float64)
+        return outside_statistics(data.catalogue, file_sum, file_count,
+                                  counts_ratings=self.options["catalogue_counts_ratings"],
+                                  scale=self.model.rating_range)
+
+    def _refit(self, data, train, outside):
         """Train again on ``train`` (training + validation ratings) for the chosen number of
         epochs."""
         chosen = self.model
@@ -287,7 +323,7 @@ class Recommender:
                        f"{chosen.best_epoch_} epoch{'' if chosen.best_epoch_ == 1 else 's'} (the "
                        "best of early stopping)",
                        file=sys.stderr)
-        features = self._train_model(data, train, None)
+        features = self._train_model(data, train, None, outside)
         self.model.history_, self.model.best_epoch_ = chosen.history_, chosen.best_epoch_
         return features
 

@@ -3,13 +3,13 @@
 Every raw kernel here has exactly the name and signature of its NumPy counterpart; the
 Cython code lives in ``_ops.pyx`` (dense layers, normalisation, loss, optimizers, gathering),
 ``_topk.pyx`` (retrieval), ``_ranking.pyx`` (the in-batch softmax ranking loss), ``_epoch.pyx``
-(a whole training epoch) on top of ``_blas.pyx`` (row-major GEMM over SciPy's BLAS, and direct
+(a whole training epoch, reading the input blocks of ``_features.pyx``, ``_embedding.pyx`` and
+``_history.pyx``) on top of ``_blas.pyx`` (row-major GEMM over SciPy's BLAS, and direct
 AVX-512 float32 products for the epoch). ``openmp_enabled`` and ``max_threads`` report how the
 extension was built, for :func:`anirec.show_config`.
 """
 
-from anirec._kernels._epoch import tower_threads as epoch_threads
-from anirec._kernels._epoch import train_epoch
+from anirec._kernels._epoch import epoch_threads, gather_inputs, train_epoch
 from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 from anirec._kernels._ops import NORM_EPS as _COMPILED_NORM_EPS
 from anirec._kernels._ops import (
@@ -43,6 +43,7 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "epoch_threads",
+    "gather_inputs",
     "gather_rows",
     "inbatch_softmax",
     "item_rows_loo",

@@ -1,501 +1,647 @@
-"""One whole training epoch of the two towers in a single compiled call.
+"""One whole training epoch of the two towers in a single compiled call, on T threads with the
+same bits for every T.
 
-Every workspace is allocated once per call; the batch loop then runs without the GIL and
-without any Python object. Each mini-batch is processed span by span: gather the span's rows,
-forward both towers, normalised dot product, MSE (weighted by ``rating_weight``) and, when
-``ranking_weight`` is positive, the in-batch softmax ranking loss of ``_ranking.pyx`` on the same
-normalised outputs (both gradients combined before the normalisation backward), backward both
-towers adding into the flat ``grads`` buffer; then one optimizer step over the flat ``params``
-buffer. A span is at most ``ROW_BLOCK`` rows, or the whole batch for the ranking loss, which
-couples every row of a batch: the rating loss is a sum over rows, so its spans' gradients add up
-to the batch's and the workspaces stay at ``ROW_BLOCK`` rows whatever the batch size. The tower
-passes also work in row blocks of at most ``ROW_BLOCK`` rows.
+A plan (:class:`anirec.kernels.EpochPlan`) is laid out once per fit (:class:`CompiledPlan`:
+the layers, the blocks' compiled views, every workspace); each call then runs batches of the
+visiting order without the GIL and without any Python object.
 
-With OpenMP and at least two OpenMP threads allowed (``tower_threads()``), the epoch can run one
-thread per tower (``threads=2``): each thread gathers and runs forward its own tower;
-after a barrier thread 0 alone computes the head (normalisation, losses, gradients, the loss
-sum); after a second barrier each thread runs backward its own tower, and after the batch's
-last span the optimizer step over its own parameter range (user tower first in the flat buffer,
-so the ranges are disjoint and the element-wise update is split, not changed). On one thread
-(``threads=1``, no OpenMP, or one OpenMP thread) the same code does both towers in turn. With
-OpenMP, BLAS runs on one thread inside the epoch either way, so 1 and 2 threads give the same
-bits and a caller may switch between them from one run of batches to the next
-(:class:`anirec._epoch_threads.ThreadChooser` does, by measured speed). Without OpenMP the
-products go to BLAS's own threads. Either way a run is deterministic for a given BLAS.
+Each batch's rows are cut into chunks. Their number and the number of gradient lanes depend on
+the batch size only: ``lanes = min(8, batch // 128)`` (at least 1) and chunks of
+``ceil(batch / lanes)`` rows, at most 1,024. Chunk ``c`` adds its dense-parameter gradients
+into lane ``c % lanes`` (the lane's chunks in order); the work of a batch is the units (chunk,
+tower), and unit ``(c, t)`` runs on thread ``((c % lanes) * 2 + t) % T``, so each lane of each
+tower stays on one thread. Per batch:
 
-Embedding rows (``anirec.kernels.Embedding``) are appended to a tower's input at the gather;
-the backward pass then also computes the gradient wrt the first layer's embedding columns (only
-those) and adds it, row by row in order, into the table's gradient rows; after the batch each
-touched row (listed in first-touch order) takes one optimizer step and its gradient is zeroed.
+1. every unit gathers its tower's input rows from the blocks and runs the tower forward;
+2. (ranking loss) each chunk's rows are normalised, then their softmax rows over the whole
+   batch and the gradient rows of both normalised outputs are computed, chunk by chunk;
+3. every unit takes its head (normalisation, loss gradient; for the rating loss alone, inside
+   the unit) and runs its tower backward into its lane, with the gradient of the blocks'
+   columns kept per row;
+4. each thread adds the rows' block gradients into the table rows it owns (``row % T``), in
+   row order, and sums the lanes of its slice of the dense parameters in lane order; then one
+   optimizer step on its slice and on its table rows.
 
-The sequence of operations is that of ``anirec._kernels._numpy.train_epoch``, so both backends
-follow the same trajectory up to floating-point rounding.
+Every sum is thus taken in an order fixed by the batch size alone: T threads give the bits of
+one. A batch of the rating loss alone whose chunks do not fit one round of ``lanes`` chunks
+runs in rounds (the workspaces stay at most 8,192 rows); the ranking loss couples every row of
+a batch, so its batch is one round. With OpenMP, BLAS runs on one thread inside the epoch.
+
+The sequence of operations per batch is that of ``anirec._kernels._numpy.train_epoch``, so both
+backends follow the same trajectory up to floating-point rounding.
 """
 
 import numpy as np
 
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t
-from libc.string cimport memcpy, memset
-
-from anirec._kernels._ops cimport (adam_ptr, dense_backward_ptr, dense_forward_ptr,
-                                   loo_item_cols, loo_row, mse_ptr, normalize_dot_backward_ptr, normalize_dot_ptr,
-                                   sgd_ptr)
-from anirec._kernels._ranking cimport inbatch_softmax_ptr, normalize_dot_backward_add_ptr
-from anirec._kernels._blas cimport blas_set_num_threads, gemm
-from anirec._kernels._openmp cimport (ANIREC_OPENMP, anirec_omp_barrier, omp_get_max_threads,
-                                      omp_get_num_threads, omp_get_thread_num)
 from cython.parallel cimport parallel
+from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memcpy
 
+from anirec._kernels._block cimport (EMBEDDING, FEATURES, HISTORY, Block, Rows, Run, data_of,
+                                     row_at)
+from anirec._kernels._blas cimport blas_set_num_threads, gemm
+from anirec._kernels._embedding cimport (Embedding, bind_embedding, embedding_gather,
+                                         embedding_scatter, table_step)
+from anirec._kernels._features cimport Features, bind_features, features_gather
+from anirec._kernels._history cimport History, bind_history, history_gather, history_scatter
+from anirec._kernels._openmp cimport (ANIREC_OPENMP, anirec_omp_barrier, omp_get_num_threads,
+                                      omp_get_thread_limit, omp_get_thread_num)
+from anirec._kernels._ops cimport (adam_range_ptr, dense_backward_ptr, dense_forward_ptr,
+                                   normalize_backward_side_ptr, normalize_dot_ptr, sgd_ptr)
+from anirec._kernels._ranking cimport (normalize_dot_backward_add_ptr, positive_weight,
+                                       softmax_item_grad_ptr, softmax_rows_ptr)
 
-cdef int _tower_threads() noexcept nogil:
-    return 2 if ANIREC_OPENMP and omp_get_max_threads() >= 2 else 1
-
-
-def tower_threads():
-    """Threads the compiled epoch can run on now: 2 (one per tower) with OpenMP and at least
-    two OpenMP threads allowed, else 1 (both towers in turn)."""
-    return _tower_threads()
-
-
-#: Rows of a span (rating loss) and of a tower pass. More rows run in blocks: forward and the
-#: input gradients are row-separable, the parameter gradients of later blocks are added to
-#: those of the first. Single-threaded OpenBLAS loses a fifth of its speed on the 256 -> 128
-#: layer between 1,024 and 4,096 rows (the operands leave the cache), and a block's
-#: activations stay in cache from one layer to the next.
 cdef enum:
-    ROW_BLOCK = 1024
+    MAX_LANES = 8
+    LANE_ROWS = 128
+    MAX_CHUNK = 1024
 
-#: For tests: the row block of the tower passes.
-TOWER_ROW_BLOCK = ROW_BLOCK
-
-
-cdef struct Rows:
-    # A read-only vector of row indices, int32 or int64 (``wide``), read through ``_at``: one
-    # compiled epoch per float type serves both widths and any mix of them (a fused index type
-    # would compile the whole epoch once per combination). The array it points into is owned
-    # by the caller of ``train_epoch`` and outlives the call.
-    const void* data
-    Py_ssize_t n
-    bint wide
+def batch_layout(Py_ssize_t n):
+    """The lanes and the rows of a chunk of a batch of ``n`` rows."""
+    cdef Py_ssize_t lanes, chunk
+    _layout(n, &lanes, &chunk)
+    return lanes, chunk
 
 
-cdef inline int64_t _at(Rows rows, Py_ssize_t k) noexcept nogil:
-    # The width is fixed for the call, so the branch is always predicted.
-    if rows.wide:
-        return (<const int64_t*> rows.data)[k]
-    return (<const int32_t*> rows.data)[k]
+def max_chunk(Py_ssize_t batch):
+    """The most rows of a chunk of any batch of at most ``batch`` rows (the last batch of an
+    epoch is smaller, and may have fewer lanes): batches below 256 rows are one chunk, those
+    below 1,024 chunks under 256 rows, the others chunks of an eighth, at most 1,024."""
+    return max(min(batch, 2 * LANE_ROWS - 1),
+               min(<Py_ssize_t> MAX_CHUNK, (batch + MAX_LANES - 1) // MAX_LANES))
 
 
-cdef Rows _rows(array) except *:
-    """A ``Rows`` of a 1-D C-contiguous int32 or int64 array (a ``ValueError`` for any other
-    dtype or layout, from the typed memoryview)."""
-    cdef const int32_t[::1] narrow
-    cdef const int64_t[::1] wide
-    cdef Rows rows
-    rows.data = NULL
-    rows.wide = array.dtype == np.int64
-    if rows.wide:
-        wide = array
-        rows.n = wide.shape[0]
-        if rows.n:
-            rows.data = &wide[0]
-    else:
-        narrow = array
-        rows.n = narrow.shape[0]
-        if rows.n:
-            rows.data = &narrow[0]
-    return rows
+def epoch_threads():
+    """The most threads the compiled epoch can run on: OpenMP's thread limit
+    (``OMP_THREAD_LIMIT``; 1 without OpenMP)."""
+    return omp_get_thread_limit() if ANIREC_OPENMP else 1
+
+
+cdef inline void _layout(Py_ssize_t n, Py_ssize_t* lanes, Py_ssize_t* chunk) noexcept nogil:
+    lanes[0] = min(<Py_ssize_t> MAX_LANES, max(<Py_ssize_t> 1, n // LANE_ROWS))
+    chunk[0] = min(<Py_ssize_t> MAX_CHUNK, (n + lanes[0] - 1) // lanes[0])
+
+
+cdef inline int _owner(Py_ssize_t c, int tower, Py_ssize_t lanes, int n_threads) noexcept nogil:
+    return <int> (((c % lanes) * 2 + tower) % n_threads)
 
 
 cdef struct Layer:
-    # Fan-in, fan-out, offsets of W and b in the flat parameter buffer, offsets of the input
-    # and output activations (``span`` rows) in the tower's activation buffer.
+    # Fan-in, fan-out, offsets of W and b in the flat parameter buffer, offsets of the layer's
+    # input and output rows in the tower's activation buffer (``cap`` rows each).
     Py_ssize_t fan_in, fan_out, w, b, x, y
 
 
-cdef Py_ssize_t _layout(const int64_t[::1] sizes, Layer* layers, Py_ssize_t param_offset,
-                        Py_ssize_t span) noexcept:
-    """Fill ``layers`` for one tower; returns the size of its activation buffer."""
-    cdef Py_ssize_t r, act = span * sizes[0]
-    for r in range(sizes.shape[0] - 1):
-        layers[r].fan_in = sizes[r]
-        layers[r].fan_out = sizes[r + 1]
-        layers[r].w = param_offset
-        layers[r].b = param_offset + sizes[r] * sizes[r + 1]
-        param_offset += sizes[r] * sizes[r + 1] + sizes[r + 1]
-        layers[r].x = act - span * sizes[r]
-        layers[r].y = act
-        act += span * sizes[r + 1]
-    return act
+cdef struct TowerState:
+    Layer* layers
+    Py_ssize_t n_layers, d_in, d_out
+    Block* blocks
+    Py_ssize_t n_blocks
+    Py_ssize_t trained_from    # first input column of the blocks with parameters (d_in: none)
+    void* acts                 # the layers' input and output rows
+    void* grad_out             # the gradient wrt the tower's output, per row
+    void* row_grad             # per row, the gradient wrt the trained blocks' columns
 
 
-cdef void _forward_tower(floating* acts, const floating* P, const Layer* layers,
-                         Py_ssize_t n_layers, Py_ssize_t size) noexcept nogil:
-    """Forward one tower block by block: ReLU on all layers but the last."""
-    cdef Py_ssize_t l, rows
-    cdef Py_ssize_t start = 0
-    while start < size:
-        rows = min(<Py_ssize_t> ROW_BLOCK, size - start)
-        for l in range(n_layers):
-            dense_forward_ptr(acts + layers[l].x + start * layers[l].fan_in, P + layers[l].w,
-                              P + layers[l].b, acts + layers[l].y + start * layers[l].fan_out,
-                              <int> rows, <int> layers[l].fan_in, <int> layers[l].fan_out,
-                              l < n_layers - 1)
-        start += rows
+cdef struct State:
+    TowerState towers[2]
+    Rows users, items
+    const void* targets
+    const void* ratings
+    const void* rank_weights
+    const void* item_logq
+    void* params
+    void* grads                # lane 0
+    void* lanes                # lanes 1 .. MAX_LANES - 1
+    void* state1
+    void* state2
+    Py_ssize_t n_params, d, cap, back_rows, max_width
+    # Per round row: the normalised outputs, their norms, the prediction, its gradient, the
+    # target, the ranking weight and item; the ranking loss term. Per chunk: the rating loss.
+    void* y_user
+    void* y_item
+    void* norm_user
+    void* norm_item
+    void* pred
+    void* gpred
+    void* tgt
+    void* wrow
+    int64_t* bitems
+    double* row_loss
+    double* chunk_loss
+    void* rank_S
+    void* rank_user
+    void* rank_item
+    # Per thread: the backward pass's two row buffers, the head of a unit, a softmax row.
+    void* back
+    void* head
+    double* softmax_row
+    int optimizer
+    Py_ssize_t batch_size
+    double beta1, beta2, eps, momentum, weight_decay, embedding_decay, rating_weight
+    double ranking_weight, temperature
 
 
-cdef void _backward_tower(floating* G_out, floating* acts, const floating* P, floating* Gr,
-                          const Layer* layers, Py_ssize_t n_layers, Py_ssize_t size,
-                          floating* ping, floating* pong, bint accumulate,
-                          floating* table_grad, Py_ssize_t width,
-                          const int64_t* table_rows) noexcept nogil:
-    """Backward one tower block by block, from the gradient ``G_out`` wrt its output into the
-    flat gradient buffer ``Gr``. Each input gradient goes to whichever of the two ping-pong
-    buffers (``ROW_BLOCK`` rows of the widest layer) does not hold the layer's own gradient.
-    With ``accumulate`` the parameter gradients are added to those already in ``Gr`` (the
-    span is not the first of its batch). With an embedding (``table_grad``) the gradient wrt
-    the first layer's last ``width`` inputs (the embedding columns) is computed too, and its
-    row ``r`` is added to the table's gradient row ``table_rows[r]``, in row order."""
-    cdef Py_ssize_t l, rows, r, j, start = 0
-    cdef Py_ssize_t last = n_layers - 1, d_in = layers[0].fan_in
-    cdef floating* G
+cdef class CompiledPlan:
+    """The layout of one :class:`anirec.kernels.EpochPlan` for the compiled epoch, built once
+    per fit: pointers into the plan's arrays and every workspace, for up to ``max_threads``."""
+
+    cdef State st
+    cdef list keep
+    cdef readonly int max_threads
+    cdef readonly object dtype
+
+    def __cinit__(self, plan, int max_threads):
+        self.keep = []
+        self.max_threads = max(1, max_threads)
+        self.dtype = plan.dtype
+        config = plan.backend_config
+        ranking = config.ranking_weight != 0
+        cdef Py_ssize_t batch = config.batch_size
+        cdef Py_ssize_t lanes, chunk
+        _layout(batch, &lanes, &chunk)
+        cdef Py_ssize_t cap = batch if ranking else min(batch, <Py_ssize_t> MAX_LANES * chunk)
+        cdef State* s = &self.st
+        s.cap = max(cap, 1)
+        s.back_rows = max(max_chunk(batch), 1)
+        ex = plan.examples
+        s.users, s.items = self._rows(ex.users), self._rows(ex.items)
+        s.targets = data_of(ex.targets, self.keep)
+        s.ratings = data_of(ex.ratings, self.keep) if ex.ratings is not None else NULL
+        s.rank_weights = data_of(ex.rank_weights, self.keep) if ranking else NULL
+        s.item_logq = data_of(ex.item_logq, self.keep) if ranking else NULL
+        p = plan.params
+        s.params = <void*> data_of(p.params, self.keep)
+        s.grads = <void*> data_of(p.grads, self.keep)
+        s.state1 = <void*> data_of(p.state1, self.keep)
+        s.state2 = <void*> data_of(p.state2, self.keep)
+        s.n_params = p.params.shape[0]
+        s.lanes = self._zeros((MAX_LANES - 1) * s.n_params)
+        s.d = int(plan.user.sizes[plan.user.sizes.shape[0] - 1])
+        s.max_width = max(int(max(plan.user.sizes)), int(max(plan.item.sizes)))
+        offset = self._tower(&s.towers[0], plan.user, 0)
+        self._tower(&s.towers[1], plan.item, offset)
+        d = s.d
+        s.y_user, s.y_item = self._zeros(s.cap * d), self._zeros(s.cap * d)
+        s.norm_user, s.norm_item = self._zeros(s.cap), self._zeros(s.cap)
+        s.pred, s.gpred = self._zeros(s.cap), self._zeros(s.cap)
+        s.tgt, s.wrow = self._zeros(s.cap), self._zeros(s.cap)
+        s.bitems = <int64_t*> self._buffer(s.cap, np.int64)
+        s.row_loss = <double*> self._buffer(s.cap, np.float64)
+        s.chunk_loss = <double*> self._buffer(
+            max(<Py_ssize_t> MAX_LANES, (batch + MAX_CHUNK - 1) // MAX_CHUNK), np.float64)
+        rank_rows = s.cap if ranking else 1
+        s.rank_S = self._zeros(rank_rows * rank_rows)
+        s.rank_user, s.rank_item = self._zeros(rank_rows * d), self._zeros(rank_rows * d)
+        threads = self.max_threads
+        s.back = self._zeros(threads * 2 * s.back_rows * s.max_width)
+        s.head = self._zeros(threads * s.back_rows * (2 * d + 4))
+        s.softmax_row = <double*> self._buffer(threads * rank_rows, np.float64)
+        s.optimizer = config.optimizer
+        s.batch_size = batch
+        s.beta1, s.beta2, s.eps = config.beta1, config.beta2, config.eps
+        s.momentum, s.weight_decay = config.momentum, config.weight_decay
+        s.embedding_decay = config.embedding_decay
+        s.rating_weight, s.ranking_weight = config.rating_weight, config.ranking_weight
+        s.temperature = config.temperature
+
+    cdef void* _buffer(self, Py_ssize_t n, dtype) except NULL:
+        array = np.zeros(max(n, 1), dtype=dtype)
+        return <void*> data_of(array, self.keep)
+
+    cdef void* _zeros(self, Py_ssize_t n) except NULL:
+        return self._buffer(n, self.dtype)
+
+    cdef Rows _rows(self, array) except *:
+        cdef Rows rows
+        if array.dtype not in (np.int32, np.int64):
+            raise ValueError(f"row indices must be int32 or int64, got {array.dtype}")
+        if not array.flags.c_contiguous:
+            raise ValueError("row indices must be C-contiguous")
+        rows.data = data_of(array, self.keep)
+        rows.n = array.shape[0]
+        rows.wide = array.dtype == np.int64
+        return rows
+
+    cdef Py_ssize_t _tower(self, TowerState* t, tower, Py_ssize_t param_offset) except -1:
+        """Lay out one tower (its parameters from ``param_offset``); returns the offset after
+        them."""
+        cdef Py_ssize_t r, act, cap = self.st.cap
+        sizes = [int(v) for v in tower.sizes]
+        t.n_layers = len(sizes) - 1
+        t.d_in, t.d_out = sizes[0], sizes[t.n_layers]
+        t.layers = <Layer*> self._buffer(t.n_layers * sizeof(Layer), np.uint8)
+        act = cap * sizes[0]
+        for r in range(t.n_layers):
+            t.layers[r].fan_in, t.layers[r].fan_out = sizes[r], sizes[r + 1]
+            t.layers[r].w = param_offset
+            t.layers[r].b = param_offset + sizes[r] * sizes[r + 1]
+            param_offset += sizes[r] * sizes[r + 1] + sizes[r + 1]
+            t.layers[r].x = act - cap * sizes[r]
+            t.layers[r].y = act
+            act += cap * sizes[r + 1]
+        t.acts = self._zeros(act)
+        t.grad_out = self._zeros(cap * t.d_out)
+        t.n_blocks = len(tower.blocks)
+        t.blocks = <Block*> self._buffer(t.n_blocks * sizeof(Block), np.uint8)
+        t.trained_from = t.d_in
+        offsets = tower.offsets()
+        for r, block in enumerate(tower.blocks):
+            t.blocks[r].kind = block.kind
+            t.blocks[r].user_side = block.side == "user"
+            t.blocks[r].offset = offsets[r]
+            t.blocks[r].width = block.width
+            t.blocks[r].state = self._bind(block)
+            if block.trained:
+                t.trained_from = min(t.trained_from, offsets[r])
+        t.row_grad = self._zeros(cap * (t.d_in - t.trained_from))
+        return param_offset
+
+    cdef void* _bind(self, block) except NULL:
+        """A block's compiled view, in memory the plan keeps."""
+        cdef Features f
+        cdef Embedding e
+        cdef History h
+        if block.kind == FEATURES:
+            f = bind_features(block, self.keep)
+            return self._copy(&f, sizeof(Features))
+        if block.kind == EMBEDDING:
+            e = bind_embedding(block, self.keep, self.max_threads, self.st.cap)
+            return self._copy(&e, sizeof(Embedding))
+        h = bind_history(block, self.keep, self.max_threads, self.st.cap)
+        return self._copy(&h, sizeof(History))
+
+    cdef void* _copy(self, const void* source, size_t size) except NULL:
+        cdef void* target = self._buffer(<Py_ssize_t> size, np.uint8)
+        memcpy(target, source, size)
+        return target
+
+    def gather(self, side, index):
+        """The input rows of one tower for the examples ``index`` (int64), as the epoch
+        gathers them (nothing recorded for the backward pass)."""
+        cdef TowerState* t = &self.st.towers[0 if side == "user" else 1]
+        out = np.zeros((index.shape[0], t.d_in), dtype=self.dtype)
+        if index.shape[0] == 0:
+            return out
+        keep = []
+        cdef Run run
+        run.order = self._rows(index)
+        run.base = 0
+        run.users, run.items, run.ratings = self.st.users, self.st.items, self.st.ratings
+        cdef void* target = <void*> data_of(out, keep)
+        cdef Py_ssize_t n = index.shape[0]
+        cdef bint single = self.dtype == np.float32
+        with nogil:
+            if single:
+                _gather(t, run, n, <float*> target)
+            else:
+                _gather(t, run, n, <double*> target)
+        return out
+
+    def train(self, order, double lr, int64_t step, int threads, double loss):
+        """Run the batches of ``order``; returns ``(loss sum, step)``."""
+        cdef Rows rows = self._rows(order)
+        cdef double[::1] loss_box = np.full(1, loss, dtype=np.float64)
+        cdef double* total = &loss_box[0]
+        cdef int previous = -1, want = max(1, min(threads, self.max_threads))
+        cdef int tid, n_threads
+        cdef State* s = &self.st
+        cdef bint single = self.dtype == np.float32
+        if rows.n == 0:
+            return loss, step
+        with nogil:
+            if ANIREC_OPENMP:  # the products on one BLAS thread each
+                previous = blas_set_num_threads(1)
+            with parallel(num_threads=want):
+                tid = omp_get_thread_num()
+                n_threads = omp_get_num_threads()
+                if single:
+                    _run[float](s, <float*> s.params, rows, lr, step, tid, n_threads, total)
+                else:
+                    _run[double](s, <double*> s.params, rows, lr, step, tid, n_threads, total)
+            if previous > 1:
+                blas_set_num_threads(previous)
+        cdef Py_ssize_t batches = (rows.n + s.batch_size - 1) // s.batch_size
+        return loss_box[0], step + batches
+
+
+cdef void _gather(TowerState* t, Run run, Py_ssize_t rows, floating* out) noexcept nogil:
+    """Every block's columns of ``rows`` input rows of the tower (``out`` rows ``d_in`` wide),
+    recording nothing."""
+    cdef Py_ssize_t k
+    cdef Block* b
+    for k in range(t.n_blocks):
+        b = &t.blocks[k]
+        if b.kind == FEATURES:
+            features_gather(<Features*> b.state, run, rows, out + b.offset, t.d_in)
+        elif b.kind == EMBEDDING:
+            embedding_gather(<Embedding*> b.state, run, rows, out + b.offset, t.d_in, NULL)
+        else:
+            history_gather(<History*> b.state, run, rows, out + b.offset, t.d_in, NULL)
+
+
+cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int tid,
+               int n_threads, double* total) noexcept nogil:
+    """The batches of ``order``, as thread ``tid`` of ``n_threads`` (every thread of the
+    region runs this, meeting the others at the same barriers)."""
+    cdef Py_ssize_t start = 0, size, lanes, chunk, n_chunks, first, last, per_round
+    cdef bint ranking = s.ranking_weight != 0
+    while start < order.n:
+        size = min(s.batch_size, order.n - start)
+        _layout(size, &lanes, &chunk)
+        n_chunks = (size + chunk - 1) // chunk
+        per_round = n_chunks if ranking else lanes
+        step += 1
+        first = 0
+        while first < n_chunks:
+            last = min(n_chunks, first + per_round)
+            _round(s, P, order, start, size, chunk, lanes, first, last, ranking, tid,
+                   n_threads)
+            # The blocks' gradients of the round, each thread into the table rows it owns.
+            _scatter(s, P, order, start + first * chunk,
+                     min(size, last * chunk) - first * chunk, tid, n_threads)
+            if last < n_chunks:  # the next round reuses the round's row buffers
+                anirec_omp_barrier()
+            first = last
+        _step(s, P, size, lanes, n_chunks, lr, step, tid, n_threads, total)
+        anirec_omp_barrier()
+        start += size
+
+
+cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t size,
+                 Py_ssize_t chunk, Py_ssize_t lanes, Py_ssize_t first, Py_ssize_t last,
+                 bint ranking, int tid, int n_threads) noexcept nogil:
+    """Chunks ``first .. last`` of the batch at ``start``: forward, head, backward."""
+    cdef Py_ssize_t c, row0 = first * chunk, rows, at
+    cdef Py_ssize_t round_rows = min(size, last * chunk) - row0
+    cdef int tower
+    cdef double total_weight = 0
+    for c in range(first, last):
+        at = c * chunk - row0
+        rows = min(chunk, size - c * chunk)
+        for tower in range(2):
+            if _owner(c, tower, lanes, n_threads) == tid:
+                _forward(s, P, tower, order, start + c * chunk, at, rows)
+    anirec_omp_barrier()
+    if ranking:
+        for c in range(first, last):
+            if c % n_threads == tid:
+                _head_rows(s, P, c, c * chunk - row0, min(chunk, size - c * chunk), size)
+        anirec_omp_barrier()
+        total_weight = positive_weight(<const floating*> s.wrow, round_rows)
+        for c in range(first, last):
+            if c % n_threads == tid:
+                softmax_rows_ptr(<floating*> s.y_user, <floating*> s.y_item, s.bitems,
+                                 <floating*> s.wrow, <const floating*> s.item_logq,
+                                 s.temperature, total_weight, <floating*> s.rank_S,
+                                 s.softmax_row + tid * s.cap, s.row_loss,
+                                 <floating*> s.rank_user, c * chunk - row0,
+                                 min(chunk, size - c * chunk), round_rows, s.d)
+        anirec_omp_barrier()
+        for c in range(first, last):
+            if c % n_threads == tid:
+                _rank_grad_rows(s, P, c * chunk - row0, min(chunk, size - c * chunk),
+                                round_rows)
+        anirec_omp_barrier()
+    for c in range(first, last):
+        at = c * chunk - row0
+        rows = min(chunk, size - c * chunk)
+        for tower in range(2):
+            if _owner(c, tower, lanes, n_threads) == tid:
+                if not ranking:
+                    _unit_head(s, P, tower, c, at, rows, size, tid)
+                _backward(s, P, tower, at, rows, c % lanes, c >= lanes, tid)
+    anirec_omp_barrier()
+
+
+cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t first,
+                   Py_ssize_t at, Py_ssize_t rows) noexcept nogil:
+    """Gather the input rows ``at .. at + rows`` of the round (order positions ``first ..``)
+    and run the tower forward on them; the item unit also reads the rows' targets, items
+    and ranking weights."""
+    cdef TowerState* t = &s.towers[tower]
+    cdef floating* acts = <floating*> t.acts
+    cdef Py_ssize_t l, r, k
+    cdef int64_t e
+    cdef Block* b
+    cdef Run run
+    run.order, run.base = order, first
+    run.users, run.items, run.ratings = s.users, s.items, s.ratings
+    for k in range(t.n_blocks):
+        b = &t.blocks[k]
+        if b.kind == FEATURES:
+            features_gather(<Features*> b.state, run, rows, acts + at * t.d_in + b.offset,
+                            t.d_in)
+        elif b.kind == EMBEDDING:
+            embedding_gather(<Embedding*> b.state, run, rows, acts + at * t.d_in + b.offset,
+                             t.d_in, (<Embedding*> b.state).table_rows + at)
+        else:
+            history_gather(<History*> b.state, run, rows, acts + at * t.d_in + b.offset,
+                           t.d_in, (<History*> b.state).counts + at)
+    if tower == 1:
+        for r in range(rows):
+            e = row_at(order, first + r)
+            (<floating*> s.tgt)[at + r] = (<const floating*> s.targets)[e]
+            s.bitems[at + r] = row_at(s.items, e)
+            if s.rank_weights != NULL:
+                (<floating*> s.wrow)[at + r] = (<const floating*> s.rank_weights)[e]
+    for l in range(t.n_layers):
+        dense_forward_ptr(acts + t.layers[l].x + at * t.layers[l].fan_in, P + t.layers[l].w,
+                          P + t.layers[l].b, acts + t.layers[l].y + at * t.layers[l].fan_out,
+                          <int> rows, <int> t.layers[l].fan_in, <int> t.layers[l].fan_out,
+                          l < t.n_layers - 1)
+
+
+cdef inline floating* _output(State* s, floating* P, int tower) noexcept nogil:
+    cdef TowerState* t = &s.towers[tower]
+    return <floating*> t.acts + t.layers[t.n_layers - 1].y
+
+
+cdef double _rating_rows(State* s, floating* pred, floating* gpred, Py_ssize_t at,
+                         Py_ssize_t rows, Py_ssize_t size) noexcept nogil:
+    """The rating loss's gradient of ``rows`` predictions (a mean over the batch's ``size``
+    rows, weighted); returns their summed squared error."""
+    cdef Py_ssize_t r
+    cdef floating diff
+    cdef floating scale = <floating> (2.0 / size)
+    cdef floating alpha = <floating> s.rating_weight
+    cdef const floating* tgt = <floating*> s.tgt + at
+    cdef double acc = 0
+    for r in range(rows):
+        diff = pred[r] - tgt[r]
+        acc += <double> diff * diff
+        gpred[r] = diff * scale * alpha
+    return acc
+
+
+cdef void _unit_head(State* s, floating* P, int tower, Py_ssize_t c, Py_ssize_t at,
+                     Py_ssize_t rows, Py_ssize_t size, int tid) noexcept nogil:
+    """The rating loss's head of one unit, in the thread's own workspace: both towers' rows
+    normalised, the predictions and their gradient, then this tower's output gradient (the
+    user unit also keeps the chunk's loss)."""
+    cdef Py_ssize_t d = s.d
+    cdef floating* yu = <floating*> s.head + tid * s.back_rows * (2 * d + 4)
+    cdef floating* yv = yu + rows * d
+    cdef floating* nu = yv + rows * d
+    cdef floating* nv = nu + rows
+    cdef floating* pred = nv + rows
+    cdef floating* gpred = pred + rows
+    cdef double loss
+    normalize_dot_ptr(_output(s, P, 0) + at * d, _output(s, P, 1) + at * d, yu, yv, nu, nv,
+                      pred, rows, d)
+    loss = _rating_rows(s, pred, gpred, at, rows, size)
+    if tower == 0:
+        s.chunk_loss[c] = loss
+    normalize_backward_side_ptr(gpred, yu, yv, nv if tower else nu,
+                                <floating*> s.towers[tower].grad_out + at * d, rows, d,
+                                tower == 1)
+
+
+cdef void _head_rows(State* s, floating* P, Py_ssize_t c, Py_ssize_t at, Py_ssize_t rows,
+                     Py_ssize_t size) noexcept nogil:
+    """With the ranking loss: the rows ``at ..`` of chunk ``c`` normalised into the round's
+    shared rows, their predictions and rating gradient, the chunk's rating loss."""
+    cdef Py_ssize_t d = s.d
+    normalize_dot_ptr(_output(s, P, 0) + at * d, _output(s, P, 1) + at * d,
+                      <floating*> s.y_user + at * d, <floating*> s.y_item + at * d,
+                      <floating*> s.norm_user + at, <floating*> s.norm_item + at,
+                      <floating*> s.pred + at, rows, d)
+    s.chunk_loss[c] = _rating_rows(s, <floating*> s.pred + at, <floating*> s.gpred + at, at,
+                                   rows, size)
+
+
+cdef void _rank_grad_rows(State* s, floating* P, Py_ssize_t at, Py_ssize_t rows,
+                          Py_ssize_t n) noexcept nogil:
+    """With the ranking loss: the item rows' softmax gradient, then both towers' output
+    gradients of rows ``at ..`` (the rating and ranking gradients combined)."""
+    cdef Py_ssize_t d = s.d
+    softmax_item_grad_ptr(<floating*> s.rank_S, <floating*> s.y_user, <floating*> s.rank_item,
+                          at, rows, n, d)
+    normalize_dot_backward_add_ptr(<floating*> s.gpred + at, <floating*> s.y_user + at * d,
+                                   <floating*> s.y_item + at * d,
+                                   <floating*> s.norm_user + at, <floating*> s.norm_item + at,
+                                   <floating*> s.rank_user + at * d,
+                                   <floating*> s.rank_item + at * d, s.ranking_weight,
+                                   <floating*> s.towers[0].grad_out + at * d,
+                                   <floating*> s.towers[1].grad_out + at * d, rows, d)
+
+
+cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_t rows,
+                    Py_ssize_t lane, bint accumulate, int tid) noexcept nogil:
+    """Rows ``at .. at + rows`` of a tower backward, from its output gradient into ``lane``
+    (added to the lane's earlier chunks when ``accumulate``), and the gradient of the trained
+    blocks' columns into the tower's row buffer."""
+    cdef TowerState* t = &s.towers[tower]
+    cdef floating* acts = <floating*> t.acts
+    cdef floating* Gr = <floating*> s.grads if lane == 0 else \
+        <floating*> s.lanes + (lane - 1) * s.n_params
+    cdef floating* ping = <floating*> s.back + tid * 2 * s.back_rows * s.max_width
+    cdef floating* pong = ping + s.back_rows * s.max_width
+    cdef floating* G = <floating*> t.grad_out + at * t.d_out
     cdef floating* G_in
-    cdef floating* dst
-    cdef const floating* src
-    while start < size:
-        rows = min(<Py_ssize_t> ROW_BLOCK, size - start)
-        G = G_out + start * layers[last].fan_out
-        for l in range(last, -1, -1):
-            G_in = pong if G == ping else ping
-            dense_backward_ptr(G, acts + layers[l].x + start * layers[l].fan_in,
-                               P + layers[l].w, acts + layers[l].y + start * layers[l].fan_out,
-                               Gr + layers[l].w, Gr + layers[l].b, G_in if l > 0 else NULL,
-                               <int> rows, <int> layers[l].fan_in, <int> layers[l].fan_out,
-                               l < last, accumulate or start > 0)
-            if l == 0 and table_grad != NULL:
-                # Only the embedding columns of the input gradient are used: the product
-                # with the last ``width`` rows of W, not all ``d_in``.
-                gemm(False, True, <int> rows, <int> width, <int> layers[0].fan_out,
-                     <floating> 1, G, <int> layers[0].fan_out,
-                     P + layers[0].w + (d_in - width) * layers[0].fan_out,
-                     <int> layers[0].fan_out, <floating> 0, G_in, <int> width)
-            G = G_in
-        if table_grad != NULL:
-            for r in range(rows):
-                dst = table_grad + table_rows[start + r] * width
-                src = G + r * width
-                for j in range(width):
-                    dst[j] = dst[j] + src[j]
-        start += rows
+    cdef Py_ssize_t l, last = t.n_layers - 1
+    cdef Py_ssize_t width = t.d_in - t.trained_from
+    cdef Layer* L
+    for l in range(last, -1, -1):
+        L = &t.layers[l]
+        G_in = pong if G == ping else ping
+        dense_backward_ptr(G, acts + L.x + at * L.fan_in, P + L.w, acts + L.y + at * L.fan_out,
+                           Gr + L.w, Gr + L.b, G_in if l > 0 else NULL, <int> rows,
+                           <int> L.fan_in, <int> L.fan_out, l < last, accumulate)
+        if l == 0 and width > 0:
+            # Only the trained blocks' columns of the input gradient are used: the product
+            # with the last ``width`` rows of W, not all ``d_in``.
+            gemm(False, True, <int> rows, <int> width, <int> L.fan_out, <floating> 1, G,
+                 <int> L.fan_out, P + L.w + t.trained_from * L.fan_out, <int> L.fan_out,
+                 <floating> 0, <floating*> t.row_grad + at * width, <int> width)
+        G = G_in
 
 
-cdef void _gather_embedding(floating* row, const floating* table, Py_ssize_t width,
-                            int64_t table_row, int64_t* stamp, int64_t batch,
-                            int64_t* touched, Py_ssize_t* n_touched) noexcept nogil:
-    """Copy a table row into an input row and list it as touched by this batch (once)."""
-    memcpy(row, table + table_row * width, width * sizeof(floating))
-    if stamp[table_row] != batch:
-        stamp[table_row] = batch
-        touched[n_touched[0]] = table_row
-        n_touched[0] += 1
+cdef void _scatter(State* s, floating* P, Rows order, Py_ssize_t first, Py_ssize_t rows,
+                   int tid, int n_threads) noexcept nogil:
+    """The trained blocks' row gradients of a round, into the table rows this thread owns."""
+    cdef TowerState* t
+    cdef Block* b
+    cdef Py_ssize_t k, width
+    cdef int tower
+    cdef Run run
+    cdef floating* grads
+    run.order, run.base = order, first
+    run.users, run.items, run.ratings = s.users, s.items, s.ratings
+    for tower in range(2):
+        t = &s.towers[tower]
+        width = t.d_in - t.trained_from
+        for k in range(t.n_blocks):
+            b = &t.blocks[k]
+            grads = <floating*> t.row_grad + (b.offset - t.trained_from)
+            if b.kind == EMBEDDING:
+                embedding_scatter(<Embedding*> b.state, rows, grads, width, tid, n_threads)
+            elif b.kind == HISTORY:
+                history_scatter(<History*> b.state, run, rows, grads, width, tid, n_threads)
 
 
-cdef void _embedding_step(floating* table, floating* grad, floating* m, floating* v,
-                          Py_ssize_t width, const int64_t* touched, Py_ssize_t n_touched,
-                          int optimizer, double lr, double beta1, double beta2, double eps,
-                          double momentum, double decay, int64_t step) noexcept nogil:
-    """One lazy optimizer step on each touched table row, whose gradient is then zeroed."""
-    cdef Py_ssize_t t, at
-    for t in range(n_touched):
-        at = touched[t] * width
-        if optimizer == 1:
-            adam_ptr(table + at, grad + at, m + at, v + at, width, lr, beta1, beta2, eps, decay,
-                     step)
-        else:
-            sgd_ptr(table + at, grad + at, m + at if momentum != 0 else NULL, width, lr,
-                    momentum, decay)
-        memset(grad + at, 0, width * sizeof(floating))
-
-
-cdef tuple _train_epoch(
-        order_rows, user_rows, item_rows, const floating[::1] targets,
-        const floating[::1] ratings, const floating[::1] rank_weights,
-        const floating[::1] item_logq,
-        const int64_t[::1] user_sizes, const floating[:, ::1] user_x, bint user_loo,
-        const floating[:, ::1] loo_num, const floating[:, ::1] loo_den,
-        const floating[::1] loo_total, const floating[::1] loo_count,
-        const floating[:, ::1] loo_item_genres, const floating[::1] loo_item_weight,
-        int loo_mode, double loo_global_mean, const floating[::1] loo_mean,
-        const floating[::1] loo_std, const int64_t[::1] item_sizes,
-        const floating[:, ::1] item_x, bint item_loo, const floating[::1] il_sum,
-        const floating[::1] il_count, const floating[::1] il_prior_num,
-        const floating[::1] il_prior_den, const floating[::1] il_from_ratings,
-        double il_global_mean, const int64_t[::1] il_columns, const floating[::1] il_mean,
-        const floating[::1] il_std, bint user_emb, const int64_t[::1] ue_index,
-        floating[:, ::1] ue_table, floating[:, ::1] ue_grad, floating[:, ::1] ue_m,
-        floating[:, ::1] ue_v, bint item_emb, const int64_t[::1] ie_index,
-        floating[:, ::1] ie_table, floating[:, ::1] ie_grad, floating[:, ::1] ie_m,
-        floating[:, ::1] ie_v, floating[::1] params, floating[::1] grads,
-        floating[::1] state1, floating[::1] state2, int optimizer, Py_ssize_t batch_size,
-        double beta1, double beta2, double eps, double momentum, double weight_decay,
-        double embedding_decay, double rating_weight, double ranking_weight,
-        double temperature, double lr, int64_t step, int threads, double loss):
-    dtype = np.float32 if floating is float else np.float64
-    cdef Rows order = _rows(order_rows), users = _rows(user_rows), items = _rows(item_rows)
-    cdef Py_ssize_t n_examples = order.n
-    cdef Py_ssize_t n_user_layers = user_sizes.shape[0] - 1
-    cdef Py_ssize_t n_item_layers = item_sizes.shape[0] - 1
-    cdef Py_ssize_t n_params = params.shape[0]
-    cdef Py_ssize_t rows = min(batch_size, n_examples) if n_examples > 0 else 1
-    cdef bint ranking = ranking_weight != 0
-    # The rows of a span: forward, head and backward run span by span, the optimizer step once
-    # per batch. The ranking loss couples every row of a batch, so its span is the batch.
-    cdef Py_ssize_t span = rows if ranking else min(rows, <Py_ssize_t> ROW_BLOCK)
-    cdef Py_ssize_t r, max_width = 1
-    cdef Py_ssize_t du = user_sizes[0], di = item_sizes[0]
-    cdef Py_ssize_t uw = ue_table.shape[1] if user_emb else 0
-    cdef Py_ssize_t iw = ie_table.shape[1] if item_emb else 0
-    cdef Py_ssize_t du_f = du - uw, di_f = di - iw
-    cdef Py_ssize_t d_out = user_sizes[n_user_layers], n_genres = du_f - 2
-    cdef floating alpha = <floating> rating_weight
-
-    # The layers of both towers, user tower first, in one aligned byte buffer.
-    cdef unsigned char[::1] layer_bytes = np.zeros(
-        (n_user_layers + n_item_layers) * sizeof(Layer), dtype=np.uint8)
-    cdef Layer* user_layers = <Layer*> &layer_bytes[0]
-    cdef Layer* item_layers = user_layers + n_user_layers
-    cdef Py_ssize_t user_acts = _layout(user_sizes, user_layers, 0, span)
-    cdef Py_ssize_t user_params = user_layers[n_user_layers - 1].b + d_out
-    cdef Py_ssize_t item_acts = _layout(item_sizes, item_layers, user_params, span)
-    for r in range(user_sizes.shape[0]):
-        max_width = max(max_width, user_sizes[r])
-    for r in range(item_sizes.shape[0]):
-        max_width = max(max_width, item_sizes[r])
-
-    cdef floating[::1] acts_u = np.empty(user_acts, dtype=dtype)
-    cdef floating[::1] acts_i = np.empty(item_acts, dtype=dtype)
-    # Gradient ping-pong buffers: rows 0-1 for the user tower, 2-3 for the item tower (the
-    # two threads run both backward passes at once).
-    cdef floating[:, ::1] back = np.empty((4, min(span, ROW_BLOCK) * max_width), dtype=dtype)
-    cdef floating[:, ::1] head = np.empty((4, span * d_out), dtype=dtype)  # Yu Yv gZu gZv
-    cdef floating[:, ::1] per_row = np.empty((6, span), dtype=dtype)  # nu nv pred gpred tgt w
-    # The ranking loss: the batch x batch logits, a double row of the softmax and the
-    # gradients wrt the normalised outputs (allocated only when used).
-    cdef Py_ssize_t rank_rows = rows if ranking else 1
-    cdef floating[:, ::1] rank_S = np.empty((rank_rows, rank_rows), dtype=dtype)
-    cdef floating[:, ::1] rank_grad = np.empty((2, rank_rows * d_out), dtype=dtype)
-    cdef double[::1] rank_row = np.empty(rank_rows, dtype=np.float64)
-    # Per span row: the item (ranking) and each tower's table row; per table: the batch
-    # that last touched each row, and the rows this batch touched.
-    cdef int64_t[:, ::1] span_rows = np.empty((3, span), dtype=np.int64)
-    cdef int64_t[::1] user_stamp = np.full(ue_table.shape[0], -1, dtype=np.int64)
-    cdef int64_t[::1] item_stamp = np.full(ie_table.shape[0], -1, dtype=np.int64)
-    cdef int64_t[::1] user_touched = np.empty(min(rows, ue_table.shape[0]), dtype=np.int64)
-    cdef int64_t[::1] item_touched = np.empty(min(rows, ie_table.shape[0]), dtype=np.int64)
-
-    cdef floating* P = &params[0]
-    cdef floating* Gr = &grads[0]
-    cdef floating* s1 = &state1[0]
-    cdef floating* s2 = &state2[0]
-    cdef floating* velocity = s1 if momentum != 0 else NULL
-    cdef floating* Au = &acts_u[0]
-    cdef floating* Ai = &acts_i[0]
-    cdef floating* Yu = &head[0, 0]
-    cdef floating* Yv = &head[1, 0]
-    cdef floating* gZu = &head[2, 0]
-    cdef floating* gZv = &head[3, 0]
-    cdef floating* nu = &per_row[0, 0]
-    cdef floating* nv = &per_row[1, 0]
-    cdef floating* pred = &per_row[2, 0]
-    cdef floating* gpred = &per_row[3, 0]
-    cdef floating* tgt = &per_row[4, 0]
-    cdef floating* wrow = &per_row[5, 0]
-    cdef int64_t* bitems = &span_rows[0, 0]
-    cdef int64_t* urows = &span_rows[1, 0]
-    cdef int64_t* irows = &span_rows[2, 0]
-    cdef const floating* Zu = Au + user_layers[n_user_layers - 1].y
-    cdef const floating* Zv = Ai + item_layers[n_item_layers - 1].y
-    cdef floating* ue_g = &ue_grad[0, 0] if user_emb else NULL
-    cdef floating* ie_g = &ie_grad[0, 0] if item_emb else NULL
-    cdef size_t du_bytes = du_f * sizeof(floating), di_bytes = di_f * sizeof(floating)
-    cdef double[::1] loss_box = np.full(1, loss, dtype=np.float64)
-    cdef double* loss_acc = &loss_box[0]
-    cdef bint towers = threads >= 2 and _tower_threads() >= 2 and n_examples > 0
-    # The parallel region's private loop state (prefixed ``p_``), initialised for Cython.
-    cdef int tid = 0, n_threads = 0, previous_blas = -1
-    cdef bint p_user = False, p_item = False
-    cdef int64_t p_step = 0, p_u = 0, p_i = 0, p_batch = 0
-    cdef Py_ssize_t p_start = 0, p_size = 0, p_first = 0, p_done = 0, p_rows = 0, p_r = 0
-    cdef Py_ssize_t p_e = 0, p_off = 0, p_count = 0, p_user_touched = 0, p_item_touched = 0
-    cdef double p_loss = 0.0
-    cdef floating* p_vel = NULL
-    cdef floating* p_row = NULL
-
-    # With two threads, thread 0 gathers, runs and updates the user tower, thread 1 the item
-    # tower; between the forward and the backward pass of each span, thread 0 alone computes
-    # the head (normalisation, losses, their gradients) between two barriers. Both threads
-    # walk the same spans, hence meet the same barriers; nothing in the region can fail.
-    # With one thread (no OpenMP, one OpenMP thread allowed, or one granted) it does both
-    # towers itself in the same order, so the result is the same bit for bit.
-    with nogil:
-        # BLAS on one thread either way, so both thread counts give the same bits.
-        if ANIREC_OPENMP:
-            previous_blas = blas_set_num_threads(1)
-        with parallel(num_threads=2 if towers else 1):
-            tid = omp_get_thread_num()
-            n_threads = omp_get_num_threads()
-            p_user = tid == 0
-            p_item = tid == 1 or n_threads == 1
-            p_step = step
-            p_start = 0
-            p_batch = 0
-            while p_start < n_examples:
-                p_size = min(rows, n_examples - p_start)
-                p_done = 0
-                p_user_touched = 0
-                p_item_touched = 0
-                while p_done < p_size:
-                    p_rows = min(span, p_size - p_done)
-                    p_first = p_start + p_done
-                    if p_user:
-                        for p_r in range(p_rows):
-                            p_e = _at(order, p_first + p_r)
-                            p_u = _at(users, p_e)
-                            p_row = Au + p_r * du
-                            if user_loo:
-                                loo_row(&loo_num[0, 0], &loo_den[0, 0], &loo_total[0],
-                                        &loo_count[0], &loo_item_genres[0, 0],
-                                        &loo_item_weight[0], loo_mode, loo_global_mean,
-                                        &loo_mean[0], &loo_std[0], n_genres, p_u,
-                                        _at(items, p_e), <double> ratings[p_e], p_row)
-                            else:
-                                memcpy(p_row, &user_x[p_u, 0], du_bytes)
-                            if user_emb:
-                                urows[p_r] = ue_index[p_u]
-                                _gather_embedding(p_row + du_f, &ue_table[0, 0], uw,
-                                                  urows[p_r], &user_stamp[0], p_batch,
-                                                  &user_touched[0], &p_user_touched)
-                        _forward_tower(Au, P, user_layers, n_user_layers, p_rows)
-                    if p_item:
-                        for p_r in range(p_rows):
-                            p_e = _at(order, p_first + p_r)
-                            p_i = _at(items, p_e)
-                            p_row = Ai + p_r * di
-                            memcpy(p_row, &item_x[p_i, 0], di_bytes)
-                            if item_loo:
-                                loo_item_cols(&il_sum[0], &il_count[0], &il_prior_num[0],
-                                              &il_prior_den[0], &il_from_ratings[0],
-                                              il_global_mean, &il_columns[0], &il_mean[0],
-                                              &il_std[0], p_i, <double> ratings[p_e], True,
-                                              p_row)
-                            if item_emb:
-                                irows[p_r] = ie_index[p_i]
-                                _gather_embedding(p_row + di_f, &ie_table[0, 0], iw,
-                                                  irows[p_r], &item_stamp[0], p_batch,
-                                                  &item_touched[0], &p_item_touched)
-                            tgt[p_r] = targets[p_e]
-                            bitems[p_r] = p_i
-                            if ranking:
-                                wrow[p_r] = rank_weights[p_e]
-                        _forward_tower(Ai, P, item_layers, n_item_layers, p_rows)
-                    anirec_omp_barrier()
-                    if tid == 0:
-                        normalize_dot_ptr(Zu, Zv, Yu, Yv, nu, nv, pred, p_rows, d_out)
-                        # The mean is over the whole batch, so the spans' gradients add up
-                        # to the batch's.
-                        p_loss = mse_ptr(pred, tgt, gpred, p_rows, p_size) * rating_weight
-                        for p_r in range(p_rows):
-                            gpred[p_r] = gpred[p_r] * alpha
-                        if ranking:
-                            p_loss = p_loss + ranking_weight * inbatch_softmax_ptr(
-                                Yu, Yv, bitems, wrow, &item_logq[0], temperature,
-                                &rank_S[0, 0], &rank_row[0], &rank_grad[0, 0],
-                                &rank_grad[1, 0], p_rows, d_out)
-                            normalize_dot_backward_add_ptr(gpred, Yu, Yv, nu, nv,
-                                                           &rank_grad[0, 0], &rank_grad[1, 0],
-                                                           ranking_weight, gZu, gZv, p_rows,
-                                                           d_out)
-                        else:
-                            normalize_dot_backward_ptr(gpred, Yu, Yv, nu, nv, gZu, gZv,
-                                                       p_rows, d_out)
-                        loss_acc[0] = loss_acc[0] + p_loss * p_size
-                    anirec_omp_barrier()
-                    if p_user:
-                        _backward_tower(gZu, Au, P, Gr, user_layers, n_user_layers, p_rows,
-                                        &back[0, 0], &back[1, 0], p_done > 0, ue_g, uw, urows)
-                    if p_item:
-                        _backward_tower(gZv, Ai, P, Gr, item_layers, n_item_layers, p_rows,
-                                        &back[2, 0], &back[3, 0], p_done > 0, ie_g, iw, irows)
-                    p_done = p_done + p_rows
-                p_step = p_step + 1
-                if p_user:
-                    if optimizer == 1:
-                        adam_ptr(P, Gr, s1, s2, user_params, lr, beta1, beta2, eps,
-                                 weight_decay, p_step)
-                    else:
-                        sgd_ptr(P, Gr, velocity, user_params, lr, momentum, weight_decay)
-                    if user_emb:
-                        _embedding_step(&ue_table[0, 0], ue_g, &ue_m[0, 0], &ue_v[0, 0], uw,
-                                        &user_touched[0], p_user_touched, optimizer, lr,
-                                        beta1, beta2, eps, momentum, embedding_decay, p_step)
-                if p_item:
-                    p_off = user_params
-                    p_count = n_params - user_params
-                    if optimizer == 1:
-                        adam_ptr(P + p_off, Gr + p_off, s1 + p_off, s2 + p_off, p_count, lr,
-                                 beta1, beta2, eps, weight_decay, p_step)
-                    else:
-                        p_vel = velocity + p_off if velocity != NULL else NULL
-                        sgd_ptr(P + p_off, Gr + p_off, p_vel, p_count, lr, momentum,
-                                weight_decay)
-                    if item_emb:
-                        _embedding_step(&ie_table[0, 0], ie_g, &ie_m[0, 0], &ie_v[0, 0], iw,
-                                        &item_touched[0], p_item_touched, optimizer, lr,
-                                        beta1, beta2, eps, momentum, embedding_decay, p_step)
-                p_batch = p_batch + 1
-                p_start = p_start + p_size
-        if previous_blas > 1:
-            blas_set_num_threads(previous_blas)
-    return loss_box[0], step + (n_examples + rows - 1) // rows
-
-
-def train_epoch(order, examples, user, item, params, config, lr, step, threads=None,
-                loss=0.0):
-    """One epoch (or a run of whole batches) over ``order``; ``order``, ``examples.users``
-    and ``examples.items`` are int32 or int64, each its own; ``threads`` (default
-    :func:`tower_threads`) is 1 or 2, which give the same bits; ``loss`` is added to the
-    returned loss sum, so an epoch run in parts sums its loss in the same order."""
-    dtype = params.params.dtype
-    one = np.zeros(1, dtype=dtype)
-    square = np.zeros((1, 1), dtype=dtype)
-    index = np.zeros(1, dtype=np.int64)
-    ratings = examples.ratings if examples.ratings is not None else one
-    rank_weights = examples.rank_weights if examples.rank_weights is not None else one
-    item_logq = examples.item_logq if examples.item_logq is not None else one
-    user_x = user.x if user.x is not None else square
-    if user.loo is not None:
-        user_loo = (True,) + tuple(user.loo)
+cdef void _step(State* s, floating* P, Py_ssize_t size, Py_ssize_t lanes, Py_ssize_t n_chunks,
+                double lr, int64_t step, int tid, int n_threads, double* total) noexcept nogil:
+    """This thread's share of the batch's update: its slice of the dense parameters (the
+    lanes summed in order, one optimizer step) and its table rows; thread 0 adds the batch's
+    loss."""
+    cdef Py_ssize_t lo = s.n_params * tid // n_threads, hi = s.n_params * (tid + 1) // n_threads
+    cdef Py_ssize_t l, i, k, per_thread
+    cdef floating* Gr = <floating*> s.grads
+    cdef floating* lane
+    cdef floating* vel = <floating*> s.state1 if s.momentum != 0 else NULL
+    cdef Block* b
+    cdef Embedding* e
+    cdef int tower
+    cdef double loss = 0, rank = 0, total_weight
+    for l in range(1, min(lanes, n_chunks)):
+        lane = <floating*> s.lanes + (l - 1) * s.n_params
+        for i in range(lo, hi):
+            Gr[i] = Gr[i] + lane[i]
+    if s.optimizer == 1:
+        adam_range_ptr(P, Gr, <floating*> s.state1, <floating*> s.state2, lo, hi, lr, s.beta1,
+                       s.beta2, s.eps, s.weight_decay, step)
     else:
-        user_loo = (False, square, square, one, one, square, one, 0, 0.0, one, one)
-    if item.loo is not None:
-        item_loo = (True,) + tuple(item.loo)
-    else:
-        item_loo = (False, one, one, one, one, one, 0.0, np.zeros(3, dtype=np.int64), one, one)
-    embeddings = ()
-    for tower in (user, item):
-        if tower.embedding is not None:
-            embeddings += (True,) + tuple(tower.embedding)
-        else:
-            embeddings += (False, index, square, square, square, square)
-    args = ((examples.targets, ratings, rank_weights, item_logq, user.sizes, user_x) + user_loo
-            + (item.sizes, item.x) + item_loo + embeddings + tuple(params)
-            + (int(config.optimizer), int(config.batch_size), float(config.beta1),
-               float(config.beta2), float(config.eps), float(config.momentum),
-               float(config.weight_decay), float(config.embedding_decay),
-               float(config.rating_weight), float(config.ranking_weight),
-               float(config.temperature), float(lr), int(step),
-               tower_threads() if threads is None else int(threads), float(loss)))
-    if dtype == np.float32:
-        return _train_epoch[float](order, examples.users, examples.items, *args)
-    return _train_epoch[double](order, examples.users, examples.items, *args)
+        sgd_ptr(P + lo, Gr + lo, vel + lo if vel != NULL else NULL, hi - lo, lr, s.momentum,
+                s.weight_decay)
+    for tower in range(2):
+        for k in range(s.towers[tower].n_blocks):
+            b = &s.towers[tower].blocks[k]
+            if b.kind == EMBEDDING or b.kind == HISTORY:
+                # An Embedding and a History both start with their Table.
+                e = <Embedding*> b.state
+                per_thread = (e.table.n_rows + n_threads - 1) // n_threads
+                table_step(&e.table, <floating*> e.table.table, tid, per_thread, s.optimizer,
+                           lr, s.beta1, s.beta2, s.eps, s.momentum, s.embedding_decay, step)
+    if tid == 0:
+        for k in range(n_chunks):
+            loss += s.chunk_loss[k]
+        loss = s.rating_weight * (loss / size)
+        if s.ranking_weight != 0:
+            for k in range(size):
+                rank += s.row_loss[k]
+            total_weight = positive_weight(<const floating*> s.wrow, size)
+            if total_weight > 0:
+                loss += s.ranking_weight * (rank / total_weight)
+        total[0] += loss * size
+
+
+cdef CompiledPlan _compiled(plan):
+    """The plan's compiled layout, built at its first use (for up to ``plan.threads``)."""
+    if plan._compiled is None:
+        plan._compiled = CompiledPlan(plan, min(plan.threads, epoch_threads()))
+    return plan._compiled
+
+
+def train_epoch(plan, order, lr, step, threads=1, loss=0.0):
+    """One epoch (or a run of whole batches) of ``plan`` over ``order`` (int32 or int64) on
+    ``threads`` threads (at most ``plan.threads``), which all give the same bits; ``loss`` is
+    added to the returned loss sum, so an epoch run in parts sums its loss in the same
+    order."""
+    return _compiled(plan).train(order, float(lr), int(step), int(threads), float(loss))
+
+
+def gather_inputs(plan, side, index):
+    """The input rows of one tower for the examples ``index``, as the epoch gathers them."""
+    return _compiled(plan).gather(side, np.ascontiguousarray(index, dtype=np.int64))

@@ -250,45 +250,11 @@ def _tower_backward(grad, activations, layers, grads, need_input_grad=False):
     return grad
 
 
-def _tower_inputs(tower, rows, examples, batch):
-    """The input rows of one tower for a batch: features (or leave-one-out rows), then the
-    embedding rows."""
-    dtype = examples.targets.dtype
-    x = np.empty((rows.shape[0], int(tower.sizes[0])), dtype=dtype)
-    width = 0 if tower.embedding is None else tower.embedding.table.shape[1]
-    d = x.shape[1] - width
-    features = np.empty((rows.shape[0], d), dtype=dtype)
-    if tower.loo is None:
-        gather_rows(tower.x, rows, features)
-    elif tower.x is None:  # the user tower: rows from statistics alone
-        user_rows_loo(*tower.loo, rows, examples.items[batch], examples.ratings[batch],
-                      features)
-    else:
-        item_rows_loo(*tower.loo, tower.x, rows, examples.ratings[batch], features)
-    x[:, :d] = features
-    if width:
-        x[:, d:] = tower.embedding.table[tower.embedding.index[rows]]
-    return x
-
-
-def _embedding_step(embedding, rows, grad_x, optimizer, config, lr, step):
-    """Scatter the input gradient into the touched table rows (in row order), then one lazy
-    optimizer step on those rows, which are left with a zero gradient."""
-    width = embedding.table.shape[1]
-    table_rows = embedding.index[rows]
-    np.add.at(embedding.grad, table_rows, grad_x[:, grad_x.shape[1] - width:])
-    _, first = np.unique(table_rows, return_index=True)
-    touched = table_rows[np.sort(first)]
-    param, grad = embedding.table[touched], embedding.grad[touched]
-    m, v = embedding.m[touched], embedding.v[touched]
-    if optimizer == OPTIMIZERS["adam"]:
-        adam_step(param, grad, m, v, lr, config.beta1, config.beta2, config.eps,
-                  config.embedding_decay, step)
-    else:
-        sgd_step(param, grad, m if config.momentum else None, lr, config.momentum,
-                 config.embedding_decay)
-    embedding.table[touched], embedding.m[touched], embedding.v[touched] = param, m, v
-    embedding.grad[touched] = 0
+def gather_inputs(plan, side, index):
+    """Each block's columns of the ``side`` tower's input rows of the examples ``index``."""
+    tower = plan.user if side == "user" else plan.item
+    return np.concatenate([block.gather(plan.examples, index) for block in tower.blocks],
+                          axis=1)
 
 
 def epoch_threads():
@@ -296,22 +262,22 @@ def epoch_threads():
     return 1
 
 
-def train_epoch(order, examples, user, item, params, config, lr, step, threads=None, loss=0.0):
+def train_epoch(plan, order, lr, step, threads=1, loss=0.0):
     # ``threads`` is the compiled epoch's (this twin runs on one); ``loss`` starts the sum.
     # ``order`` and the examples' rows index alike as int32 or int64.
+    examples, params, config = plan.examples, plan.params, plan.backend_config
     flat, flat_grads = params.params, params.grads
     dtype = flat.dtype
-    optimizer = config.optimizer
     alpha, beta = config.rating_weight, config.ranking_weight
-    user_layers, item_layers = unpack_params(flat, user.sizes, item.sizes)
-    user_grads, item_grads = unpack_params(flat_grads, user.sizes, item.sizes)
+    user_layers, item_layers = unpack_params(flat, plan.user.sizes, plan.item.sizes)
+    user_grads, item_grads = unpack_params(flat_grads, plan.user.sizes, plan.item.sizes)
+    trains = [any(block.trained for block in tower.blocks) for tower in (plan.user, plan.item)]
     loss_sum = loss
     for start in range(0, order.shape[0], config.batch_size):
         batch = order[start:start + config.batch_size]
         size = batch.shape[0]
-        u, i = examples.users[batch], examples.items[batch]
-        acts_u = _tower_forward(_tower_inputs(user, u, examples, batch), user_layers)
-        acts_i = _tower_forward(_tower_inputs(item, i, examples, batch), item_layers)
+        acts_u = _tower_forward(gather_inputs(plan, "user", batch), user_layers)
+        acts_i = _tower_forward(gather_inputs(plan, "item", batch), item_layers)
         yu, yv = np.empty_like(acts_u[-1]), np.empty_like(acts_i[-1])
         nu, nv, pred = (np.empty(size, dtype=dtype) for _ in range(3))
         normalize_dot(acts_u[-1], acts_i[-1], yu, yv, nu, nv, pred)
@@ -321,26 +287,26 @@ def train_epoch(order, examples, user, item, params, config, lr, step, threads=N
         grad_zu, grad_zv = np.empty_like(yu), np.empty_like(yv)
         if beta != 0:
             rank_yu, rank_yv = np.empty_like(yu), np.empty_like(yv)
-            loss += beta * inbatch_softmax(yu, yv, i, examples.rank_weights[batch],
-                                           examples.item_logq, config.temperature, rank_yu,
-                                           rank_yv)
+            loss += beta * inbatch_softmax(yu, yv, examples.items[batch],
+                                           examples.rank_weights[batch], examples.item_logq,
+                                           config.temperature, rank_yu, rank_yv)
             normalize_dot_backward_add(grad_pred, yu, yv, nu, nv, rank_yu, rank_yv, beta,
                                        grad_zu, grad_zv)
         else:
             normalize_dot_backward(grad_pred, yu, yv, nu, nv, grad_zu, grad_zv)
         loss_sum += loss * size
-        grad_xu = _tower_backward(grad_zu, acts_u, user_layers, user_grads,
-                                  user.embedding is not None)
-        grad_xi = _tower_backward(grad_zv, acts_i, item_layers, item_grads,
-                                  item.embedding is not None)
+        grad_xu = _tower_backward(grad_zu, acts_u, user_layers, user_grads, trains[0])
+        grad_xi = _tower_backward(grad_zv, acts_i, item_layers, item_grads, trains[1])
         step += 1
-        if optimizer == OPTIMIZERS["adam"]:
+        if config.optimizer == OPTIMIZERS["adam"]:
             adam_step(flat, flat_grads, params.state1, params.state2, lr, config.beta1,
                       config.beta2, config.eps, config.weight_decay, step)
         else:
             sgd_step(flat, flat_grads, params.state1 if config.momentum else None, lr,
                      config.momentum, config.weight_decay)
-        for tower, rows, grad_x in ((user, u, grad_xu), (item, i, grad_xi)):
-            if tower.embedding is not None:
-                _embedding_step(tower.embedding, rows, grad_x, optimizer, config, lr, step)
+        for tower, grad_x in ((plan.user, grad_xu), (plan.item, grad_xi)):
+            for block, offset in zip(tower.blocks, tower.offsets()):
+                if block.trained:
+                    block.step(examples, batch, grad_x[:, offset:offset + block.width],
+                               config, lr, step)
     return loss_sum, step

@@ -11,6 +11,7 @@ cdef extern from *:
     #else
     #define ANIREC_OPENMP 0
     static inline int omp_get_max_threads(void) { return 1; }
+    static inline int omp_get_thread_limit(void) { return 1; }
     static inline int omp_get_thread_num(void) { return 0; }
     static inline int omp_get_num_threads(void) { return 1; }
     static inline void anirec_omp_barrier(void) { }
@@ -18,6 +19,7 @@ cdef extern from *:
     """
     const int ANIREC_OPENMP
     int omp_get_max_threads() noexcept nogil
+    int omp_get_thread_limit() noexcept nogil
     int omp_get_thread_num() noexcept nogil
     int omp_get_num_threads() noexcept nogil
     void anirec_omp_barrier() noexcept nogil

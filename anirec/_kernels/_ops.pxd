@@ -18,6 +18,10 @@ cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* 
                                      const floating* norm_v, floating* grad_Zu,
                                      floating* grad_Zv, Py_ssize_t n,
                                      Py_ssize_t d) noexcept nogil
+cdef void normalize_backward_side_ptr(const floating* grad_pred, const floating* Yu,
+                                      const floating* Yv, const floating* norm,
+                                      floating* grad_Z, Py_ssize_t n, Py_ssize_t d,
+                                      bint item) noexcept nogil
 cdef double mse_ptr(const floating* pred, const floating* target, floating* grad,
                     Py_ssize_t n, Py_ssize_t n_mean) noexcept nogil
 cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_ssize_t n,
@@ -25,6 +29,9 @@ cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_
 cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating* v,
                    Py_ssize_t n, double lr, double beta1, double beta2, double eps,
                    double weight_decay, int64_t step) noexcept nogil
+cdef void adam_range_ptr(floating* param, const floating* grad, floating* m, floating* v,
+                         Py_ssize_t lo, Py_ssize_t hi, double lr, double beta1, double beta2,
+                         double eps, double weight_decay, int64_t step) noexcept nogil
 cdef void loo_row(const floating* num, const floating* den, const floating* total,
                   const floating* count, const floating* item_genres,
                   const floating* item_weight, int mode, double global_mean,

@@ -194,6 +194,26 @@ cdef void normalize_dot_backward_ptr(const floating* grad_pred, const floating* 
             grad_Zv[base + j] = (g * Yu[base + j] - Yv[base + j] * proj_v) / nv
 
 
+cdef void normalize_backward_side_ptr(const floating* grad_pred, const floating* Yu,
+                                      const floating* Yv, const floating* norm,
+                                      floating* grad_Z, Py_ssize_t n, Py_ssize_t d,
+                                      bint item) noexcept nogil:
+    """One side of :c:func:`normalize_dot_backward_ptr`, computed as it computes it: the user
+    side ``(g Yv - Yu proj) / norm_u`` (``item``: ``(g Yu - Yv proj) / norm_v``), with
+    ``proj = g <Yu, Yv>``."""
+    cdef Py_ssize_t i, j, base
+    cdef floating g, proj, nrm
+    cdef const floating* own = Yv if item else Yu
+    cdef const floating* other = Yu if item else Yv
+    for i in range(n):
+        base = i * d
+        g = grad_pred[i]
+        proj = <floating> (g * _dot(Yu + base, Yv + base, d))
+        nrm = norm[i]
+        for j in range(d):
+            grad_Z[base + j] = (g * other[base + j] - own[base + j] * proj) / nrm
+
+
 cdef double mse_ptr(const floating* pred, const floating* target, floating* grad,
                     Py_ssize_t n, Py_ssize_t n_mean) noexcept nogil:
     """Over ``n`` rows of a mean over ``n_mean`` rows (``n`` itself unless the rows are one
@@ -260,11 +280,11 @@ cdef void adam_ptr(floating* param, const floating* grad, floating* m, floating*
     """
     cdef Py_ssize_t c, n_chunks = (n + _CHUNK - 1) // _CHUNK, start
     if n < _PARALLEL_MIN or n_chunks < 2:
-        _adam_range(param, grad, m, v, 0, n, lr, beta1, beta2, eps, weight_decay, step)
+        adam_range_ptr(param, grad, m, v, 0, n, lr, beta1, beta2, eps, weight_decay, step)
         return
     for c in prange(n_chunks, schedule="static"):
         start = c * _CHUNK
-        _adam_range(param, grad, m, v, start, min(start + _CHUNK, n), lr, beta1, beta2, eps,
+        adam_range_ptr(param, grad, m, v, start, min(start + _CHUNK, n), lr, beta1, beta2, eps,
                     weight_decay, step)
 
 
@@ -310,10 +330,11 @@ cdef extern from *:
                          double wd, int decay) noexcept nogil
 
 
-cdef void _adam_range(floating* param, const floating* grad, floating* m, floating* v,
-                      Py_ssize_t lo, Py_ssize_t hi, double lr, double beta1, double beta2,
-                      double eps, double weight_decay, int64_t step) noexcept nogil:
-    # The constants rounded to the dtype once, as the NumPy twin rounds them.
+cdef void adam_range_ptr(floating* param, const floating* grad, floating* m, floating* v,
+                         Py_ssize_t lo, Py_ssize_t hi, double lr, double beta1, double beta2,
+                         double eps, double weight_decay, int64_t step) noexcept nogil:
+    """Adam on the elements ``lo..hi`` (on the calling thread). The constants are rounded to
+    the dtype once, as the NumPy twin rounds them."""
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, <double> step))
     cdef double v_scale = 1.0 / (1.0 - pow(beta2, <double> step))
     if floating is float:

@@ -14,3 +14,12 @@ cdef void normalize_dot_backward_add_ptr(const floating* grad_pred, const floati
                                          const floating* extra_Yv, double extra_weight,
                                          floating* grad_Zu, floating* grad_Zv, Py_ssize_t n,
                                          Py_ssize_t d) noexcept nogil
+cdef double positive_weight(const floating* weights, Py_ssize_t n) noexcept nogil
+cdef void softmax_rows_ptr(const floating* Yu, const floating* Yv, const int64_t* items,
+                           const floating* weights, const floating* logq, double temperature,
+                           double total, floating* S, double* row, double* row_loss,
+                           floating* grad_Yu, Py_ssize_t first, Py_ssize_t rows, Py_ssize_t n,
+                           Py_ssize_t d) noexcept nogil
+cdef void softmax_item_grad_ptr(const floating* S, const floating* Yu, floating* grad_Yv,
+                                Py_ssize_t first, Py_ssize_t rows, Py_ssize_t n,
+                                Py_ssize_t d) noexcept nogil

@@ -28,6 +28,7 @@ import numpy as np
 from cython cimport floating
 from libc.math cimport exp, expf, log, INFINITY
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 from anirec._kernels._blas cimport gemm
 
@@ -99,6 +100,83 @@ cdef double inbatch_softmax_ptr(const floating* Yu, const floating* Yv, const in
         gemm(True, False, <int> n, <int> d, <int> n, <floating> 1, S, <int> n, Yu, <int> d,
              <floating> 0, grad_Yv, <int> d)
     return loss / total
+
+
+cdef double positive_weight(const floating* weights, Py_ssize_t n) noexcept nogil:
+    """``W = sum_j w_j`` over the rows with ``w_j > 0``, in row order (in double)."""
+    cdef Py_ssize_t j
+    cdef double total = 0
+    for j in range(n):
+        if weights[j] > 0:
+            total += <double> weights[j]
+    return total
+
+
+cdef void softmax_rows_ptr(const floating* Yu, const floating* Yv, const int64_t* items,
+                           const floating* weights, const floating* logq, double temperature,
+                           double total, floating* S, double* row, double* row_loss,
+                           floating* grad_Yu, Py_ssize_t first, Py_ssize_t rows, Py_ssize_t n,
+                           Py_ssize_t d) noexcept nogil:
+    """Rows ``first .. first + rows`` of :c:func:`inbatch_softmax_ptr`, as it computes them:
+    their logits (a product of those rows of ``Yu`` with every row of ``Yv``), their softmax,
+    the loss term of each row into ``row_loss`` (``w_j (logsumexp - positive)``, 0 for a row
+    that is no positive), the rows of ``G`` into ``S`` and of ``grad_Yu = G Yv``. ``total`` is
+    :c:func:`positive_weight` of the whole batch; ``row`` a workspace of ``n`` doubles. The
+    rows of a batch are independent here: any split of them gives the same bits."""
+    cdef Py_ssize_t j, k
+    cdef double top, z, coef, scale, positive
+    cdef floating inv_t = <floating> (1.0 / temperature)
+    cdef floating* s
+    cdef int64_t item
+    if total <= 0:
+        memset(S + first * n, 0, rows * n * sizeof(floating))
+        memset(grad_Yu + first * d, 0, rows * d * sizeof(floating))
+        for j in range(first, first + rows):
+            row_loss[j] = 0
+        return
+    gemm(False, True, <int> rows, <int> n, <int> d, <floating> 1, Yu + first * d, <int> d, Yv,
+         <int> d, <floating> 0, S + first * n, <int> n)
+    for j in range(first, first + rows):
+        s = S + j * n
+        row_loss[j] = 0
+        if not weights[j] > 0:
+            for k in range(n):
+                s[k] = 0
+            continue
+        item = items[j]
+        for k in range(n):
+            row[k] = <double> (s[k] * inv_t - logq[items[k]])
+        positive = row[j]
+        for k in range(n):
+            if items[k] == item and k != j:
+                row[k] = -INFINITY
+        top = row[0]
+        for k in range(1, n):
+            top = row[k] if row[k] > top else top
+        z = 0
+        for k in range(n):
+            if floating is float:
+                row[k] = expf(<float> (row[k] - top))
+            else:
+                row[k] = exp(row[k] - top)
+            z += row[k]
+        row_loss[j] = <double> weights[j] * (log(z) + top - positive)
+        coef = (<double> weights[j] / total) / temperature
+        scale = coef / z
+        for k in range(n):
+            s[k] = <floating> (row[k] * scale)
+        s[j] = <floating> (row[j] * scale - coef)
+    gemm(False, False, <int> rows, <int> d, <int> n, <floating> 1, S + first * n, <int> n, Yv,
+         <int> d, <floating> 0, grad_Yu + first * d, <int> d)
+
+
+cdef void softmax_item_grad_ptr(const floating* S, const floating* Yu, floating* grad_Yv,
+                                Py_ssize_t first, Py_ssize_t rows, Py_ssize_t n,
+                                Py_ssize_t d) noexcept nogil:
+    """Rows ``first .. first + rows`` of ``grad_Yv = G^T Yu`` (``G`` in ``S``, every row of it
+    complete): columns of ``G`` times ``Yu``."""
+    gemm(True, False, <int> rows, <int> d, <int> n, <floating> 1, S + first, <int> n, Yu,
+         <int> d, <floating> 0, grad_Yv + first * d, <int> d)
 
 
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t d) noexcept nogil:

@@ -49,11 +49,11 @@ import scipy.sparse as sp
 from .. import loo
 from ..errors import DataError
 from ..loo import USER_MODES
-from .bayes import bayesian_prior
+from .bayes import OutsideStatistics, bayesian_prior, outside_statistics, prior_constants
 from .types import ANIME_TYPES, Catalogue
 from .split import Triplets
 
-__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "Features", "ColdStart",
+__all__ = ["WEIGHTINGS", "UserStats", "ItemStats", "FeatureScales", "Features", "ColdStart",
            "build_features", "zscore_fit"]
 
 #: Weighting name -> ``UserStats.mode`` code.
@@ -181,6 +181,31 @@ class ItemStats:
         return raw
 
 
+@dataclass(frozen=True)
+class FeatureScales:
+    """The constants fitted with the features: one value per column or per data set, shared by
+    every example (unlike the per-user and per-item statistics, which each training example
+    sees without its own rating).
+
+    Attributes
+    ----------
+    global_mean : float
+        The mean training rating (the mean of a user or item without other ratings).
+    prior_mean, prior_weight : float
+        ``m`` and ``C`` of the Bayesian average (:func:`anirec.data.bayes.prior_constants`).
+    item_mean, item_std, user_mean, user_std : ndarray of float64
+        The z-score scalers of the item and user rows.
+    """
+
+    global_mean: float
+    prior_mean: float
+    prior_weight: float
+    item_mean: np.ndarray
+    item_std: np.ndarray
+    user_mean: np.ndarray
+    user_std: np.ndarray
+
+
 @dataclass
 class Features:
     """Feature matrices, scalers and sufficient statistics built from the training ratings.
@@ -207,6 +232,8 @@ class Features:
     item_stats : ItemStats or None
         For the leave-one-out item statistics of training examples (``None`` without item
         attributes, whose rows hold no statistic of the ratings).
+    scales : FeatureScales
+        The constants the features were built with.
     """
 
     item_x: np.ndarray
@@ -222,6 +249,7 @@ class Features:
     weighting: str
     item_bayes: np.ndarray
     item_stats: ItemStats | None
+    scales: FeatureScales
 
     @property
     def cold_start(self) -> "ColdStart":
@@ -361,10 +389,11 @@ class ColdStart:
         return scaled[None, :]
 
 
-def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,
+def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray, members: np.ndarray,
                  attributes: bool) -> tuple[np.ndarray, list[str]]:
     """Raw item columns: genres, then (with ``attributes``) the training statistics
-    (:data:`anirec.loo.ITEM_COLUMNS`), the numeric attributes and the type one-hot."""
+    (:data:`anirec.loo.ITEM_COLUMNS`), the numeric attributes (``members``: the people
+    listing the anime outside the loaded raters) and the type one-hot."""
     cols = [catalogue.genre_matrix.astype(np.float64)]
     names = [f"genre:{g}" for g in catalogue.genres]
     if attributes:
@@ -372,7 +401,7 @@ def _item_matrix(catalogue: Catalogue, stats_raw: np.ndarray,
         names.extend(loo.ITEM_COLUMNS)
         attr = catalogue.attributes
         numeric = {
-            "log_members": np.log1p(np.clip(attr["members"].to_numpy(np.float64), 0, None)),
+            "log_members": np.log1p(np.clip(members, 0, None)),
             "log_episodes": np.log1p(np.clip(attr["episodes"].to_numpy(np.float64), 0, None)),
             "start_year": attr["start_year"].to_numpy(np.float64),
         }
@@ -406,7 +435,9 @@ def _user_csr(train: Triplets, n_users: int, n_items: int,
 
 
 def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
-                   weighting: str = "bayesian", item_attributes: bool = True) -> Features:
+                   weighting: str = "bayesian", item_attributes: bool = True,
+                   outside: OutsideStatistics | None = None,
+                   scales: FeatureScales | None = None) -> Features:
     """Build item and user features from the catalogue and the training ratings only.
 
     Parameters
@@ -421,6 +452,15 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
         How the genre preferences weight a user's anime (see the module docstring).
     item_attributes : bool
         Add the numeric and type attributes to the genre one-hot.
+    outside : OutsideStatistics, optional
+        What the catalogue's Score, Scored By and Members hold beyond the loaded ratings
+        (:func:`anirec.data.outside_statistics`: a catalogue that counts the loaded ratings,
+        as MyAnimeList's does, must have them taken out, or every example would read its
+        own rating). Default: the catalogue's values as they are (a catalogue independent of
+        the ratings).
+    scales : FeatureScales, optional
+        Build with these constants instead of fitting them on ``train`` (the features of other
+        ratings on the scale of fitted ones: ``Features.scales`` of an earlier build).
 
     Returns
     -------
@@ -444,18 +484,24 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
     mode = WEIGHTINGS[weighting]
     ratings = train.ratings.astype(np.float64)
 
-    # Items: statistics of the *training* ratings (the Bayesian rating falls back on them
-    # where metadata is missing); training examples see them without their own rating.
+    # Items: statistics of the *training* ratings, on top of what the catalogue knows beyond
+    # the loaded ratings (the Bayesian rating); training examples see them without their own.
     item_sum = np.bincount(train.items, weights=ratings, minlength=n_items)
     item_count = np.bincount(train.items, minlength=n_items).astype(np.float64)
-    attr = catalogue.attributes
-    prior = bayesian_prior(attr["score"].to_numpy(np.float64),
-                           attr["scored_by"].to_numpy(np.float64), item_sum, item_count)
-    global_mean = float(ratings.mean())
+    if outside is None:
+        nothing = np.zeros(n_items)
+        outside = outside_statistics(catalogue, nothing, nothing, counts_ratings=False)
+    if scales is None:
+        m, c = prior_constants(outside, item_sum, item_count)
+        global_mean = float(ratings.mean())
+    else:
+        m, c, global_mean = scales.prior_mean, scales.prior_weight, scales.global_mean
+    prior = bayesian_prior(outside, m, c)
     stats_raw = loo.item_rows(item_sum, item_count, *prior, global_mean, np.arange(n_items))
     bayes = stats_raw[:, 0].copy()
-    item_raw, item_names = _item_matrix(catalogue, stats_raw, item_attributes)
-    item_mean, item_std = zscore_fit(item_raw)
+    item_raw, item_names = _item_matrix(catalogue, stats_raw, outside.members, item_attributes)
+    item_mean, item_std = zscore_fit(item_raw) if scales is None else \
+        (scales.item_mean, scales.item_std)
     item_x = (item_raw - item_mean) / item_std
     item_stats = None
     if item_attributes:
@@ -483,11 +529,13 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
                       item_weight=bayes, mode=mode, global_mean=global_mean,
                       mean=np.zeros(G + 2), std=np.ones(G + 2))
     raw = stats.rows(np.arange(n_users), scaled=False)
-    stats.mean, stats.std = zscore_fit(raw[count > 0])
+    stats.mean, stats.std = zscore_fit(raw[count > 0]) if scales is None else \
+        (scales.user_mean, scales.user_std)
     user_x = (raw - stats.mean) / stats.std
+    scales = FeatureScales(global_mean, m, c, item_mean, item_std, stats.mean, stats.std)
     return Features(
         item_x=item_x, item_feature_names=item_names, item_mean=item_mean, item_std=item_std,
         user_x=user_x, user_feature_names=[*catalogue.genres, "log_count", "mean_rating"],
         user_mean=stats.mean, user_std=stats.std, user_stats=stats, genres=catalogue.genres,
-        weighting=weighting, item_bayes=bayes, item_stats=item_stats,
+        weighting=weighting, item_bayes=bayes, item_stats=item_stats, scales=scales,
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _csv
 from .anime import load_catalogue
-from .bayes import bayesian_average
+from .bayes import bayesian_average, bayesian_rating, outside_statistics
 from .scores import AnimeLookup, compact_ids, read_scores, sorted_last
 from .types import (ANIME_TYPES, DEFAULT_EXCLUDED_GENRES, Catalogue, LoadSummary, MALData,
                     Ratings, index_of_sorted, row_pointer)
@@ -132,9 +132,10 @@ def load_mal(anime_csv: str | os.PathLike[str], scores_csv: str | os.PathLike[st
 
     rsum = np.bincount(items, weights=ratings, minlength=catalogue.n_items)
     rcount = np.bincount(items, minlength=catalogue.n_items).astype(np.float64)
-    catalogue.bayes_rating = bayesian_average(catalogue.attributes["score"].to_numpy(),
-                                              catalogue.attributes["scored_by"].to_numpy(),
-                                              rsum, rcount)
+    # The catalogue is taken to count these ratings (as MyAnimeList's counts its own).
+    outside = outside_statistics(catalogue, rsum, rcount)
+    summary.anime_disagreeing = outside.disagreeing
+    catalogue.bayes_rating = bayesian_rating(outside, rsum, rcount)
     # Sorted by (user, item): the row pointer makes the ratings a CSR matrix, computed once
     # here for split, features and the recommender's exclusions.
     result = Ratings(user_ids=user_ids, users=users.astype(np.int32, copy=False),

@@ -20,8 +20,9 @@ import pandas as pd
 
 from ..errors import DataError
 from . import _csv
+from .bayes import bayesian_rating, outside_statistics
 from .mal import (DEFAULT_EXCLUDED_GENRES, Catalogue, LoadSummary, MALData, Ratings,
-                  bayesian_average, load_catalogue)
+                  load_catalogue)
 from .scale import MAL_SCALE, RatingScale
 
 __all__ = ["RatingData", "load_ratings", "Columns", "COLUMNS", "read_columns"]
@@ -215,9 +216,10 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
 
     rsum = np.bincount(items, weights=values, minlength=cat.n_items)
     rcount = np.bincount(items, minlength=cat.n_items).astype(np.float64)
-    cat.bayes_rating = bayesian_average(cat.attributes["score"].to_numpy(np.float64),
-                                        cat.attributes["scored_by"].to_numpy(np.float64),
-                                        rsum, rcount)
+    # The catalogue is taken to count these ratings (as MyAnimeList's counts its own).
+    outside = outside_statistics(cat, rsum, rcount, scale=(lo, hi))
+    summary.anime_disagreeing = outside.disagreeing
+    cat.bayes_rating = bayesian_rating(outside, rsum, rcount)
     # Whole ratings that fit are stored compactly (int8, as load_mal does); others as float32.
     whole = np.array_equal(values, np.round(values)) and -128 <= lo and hi <= 127
     ratings = Ratings(user_ids=user_ids, users=user_index.astype(np.int32),

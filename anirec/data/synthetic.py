@@ -507,19 +507,20 @@ def _anime_table(rng: np.random.Generator, anime_ids: np.ndarray, names: np.ndar
     premiered = np.where(typ == "TV", [f"{_SEASONS[m // 3]} {y}" for m, y in zip(month, year)],
                          "UNKNOWN").astype(object)
 
-    members = np.maximum(np.rint(popularity * 5.0e7 * (0.5 + rng.random(n_anime))), 1).astype(np.int64)
-    scored_by = np.rint(members * rng.uniform(0.3, 0.8, n_anime))
+    # Members, Scored By and Score count the generated ratings, as MyAnimeList's count every
+    # rating of users-score-2023.csv, on top of a much larger population outside the file.
+    members_outside = np.maximum(np.rint(popularity * 5.0e7 * (0.5 + rng.random(n_anime))), 1)
+    scored_outside = np.rint(members_outside * rng.uniform(0.3, 0.8, n_anime))
     rated = np.bincount(i_idx, minlength=n_anime)
+    members = (members_outside + rated).astype(np.int64)
+    scored_by = scored_outside + rated
     # About a third of the real catalogue has no Score: the least known anime.
     score_known = (members >= np.quantile(members, 0.33)) & (status != "Not yet aired")
-    # The catalogue's Score is the mean over a (much larger) MAL population: the planted
-    # quality plus the average user, softened towards the mean like a real average of clipped
-    # ratings.
-    sample_mean = np.bincount(i_idx, weights=rating.astype(np.float64), minlength=n_anime)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sample_mean = np.where(rated > 0, sample_mean / np.maximum(rated, 1), np.nan)
-    score = np.clip(mu + mean_bias + 0.9 * quality + rng.normal(0, 0.1, n_anime), 1.85, 9.2)
-    score = np.where(np.isnan(sample_mean), score, 0.5 * score + 0.5 * sample_mean)
+    # Outside the file the mean rating is the planted quality plus the average user, softened
+    # towards the mean like a real average of clipped ratings.
+    outside_mean = np.clip(mu + mean_bias + 0.9 * quality + rng.normal(0, 0.1, n_anime), 1.85, 9.2)
+    rating_sum = np.bincount(i_idx, weights=rating.astype(np.float64), minlength=n_anime)
+    score = (outside_mean * scored_outside + rating_sum) / scored_by
     favorites = np.rint(members * rng.uniform(0.0, 0.02, n_anime)).astype(np.int64)
     order_score = np.argsort(-np.where(score_known, score, -np.inf), kind="stable")
     rank_score = np.empty(n_anime)

@@ -54,9 +54,9 @@ class Catalogue:
         Per item: ``score``, ``scored_by``, ``members``, ``episodes``, ``start_year`` (float,
         NaN where ``UNKNOWN``) and ``type`` (string, missing where ``UNKNOWN``).
     bayes_rating : ndarray of float64
-        Bayesian average rating per item (see :func:`bayesian_average`); where the metadata
-        is missing it is computed from all loaded ratings (feature building recomputes those
-        from training ratings only).
+        Bayesian average rating per item (see :func:`anirec.data.bayesian_prior`) over the
+        catalogue's Score and the loaded ratings, each counted once (the catalogue is taken to
+        count the loaded ratings); feature building recomputes it from the training ratings.
     excluded_genres : tuple of str
         The genres whose anime were removed.
     excluded_ids : ndarray of int64
@@ -247,6 +247,7 @@ class LoadSummary:
     ratings_kept: int = 0
     users_kept: int = 0
     users_dropped: int = 0
+    anime_disagreeing: int = 0
     excluded_genres: tuple[str, ...] = ()
     coerced_columns: dict[str, int] = field(default_factory=dict)
     rating_scale: tuple[float, float] = MAL_SCALE
@@ -281,6 +282,9 @@ class LoadSummary:
             f" ({self.users_dropped} users)",
             f"  anime below the minimum number of ratings: {self.ratings_item_min}",
         ]
+        if self.anime_disagreeing:
+            lines.append(f"anime whose Scored By or Members is below their ratings in the scores "
+                         f"file (their Score and Members are not used): {self.anime_disagreeing}")
         return "\n".join(lines)
 
 

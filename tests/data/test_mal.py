@@ -116,13 +116,16 @@ def test_bayesian_average_formula_and_fallback(mal_files):
     assert b[2] == pytest.approx((m * c + 9.0 * 2) / (c + 2))  # from the ratings
     assert b[3] == pytest.approx(m)
     data = load_mal(*mal_files)
-    # Anime 5 has no Score: its Bayesian rating uses its two ratings (7, 7).
-    attr = data.catalogue.attributes
-    known = attr["score"].notna() & attr["scored_by"].notna()
-    m = attr["score"].mean()
-    c = attr["scored_by"][attr["scored_by"] > 0].mean()
+    # Anime 5 has no Score: its Bayesian rating uses its two ratings (7, 7). The prior is that
+    # of the ratings outside the file: Cowboy Bebop's Score counts its two loaded ratings
+    # (10, 6) and the Score of anime 10 its one (8), which are taken out of them.
+    m = ((8.75 * 914193 - 16) / 914191 + (7.5 * 2000 - 8) / 1999) / 2
+    c = (914191 + 1999) / 2
     assert data.catalogue.bayes_rating[1] == pytest.approx((m * c + 7.0 * 2) / (c + 2))
-    assert known.iloc[0]
+    # Cowboy Bebop: its Score with each loaded rating counted once.
+    assert data.catalogue.bayes_rating[0] == pytest.approx((m * c + 8.75 * 914193)
+                                                           / (c + 914193))
+    assert data.summary.anime_disagreeing == 0
 
 
 def test_progress_bar_runs(mal_files, capsys):

@@ -1,5 +1,7 @@
 """Shared helpers of the kernel tests: run a call under both backends, tolerances per dtype."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,9 @@ def both(fn, *args, **kwargs):
 def deep_copy(value):
     if isinstance(value, np.ndarray):
         return value.copy()
+    if dataclasses.is_dataclass(value):  # an input block
+        return dataclasses.replace(value, **{field.name: deep_copy(getattr(value, field.name))
+                                             for field in dataclasses.fields(value)})
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         return tuple(deep_copy(v) for v in value)
     if hasattr(value, "_fields"):  # NamedTuple such as LeaveOneOutStats
@@ -118,7 +123,7 @@ def make_item_loo(rng, dtype, items, ratings, n_items, d_item):
                                 as_dtype(rng.uniform(0.5, 2.0, 3)))
 
 
-def make_embedding(rng, dtype, n_rows, width, *, n_known=None):
+def make_embedding(rng, dtype, n_rows, width, *, side="user", n_known=None):
     """A training embedding table: the first ``n_known`` rows (default: all but 2) own a
     table row, the others share the last (unknown) row."""
     from anirec.kernels import Embedding
@@ -127,11 +132,25 @@ def make_embedding(rng, dtype, n_rows, width, *, n_known=None):
     index = np.where(np.arange(n_rows) < n_known, np.arange(n_rows), n_known).astype(np.int64)
     shape = (n_known + 1, width)
     table = (rng.standard_normal(shape) * 0.5).astype(dtype)
-    return Embedding(index, table, *(np.zeros(shape, dtype) for _ in range(3)))
+    return Embedding(side, index, table)
+
+
+def make_history(rng, dtype, users, items, n_users, n_items, width):
+    """A pooled history block of the examples ``(users, items)``: each user's distinct items,
+    in a shuffled order."""
+    from anirec.kernels import History
+
+    pairs = np.unique(np.stack([users, items], axis=1), axis=0)
+    pairs = pairs[np.lexsort((rng.random(pairs.shape[0]), pairs[:, 0]))]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n_users), out=indptr[1:])
+    table = (rng.standard_normal((n_items, width)) * 0.5).astype(dtype)
+    return History(indptr, pairs[:, 1].astype(np.int64), table)
 
 
 def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n_users=10,
-                 n_items=13, n_examples=57, loo_mode=None, scale=0.5, embedding_dim=0):
+                 n_items=13, n_examples=57, loo_mode=None, scale=0.5, embedding_dim=0,
+                 history_dim=0):
     """A small two-tower training problem: the keyword arguments of ``train_epoch`` minus the
     optimizer settings, with seeded data and parameters.
 
@@ -139,7 +158,8 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
     and ``user_sizes[0]`` is replaced by ``n_genres + 2``; the item rows then also get
     leave-one-out statistic columns (``item_loo``). With ``embedding_dim`` each tower also
     gets an ID embedding of that width (``user_embedding``, ``item_embedding``), its first
-    width grown by it.
+    width grown by it; with ``history_dim`` the user tower also gets a pooled history of the
+    examples (``user_history``).
     """
     from anirec.kernels import n_parameters
 
@@ -159,14 +179,16 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
         user_x = None
     item_x = rng.standard_normal((n_items, item_sizes[0])).astype(dtype)
     targets = rng.uniform(-1, 1, n_examples).astype(dtype)
-    user_embedding = item_embedding = None
+    user_embedding = item_embedding = user_history = None
+    user_sizes, item_sizes = user_sizes.copy(), item_sizes.copy()
     if embedding_dim:
         user_embedding = make_embedding(rng, dtype, n_users, embedding_dim)
-        item_embedding = make_embedding(rng, dtype, n_items, embedding_dim)
-        user_sizes = user_sizes.copy()
-        item_sizes = item_sizes.copy()
+        item_embedding = make_embedding(rng, dtype, n_items, embedding_dim, side="item")
         user_sizes[0] += embedding_dim
         item_sizes[0] += embedding_dim
+    if history_dim:
+        user_history = make_history(rng, dtype, users, items, n_users, n_items, history_dim)
+        user_sizes[0] += history_dim
     n_params = n_parameters(user_sizes, item_sizes)
     params = (rng.standard_normal(n_params) * scale).astype(dtype)
     return dict(users=users, items=items, targets=targets, user_x=user_x, item_x=item_x,
@@ -174,13 +196,15 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
                 grads=np.zeros(n_params, dtype), state1=np.zeros(n_params, dtype),
                 state2=np.zeros(n_params, dtype), loo=loo, item_loo=item_loo,
                 ratings=ratings.astype(dtype), user_embedding=user_embedding,
-                item_embedding=item_embedding, rank_weights=None, item_logq=None)
+                item_embedding=item_embedding, user_history=user_history, rank_weights=None,
+                item_logq=None)
 
 
 def batch_inputs(problem, batch, tables=None):
     """Each tower's input rows of ``batch`` through the public kernels: features
     (leave-one-out where the problem has statistics), then the rows of the embedding
-    ``tables`` (user, item; default: the problem's own)."""
+    ``tables`` (user, item; default: the problem's own), then the pooled history (written
+    out here from its definition, in float64)."""
     from anirec import kernels as K
 
     users, items = problem["users"][batch], problem["items"][batch]
@@ -195,12 +219,26 @@ def batch_inputs(problem, batch, tables=None):
         xi = K.item_rows_loo(problem["item_loo"], problem["item_x"], items, ratings)
     out = []
     for t, (x, rows, side) in enumerate(((xu, users, "user"), (xi, items, "item"))):
+        parts = [x]
         embedding = problem[f"{side}_embedding"]
-        if embedding is None:
-            out.append(x)
-            continue
-        table = embedding.table if tables is None else tables[t]
-        out.append(np.ascontiguousarray(np.hstack([x, table[embedding.index[rows]]])))
+        if embedding is not None:
+            table = embedding.table if tables is None else tables[t]
+            parts.append(table[embedding.index[rows]])
+        if side == "user" and problem.get("user_history") is not None:
+            parts.append(pooled_reference(problem["user_history"], users, items)
+                         .astype(x.dtype))
+        out.append(np.ascontiguousarray(np.hstack(parts)))
+    return out
+
+
+def pooled_reference(history, users, items):
+    """The pooled history by its definition, a plain loop in float64: the mean of the table
+    rows of each user's history but the example's own item (zeros for none)."""
+    out = np.zeros((len(users), history.table.shape[1]))
+    for k, (u, i) in enumerate(zip(users, items)):
+        rows = [j for j in history.indices[history.indptr[u]:history.indptr[u + 1]] if j != i]
+        if rows:
+            out[k] = np.mean(history.table[rows].astype(np.float64), axis=0)
     return out
 
 
@@ -208,7 +246,7 @@ EXAMPLE_KEYS = ("rank_weights", "item_logq")
 
 
 def epoch_inputs(problem, **options):
-    """``(examples, user, item, params, config)`` of :func:`anirec.kernels.train_epoch` from
+    """``(examples, user, item, params, config)`` of :class:`anirec.kernels.EpochPlan` from
     a :func:`make_problem` dict; ``options`` are :class:`EpochConfig` fields, or
     ``rank_weights`` / ``item_logq`` overriding the problem's."""
     from anirec import kernels as K
@@ -217,14 +255,23 @@ def epoch_inputs(problem, **options):
     p.update({key: options.pop(key) for key in EXAMPLE_KEYS if key in options})
     examples = K.Examples(p["users"], p["items"], p["targets"], p["ratings"],
                           p["rank_weights"], p["item_logq"])
-    user = K.Tower(p["user_sizes"], p["user_x"], p["loo"], p["user_embedding"])
-    item = K.Tower(p["item_sizes"], p["item_x"], p["item_loo"], p["item_embedding"])
+    user_blocks = [K.Features("user", p["user_x"], user_stats=p["loo"]),
+                   p["user_embedding"], p.get("user_history")]
+    item_blocks = [K.Features("item", p["item_x"], item_stats=p["item_loo"]),
+                   p["item_embedding"]]
+    user = K.Tower(p["user_sizes"], tuple(b for b in user_blocks if b is not None))
+    item = K.Tower(p["item_sizes"], tuple(b for b in item_blocks if b is not None))
     params = K.Params(p["params"], p["grads"], p["state1"], p["state2"])
     return examples, user, item, params, K.EpochConfig(**options)
 
 
-def run_epoch(problem, order, *, lr, step=0, **options):
-    """One :func:`anirec.kernels.train_epoch` of ``problem`` (updated in place)."""
+def make_plan(problem, *, threads=1, **options):
+    """The :class:`anirec.kernels.EpochPlan` of ``problem`` (its arrays used in place)."""
     from anirec import kernels as K
 
-    return K.train_epoch(order, *epoch_inputs(problem, **options), lr=lr, step=step)
+    return K.EpochPlan(*epoch_inputs(problem, **options), threads=threads)
+
+
+def run_epoch(problem, order, *, lr, step=0, threads=1, **options):
+    """One epoch of ``problem`` (updated in place)."""
+    return make_plan(problem, threads=threads, **options).run(order, lr=lr, step=step)

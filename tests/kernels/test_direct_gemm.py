@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from .kernel_helpers import HAS_CYTHON, make_problem, requires_cython
-from .test_train_epoch import OPTIMIZERS, _blocked_problem, _run, _state
+from .test_train_epoch import OPTIMIZERS, _rounds_problem, _run, _state
 
 if HAS_CYTHON:
     from anirec._kernels import _blas, _ops
@@ -161,8 +161,8 @@ def test_epoch_on_the_blas_path_follows_numpy(optimizer, momentum, loo_mode, emb
 
 @requires_direct
 @pytest.mark.parametrize("enabled", [True, False])
-def test_row_blocked_epoch_follows_numpy_on_both_paths(enabled):
-    problem, batch = _blocked_problem(np.float32, 2, 4)
+def test_batches_in_rounds_follow_numpy_on_both_paths(enabled):
+    problem, batch = _rounds_problem(np.float32, 2, 4, 3)
     kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch)
     ref, ref_losses, _ = _run("numpy", problem, **kwargs)
     with direct_gemm(enabled):

@@ -5,7 +5,7 @@ import pytest
 
 import anirec
 from anirec import kernels as K
-from .kernel_helpers import deep_copy, epoch_inputs, make_problem, requires_cython, run_epoch
+from .kernel_helpers import deep_copy, make_plan, make_problem, requires_cython, run_epoch
 
 OPTIMIZERS = [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)]
 
@@ -29,10 +29,10 @@ def _run(backend, problem, *, optimizer, momentum, batch_size, epochs=3, weight_
 def _state(problem):
     """Every array an epoch updates, by name."""
     state = {name: problem[name] for name in ("params", "grads", "state1", "state2")}
-    for side in ("user", "item"):
-        if problem[f"{side}_embedding"] is not None:
+    for name in ("user_embedding", "item_embedding", "user_history"):
+        if problem.get(name) is not None:
             for part in ("table", "grad", "m", "v"):
-                state[f"{side} {part}"] = getattr(problem[f"{side}_embedding"], part)
+                state[f"{name} {part}"] = getattr(problem[name], part)
     return state
 
 
@@ -41,11 +41,11 @@ def _state(problem):
 @pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
 @pytest.mark.parametrize("loo_mode", [None, 0, 1, 2])
 @pytest.mark.parametrize("batch_size", [1, 16, 1000])
-@pytest.mark.parametrize("embedding_dim", [0, 3])
+@pytest.mark.parametrize("embedding_dim,history_dim", [(0, 0), (3, 0), (0, 2)])
 def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_size,
-                                  embedding_dim):
+                                  embedding_dim, history_dim):
     problem = make_problem(np.random.default_rng(5), dtype, loo_mode=loo_mode,
-                           embedding_dim=embedding_dim)
+                           embedding_dim=embedding_dim, history_dim=history_dim)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size)
     ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
     got, got_losses, got_step = _run("cython", problem, **kwargs)
@@ -63,6 +63,9 @@ def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_si
         touched = np.unique(problem["user_embedding"].index[problem["users"]])
         np.testing.assert_array_equal(np.flatnonzero(moved), touched)  # only touched rows
         assert not got["user_embedding"].grad.any()  # left zero between batches
+    if history_dim:
+        moved = np.any(got["user_history"].table != problem["user_history"].table, axis=1)
+        assert moved.any() and not got["user_history"].grad.any()
 
 
 def test_epoch_learns_and_counts_steps(each_backend):
@@ -142,62 +145,107 @@ def test_default_objective_is_bit_identical(each_backend, dtype):
     np.testing.assert_array_equal(explicit["params"], plain["params"])
 
 
-@requires_cython
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
-@pytest.mark.parametrize("loo_mode,embedding_dim", [(None, 0), (2, 0), (2, 3)])
-@pytest.mark.parametrize("weights", [None, (1.0, 0.3), (0.0, 1.0)])
-@pytest.mark.parametrize("batch_size", [1, 16, 1000])
-def test_tower_parallel_epoch_is_bit_identical_to_serial(dtype, optimizer, momentum, loo_mode,
-                                                         embedding_dim, weights, batch_size):
-    """One OpenMP thread per tower (2 threads) gives exactly the serial epoch (1 thread)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+def _threaded(problem, threads, runs=None, **options):
+    """An epoch of the compiled backend on ``threads`` threads (or in ``runs`` of
+    ``(start, stop, threads)``), from a fresh copy of ``problem``; returns ``(problem, loss,
+    step)``."""
     from anirec._kernels import _epoch
 
-    if _epoch.tower_threads() < 2:
-        pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
-    problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode,
-                           embedding_dim=embedding_dim)
-    objective = None if weights is None else _objective(problem, *weights)
-    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size,
-                  objective=objective)
-    parallel, parallel_losses, parallel_step = _run("cython", problem, **kwargs)
-    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
-        assert _epoch.tower_threads() == 1
-        serial, serial_losses, serial_step = _run("cython", problem, **kwargs)
-    assert parallel_step == serial_step
-    np.testing.assert_array_equal(parallel_losses, serial_losses)
-    serial_state = _state(serial)
-    for name, value in _state(parallel).items():
-        np.testing.assert_array_equal(value, serial_state[name], err_msg=name)
-    assert not np.array_equal(parallel["params"], problem["params"])
+    p = {k: deep_copy(v) for k, v in problem.items()}
+    plan = make_plan(p, threads=max(threads, 4), **options)
+    order = np.random.default_rng(0).permutation(p["targets"].shape[0])
+    loss, step = 0.0, 5
+    for start, stop, count in runs or [(0, order.shape[0], threads)]:
+        loss, step = _epoch.train_epoch(plan, order[start:stop], 0.01, step, count, loss)
+    return p, loss, step
 
 
-def _blocked_problem(dtype, loo_mode, embedding_dim=0):
-    """Batches of more rows than a span of the rating loss or a tower pass takes at a time:
-    2 full row blocks and a partial one, then a remainder batch smaller than one block."""
-    from anirec._kernels._epoch import TOWER_ROW_BLOCK
-
-    batch = 2 * TOWER_ROW_BLOCK + 152
-    problem = make_problem(np.random.default_rng(8), dtype, loo_mode=loo_mode, n_users=40,
-                           n_items=60, n_examples=batch + 148, embedding_dim=embedding_dim)
-    return problem, batch
+def _assert_same_bits(got, expected):
+    (got, got_loss, got_step), (ref, ref_loss, ref_step) = got, expected
+    assert (got_loss, got_step) == (ref_loss, ref_step)
+    ref_state = _state(ref)
+    for name, value in _state(got).items():
+        np.testing.assert_array_equal(value, ref_state[name], err_msg=name)
 
 
 @requires_cython
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
-@pytest.mark.parametrize("loo_mode,weights,embedding_dim",
-                         [(None, None, 0), (2, None, 0), (None, (1.0, 0.3), 0), (2, None, 4),
-                          (2, (1.0, 0.3), 4)])
-def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, weights,
-                                          embedding_dim):
-    """A batch split into row blocks inside the compiled epoch gives the gradients and the
-    trajectory of the whole-batch NumPy twin."""
-    problem, batch = _blocked_problem(dtype, loo_mode, embedding_dim)
-    objective = None if weights is None else _objective(problem, *weights)
-    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch,
-                  objective=objective)
+@pytest.mark.parametrize("loo_mode,embedding_dim,history_dim", [(None, 0, 0), (2, 3, 2)])
+@pytest.mark.parametrize("weights", [None, (1.0, 0.3), (0.0, 1.0)])
+@pytest.mark.parametrize("batch_size", [1, 300, 1000])
+def test_every_thread_count_gives_the_same_bits(dtype, optimizer, momentum, loo_mode,
+                                                embedding_dim, history_dim, weights,
+                                                batch_size):
+    """Parameters, optimizer state, tables and loss of an epoch on 1, 2, 3 and 4 threads are
+    the same bits: chunks, lanes and the order of every sum depend on the batch size alone
+    (batches of 300 and 1,000 rows have 2 and 7 lanes)."""
+    problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode,
+                           embedding_dim=embedding_dim, history_dim=history_dim,
+                           n_users=40, n_items=60, n_examples=1100)
+    options = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size,
+                   **(_objective(problem, *weights) if weights else {}))
+    one = _threaded(problem, 1, **options)
+    if (weights, batch_size) != ((0.0, 1.0), 1):  # ranking one row against itself: no loss
+        assert not np.array_equal(one[0]["params"], problem["params"])
+    for threads in (2, 3, 4):
+        _assert_same_bits(_threaded(problem, threads, **options), one)
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weights", [None, (1.0, 0.3)])
+@pytest.mark.parametrize("embedding_dim,history_dim", [(0, 0), (3, 2)])
+def test_an_epoch_in_runs_on_changing_thread_counts_is_bit_identical(dtype, weights,
+                                                                     embedding_dim,
+                                                                     history_dim):
+    """``anirec._epoch_threads.ThreadChooser`` splits an epoch into runs of whole batches on
+    different thread counts as the machine's load goes: the same bits, loss included, as one
+    call."""
+    problem = make_problem(np.random.default_rng(11), dtype, loo_mode=2,
+                           embedding_dim=embedding_dim, history_dim=history_dim)
+    options = dict(optimizer="adam", batch_size=7, **(_objective(problem, *weights)
+                                                       if weights else {}))
+    n = problem["targets"].shape[0]
+    whole = _threaded(problem, 1, **options)
+    split = _threaded(problem, 1, [(0, 14, 2), (14, 21, 1), (21, 56, 3), (56, n, 1)],
+                      **options)
+    assert whole[2] == 5 + -(-n // 7)
+    _assert_same_bits(split, whole)
+
+
+def _rounds_problem(dtype, loo_mode, embedding_dim=0, history_dim=0):
+    """A batch of the rating loss in two rounds (eight chunks of 1,024 rows, then one of 808),
+    then a batch of 500 rows in three lanes."""
+    batch = 9000
+    problem = make_problem(np.random.default_rng(8), dtype, loo_mode=loo_mode, n_users=40,
+                           n_items=60, n_examples=batch + 500, embedding_dim=embedding_dim,
+                           history_dim=history_dim)
+    return problem, batch
+
+
+@requires_cython
+def test_the_layout_of_a_batch():
+    from anirec._kernels._epoch import batch_layout, max_chunk
+
+    assert [batch_layout(n) for n in (1, 64, 127, 255, 256, 300, 1000, 1024, 4096, 9000)] == \
+        [(1, 1), (1, 64), (1, 127), (1, 255), (2, 128), (2, 150), (7, 143), (8, 128),
+         (8, 512), (8, 1024)]
+    for batch in (1, 200, 255, 256, 700, 1024, 3000, 9000):
+        assert max_chunk(batch) == max(batch_layout(n)[1] for n in range(1, batch + 1))
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
+@pytest.mark.parametrize("loo_mode,embedding_dim,history_dim", [(None, 0, 0), (2, 0, 0),
+                                                                (2, 4, 3)])
+def test_batches_in_rounds_follow_numpy(dtype, optimizer, momentum, loo_mode, embedding_dim,
+                                        history_dim):
+    """A batch run in rounds of chunks inside the compiled epoch gives the gradients and the
+    trajectory of the whole-batch NumPy twin, and the same bits on 1 and 3 threads."""
+    problem, batch = _rounds_problem(dtype, loo_mode, embedding_dim, history_dim)
+    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch)
     ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
     got, got_losses, got_step = _run("cython", problem, **kwargs)
     assert got_step == ref_step == 6
@@ -207,69 +255,7 @@ def test_row_blocked_batches_follow_numpy(dtype, optimizer, momentum, loo_mode, 
     for name in ref_state:
         np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
                                    err_msg=name)
-
-
-@requires_cython
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("weights", [None, (1.0, 0.3)])
-def test_row_blocked_tower_parallel_epoch_is_bit_identical_to_serial(dtype, weights):
-    """Tower threads and spans (rating loss) or row blocks (with the ranking loss) together
-    still give exactly the epoch on one thread."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from anirec._kernels import _epoch
-
-    if _epoch.tower_threads() < 2:
-        pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
-    problem, batch = _blocked_problem(dtype, None)
-    objective = None if weights is None else _objective(problem, *weights)
-    kwargs = dict(optimizer="adam", momentum=0.0, batch_size=batch, objective=objective)
-    parallel, parallel_losses, _ = _run("cython", problem, **kwargs)
-    # BLAS on one thread too: on one OpenMP thread the epoch leaves the ranking head's
-    # batch x batch products to BLAS's threads, and a threaded OpenBLAS rounds them otherwise.
-    with threadpoolctl.threadpool_limits(1):
-        serial, serial_losses, _ = _run("cython", problem, **kwargs)
-    np.testing.assert_array_equal(parallel_losses, serial_losses)
-    serial_state = _state(serial)
-    for name, value in _state(parallel).items():
-        np.testing.assert_array_equal(value, serial_state[name], err_msg=name)
-
-
-@requires_cython
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("weights", [None, (1.0, 0.3)])
-@pytest.mark.parametrize("embedding_dim", [0, 3])
-def test_an_epoch_in_runs_on_alternating_thread_counts_is_bit_identical(dtype, weights,
-                                                                        embedding_dim):
-    """``anirec._epoch_threads.ThreadChooser`` splits an epoch into runs of whole batches on 1
-    or 2 threads as the machine's load goes: the same bits, loss included, as one call."""
-    from anirec._kernels import _epoch
-    from .kernel_helpers import epoch_inputs
-
-    if _epoch.tower_threads() < 2:
-        pytest.skip("no OpenMP, or a single OpenMP thread: the serial loop only")
-    problem = make_problem(np.random.default_rng(11), dtype, loo_mode=2,
-                           embedding_dim=embedding_dim)
-    options = dict(optimizer="adam", batch_size=7, **(_objective(problem, *weights)
-                                                       if weights else {}))
-    order = np.random.default_rng(0).permutation(problem["targets"].shape[0])
-    results = []
-    for runs in ([(0, order.shape[0], 1)], [(0, 14, 2), (14, 21, 1), (21, 56, 2),
-                                            (56, order.shape[0], 1)]):
-        p = {k: deep_copy(v) for k, v in problem.items()}
-        *inputs, config = epoch_inputs(p, **options)
-        config = config._replace(optimizer=K.OPTIMIZERS[config.optimizer])
-        loss, step = 0.0, 5
-        for start, stop, threads in runs:
-            loss, step = _epoch.train_epoch(order[start:stop], *inputs, config, 0.01, step,
-                                            threads, loss)
-        results.append((p, loss, step))
-    (whole, whole_loss, whole_step), (split, split_loss, split_step) = results
-    assert split_step == whole_step == 5 + -(-order.shape[0] // 7)
-    assert split_loss == whole_loss
-    whole_state = _state(whole)
-    for name, value in _state(split).items():
-        np.testing.assert_array_equal(value, whole_state[name], err_msg=name)
-    assert not np.array_equal(split["params"], problem["params"])
+    _assert_same_bits(_threaded(problem, 3, **kwargs), _threaded(problem, 1, **kwargs))
 
 
 def _narrowed(problem, users, items):
@@ -332,16 +318,14 @@ def test_int32_indices_follow_numpy(dtype):
 @requires_cython
 def test_compiled_epoch_refuses_other_index_dtypes_itself():
     """Past the checks of ``anirec.kernels``, the compiled epoch still reads only int32 and
-    int64 indices: any other dtype is refused by its typed memoryviews, never reinterpreted."""
+    int64 indices: any other dtype is refused, never reinterpreted."""
     from anirec._kernels import _epoch
 
     problem = make_problem(np.random.default_rng(0), np.float64)
-    examples, user, item, params, config = epoch_inputs(problem, optimizer="adam")
-    config = config._replace(optimizer=1)
+    plan = make_plan(problem, optimizer="adam")
     order = np.arange(57, dtype=np.int64)
     for bad in (np.uint32, np.int16, np.float64):
-        with pytest.raises(ValueError, match="dtype mismatch"):
-            _epoch.train_epoch(order.astype(bad), examples, user, item, params, config, 0.01, 0)
-        with pytest.raises(ValueError, match="dtype mismatch"):
-            _epoch.train_epoch(order, examples._replace(users=examples.users.astype(bad)),
-                               user, item, params, config, 0.01, 0)
+        with pytest.raises(ValueError, match="int32 or int64"):
+            _epoch.train_epoch(plan, order.astype(bad), 0.01, 0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _epoch.train_epoch(plan, np.arange(114, dtype=np.int64)[::2], 0.01, 0)
