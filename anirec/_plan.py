@@ -138,11 +138,15 @@ def _check_features(name: str, block: Features, dtype, n_items: int | None) -> i
     return n_rows
 
 
-def _check_block(name: str, block, dtype, n_items: int | None) -> int:
-    """Check one block; returns the number of rows of its side it knows."""
+def _check_block(name: str, block, dtype, side: str, n_items: int | None) -> int:
+    """Check one block of the ``side`` tower; returns the number of rows of its side it
+    knows."""
     if type(block) not in KINDS.values():
         raise TypeError(f"{name} must be one of {[k.__name__ for k in KINDS.values()]}, got "
                         f"{type(block).__name__}")
+    if block.side != side:
+        raise ValueError(f"{name} reads the {block.side!r} side of the examples, not the "
+                         f"{side!r} side")
     if isinstance(block, Features):
         return _check_features(name, block, dtype, n_items)
     if isinstance(block, Embedding):
@@ -167,11 +171,7 @@ def _check_tower(name: str, tower: Tower, dtype, n_items: int | None = None) -> 
         raise ValueError(f"{name}.sizes must hold at least two positive widths, got {sizes}")
     if not tower.blocks:
         raise ValueError(f"{name} has no input block")
-    for k, block in enumerate(tower.blocks):
-        if getattr(block, "side", None) != name:
-            raise ValueError(f"{name}.blocks[{k}] reads the {getattr(block, 'side', None)!r} "
-                             f"side of the examples, not the {name!r} side")
-    rows = {_check_block(f"{name}.blocks[{k}]", block, dtype, n_items)
+    rows = {_check_block(f"{name}.blocks[{k}]", block, dtype, name, n_items)
             for k, block in enumerate(tower.blocks)}
     if len(rows) > 1:
         raise ValueError(f"{name}: the blocks know different numbers of rows, {sorted(rows)}")

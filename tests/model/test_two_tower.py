@@ -398,7 +398,7 @@ def test_fit_trains_on_the_int32_and_float32_arrays_it_is_given(monkeypatch):
     visit them in an int32 order."""
     narrow, _, user_x, item_x = _narrow_and_wide()
     seen = {}
-    init, run = kernels.Epochs.__init__, kernels.Epochs.run
+    init, run = kernels.EpochPlan.__init__, kernels.EpochPlan.run
 
     def spy_init(self, examples, *args, **kwargs):
         seen["examples"] = examples
@@ -408,8 +408,8 @@ def test_fit_trains_on_the_int32_and_float32_arrays_it_is_given(monkeypatch):
         seen["order"] = order.dtype
         return run(self, order, **kwargs)
 
-    monkeypatch.setattr(kernels.Epochs, "__init__", spy_init)
-    monkeypatch.setattr(kernels.Epochs, "run", spy_run)
+    monkeypatch.setattr(kernels.EpochPlan, "__init__", spy_init)
+    monkeypatch.setattr(kernels.EpochPlan, "run", spy_run)
     small_model(epochs=1, validation_fraction=0.0).fit(narrow, user_x, item_x)
     examples = seen["examples"]
     assert examples.users is narrow[0] and examples.items is narrow[1]
