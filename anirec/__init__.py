@@ -14,6 +14,7 @@ from anirec.errors import (
     ModelFormatError,
     ModelWriteError,
     NotFittedError,
+    OutputError,
     UnknownIdError,
 )
 from anirec.model import TwoTower
@@ -37,6 +38,7 @@ __all__ = [
     "DivergenceError",
     "ModelFormatError",
     "ModelWriteError",
+    "OutputError",
     "NotFittedError",
     "UnknownIdError",
 ]

@@ -36,7 +36,7 @@ from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from anirec._files import atomic_write, folder_of, open_regular
+from anirec._files import atomic_write, check_target, folder_of, open_regular
 from anirec.errors import ModelFormatError, ModelWriteError
 
 FORMAT_NAME = "anirec"
@@ -89,26 +89,15 @@ def _name(path) -> str:
 def _check_target(path: Path) -> int | None:
     """The permission bits of the regular file ``path`` replaces, ``None`` for a new file.
 
-    Raises :class:`ModelWriteError` for anything but a regular file or a missing one: a save
-    would otherwise turn a symbolic link (or ``/dev/null``) into a regular file.
+    Raises :class:`ModelWriteError` for anything but a regular file or a missing one in an
+    existing folder (the one rule of every output: :func:`anirec._files.check_target`).
     """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        folder = folder_of(path)
-        if not folder.is_dir():
-            raise ModelWriteError(f"cannot save the model to {_name(path)}: the folder "
-                                  f"{_name(folder)} does not exist") from None
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        raise ModelWriteError(f"refusing to save the model over {_name(path)}: it is a "
-                              "symbolic link")
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelWriteError(f"cannot save the model to {_name(path)}: it is a folder")
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelWriteError(f"refusing to save the model over {_name(path)}: it is not a "
-                              "regular file (a device, a pipe or a socket)")
-    return stat.S_IMODE(info.st_mode)
+    mode = check_target(path, "the model", ModelWriteError)
+    folder = folder_of(path)
+    if mode is None and not folder.is_dir():
+        raise ModelWriteError(f"cannot save the model to {_name(path)}: the folder "
+                              f"{_name(folder)} does not exist")
+    return mode
 
 
 def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
@@ -142,7 +131,8 @@ def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
     try:
         # A replaced file keeps its permissions; checked again just before the rename: the
         # target may have changed since.
-        with atomic_write(path, mode=mode, before_replace=lambda: _check_target(path)) as handle:
+        with atomic_write(path, mode=mode, before_replace=lambda: _check_target(path),
+                          what="the model", error=ModelWriteError) as handle:
             np.savez(handle, **{HEADER_KEY: encoded}, **arrays)
     except PermissionError:
         raise ModelWriteError(f"cannot save the model to {_name(path)}: permission denied in "
