@@ -329,8 +329,13 @@ def cmd_generate(args) -> None:
     _check_outputs([("--out", args.out, True),
                     *(("--out", Path(args.out) / name, False)
                       for name in (ANIME_FILENAME, SCORES_FILENAME))])
-    anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
-                                    n_ratings=args.ratings, seed=args.seed)
+    created = _make_folder(Path(args.out))
+    try:
+        anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
+                                        n_ratings=args.ratings, seed=args.seed)
+    except BaseException:
+        _remove_folders(created)
+        raise
     print(f"wrote {anime}\nwrote {scores}")
 
 

@@ -22,8 +22,9 @@ import scipy.sparse as sp
 from anirec import _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
+from anirec.data._ids import lookup_ids
 from anirec.data.types import index_of_sorted
-from anirec.errors import NotFittedError
+from anirec.errors import DataError, ModelFormatError, NotFittedError, UnknownIdError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
@@ -46,11 +47,14 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
 
 
+#: The largest weight of a term of the retrieval score: far beyond the point where the term
+#: alone ranks (a weight of 100 on log shares spans thousands of score units), yet small
+#: enough that no score overflows in float32.
+MAX_WEIGHT = 1000.0
+
+
 def _check_weight(value, name: str = "popularity_weight") -> float:
-    value = _validate.real(name, value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return _validate.real(name, value, 0.0, MAX_WEIGHT)
 
 
 def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
@@ -121,8 +125,9 @@ class Recommender:
         on the real development sets (README, "Popularity and coverage").
     quality_weight : float
         How much an anime's rating bias ``b_item`` (how much better it is rated than the
-        mean, in rating points; a model with biases) adds to the retrieval score of a ranking
-        or hybrid model: ``+ quality_weight * b_item``. The bias is fitted on ratings alone,
+        mean, a model with biases) adds to the retrieval score of a ranking or hybrid model:
+        ``+ quality_weight * b_item``, the bias in points of the 1..10 scale (times
+        ``9 / (hi - lo)`` on another rating scale, so the ranking is the same in any units). The bias is fitted on ratings alone,
         so it tells which anime people who watch it rate highly, what the ranking (relevant:
         rated >= 8) rewards. The default 0.5 raised NDCG@10 on both real development sets
         (README, "Rating accuracy on real data"); it can be changed after fitting.
@@ -153,10 +158,12 @@ class Recommender:
                              f"{test:g}")
         self.options = {"weighting": weighting, "valid": valid, "test": test,
                         "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
-                        "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes),
+                        "leave_one_out": _validate.boolean("leave_one_out", leave_one_out),
+                        "item_attributes": _validate.boolean("item_attributes",
+                                                             item_attributes),
                         # The split needs a seed: None would make fit() unrepeatable.
-                        "seed": _validate.integer("seed", seed, 0), "refit": bool(refit),
+                        "seed": _validate.integer("seed", seed, 0),
+                        "refit": _validate.boolean("refit", refit),
                         "popularity_weight": _check_weight(popularity_weight),
                         "quality_weight": _check_weight(quality_weight, "quality_weight")}
         model_options.setdefault("epochs", 20)
@@ -288,9 +295,17 @@ class Recommender:
         # and then the item's rating bias when the model has biases).
         items = self.model.retrieval_items(self.item_vectors)
         if self._ranks_by_quality:
-            bias = self.model.biases_.item[:, None].astype(items.dtype)
+            bias = (self._quality_unit * self.model.biases_.item)[:, None].astype(items.dtype)
             items = np.ascontiguousarray(np.hstack([items, bias]))
         self.retrieval_items = items
+
+    @property
+    def _quality_unit(self) -> float:
+        """What one rating unit of an item bias weighs in the retrieval score: one point of
+        the 1..10 scale, whatever the scale (``9 / (hi - lo)``), so that the ranking does not
+        depend on the units of the ratings (0.5..5 and 1000..10000 rank as 1..10 does)."""
+        lo, hi = self.model.rating_range
+        return (RATING_RANGE[1] - RATING_RANGE[0]) / (hi - lo)
 
     @property
     def _ranks_by_quality(self) -> bool:
@@ -355,7 +370,8 @@ class Recommender:
             return score
         score = score - self.popularity_weight * prior[index]
         if self._ranks_by_quality:
-            score = score - self.quality_weight * self.model.biases_.item[index]
+            score = score - self.quality_weight * self._quality_unit * \
+                self.model.biases_.item[index]
         return score * self.model.temperature
 
     def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
@@ -363,7 +379,11 @@ class Recommender:
         (MAL anime ids left out for every user; unknown ids are ignored)."""
         extra = np.zeros(0, np.int64)
         if exclude is not None:
-            ids = np.unique(np.asarray(exclude, dtype=np.int64).ravel())
+            try:
+                ids = np.unique(lookup_ids(exclude, "exclude").ravel())
+            except UnknownIdError:  # beyond int64: in no catalogue, so nothing to leave out
+                ids = np.array([i for i in np.asarray(exclude, dtype=object).ravel()
+                                if -2**63 <= i < 2**63], dtype=np.int64)
             extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
         if exclude_rated:
             indptr, indices = _csr_take(*self.rated, rows)
@@ -491,8 +511,13 @@ class Recommender:
 
         >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
         """
-        if int(n) < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        self._check_fitted()
+        n = _validate.integer("n", n, 1)
+        genre_ratings = _validate.number_mapping("genre_ratings", genre_ratings, "genre names")
+        scale = _validate.number_pair("scale", scale)
+        if not self.genres:
+            raise DataError("this model knows no genres (it was trained without an anime "
+                            "file): recommend_for_genres needs one")
         row = self.new_user_features(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
         queries = self._retrieval_queries(vector).astype(np.float64)
@@ -686,8 +711,10 @@ class Recommender:
             parts[f"baseline.{type(baseline).__name__}"] = ({}, baseline_to_state(baseline))
         arrays = {f"{prefix}.{key}": value for prefix, (_, part) in parts.items()
                   for key, value in part.items()}
+        from anirec import _saved_recommender as saved
+
         arrays.update({
-            "anime_ids": self.anime_ids, "anime_names": self.anime_names,
+            "anime_ids": self.anime_ids, "anime_names": saved.file_names(self.anime_names),
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
@@ -699,7 +726,7 @@ class Recommender:
                   "cold_start": parts["cold"][0],
                   "baselines": [type(b).__name__ for b in self.baselines],
                   "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
-                  "summary": self.summary}
+                  "summary": self.summary, "dims": saved.dims_of(arrays, self.genres)}
         return header, arrays
 
     @classmethod
@@ -713,7 +740,8 @@ class Recommender:
         """
         from anirec import _saved_recommender as saved
 
-        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS)
+        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS,
+                                         dims=saved.file_dims)
         return cls.from_state(header, arrays, source=repr(str(path)))
 
     @classmethod
@@ -736,7 +764,11 @@ class Recommender:
         for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "rated_indptr",
                      "rated_indices", "test_users", "test_items"):
             arrays[name] = arrays[name].astype(np.int64, copy=False)
-        rec = cls(**header["options"])
+        try:
+            rec = cls(**header["options"])
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field 'options' is invalid: {error}") \
+                from None
         rec.model = model
         rec.cold_start = ColdStart.from_state(header["cold_start"], part("cold"))
         rec.baselines = [baseline_from_state(name, part(f"baseline.{name}"))
@@ -750,8 +782,7 @@ class Recommender:
         rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
         rec.test = Triplets(arrays["test_users"], arrays["test_items"], arrays["test_ratings"])
         rec.rated = (arrays["rated_indptr"], arrays["rated_indices"])
-        rec._prepare()
-        rec.fitted = True
+        saved.check_usable(rec, source)
         return rec
 
     def info(self) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import csv
 import os
-import re
 import stat
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _files
+from . import _ids
 from ..errors import DataError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -29,9 +29,6 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MAX_LINE = 1 << 24
 #: The largest file read whole into memory (the real anime file is 15 MiB).
 MAX_SMALL = 1 << 30
-#: The one rule for ids in every file: plain decimal digits (no sign, exponent, fraction or
-#: hex), at most 18 of them so that any id fits an int64; spaces around are allowed.
-_ID = re.compile(r"\s*[0-9]{1,18}\s*")
 # Delimiters that a mis-exported file may use instead of ",".
 _OTHER_DELIMITERS = (";", "\t", "|")
 
@@ -265,26 +262,19 @@ def scan(path: Path, columns: Sequence[str], needles: Sequence[bytes] = ()) -> b
 
 def shown(value: str, limit: int = 40) -> str:
     """``value`` for an error message: quoted, cut to ``limit`` characters, "(empty)"."""
-    if not value.strip():
-        return "(empty)"
-    return repr(value if len(value) <= limit else value[:limit] + "...")
+    return _ids.shown(value, limit)
 
 
 def id_error(path: Path, column: str, row: int, value: str) -> DataError:
     """The :class:`DataError` for an id that breaks the one rule, at data row ``row``."""
-    return DataError(f"{path}, column {column!r}, row {row}: {shown(value)} is not an integer "
-                     "id (1 to 18 plain digits: no sign, decimal point, exponent or hex)")
+    return _ids.id_error(path, column, f"row {row}", value)
 
 
 def parse_ids(values: np.ndarray, path: Path, column: str, row0: int = 0) -> np.ndarray:
-    """Parse ids by the one rule (see :data:`_ID`): int64 array, or :class:`DataError` naming
-    the first bad value's row (``row0`` rows come before ``values``)."""
-    text = pd.Series(values, dtype=object)
-    ok = text.str.fullmatch(_ID).to_numpy(dtype=bool, na_value=False)
-    if not ok.all():
-        k = int(np.flatnonzero(~ok)[0])
-        raise id_error(path, column, row0 + k + 1, str(values[k]))
-    return text.astype(np.int64).to_numpy() if len(text) else np.empty(0, np.int64)
+    """Parse ids by the one rule (:mod:`anirec.data._ids`): int64 array, or
+    :class:`DataError` naming the first bad value's row (``row0`` rows come before
+    ``values``)."""
+    return _ids.parse_text_ids(values, path, column, lambda k: f"row {row0 + k + 1}")
 
 
 def find_bad_value(path: Path, columns: Sequence[str], *, integer: Sequence[str] = (),
