@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numbers
+
 import numpy as np
 
-from anirec import backend
+from anirec import _validate, backend
 from anirec._epoch_threads import ThreadChooser
 from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 
@@ -191,16 +193,33 @@ def _gemm_dims(**dims: int) -> None:
                              f"kernels, 2**31 - 1")
 
 
-def _positive_int(name: str, value) -> int:
+#: The largest count a kernel takes (optimizer steps, batch sizes): the compiled kernels hold
+#: counts in int64, so a count must leave room for the updates of an epoch after it.
+MAX_COUNT = 2**62
+#: The smallest softmax temperature: logits are cosines / temperature, and their gradients
+#: scale with 1 / temperature; below this they overflow float32 (1e-45 gives NaN).
+MIN_TEMPERATURE = 1e-6
+
+
+def _positive_int(name: str, value, high: int = MAX_COUNT) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+    if value > high:
+        raise ValueError(f"{name} must be at most {high}, got {value}")
     return int(value)
 
 
+def _number(name: str, value) -> float:
+    """``value`` as a float; a bool or a string is no number (``float("3")`` is not taken)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r:.40} ({type(value).__name__})")
+    return float(value)
+
+
 def _finite_number(name: str, value, low: float = -np.inf, high: float = np.inf) -> float:
-    value = float(value)
+    value = _number(name, value)
     if not (np.isfinite(value) and low <= value <= high):
         raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value}")
     return value
@@ -377,11 +396,16 @@ def _check_logq(name: str, logq, dtype) -> int:
     return n_items
 
 
-def _positive_number(name: str, value) -> float:
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
+def _positive_number(name: str, value, least: float = 0.0) -> float:
+    value = _number(name, value)
+    if not (np.isfinite(value) and value > 0 and value >= least):
+        at_least = f" of at least {least:g}" if least else ""
+        raise ValueError(f"{name} must be a positive finite number{at_least}, got {value}")
     return value
+
+
+def _temperature(value) -> float:
+    return _positive_number("temperature", value, MIN_TEMPERATURE)
 
 
 def inbatch_softmax(Yu, Yv, items, weights, logq, temperature: float, *, grad_Yu=None,
@@ -429,7 +453,7 @@ def inbatch_softmax(Yu, Yv, items, weights, logq, temperature: float, *, grad_Yu
     n_items = _check_logq("logq", logq, dtype)
     _check_index("items", items, n_items, (n,))
     _check_weights("weights", weights, dtype, n)
-    temperature = _positive_number("temperature", temperature)
+    temperature = _temperature(temperature)
     _gemm_dims(n=n, d=d)
     _finite("Yu", Yu)
     _finite("Yv", Yv)
@@ -493,7 +517,8 @@ def adam_step(param, grad, m, v, *, lr: float, step: int, beta1: float = 0.9,
     lr = _finite_number("lr", lr, 0.0)
     beta1 = _finite_number("beta1", beta1, 0.0, 1.0 - 1e-12)
     beta2 = _finite_number("beta2", beta2, 0.0, 1.0 - 1e-12)
-    eps = _finite_number("eps", eps, 0.0)
+    # eps = 0 would turn a zero gradient (m = v = 0) into 0 / 0.
+    eps = _positive_number("eps", eps)
     weight_decay = _finite_number("weight_decay", weight_decay, 0.0)
     step = _positive_int("step", step)
     _no_alias({"param": param, "m": m, "v": v}, {"grad": grad})
@@ -529,6 +554,7 @@ def _check_loo(stats: LeaveOneOutStats, dtype, n_items: int | None = None):
     _check("stats.item_weight", stats.item_weight, dtype, (n_items,))
     _check("stats.mean", stats.mean, dtype, (n_genres + 2,))
     _check("stats.std", stats.std, dtype, (n_genres + 2,))
+    _validate.integer("stats.mode", stats.mode)  # 1.0 and True are no mode
     if stats.mode not in LOO_MODES.values():
         raise ValueError(f"stats.mode must be one of {sorted(LOO_MODES.values())}, got {stats.mode}")
     if not np.all(stats.std > 0):
@@ -666,9 +692,16 @@ def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
 
 
 def n_parameters(user_sizes, item_sizes) -> int:
-    """Length of the flat parameter buffer of two towers with these layer widths."""
-    return int(sum(a * b + b for sizes in (user_sizes, item_sizes)
-                   for a, b in zip(sizes[:-1], sizes[1:])))
+    """Length of the flat parameter buffer of two towers with these layer widths (each at
+    least two positive integers)."""
+    towers = []
+    for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
+        sizes = _validate.integer_tuple(name, sizes, 1)
+        if len(sizes) < 2:
+            raise ValueError(f"{name} must hold at least two widths (input and output), got "
+                             f"{list(sizes)}")
+        towers.append(sizes)
+    return int(sum(a * b + b for sizes in towers for a, b in zip(sizes[:-1], sizes[1:])))
 
 
 
@@ -755,16 +788,16 @@ def _check_config(config: EpochConfig) -> EpochConfig:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got "
                          f"{config.optimizer!r}")
     checked = config._replace(
-        batch_size=_positive_int("batch_size", config.batch_size),
+        batch_size=_positive_int("batch_size", config.batch_size, GEMM_MAX_DIM),
         beta1=_finite_number("beta1", config.beta1, 0.0, 1.0 - 1e-12),
         beta2=_finite_number("beta2", config.beta2, 0.0, 1.0 - 1e-12),
-        eps=_finite_number("eps", config.eps, 0.0),
+        eps=_positive_number("eps", config.eps),
         momentum=_finite_number("momentum", config.momentum, 0.0, 1.0),
         weight_decay=_finite_number("weight_decay", config.weight_decay, 0.0),
         embedding_decay=_finite_number("embedding_decay", config.embedding_decay, 0.0),
         rating_weight=_finite_number("rating_weight", config.rating_weight, 0.0),
         ranking_weight=_finite_number("ranking_weight", config.ranking_weight, 0.0),
-        temperature=_positive_number("temperature", config.temperature))
+        temperature=_temperature(config.temperature))
     if checked.rating_weight == 0 and checked.ranking_weight == 0:
         raise ValueError("rating_weight and ranking_weight cannot both be 0")
     return checked
@@ -856,12 +889,21 @@ class Epochs:
         for name in Params._fields:
             _check_out(f"params.{name}", getattr(params, name), dtype, (n_params,))
         n = _check("examples.targets", examples.targets, dtype, (None,)).shape[0]
+        # A NaN target, rating, feature or weight would poison every parameter silently.
+        _finite("examples.targets", examples.targets)
+        _finite("params.params", params.params)
+        for side, tower in (("user", user), ("item", item)):
+            if tower.x is not None:
+                _finite(f"{side}.x", tower.x)
+            if tower.embedding is not None:
+                _finite(f"{side}.embedding.table", tower.embedding.table)
         _check_index("examples.users", examples.users, n_users, (n,), ROW_INDEX)
         _check_index("examples.items", examples.items, n_items, (n,), ROW_INDEX)
         if user.loo is not None or item.loo is not None:
             if examples.ratings is None:
                 raise ValueError("examples.ratings are required with leave-one-out inputs")
             _check("examples.ratings", examples.ratings, dtype, (n,))
+            _finite("examples.ratings", examples.ratings)
         if self.config.ranking_weight > 0:
             if examples.rank_weights is None or examples.item_logq is None:
                 raise ValueError("examples.rank_weights and examples.item_logq are required "
@@ -908,8 +950,9 @@ class Epochs:
         """
         _check_index("order", order, self.n_examples, dtypes=ROW_INDEX)
         if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
-                or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+                or not 0 <= step <= MAX_COUNT:
+            raise ValueError(f"step must be a non-negative integer of at most {MAX_COUNT}, "
+                             f"got {step!r}")
         impl = backend.implementation()
         config = self.config._replace(optimizer=self._optimizer)
         lr = _finite_number("lr", lr, 0.0)
