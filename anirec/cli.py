@@ -262,27 +262,23 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def read_pairs(path: Path) -> pd.DataFrame:
-    """The ``user_id,anime_id`` pairs of a CSV file, as int64 columns."""
-    from anirec.data import _csv
+    """The pairs of a CSV file: ``user_id`` and ``anime_id`` as int64 columns (the one id rule,
+    errors naming the line), every other column kept as its text."""
+    from anirec.data import _csv, _ids
     from anirec.errors import DataError
 
-    try:
-        with _csv.open_regular(Path(path)) as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot be read as CSV ({error})") from None
-    pairs = {}
+    path = Path(path)
+    header = _csv.read_header(path, ())
     for column in ("user_id", "anime_id"):
-        if column not in frame.columns:
-            raise DataError(f"{path}: missing column {column!r} (found {list(frame.columns)})")
-        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-        bad = values.isna() | (values != values.round())
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {column!r}, line {row + 2}: "
-                            f"{frame[column].iloc[row]!r} is not an integer id")
-        pairs[column] = values.to_numpy(np.int64)
-    return pd.DataFrame(pairs)
+        if column not in header:
+            raise DataError(f"{path}: missing column {column!r} (found {header})")
+    _, text = _csv.read_text_columns(path)
+    frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
+                          for name, column in text.items()})
+    for column in ("user_id", "anime_id"):
+        frame[column] = _ids.parse_text_ids(
+            text[column], path, column, lambda row: f"line {_csv.record_line(path, row)}")
+    return frame
 
 
 def _own_table(args) -> bool:
@@ -310,9 +306,10 @@ def _scale(text: str) -> tuple[float, float]:
         low, high = (float(part) for part in parts)
     except ValueError:
         low = high = math.nan
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, e.g. 0.5,5, "
-                                         f"got {text!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high and
+            math.isfinite(high - low)):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH (finite, and "
+                                         f"so is HIGH - LOW), e.g. 0.5,5, got {text!r}")
     return low, high
 
 
@@ -377,6 +374,26 @@ def _recommender(args):
                        embedding_decay=args.embedding_decay, **options)
 
 
+def _shortfalls(report: pd.DataFrame, objective: str) -> list[str]:
+    """Where the model does worse on the test split than a baseline printed beside it, on
+    what its objective trains for: RMSE for ``rating`` and ``hybrid`` (against every baseline
+    that predicts ratings), NDCG@10 for ``ranking`` and ``hybrid`` (against every baseline
+    that ranks). A model that loses there is worse than a rule of thumb it is sold beside."""
+    model, baselines = report.loc["two-tower"], report.drop(index="two-tower")
+    metrics = {"rating": [("rmse", "predicts", min)], "ranking": [("ndcg@10", "ranks", max)],
+               "hybrid": [("rmse", "predicts", min), ("ndcg@10", "ranks", max)]}[objective]
+    found = []
+    for metric, verb, best in metrics:
+        values = baselines[metric].dropna()
+        if values.empty or not np.isfinite(model[metric]):
+            continue
+        name = values.idxmin() if best is min else values.idxmax()
+        if best(model[metric], values[name]) != model[metric]:
+            found.append(f"the model {verb} worse than the {name} baseline on the test split "
+                         f"({metric.upper()} {model[metric]:.4f} against {values[name]:.4f})")
+    return found
+
+
 def cmd_train(args) -> None:
     outputs = [("--out", args.out, False)]
     if args.save_split is not None:
@@ -384,11 +401,18 @@ def cmd_train(args) -> None:
                     *(("--save-split", Path(args.save_split) / f"{name}.csv", False)
                       for name in ("train", "validation", "test"))]
     _check_outputs(outputs, inputs=(args.anime, args.scores))
+    if args.strict and args.test == 0:
+        raise UsageError("--strict compares the model with the baselines on the test split: "
+                         "it needs --test above 0")
     recommender = _recommender(args)  # refuses contradicting options before loading
     data = _load_data(args)
     print(data.summary)
     started = time.perf_counter()
     rec = recommender.fit(data)
+    report = rec.evaluate(k=10) if args.test > 0 else None
+    shortfalls = _shortfalls(report, args.objective) if report is not None else []
+    if args.strict and shortfalls:
+        raise UsageError(f"{shortfalls[0]}: nothing saved (--strict)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rec.save(args.out)
     history = rec.model.history_
@@ -399,8 +423,14 @@ def cmd_train(args) -> None:
         for name, frame in rec.split_frames().items():
             _write_csv(frame, folder / f"{name}.csv")
         print(f"wrote the train, validation and test ratings to {folder}")
-    if args.test > 0:
-        print(_table(rec.evaluate(k=10)))
+    if report is not None:
+        print(_table(report))
+    else:
+        print("anirec train: note: no test split (--test 0), so the model was not compared "
+              "with the baselines", file=sys.stderr)
+    for shortfall in shortfalls:
+        print(f"anirec train: warning: {shortfall} (--strict refuses to save such a model)",
+              file=sys.stderr)
 
 
 def cmd_evaluate(args) -> None:
@@ -422,12 +452,16 @@ def cmd_evaluate(args) -> None:
         "rating": ratings.ratings,
     })
     report = rec.evaluate(heldout, k=args.k)
+    # Ratings off the model's scale (or missing) were left out when reading: say so.
+    report.attrs["dropped"] = int(data.summary.ratings_invalid)
     if args.json:
         _print_json({"attrs": report.attrs, "methods": dict(zip(report.index,
                                                                  _records(report)))})
     else:
         print(f"{report.attrs['ratings']} held-out ratings, {report.attrs['ranked_users']} users "
-              f"ranked, {report.attrs['skipped']} ratings of unknown users or anime skipped")
+              f"ranked, {report.attrs['skipped']} ratings of unknown users or anime skipped, "
+              f"{report.attrs['dropped']} missing or off the scale "
+              f"{'..'.join(f'{v:g}' for v in rec.rating_scale)} dropped")
         print(_table(report))
 
 
@@ -688,6 +722,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-split", type=Path, default=None, metavar="FOLDER",
                        help="also write the split's ratings there as train.csv, "
                             "validation.csv and test.csv (default: not written)")
+    train.add_argument("--strict", action="store_true",
+                       help="refuse to save a model that does worse on the test split than a "
+                            "baseline printed beside it, on what its objective trains for "
+                            "(RMSE for rating and hybrid, NDCG@10 for ranking and hybrid); "
+                            "without it such a model is saved with a warning")
     train.add_argument("--exclude-genres", type=_names, default=None,
                        help="comma-separated genres to drop (default Ecchi,Hentai,Erotica; "
                             "'' for none)")

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from anirec import _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
-from anirec.data._ids import lookup_ids
+from anirec.data._ids import column_ids, lookup_ids
 from anirec.data.types import index_of_sorted
 from anirec.errors import DataError, ModelFormatError, NotFittedError, UnknownIdError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
@@ -594,8 +594,10 @@ class Recommender:
         Parameters
         ----------
         heldout : DataFrame with ``user_id, anime_id, rating``, optional
-            Held-out ratings in MAL ids (rows of unknown users or anime are skipped and
-            counted in ``df.attrs["skipped"]``); by default the test split of ``fit``.
+            Held-out ratings in MAL ids (integers, :mod:`anirec.data._ids`) on the model's
+            rating scale (a rating outside it or missing is refused); rows of unknown users or
+            anime are skipped and counted in ``df.attrs["skipped"]``. By default the test
+            split of ``fit``.
         k : int
             Length of the ranked lists.
         threshold : float, optional
@@ -665,13 +667,20 @@ class Recommender:
         missing = {"user_id", "anime_id", "rating"} - set(frame.columns)
         if missing:
             raise ValueError(f"heldout is missing the column(s) {sorted(missing)}")
-        user_ids = frame["user_id"].to_numpy(np.int64)
-        anime_ids = frame["anime_id"].to_numpy(np.int64)
+        user_ids, anime_ids = (column_ids(frame[name].to_numpy(), "heldout", name)
+                               for name in ("user_id", "anime_id"))
+        ratings = pd.to_numeric(frame["rating"], errors="coerce").to_numpy(np.float64)
+        lo, hi = self.rating_scale
+        outside = ~((ratings >= lo) & (ratings <= hi))
+        if outside.any():  # NaN included: a garbage rating would score garbage
+            row = int(np.flatnonzero(outside)[0])
+            raise DataError(f"heldout, column 'rating', row {row + 1}: "
+                            f"{frame['rating'].iloc[row]!r:.40} is not a rating on the model's "
+                            f"scale [{lo:g}, {hi:g}]")
         known = np.isin(user_ids, self.user_ids) & np.isin(anime_ids, self.anime_ids)
         users = self.user_rows(user_ids[known]) if known.any() else np.zeros(0, np.int64)
         items = self.anime_rows(anime_ids[known]) if known.any() else np.zeros(0, np.int64)
-        ratings = frame["rating"].to_numpy(np.float64)[known]
-        return users, items, ratings, int((~known).sum())
+        return users, items, ratings[known], int((~known).sum())
 
     def split_frames(self) -> dict[str, pd.DataFrame]:
         """The ratings of each split ``fit`` made, in MAL ids and on the rating scale.

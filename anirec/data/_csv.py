@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import os
 import stat
 from pathlib import Path
@@ -318,3 +319,83 @@ def _first_bad_value(path: Path, chunks, usecols: Sequence[str],
                                  f"{shown(values[k])} is not a number")
         row0 += len(chunk)
     return None
+
+
+def read_text_columns(path: Path, columns: Sequence[str] | None = None):
+    """The header and the named columns (every column for ``None``) of a CSV file, as text.
+
+    The file is checked first (a regular file, UTF-8, no line longer than :data:`MAX_LINE`;
+    errors name the line), then parsed by pyarrow, which takes quoted fields across lines and
+    refuses a row with more or fewer fields than the header: such a row, or an unterminated
+    quote, is named by its line (:func:`malformed`). Blank lines are skipped.
+
+    Returns
+    -------
+    header : list of str
+    columns : dict of str to pyarrow.ChunkedArray of strings
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from .scores import _same_file
+
+    header = read_header(path, ())
+    scan(path, header)
+    wanted = list(header) if columns is None else list(columns)
+    try:
+        with open_regular(path) as checked, pa.OSFile(_same_file(checked, path)) as source:
+            table = pacsv.read_csv(
+                source, read_options=pacsv.ReadOptions(block_size=MAX_LINE, use_threads=False),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise malformed(path, len(header), str(exc)) from None
+    return header, {name: table.column(name) for name in wanted}
+
+
+def _records(path: Path):
+    """``(first line, fields)`` of each record of ``path`` (the header's first line is 1),
+    blank lines skipped; :class:`csv.Error` where a record cannot be parsed."""
+    with open_regular(path) as fh, io.TextIOWrapper(fh, encoding="utf-8-sig",
+                                                     newline="") as text:
+        reader = csv.reader(text, strict=True)
+        start = 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                error.line = start
+                raise
+            if fields:
+                yield start, fields
+            start = reader.line_num + 1
+
+
+def malformed(path: Path, n_columns: int, detail: str = "") -> DataError:
+    """The :class:`DataError` naming the first line of ``path`` whose record has another
+    number of fields than the header's ``n_columns``, or cannot be parsed (an unterminated
+    quote); ``detail`` is the parser's message when no such line is found."""
+    try:
+        for line, fields in _records(path):
+            if len(fields) != n_columns:
+                return DataError(f"{path}, line {line}: {len(fields)} fields, but the header "
+                                 f"has {n_columns} columns")
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            return DataError(f"{path}, line {error.line}: a quoted field opened there is never "
+                             'closed (an unterminated ")')
+        return DataError(f"{path}, line {error.line}: malformed CSV ({error})")
+    return DataError(f"{path}: cannot be read as CSV: {' '.join(detail.split())}")
+
+
+def record_line(path: Path, row: int) -> int:
+    """The first line of data row ``row`` (0-based; the header not counted) of ``path``, for
+    error messages: physical lines, quoted line breaks and blank lines counted."""
+    for index, (line, _) in enumerate(_records(path)):
+        if index == row + 1:
+            return line
+    return -1
