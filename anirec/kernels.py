@@ -666,8 +666,8 @@ def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
     dtype = _float_dtype("Q", Q)
     n, d = _check("Q", Q, dtype, (None, None)).shape
     m = _check("V", V, dtype, (None, d)).shape[0]
-    k = min(_positive_int("k", k), m)
-    block_size = _positive_int("block_size", block_size)
+    k = min(_positive_int("k", k, high=2**63 - 1), m)
+    block_size = _positive_int("block_size", block_size, high=2**63 - 1)
     _gemm_dims(d=d)
     _finite("Q", Q)
     _finite("V", V)

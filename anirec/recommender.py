@@ -57,6 +57,17 @@ def _check_weight(value, name: str = "popularity_weight") -> float:
     return _validate.real(name, value, 0.0, MAX_WEIGHT)
 
 
+def _id_list(ids, name: str) -> np.ndarray:
+    """One id or a 1-D sequence of ids as a 1-D array (a nested list is refused by name,
+    not met later as a shape error deep inside)."""
+    array = np.atleast_1d(np.asarray(ids, dtype=object) if isinstance(ids, (list, tuple))
+                          else np.asarray(ids))
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one id or a 1-D sequence of ids, got shape "
+                         f"{array.shape}")
+    return array
+
+
 def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
     """Every row of ``(indptr, indices)`` with ``columns`` added (sorted, duplicates merged)."""
     if columns.shape[0] == 0:
@@ -320,15 +331,18 @@ class Recommender:
     # Queries
 
     def user_rows(self, user_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL user ids (one id or a 1-D sequence); raises
+        :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return np.atleast_1d(index_of_sorted(self.user_ids, user_ids, "user id", "the model"))
+        return index_of_sorted(self.user_ids, _id_list(user_ids, "user_ids"), "user id",
+                               "the model")
 
     def anime_rows(self, anime_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL anime ids (one id or a 1-D sequence); raises
+        :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return np.atleast_1d(index_of_sorted(self.anime_ids, anime_ids, "anime id",
-                                             "the catalogue"))
+        return index_of_sorted(self.anime_ids, _id_list(anime_ids, "anime_ids"), "anime id",
+                               "the catalogue")
 
     def anime_genres(self, anime_ids) -> list[str]:
         """The genres of each anime, joined with ``", "`` as in the MAL files."""
@@ -484,7 +498,9 @@ class Recommender:
                           scale: tuple[float, float] = (1, 10)) -> np.ndarray:
         """The scaled feature row of a new user who rated genres on ``scale``."""
         self._check_fitted()
-        return self.cold_start.row(genre_ratings, scale=scale)
+        return self.cold_start.row(
+            _validate.number_mapping("genre_ratings", genre_ratings, "genre names"),
+            scale=_validate.number_pair("scale", scale))
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
                              scale: tuple[float, float] = (1, 10),
@@ -618,6 +634,7 @@ class Recommender:
             popularity-biased).
         """
         self._check_fitted()
+        k = _validate.integer("k", k, 1)
         if threshold is None:
             lo, hi = self.rating_scale
             threshold = lo + (8.0 - 1.0) / 9.0 * (hi - lo)

@@ -586,6 +586,10 @@ class TwoTower:
             raise DataError("train has no examples")
         item_x = _check_features("item_features", item_features, self.dtype)
         user_x = _check_features("user_features", user_features, self.dtype)
+        for name, x in (("user_features", user_x), ("item_features", item_x)):
+            if x.shape[1] == 0 and self.embedding_dim == 0:
+                raise ValueError(f"{name} has no columns and embedding_dim=0: that tower would "
+                                 "have no input (give features or an ID embedding)")
         _check_rows("train users", users, user_x.shape[0], "user row")
         _check_rows("train items", items, item_x.shape[0], "item row")
         self._check_ratings("train", ratings)
