@@ -96,7 +96,10 @@ def column_ids(values, source, column: str,
         raise DataError(f"{source}, column {column!r}: holds {array.dtype} values, not ids")
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise id_error(source, column, where(k), array[k])
+        value = array[k].item() if isinstance(array[k], np.generic) else array[k]
+        raise DataError(f"{source}, column {column!r}, {where(k)}: {value!r:.40} is not an "
+                        f"integer id (integers of at most 18 digits; floats only whole and "
+                        f"below 2**53, where they hold every integer)")
     return np.array([int(v) for v in array], dtype=np.int64) if kind == "O" else \
         array.astype(np.int64)
 

@@ -83,7 +83,10 @@ def run_cli(capsys, argv) -> tuple[int, str, str]:
     """``anirec ARGV`` in this process: ``(status, stdout, stderr)``."""
     from anirec.cli import main
 
-    status = main([str(a) for a in argv])
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as done:  # the option parser's refusals
+        status = done.code
     out, err = capsys.readouterr()
     return status, out, err
 
