@@ -534,7 +534,7 @@ class Recommender:
         if not self.genres:
             raise DataError("this model knows no genres (it was trained without an anime "
                             "file): recommend_for_genres needs one")
-        row = self.new_user_features(genre_ratings, scale=scale)
+        row = self.cold_start.row(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
         queries = self._retrieval_queries(vector).astype(np.float64)
         model_scores = self.retrieval_items.astype(np.float64) @ queries[0]

@@ -90,11 +90,18 @@ def test_the_declared_sizes_are_checked_against_each_other(models, tmp_path, fie
         Recommender.load(target)
 
 
-def test_the_model_part_agrees_with_the_recommender(models, tmp_path):
+@pytest.mark.parametrize("field,value,message", [
+    ("item inputs", 999, r"'model.dims.item inputs' is 999, but the recommender's dims make "
+                         r"it"),
+    ("user table", 10**7, r"'model.dims.user table' is 10000000: .* of at most one row per "
+                          r"user row plus one \(150\)"),
+    ("users", 10**7, r"'model.dims.users' is 10000000, but the recommender's dims make it 150"),
+])
+def test_the_model_part_agrees_with_the_recommender(models, tmp_path, field, value, message):
     _, path = models["hybrid"]
     target = edit_header(path, tmp_path / "dims.anirec",
-                         lambda header: header["model"]["dims"].__setitem__("item inputs", 999))
-    with pytest.raises(ModelFormatError, match="'model.dims.item inputs' is 999"):
+                         lambda header: header["model"]["dims"].__setitem__(field, value))
+    with pytest.raises(ModelFormatError, match=message):
         Recommender.load(target)
 
 

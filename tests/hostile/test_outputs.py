@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from anirec import ModelWriteError
+
 from .conftest import device_node, is_device, run_cli, run_command
 
 TRAIN = ["--epochs", "1", "--layers", "4", "--embedding-dim", "2"]
@@ -179,6 +181,16 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(full_disk, models, mal_files
     assert "no space left" in done.stderr.splitlines()[-1]
     leftovers = _clean(full_disk) - {"sp"}
     assert not leftovers, leftovers
+
+
+def test_saving_on_a_full_disk_is_a_model_write_error(full_disk, models):
+    rec, _ = models["hybrid"]
+    _fill(full_disk, 16 * 1024)
+    target = full_disk / "m.anirec"
+    with pytest.raises(ModelWriteError, match=r"cannot write the model to '.*m.anirec': no "
+                                              r"space left on device"):
+        rec.save(target)
+    assert _clean(full_disk) == set()
 
 
 # ---------------------------------------------------------------------------------------------
