@@ -18,6 +18,7 @@ wrong type) naming the source, the column and where the value is.
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Callable
 
 import numpy as np
@@ -33,6 +34,7 @@ _EXACT_FLOAT = 2**53
 # Python's whitespace (str.isspace), spelt for RE2: the rule is the same in every reader.
 _SPACE = r"[\t\n\x0b\f\r\x1c-\x1f\x85\p{Z}]*"
 _TEXT_ID = rf"^{_SPACE}[0-9]{{1,18}}{_SPACE}$"
+_TEXT_RE = re.compile(r"\s*[0-9]{1,18}\s*")  # the same rule for one Python string
 
 
 def _row(index: int) -> str:
@@ -90,8 +92,9 @@ def column_ids(values, source, column: str,
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(array) | (array != np.floor(array)) | (array < 0) | \
                 (array >= _EXACT_FLOAT)
-    elif kind == "O":
-        bad = np.array([not _typed_id(v) for v in array], dtype=bool)
+    elif kind == "O":  # mixed: text by the text rule, the rest by the typed one
+        bad = np.array([not (_TEXT_RE.fullmatch(v) if isinstance(v, str) else _typed_id(v))
+                        for v in array], dtype=bool)
     else:
         raise DataError(f"{source}, column {column!r}: holds {array.dtype} values, not ids")
     if bad.any():

@@ -164,12 +164,29 @@ class SyntheticTruth:
         Returns
         -------
         ndarray of float64
+            The broadcast shape of the ids.
+
+        Raises
+        ------
+        UnknownIdError
+            An id the data set does not have (or that is no integer).
+        ValueError
+            Ids whose shapes do not broadcast together.
         """
-        u = np.searchsorted(self.user_ids, np.asarray(user_ids, dtype=np.int64))
-        i = np.searchsorted(self.anime_ids, np.asarray(anime_ids, dtype=np.int64))
-        affinity = np.einsum("ij,ij->i", self.taste[np.atleast_1d(u)],
-                             self.item_genres[np.atleast_1d(i)])
-        return self.mu + self.user_bias[u] + self.item_quality[i] + affinity.reshape(np.shape(u))
+        from ._ids import lookup_ids
+        from .types import index_of_sorted
+
+        users, anime = lookup_ids(user_ids, "user id"), lookup_ids(anime_ids, "anime id")
+        try:
+            users, anime = np.broadcast_arrays(users, anime)
+        except ValueError:
+            raise ValueError(f"user_ids and anime_ids must broadcast together, got shapes "
+                             f"{users.shape} and {anime.shape}") from None
+        u = index_of_sorted(self.user_ids, users.ravel(), "user id", "the synthetic data")
+        i = index_of_sorted(self.anime_ids, anime.ravel(), "anime id", "the synthetic data")
+        affinity = np.einsum("ij,ij->i", self.taste[u], self.item_genres[i])
+        expected = self.mu + self.user_bias[u] + self.item_quality[i] + affinity
+        return expected.reshape(users.shape)[()]  # a number for one pair
 
 
 @dataclass

@@ -82,6 +82,21 @@ def test_query_arguments_are_named(models, call, error, message):
         call(rec)
 
 
+def test_the_planted_truth_broadcasts_its_ids_or_names_them():
+    from anirec.data import generate_synthetic
+
+    truth = generate_synthetic(50, 60, 500, seed=1).truth
+    users, anime = truth.user_ids[:3], truth.anime_ids[:3]
+    row = truth.expected_rating(users[0], anime)  # one user against three anime
+    np.testing.assert_allclose(row, [truth.expected_rating(users[0], a) for a in anime])
+    with pytest.raises(ValueError, match=r"must broadcast together, got shapes \(3,\) and "
+                                         r"\(2,\)"):
+        truth.expected_rating(users, anime[:2])
+    missing = int(truth.user_ids.max()) + 1
+    with pytest.raises(UnknownIdError, match=f"unknown user id {missing}"):
+        truth.expected_rating(missing, anime[0])
+
+
 @pytest.mark.parametrize("make,error,message", [
     (lambda: TwoTower(biases="yes"), TypeError, "biases must be True or False"),
     (lambda: TwoTower(popularity_prior="no"), TypeError, "popularity_prior must be True or"),

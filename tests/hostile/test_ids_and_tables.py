@@ -148,10 +148,21 @@ def test_a_rating_scale_must_be_a_finite_pair(scale, message):
         anirec.load_ratings(frame, rating_scale=scale)
 
 
-def test_the_rating_scale_option_is_checked_before_loading(tmp_path, capsys):
+@pytest.mark.parametrize("option,named", [("--rating-scale=-1e308,1e308", "--rating-scale"),
+                                          ("--popularity-weight=1e300", "popularity_weight")])
+def test_options_are_checked_before_loading(tmp_path, capsys, option, named):
     status, _, err = run_cli(capsys, ["train", "--scores", tmp_path / "missing.csv", "--out",
-                                      tmp_path / "m", "--rating-scale=-1e308,1e308"])
-    assert status == 2 and "--rating-scale" in err and "missing.csv" not in err, err
+                                      tmp_path / "m", option])
+    assert status == 2 and named in err and "missing.csv" not in err, err
+
+
+def test_a_mixed_column_takes_each_value_by_its_rule():
+    frame = pd.DataFrame({"user_id": pd.Series(["12", 13, " 14 ", 15.0], dtype=object),
+                          "anime_id": [1, 2, 3, 4], "rating": [5, 6, 7, 8]})
+    assert anirec.load_ratings(frame).ratings.user_ids.tolist() == [12, 13, 14, 15]
+    frame.loc[2, "user_id"] = "1e3"
+    with pytest.raises(DataError, match="row 3: '1e3' is not an integer id"):
+        anirec.load_ratings(frame)
 
 
 def test_equal_ratings_say_to_give_the_scale():
