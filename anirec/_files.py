@@ -7,9 +7,10 @@ Writing: every output, a model or a CSV file, obeys one rule. :func:`check_targe
 replace anything but a regular file (a symbolic link, a device, a FIFO, a socket, a folder);
 :func:`same_file` says whether two paths name one file however they are spelt (resolved
 paths, or the device and inode of existing files: a symbolic link to a folder or
-``/proc/self/cwd`` gives no second name); :func:`atomic_write` writes to a temporary file in
-the target's folder and renames it over the target, removing it on any failure (a full disk
-included, reported as :class:`~anirec.errors.OutputError`). A process killed outright (SIGKILL, the OOM
+``/proc/self/cwd`` gives no second name); :func:`check_writable_folder` creates a file where
+an output will go; :func:`atomic_write` writes to a temporary file in the target's folder and
+renames it over the target, removing it on any failure (a full disk included, reported as
+:class:`~anirec.errors.OutputError`). A process killed outright (SIGKILL, the OOM
 killer, a power cut) runs no clean-up, so each temporary file's name holds its writer's process
 id, ``.{target name}.{pid}.{8 hex digits}.tmp``, and every save to a target first removes the
 temporary files of that target whose writer no longer runs. Nothing else is ever removed: only
@@ -173,8 +174,8 @@ def atomic_write(path, *, mode: int | None = None,
     OutputError
         (or ``error``) When writing fails for want of room (a full disk, a file-size limit)
         or another input/output error, naming ``what`` and ``path``; the temporary file is
-        removed.
-        ``PermissionError`` (the folder's) and the caller's own errors pass unchanged.
+        removed. ``PermissionError`` (the folder's) and the caller's own errors pass
+        unchanged.
     """
     path = Path(path)
     remove_stale_temporaries(path)

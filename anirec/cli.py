@@ -320,7 +320,6 @@ def _write_csv(frame: pd.DataFrame, path) -> None:
 
 def cmd_generate(args) -> None:
     from anirec.data import write_synthetic
-
     from anirec.data.synthetic import ANIME_FILENAME, SCORES_FILENAME
 
     _check_outputs([("--out", args.out, True),

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import Mapping
 
@@ -24,7 +25,7 @@ from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity
                               baseline_from_state, baseline_to_state)
 from anirec.data._ids import column_ids, lookup_ids
 from anirec.data.types import index_of_sorted
-from anirec.errors import DataError, ModelFormatError, NotFittedError, UnknownIdError
+from anirec.errors import DataError, ModelFormatError, NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
@@ -138,9 +139,9 @@ class Recommender:
         How much an anime's rating bias ``b_item`` (how much better it is rated than the
         mean, a model with biases) adds to the retrieval score of a ranking or hybrid model:
         ``+ quality_weight * b_item``, the bias in points of the 1..10 scale (times
-        ``9 / (hi - lo)`` on another rating scale, so the ranking is the same in any units). The bias is fitted on ratings alone,
-        so it tells which anime people who watch it rate highly, what the ranking (relevant:
-        rated >= 8) rewards. The default 0.5 raised NDCG@10 on both real development sets
+        ``9 / (hi - lo)`` on another rating scale, so the ranking is the same in any units).
+        The bias is fitted on ratings alone, so it tells which anime people who watch it rate
+        highly, what the ranking (relevant: rated >= 8) rewards. The default 0.5 raised NDCG@10 on both real development sets
         (README, "Rating accuracy on real data"); it can be changed after fitting.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
@@ -393,11 +394,11 @@ class Recommender:
         (MAL anime ids left out for every user; unknown ids are ignored)."""
         extra = np.zeros(0, np.int64)
         if exclude is not None:
-            try:
-                ids = np.unique(lookup_ids(exclude, "exclude").ravel())
-            except UnknownIdError:  # beyond int64: in no catalogue, so nothing to leave out
-                ids = np.array([i for i in np.asarray(exclude, dtype=object).ravel()
-                                if -2**63 <= i < 2**63], dtype=np.int64)
+            # An integer beyond int64 is in no catalogue: nothing to leave out.
+            values = [value for value in np.asarray(exclude, dtype=object).ravel()
+                      if not (isinstance(value, numbers.Integral) and
+                              not -2**63 <= int(value) < 2**63)]
+            ids = np.unique(lookup_ids(values, "exclude"))
             extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
         if exclude_rated:
             indptr, indices = _csr_take(*self.rated, rows)
