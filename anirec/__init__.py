@@ -14,6 +14,7 @@ from anirec.errors import (
     ModelFormatError,
     ModelWriteError,
     NotFittedError,
+    OutputError,
     UnknownIdError,
 )
 from anirec.model import TwoTower
@@ -40,6 +41,7 @@ __all__ = [
     "DivergenceError",
     "ModelFormatError",
     "ModelWriteError",
+    "OutputError",
     "NotFittedError",
     "UnknownIdError",
 ]

@@ -92,16 +92,16 @@ def check_config(config: EpochConfig) -> EpochConfig:
         raise ValueError(f"optimizer must be one of {sorted(K.OPTIMIZERS)}, got "
                          f"{config.optimizer!r}")
     checked = config._replace(
-        batch_size=K._positive_int("batch_size", config.batch_size),
+        batch_size=K._positive_int("batch_size", config.batch_size, K.GEMM_MAX_DIM),
         beta1=K._finite_number("beta1", config.beta1, 0.0, 1.0 - 1e-12),
         beta2=K._finite_number("beta2", config.beta2, 0.0, 1.0 - 1e-12),
-        eps=K._finite_number("eps", config.eps, 0.0),
+        eps=K._positive_number("eps", config.eps),
         momentum=K._finite_number("momentum", config.momentum, 0.0, 1.0),
         weight_decay=K._finite_number("weight_decay", config.weight_decay, 0.0),
         embedding_decay=K._finite_number("embedding_decay", config.embedding_decay, 0.0),
         rating_weight=K._finite_number("rating_weight", config.rating_weight, 0.0),
         ranking_weight=K._finite_number("ranking_weight", config.ranking_weight, 0.0),
-        temperature=K._positive_number("temperature", config.temperature))
+        temperature=K._temperature(config.temperature))
     if checked.rating_weight == 0 and checked.ranking_weight == 0:
         raise ValueError("rating_weight and ranking_weight cannot both be 0")
     return checked
@@ -217,7 +217,7 @@ class EpochPlan:
     def __init__(self, examples: Examples, user: Tower, item: Tower, params: Params,
                  config: EpochConfig, threads: int = 1):
         self.config = check_config(config)
-        self.threads = K._positive_int("threads", threads)
+        self.threads = K._positive_int("threads", threads, K.GEMM_MAX_DIM)
         if not isinstance(params, Params):
             raise TypeError(f"params must be a Params, got {type(params).__name__}")
         if not isinstance(examples, Examples):
@@ -307,8 +307,9 @@ class EpochPlan:
         """
         K._check_index("order", order, self.n_examples, dtypes=K.ROW_INDEX)
         if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
-                or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+                or not 0 <= step <= K.MAX_COUNT:
+            raise ValueError(f"step must be a non-negative integer of at most {K.MAX_COUNT}, "
+                             f"got {step!r}")
         impl = backend.implementation()
         lr = K._finite_number("lr", lr, 0.0)
 

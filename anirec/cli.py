@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anirec._files import atomic_write
+from anirec._files import atomic_write, check_target
+from anirec.errors import AnirecError
 
 EXIT_BAD_INPUT = 2
 
@@ -144,35 +145,49 @@ def _is_stdout(path) -> bool:
     return path is not None and str(path) == STDOUT
 
 
-def _check_output(path: Path, option: str, *, folder: bool = False, inputs=(),
-                  stdout: bool = False) -> None:
-    """Refuse an output path that cannot be written, before any work is done.
+def _check_outputs(outputs, inputs=(), *, stdout: bool = False) -> None:
+    """Refuse, before anything is loaded or trained, the outputs of a command that cannot be
+    written or would destroy something: the one rule of every output.
 
-    A missing folder is fine (it is created when the output is written) as long as its
-    nearest existing ancestor is a writable folder. ``inputs`` are the command's input files,
-    which an output must not overwrite.
+    ``outputs`` are ``(option, path, is_folder)``; the files written into an output folder are
+    listed as outputs of their own. Each file must be a regular file or not exist (never a
+    symbolic link, a device, a FIFO or a folder: :func:`anirec._files.check_target`), in a
+    folder that exists or can be created, where a file can be created. No output may be one of
+    ``inputs`` or another output, however the paths are spelt (:func:`anirec._files.same_file`:
+    resolved paths, device and inode). ``-`` (standard output) is allowed where ``stdout``.
     """
-    if _is_stdout(path):
-        if stdout:
-            return
-        raise UsageError(f"{option} - (standard output) is not possible here: give a path")
-    path = Path(path)
-    if folder and path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path} is a file, not a folder")
-    if not folder and path.is_dir():
-        raise UsageError(f"{option} {path} is a folder: give a file name")
-    ancestor = path if folder else path.parent
-    ancestor = Path(os.path.abspath(ancestor))
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: the folder {ancestor} is not writable")
-    for source in inputs:
-        if source is not None and Path(os.path.abspath(source)) == Path(os.path.abspath(path)):
-            raise UsageError(f"{option} {path} is also an input of this command: it would be "
-                             "overwritten")
+    from anirec import _files
+
+    files = []
+    for option, path, is_folder in outputs:
+        if _is_stdout(path):
+            if stdout and not is_folder:
+                continue
+            raise UsageError(f"{option} - (standard output) is not possible here: give a path")
+        path = Path(path)
+        if is_folder and path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path} is a file, not a folder")
+        ancestor = Path(os.path.abspath(path if is_folder else path.parent))
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
+        try:
+            if not is_folder:
+                _files.check_target(path, option)
+                files.append((option, path))
+            _files.check_writable_folder(ancestor, f"{option} {path}")
+        except _files.OutputError as error:
+            raise UsageError(str(error)) from None
+    for position, (option, path) in enumerate(files):
+        for source in inputs:
+            if source is not None and _files.same_file(source, path):
+                raise UsageError(f"{option} {path} is also an input of this command "
+                                 f"({source}): it would be overwritten")
+        for other_option, other in files[:position]:
+            if _files.same_file(other, path):
+                raise UsageError(f"{option} {path} and {other_option} {other} are the same "
+                                 "file: one output would overwrite the other")
 
 
 @contextlib.contextmanager
@@ -187,7 +202,9 @@ def _atomic_output(path):
     path = Path(path)
     created = _make_folder(path.parent)
     try:
-        with atomic_write(path) as handle:
+        # Checked again when written: the path may have become a device or a link since.
+        with atomic_write(path, mode=check_target(path, "the CSV file"), what="the CSV file",
+                          before_replace=lambda: check_target(path, "the CSV file")) as handle:
             stream = io.TextIOWrapper(handle, encoding="utf-8", newline="")
             yield stream
             stream.detach()  # flushed; the handle stays open to be synced and closed
@@ -245,27 +262,23 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def read_pairs(path: Path) -> pd.DataFrame:
-    """The ``user_id,anime_id`` pairs of a CSV file, as int64 columns."""
-    from anirec.data import _csv
+    """The pairs of a CSV file: ``user_id`` and ``anime_id`` as int64 columns (the one id rule,
+    errors naming the line), every other column kept as its text."""
+    from anirec.data import _csv, _ids
     from anirec.errors import DataError
 
-    try:
-        with _csv.open_regular(Path(path)) as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot be read as CSV ({error})") from None
-    pairs = {}
+    path = Path(path)
+    header = _csv.read_header(path, ())
     for column in ("user_id", "anime_id"):
-        if column not in frame.columns:
-            raise DataError(f"{path}: missing column {column!r} (found {list(frame.columns)})")
-        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-        bad = values.isna() | (values != values.round())
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {column!r}, line {row + 2}: "
-                            f"{frame[column].iloc[row]!r} is not an integer id")
-        pairs[column] = values.to_numpy(np.int64)
-    return pd.DataFrame(pairs)
+        if column not in header:
+            raise DataError(f"{path}: missing column {column!r} (found {header})")
+    _, text = _csv.read_text_columns(path)
+    frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
+                          for name, column in text.items()})
+    for column in ("user_id", "anime_id"):
+        frame[column] = _ids.parse_text_ids(
+            text[column], path, column, lambda row: f"line {_csv.record_line(path, row)}")
+    return frame
 
 
 def _own_table(args) -> bool:
@@ -293,9 +306,10 @@ def _scale(text: str) -> tuple[float, float]:
         low, high = (float(part) for part in parts)
     except ValueError:
         low = high = math.nan
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, e.g. 0.5,5, "
-                                         f"got {text!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high and
+            math.isfinite(high - low)):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH (finite, and "
+                                         f"so is HIGH - LOW), e.g. 0.5,5, got {text!r}")
     return low, high
 
 
@@ -306,10 +320,18 @@ def _write_csv(frame: pd.DataFrame, path) -> None:
 
 def cmd_generate(args) -> None:
     from anirec.data import write_synthetic
+    from anirec.data.synthetic import ANIME_FILENAME, SCORES_FILENAME
 
-    _check_output(args.out, "--out", folder=True)
-    anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
-                                    n_ratings=args.ratings, seed=args.seed)
+    _check_outputs([("--out", args.out, True),
+                    *(("--out", Path(args.out) / name, False)
+                      for name in (ANIME_FILENAME, SCORES_FILENAME))])
+    created = _make_folder(Path(args.out))
+    try:
+        anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
+                                        n_ratings=args.ratings, seed=args.seed)
+    except BaseException:
+        _remove_folders(created)
+        raise
     print(f"wrote {anime}\nwrote {scores}")
 
 
@@ -352,18 +374,45 @@ def _recommender(args):
                        embedding_decay=args.embedding_decay, **options)
 
 
+def _shortfalls(report: pd.DataFrame, objective: str) -> list[str]:
+    """Where the model does worse on the test split than a baseline printed beside it, on
+    what its objective trains for: RMSE for ``rating`` and ``hybrid`` (against every baseline
+    that predicts ratings), NDCG@10 for ``ranking`` and ``hybrid`` (against every baseline
+    that ranks). A model that loses there is worse than a rule of thumb it is sold beside."""
+    model, baselines = report.loc["two-tower"], report.drop(index="two-tower")
+    metrics = {"rating": [("rmse", "predicts", min)], "ranking": [("ndcg@10", "ranks", max)],
+               "hybrid": [("rmse", "predicts", min), ("ndcg@10", "ranks", max)]}[objective]
+    found = []
+    for metric, verb, best in metrics:
+        values = baselines[metric].dropna()
+        if values.empty or not np.isfinite(model[metric]):
+            continue
+        name = values.idxmin() if best is min else values.idxmax()
+        if best(model[metric], values[name]) != model[metric]:
+            found.append(f"the model {verb} worse than the {name} baseline on the test split "
+                         f"({metric.upper()} {model[metric]:.4f} against {values[name]:.4f})")
+    return found
+
+
 def cmd_train(args) -> None:
-    inputs = tuple(path for path in (args.anime, args.scores) if path is not None)
-    _check_output(args.out, "--out", inputs=inputs)
+    outputs = [("--out", args.out, False)]
     if args.save_split is not None:
-        _check_output(args.save_split, "--save-split", folder=True)
-        for name in ("train", "validation", "test"):
-            _check_output(Path(args.save_split) / f"{name}.csv", "--save-split", inputs=inputs)
+        outputs += [("--save-split", args.save_split, True),
+                    *(("--save-split", Path(args.save_split) / f"{name}.csv", False)
+                      for name in ("train", "validation", "test"))]
+    _check_outputs(outputs, inputs=(args.anime, args.scores))
+    if args.strict and args.test == 0:
+        raise UsageError("--strict compares the model with the baselines on the test split: "
+                         "it needs --test above 0")
     recommender = _recommender(args)  # refuses contradicting options before loading
     data = _load_data(args)
     print(data.summary)
     started = time.perf_counter()
     rec = recommender.fit(data)
+    report = rec.evaluate(k=10) if args.test > 0 else None
+    shortfalls = _shortfalls(report, args.objective) if report is not None else []
+    if args.strict and shortfalls:
+        raise UsageError(f"{shortfalls[0]}: nothing saved (--strict)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rec.save(args.out)
     history = rec.model.history_
@@ -374,8 +423,14 @@ def cmd_train(args) -> None:
         for name, frame in rec.split_frames().items():
             _write_csv(frame, folder / f"{name}.csv")
         print(f"wrote the train, validation and test ratings to {folder}")
-    if args.test > 0:
-        print(_table(rec.evaluate(k=10)))
+    if report is not None:
+        print(_table(report))
+    else:
+        print("anirec train: note: no test split (--test 0), so the model was not compared "
+              "with the baselines", file=sys.stderr)
+    for shortfall in shortfalls:
+        print(f"anirec train: warning: {shortfall} (--strict refuses to save such a model)",
+              file=sys.stderr)
 
 
 def cmd_evaluate(args) -> None:
@@ -397,12 +452,16 @@ def cmd_evaluate(args) -> None:
         "rating": ratings.ratings,
     })
     report = rec.evaluate(heldout, k=args.k)
+    # Ratings off the model's scale (or missing) were left out when reading: say so.
+    report.attrs["dropped"] = int(data.summary.ratings_invalid)
     if args.json:
         _print_json({"attrs": report.attrs, "methods": dict(zip(report.index,
                                                                  _records(report)))})
     else:
         print(f"{report.attrs['ratings']} held-out ratings, {report.attrs['ranked_users']} users "
-              f"ranked, {report.attrs['skipped']} ratings of unknown users or anime skipped")
+              f"ranked, {report.attrs['skipped']} ratings of unknown users or anime skipped, "
+              f"{report.attrs['dropped']} missing or off the scale "
+              f"{'..'.join(f'{v:g}' for v in rec.rating_scale)} dropped")
         print(_table(report))
 
 
@@ -410,7 +469,7 @@ def cmd_predict(args) -> None:
     from anirec import Recommender
     from anirec.errors import UnknownIdError
 
-    _check_output(args.out, "--out", inputs=(args.model, args.pairs), stdout=True)
+    _check_outputs([("--out", args.out, False)], inputs=(args.model, args.pairs), stdout=True)
     rec = Recommender.load(args.model)
     pairs = read_pairs(args.pairs)
     users, anime = pairs["user_id"].to_numpy(), pairs["anime_id"].to_numpy()
@@ -454,7 +513,7 @@ def cmd_recommend(args) -> None:
     from anirec import Recommender
 
     if args.out is not None:
-        _check_output(args.out, "--out", inputs=(args.model,), stdout=True)
+        _check_outputs([("--out", args.out, False)], inputs=(args.model,), stdout=True)
     elif args.all_users:
         raise UsageError("--all-users writes a CSV: give --out RECS.csv (or --out - for "
                          "standard output)")
@@ -472,6 +531,8 @@ def cmd_recommend(args) -> None:
             as stream:
         for position, frame in enumerate(frames):
             _emit(frame, args, stream, header=position == 0)
+            if getattr(sys.stdout, "reader_gone", False) and _is_stdout(args.out):
+                break  # standard output was the only output, and its reader has gone
     if args.all_users and not _is_stdout(args.out):
         print(f"wrote recommendations for {rec.user_ids.shape[0]} users to {args.out}")
 
@@ -480,7 +541,7 @@ def cmd_similar(args) -> None:
     from anirec import Recommender
 
     if args.out is not None:
-        _check_output(args.out, "--out", inputs=(args.model,), stdout=True)
+        _check_outputs([("--out", args.out, False)], inputs=(args.model,), stdout=True)
     rec = Recommender.load(args.model)
     frame = rec.similar(args.anime_id, n=_capped_n(rec, args.n))
     with (_atomic_output(args.out) if args.out is not None else contextlib.nullcontext()) \
@@ -525,7 +586,7 @@ def cmd_info(args) -> None:
 def cmd_demo(args) -> None:
     from anirec.demo import run_demo
 
-    _check_output(args.out, "--out", folder=True)
+    _check_outputs([("--out", args.out, True)])
     run_demo(out_dir=args.out, n_users=args.users, n_anime=args.anime, n_ratings=args.ratings,
              epochs=args.epochs, seed=args.seed, verbose=not args.quiet)
 
@@ -667,6 +728,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-split", type=Path, default=None, metavar="FOLDER",
                        help="also write the split's ratings there as train.csv, "
                             "validation.csv and test.csv (default: not written)")
+    train.add_argument("--strict", action="store_true",
+                       help="refuse to save a model that does worse on the test split than a "
+                            "baseline printed beside it, on what its objective trains for "
+                            "(RMSE for rating and hybrid, NDCG@10 for ranking and hybrid); "
+                            "without it such a model is saved with a warning")
     train.add_argument("--exclude-genres", type=_names, default=None,
                        help="comma-separated genres to drop (default Ecchi,Hentai,Erotica; "
                             "'' for none)")
@@ -744,8 +810,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ReaderSafeStdout:
+    """Standard output that outlives its reader (``anirec train ... | head -1``): once the
+    reader has gone, what is printed is dropped (the descriptor now points at the null device)
+    and the command goes on to write its files, instead of stopping at the next ``print``."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.reader_gone = True
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()  # what was buffered goes to the null device
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _error_message(error: BaseException) -> str:
+    """One line for an error the command reports: an OS error as its file and reason."""
+    if isinstance(error, MemoryError):
+        return "out of memory: lower the sizes given"
+    if isinstance(error, KeyError) and not isinstance(error, AnirecError):
+        return str(error.args[0]) if error.args else repr(error)
+    if isinstance(error, OSError) and not isinstance(error, AnirecError) and error.strerror:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror.lower()}"
+    message = str(error)
+    return message.splitlines()[0] if message else type(error).__name__
+
+
 def main(argv=None) -> int:
-    from anirec.errors import AnirecError
+    from anirec import backend
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -754,19 +870,17 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     # Progress bars belong on a terminal: in a log or a pipe they only bury the one-line errors.
     args.quiet = args.quiet or not sys.stderr.isatty()
+    stdout, sys.stdout = sys.stdout, _ReaderSafeStdout(sys.stdout)
     try:
+        backend.get_backend()  # an unknown ANIREC_BACKEND: one line, whatever the command
         args.run(args)
-    except (AnirecError, UsageError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, ValueError, KeyError, ImportError, MemoryError) as error:
-        message = str(error) if not isinstance(error, KeyError) or isinstance(error, AnirecError) \
-            else str(error.args[0]) if error.args else repr(error)
-        if isinstance(error, MemoryError):
-            message = "out of memory: lower the sizes given"
-        print(f"anirec {args.command}: error: {message.splitlines()[0] if message else message}",
-              file=sys.stderr)
+    except (AnirecError, UsageError, OSError, ValueError, KeyError, ImportError,
+            MemoryError) as error:
+        print(f"anirec {args.command}: error: {_error_message(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:  # e.g. `anirec recommend ... | head`
-        return 0
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
     return 0
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import Mapping
 
@@ -22,8 +23,9 @@ import scipy.sparse as sp
 from anirec import _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
+from anirec.data._ids import column_ids, lookup_ids
 from anirec.data.types import index_of_sorted
-from anirec.errors import NotFittedError
+from anirec.errors import DataError, ModelFormatError, NotFittedError
 from anirec.metrics import mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
@@ -46,11 +48,25 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
 
 
+#: The largest weight of a term of the retrieval score: far beyond the point where the term
+#: alone ranks (a weight of 100 on log shares spans thousands of score units), yet small
+#: enough that no score overflows in float32.
+MAX_WEIGHT = 1000.0
+
+
 def _check_weight(value, name: str = "popularity_weight") -> float:
-    value = _validate.real(name, value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return _validate.real(name, value, 0.0, MAX_WEIGHT)
+
+
+def _id_list(ids, name: str) -> np.ndarray:
+    """One id or a 1-D sequence of ids as a 1-D array (a nested list is refused by name,
+    not met later as a shape error deep inside)."""
+    array = np.atleast_1d(np.asarray(ids, dtype=object) if isinstance(ids, (list, tuple))
+                          else np.asarray(ids))
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one id or a 1-D sequence of ids, got shape "
+                         f"{array.shape}")
+    return array
 
 
 def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
@@ -130,10 +146,11 @@ class Recommender:
         on the real development sets (README, "Popularity and coverage").
     quality_weight : float
         How much an anime's rating bias ``b_item`` (how much better it is rated than the
-        mean, in rating points; a model with biases) adds to the retrieval score of a ranking
-        or hybrid model: ``+ quality_weight * b_item``. The bias is fitted on ratings alone,
-        so it tells which anime people who watch it rate highly, what the ranking (relevant:
-        rated >= 8) rewards. The default 0.5 raised NDCG@10 on both real development sets
+        mean, a model with biases) adds to the retrieval score of a ranking or hybrid model:
+        ``+ quality_weight * b_item``, the bias in points of the 1..10 scale (times
+        ``9 / (hi - lo)`` on another rating scale, so the ranking is the same in any units).
+        The bias is fitted on ratings alone, so it tells which anime people who watch it rate
+        highly, what the ranking (relevant: rated >= 8) rewards. The default 0.5 raised NDCG@10 on both real development sets
         (README, "Rating accuracy on real data"); it can be changed after fitting.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
@@ -163,11 +180,14 @@ class Recommender:
                              f"{test:g}")
         self.options = {"weighting": weighting, "valid": valid, "test": test,
                         "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
-                        "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes),
-                        "catalogue_counts_ratings": bool(catalogue_counts_ratings),
+                        "leave_one_out": _validate.boolean("leave_one_out", leave_one_out),
+                        "item_attributes": _validate.boolean("item_attributes",
+                                                             item_attributes),
+                        "catalogue_counts_ratings": _validate.boolean(
+                            "catalogue_counts_ratings", catalogue_counts_ratings),
                         # The split needs a seed: None would make fit() unrepeatable.
-                        "seed": _validate.integer("seed", seed, 0), "refit": bool(refit),
+                        "seed": _validate.integer("seed", seed, 0),
+                        "refit": _validate.boolean("refit", refit),
                         "popularity_weight": _check_weight(popularity_weight),
                         "quality_weight": _check_weight(quality_weight, "quality_weight")}
         model_options.setdefault("epochs", 20)
@@ -324,9 +344,17 @@ class Recommender:
         # and then the item's rating bias when the model has biases).
         items = self.model.retrieval_items(self.item_vectors)
         if self._ranks_by_quality:
-            bias = self.model.biases_.item[:, None].astype(items.dtype)
+            bias = (self._quality_unit * self.model.biases_.item)[:, None].astype(items.dtype)
             items = np.ascontiguousarray(np.hstack([items, bias]))
         self.retrieval_items = items
+
+    @property
+    def _quality_unit(self) -> float:
+        """What one rating unit of an item bias weighs in the retrieval score: one point of
+        the 1..10 scale, whatever the scale (``9 / (hi - lo)``), so that the ranking does not
+        depend on the units of the ratings (0.5..5 and 1000..10000 rank as 1..10 does)."""
+        lo, hi = self.model.rating_range
+        return (RATING_RANGE[1] - RATING_RANGE[0]) / (hi - lo)
 
     @property
     def _ranks_by_quality(self) -> bool:
@@ -341,15 +369,18 @@ class Recommender:
     # Queries
 
     def user_rows(self, user_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL user ids (one id or a 1-D sequence); raises
+        :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return np.atleast_1d(index_of_sorted(self.user_ids, user_ids, "user id", "the model"))
+        return index_of_sorted(self.user_ids, _id_list(user_ids, "user_ids"), "user id",
+                               "the model")
 
     def anime_rows(self, anime_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL anime ids (one id or a 1-D sequence); raises
+        :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return np.atleast_1d(index_of_sorted(self.anime_ids, anime_ids, "anime id",
-                                             "the catalogue"))
+        return index_of_sorted(self.anime_ids, _id_list(anime_ids, "anime_ids"), "anime id",
+                               "the catalogue")
 
     def anime_genres(self, anime_ids) -> list[str]:
         """The genres of each anime, joined with ``", "`` as in the MAL files."""
@@ -391,7 +422,8 @@ class Recommender:
             return score
         score = score - self.popularity_weight * prior[index]
         if self._ranks_by_quality:
-            score = score - self.quality_weight * self.model.biases_.item[index]
+            score = score - self.quality_weight * self._quality_unit * \
+                self.model.biases_.item[index]
         return score * self.model.temperature
 
     def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
@@ -399,7 +431,11 @@ class Recommender:
         (MAL anime ids left out for every user; unknown ids are ignored)."""
         extra = np.zeros(0, np.int64)
         if exclude is not None:
-            ids = np.unique(np.asarray(exclude, dtype=np.int64).ravel())
+            # An integer beyond int64 is in no catalogue: nothing to leave out.
+            values = [value for value in np.asarray(exclude, dtype=object).ravel()
+                      if not (isinstance(value, numbers.Integral) and
+                              not -2**63 <= int(value) < 2**63)]
+            ids = np.unique(lookup_ids(values, "exclude"))
             extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
         if exclude_rated:
             indptr, indices = _csr_take(*self.rated, rows)
@@ -500,7 +536,9 @@ class Recommender:
                           scale: tuple[float, float] = (1, 10)) -> np.ndarray:
         """The scaled feature row of a new user who rated genres on ``scale``."""
         self._check_fitted()
-        return self.cold_start.row(genre_ratings, scale=scale)
+        return self.cold_start.row(
+            _validate.number_mapping("genre_ratings", genre_ratings, "genre names"),
+            scale=_validate.number_pair("scale", scale))
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
                              scale: tuple[float, float] = (1, 10),
@@ -527,9 +565,14 @@ class Recommender:
 
         >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
         """
-        if int(n) < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        row = self.new_user_features(genre_ratings, scale=scale)
+        self._check_fitted()
+        n = _validate.integer("n", n, 1)
+        genre_ratings = _validate.number_mapping("genre_ratings", genre_ratings, "genre names")
+        scale = _validate.number_pair("scale", scale)
+        if not self.genres:
+            raise DataError("this model knows no genres (it was trained without an anime "
+                            "file): recommend_for_genres needs one")
+        row = self.cold_start.row(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
         queries = self._retrieval_queries(vector).astype(np.float64)
         model_scores = self.retrieval_items.astype(np.float64) @ queries[0]
@@ -605,8 +648,10 @@ class Recommender:
         Parameters
         ----------
         heldout : DataFrame with ``user_id, anime_id, rating``, optional
-            Held-out ratings in MAL ids (rows of unknown users or anime are skipped and
-            counted in ``df.attrs["skipped"]``); by default the test split of ``fit``.
+            Held-out ratings in MAL ids (integers, :mod:`anirec.data._ids`) on the model's
+            rating scale (a rating outside it or missing is refused); rows of unknown users or
+            anime are skipped and counted in ``df.attrs["skipped"]``. By default the test
+            split of ``fit``.
         k : int
             Length of the ranked lists.
         threshold : float, optional
@@ -627,6 +672,7 @@ class Recommender:
             popularity-biased).
         """
         self._check_fitted()
+        k = _validate.integer("k", k, 1)
         if threshold is None:
             lo, hi = self.rating_scale
             threshold = lo + (8.0 - 1.0) / 9.0 * (hi - lo)
@@ -676,13 +722,20 @@ class Recommender:
         missing = {"user_id", "anime_id", "rating"} - set(frame.columns)
         if missing:
             raise ValueError(f"heldout is missing the column(s) {sorted(missing)}")
-        user_ids = frame["user_id"].to_numpy(np.int64)
-        anime_ids = frame["anime_id"].to_numpy(np.int64)
+        user_ids, anime_ids = (column_ids(frame[name].to_numpy(), "heldout", name)
+                               for name in ("user_id", "anime_id"))
+        ratings = pd.to_numeric(frame["rating"], errors="coerce").to_numpy(np.float64)
+        lo, hi = self.rating_scale
+        outside = ~((ratings >= lo) & (ratings <= hi))
+        if outside.any():  # NaN included: a garbage rating would score garbage
+            row = int(np.flatnonzero(outside)[0])
+            raise DataError(f"heldout, column 'rating', row {row + 1}: "
+                            f"{frame['rating'].iloc[row]!r:.40} is not a rating on the model's "
+                            f"scale [{lo:g}, {hi:g}]")
         known = np.isin(user_ids, self.user_ids) & np.isin(anime_ids, self.anime_ids)
         users = self.user_rows(user_ids[known]) if known.any() else np.zeros(0, np.int64)
         items = self.anime_rows(anime_ids[known]) if known.any() else np.zeros(0, np.int64)
-        ratings = frame["rating"].to_numpy(np.float64)[known]
-        return users, items, ratings, int((~known).sum())
+        return users, items, ratings[known], int((~known).sum())
 
     def split_frames(self) -> dict[str, pd.DataFrame]:
         """The ratings of each split ``fit`` made, in MAL ids and on the rating scale.
@@ -722,8 +775,10 @@ class Recommender:
             parts[f"baseline.{type(baseline).__name__}"] = ({}, baseline_to_state(baseline))
         arrays = {f"{prefix}.{key}": value for prefix, (_, part) in parts.items()
                   for key, value in part.items()}
+        from anirec import _saved_recommender as saved
+
         arrays.update({
-            "anime_ids": self.anime_ids, "anime_names": self.anime_names,
+            "anime_ids": self.anime_ids, "anime_names": saved.file_names(self.anime_names),
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
@@ -735,7 +790,7 @@ class Recommender:
                   "cold_start": parts["cold"][0],
                   "baselines": [type(b).__name__ for b in self.baselines],
                   "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
-                  "summary": self.summary}
+                  "summary": self.summary, "dims": saved.dims_of(arrays, self.genres)}
         return header, arrays
 
     @classmethod
@@ -749,7 +804,8 @@ class Recommender:
         """
         from anirec import _saved_recommender as saved
 
-        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS)
+        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS,
+                                         dims=saved.file_dims)
         return cls.from_state(header, arrays, source=repr(str(path)))
 
     @classmethod
@@ -772,7 +828,11 @@ class Recommender:
         for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "rated_indptr",
                      "rated_indices", "test_users", "test_items"):
             arrays[name] = arrays[name].astype(np.int64, copy=False)
-        rec = cls(**header["options"])
+        try:
+            rec = cls(**header["options"])
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field 'options' is invalid: {error}") \
+                from None
         rec.model = model
         rec.cold_start = ColdStart.from_state(header["cold_start"], part("cold"))
         rec.baselines = [baseline_from_state(name, part(f"baseline.{name}"))
@@ -786,8 +846,7 @@ class Recommender:
         rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
         rec.test = Triplets(arrays["test_users"], arrays["test_items"], arrays["test_ratings"])
         rec.rated = (arrays["rated_indptr"], arrays["rated_indices"])
-        rec._prepare()
-        rec.fitted = True
+        saved.check_usable(rec, source)
         return rec
 
     def info(self) -> dict:

@@ -60,7 +60,7 @@ def test_a_dislike_removes_the_genre(fitted):
 def test_bad_genre_ratings(fitted):
     with pytest.raises(DataError, match="within 1..10"):
         fitted.recommend_for_genres({"Drama": 11})
-    with pytest.raises(DataError, match="scale"):
+    with pytest.raises(ValueError, match="scale must be"):
         fitted.recommend_for_genres({"Drama": 3}, scale=(5, 5))
     with pytest.raises(ValueError, match="n must be"):
         fitted.recommend_for_genres({"Drama": 3}, n=0)

@@ -18,7 +18,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .. import _validate
 from ..errors import DataError
+from . import _csv, _ids
 from .bayes import bayesian_rating, outside_statistics
 from .mal import (DEFAULT_EXCLUDED_GENRES, Catalogue, LoadSummary, MALData, Ratings,
                   load_catalogue)
@@ -52,14 +54,55 @@ def _bare_catalogue(item_ids: np.ndarray) -> Catalogue:
                      excluded_genres=())
 
 
-def _integer_ids(values: pd.Series, source: str, column: str) -> np.ndarray:
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | (numbers != numbers.round()) | numbers.abs().gt(2**62)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column {column!r}, row {row + 1}: {values.iloc[row]!r} is "
-                        "not an integer id")
-    return numbers.to_numpy(np.int64)
+def _read_table(table, columns: tuple[str, str, str]):
+    """``(source, ids of each id column, rating values as text or numbers)`` of a DataFrame or
+    a CSV file, ids by the one rule (:mod:`anirec.data._ids`), errors naming the row (a
+    table) or the line (a file)."""
+    user, item, rating = columns
+    if isinstance(table, pd.DataFrame):
+        source, found = "the ratings table", list(table.columns)
+        _check_columns(source, columns, found)
+        ids = [_ids.column_ids(table[c].to_numpy(), source, c) for c in (user, item)]
+        return source, ids, table[rating], len(table)
+    path = _csv.as_path(table)
+    if not os.path.lexists(path):
+        raise DataError(f"{path}: no such file")
+    header = _csv.read_header(path, ())
+    _check_columns(path, columns, header)
+    _, text = _csv.read_text_columns(path, list(dict.fromkeys(columns)))
+
+    def line(row: int) -> str:
+        return f"line {_csv.record_line(path, row)}"
+
+    ids = [_ids.parse_text_ids(text[c], path, c, line) for c in (user, item)]
+    values = pd.Series(text[rating].to_numpy(zero_copy_only=False), dtype=object)
+    return str(path), ids, values, len(values)
+
+
+def _check_columns(source, columns, found) -> None:
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing} (found {list(found)}); name the "
+                        "columns with user=, item=, rating= (--user-col, --item-col, "
+                        "--rating-col)")
+
+
+def _scale_of(values: np.ndarray, finite: np.ndarray, source: str, rating: str,
+              rating_scale) -> tuple[float, float]:
+    """The rating scale: ``rating_scale`` checked, or the lowest and highest rating."""
+    if rating_scale is None:
+        if not finite.any():
+            raise DataError(f"{source}: column {rating!r} holds no numeric rating")
+        lo, hi = float(values[finite].min()), float(values[finite].max())
+        if lo == hi:
+            raise DataError(f"{source}: every rating in column {rating!r} is {lo:g}, so the "
+                            "data cannot tell the rating scale: give it (rating_scale=(low, "
+                            "high), --rating-scale LOW,HIGH)")
+        rating_scale = (lo, hi)
+    try:
+        return _validate.number_pair("rating_scale", rating_scale)
+    except ValueError as error:
+        raise DataError(str(error)) from None
 
 
 def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
@@ -75,11 +118,12 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
         One row per rating; a path is read as CSV.
     user, item, rating : str
         The columns holding the user id, the item (anime) id and the rating. Ids must be
-        integers.
+        integers of at most 18 digits (:mod:`anirec.data._ids`: never through float64, no
+        bools); in a file, plain digits.
     rating_scale : (low, high), optional
-        The lowest and highest possible rating (e.g. ``(0.5, 5)`` for half stars). Ratings
-        outside it, or missing, are dropped and counted in the summary. Default: the lowest
-        and highest rating in the table.
+        The lowest and highest possible rating (e.g. ``(0.5, 5)`` for half stars), two finite
+        numbers, low < high. Ratings outside it, or missing, are dropped and counted in the
+        summary. Default: the lowest and highest rating in the table (which must differ).
     catalogue : path-like or Catalogue, optional
         An ``anime-dataset-2023.csv``-schema file (or a loaded catalogue) for genres and
         attributes; ratings of items not in it are dropped and counted. Without it every
@@ -95,8 +139,9 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
     Raises
     ------
     DataError
-        A missing file or column (the message lists the columns found), a non-integer id, an
-        empty scale, or no rating left.
+        A missing file or column (the message lists the columns found), not a regular file, a
+        non-integer id, a row with more or fewer fields than the header, invalid UTF-8 or an
+        unterminated quote (a file: naming the line), an empty scale, or no rating left.
 
     Examples
     --------
@@ -105,41 +150,12 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
     >>> rec = anirec.Recommender().fit(data)                                # doctest: +SKIP
     """
     summary = LoadSummary()
-    if isinstance(table, pd.DataFrame):
-        source, frame = "the ratings table", table
-        missing = [c for c in (user, item, rating) if c not in frame.columns]
-    else:
-        path = Path(os.fspath(table))
-        source = str(path)
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
-        try:
-            header = pd.read_csv(path, nrows=0).columns
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise DataError(f"{path}: cannot be read as CSV ({error})") from None
-        missing = [c for c in (user, item, rating) if c not in header]
-        if not missing:
-            frame = pd.read_csv(path, usecols=[user, item, rating], dtype=str,
-                                keep_default_na=False)
-    if missing:
-        found = list(frame.columns) if isinstance(table, pd.DataFrame) else list(header)
-        raise DataError(f"{source}: missing column(s) {missing} (found {found}); name the "
-                        "columns with user=, item=, rating= (--user-col, --item-col, "
-                        "--rating-col)")
+    source, (users, items), raw, rows = _read_table(table, (user, item, rating))
     summary.scores_file = source
-    summary.rating_rows = int(len(frame))
-    users = _integer_ids(frame[user], source, user)
-    items = _integer_ids(frame[item], source, item)
-    values = pd.to_numeric(frame[rating], errors="coerce").to_numpy(np.float64)
+    summary.rating_rows = int(rows)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
     finite = np.isfinite(values)
-    if rating_scale is None:
-        if not finite.any():
-            raise DataError(f"{source}: column {rating!r} holds no numeric rating")
-        rating_scale = (float(values[finite].min()), float(values[finite].max()))
-    lo, hi = float(rating_scale[0]), float(rating_scale[1])
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise DataError(f"rating_scale must be (low, high) with low < high, got "
-                        f"{tuple(rating_scale)!r}")
+    lo, hi = _scale_of(values, finite, source, rating, rating_scale)
     keep = finite & (values >= lo) & (values <= hi)
     summary.ratings_invalid = int((~keep).sum())
 

@@ -180,7 +180,7 @@ def test_bad_model_files_raise_model_format_error(trained, tmp_path):
     for name, message in [("truncated", "truncated or corrupted"),
                           ("garbage", "not an anirec model file: it is a text file"),
                           ("foreign.npz", "no header"), ("pickled.npz", "'format_version'"),
-                          ("wrongshape", "params has shape")]:
+                          ("wrongshape", "'params' has shape")]:
         with pytest.raises(ModelFormatError, match=message):
             TwoTower.load(tmp_path / name)
     with pytest.raises(FileNotFoundError):
