@@ -371,7 +371,8 @@ def _recommender(args):
                        catalogue_counts_ratings=args.catalogue_counts_ratings,
                        biases=args.biases, bias_reg=args.bias_reg,
                        embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
-                       embedding_decay=args.embedding_decay, **options)
+                       embedding_decay=args.embedding_decay, history_dim=args.history_dim,
+                       n_threads=args.threads, **options)
 
 
 def _shortfalls(report: pd.DataFrame, objective: str) -> list[str]:
@@ -678,7 +679,14 @@ def _add_training_options(parser) -> None:
                         help="training ratings an id needs for its own embedding row (rarer "
                              "ids share the unknown row)")
     parser.add_argument("--embedding-decay", type=_non_negative_float, default=0.0,
-                        help="L2 penalty of an embedding row at each update")
+                        help="L2 penalty of an embedding row (and a history vector) at each "
+                             "update")
+    parser.add_argument("--history-dim", type=_bounded_int(0, 4096), default=0,
+                        help="width of the user tower's pooled history: the mean of learned "
+                             "vectors of the anime the user rated (0: none)")
+    parser.add_argument("--threads", type=_bounded_int(1, 4096), default=None,
+                        help="the most threads training runs on; every count gives the same "
+                             "model (default: the cores this process may use)")
 
 
 def build_parser() -> argparse.ArgumentParser:
