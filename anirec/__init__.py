@@ -15,6 +15,7 @@ from anirec.errors import (
     ModelFormatError,
     ModelWriteError,
     NotFittedError,
+    OutputError,
     UnknownIdError,
 )
 from anirec.model import TwoTower
@@ -42,6 +43,7 @@ __all__ = [
     "DivergenceError",
     "ModelFormatError",
     "ModelWriteError",
+    "OutputError",
     "NotFittedError",
     "UnknownIdError",
 ]

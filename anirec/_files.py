@@ -3,8 +3,14 @@
 Reading: :func:`open_regular` checks the file it has *opened*, not the path before opening, so a
 path swapped for a FIFO between a check and the open cannot block the process.
 
-Writing: :func:`atomic_write` writes to a temporary file in the target's folder and renames it
-over the target, removing it on any failure. A process killed outright (SIGKILL, the OOM
+Writing: every output, a model or a CSV file, obeys one rule. :func:`check_target` refuses to
+replace anything but a regular file (a symbolic link, a device, a FIFO, a socket, a folder);
+:func:`same_file` says whether two paths name one file however they are spelt (resolved
+paths, or the device and inode of existing files: a symbolic link to a folder or
+``/proc/self/cwd`` gives no second name); :func:`check_writable_folder` creates a file where
+an output will go; :func:`atomic_write` writes to a temporary file in the target's folder and
+renames it over the target, removing it on any failure (a full disk included, reported as
+:class:`~anirec.errors.OutputError`). A process killed outright (SIGKILL, the OOM
 killer, a power cut) runs no clean-up, so each temporary file's name holds its writer's process
 id, ``.{target name}.{pid}.{8 hex digits}.tmp``, and every save to a target first removes the
 temporary files of that target whose writer no longer runs. Nothing else is ever removed: only
@@ -20,6 +26,8 @@ import secrets
 import stat
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
+
+from anirec.errors import AnirecError, OutputError
 
 # A FIFO opened without O_NONBLOCK waits for a writer; with it, the open returns at once.
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -43,6 +51,67 @@ def open_regular(path, refuse: Callable[[os.stat_result], Exception],
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def same_file(first, second) -> bool:
+    """Whether the paths ``first`` and ``second`` name the same file: the same resolved path
+    (symbolic links anywhere in them followed; the file need not exist), or two existing
+    entries with the same device and inode (hard links, bind mounts)."""
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        one, other = os.stat(first), os.stat(second)
+    except (OSError, ValueError):
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+def check_target(path, what: str = "the output",
+                 error: type[OutputError] = OutputError) -> int | None:
+    """The permission bits of the regular file ``path`` an output replaces; ``None`` when it
+    does not exist yet.
+
+    Raises :class:`~anirec.errors.OutputError` for anything else: replacing a symbolic link
+    would leave its target unchanged, and a device (``/dev/null``), a FIFO, a socket or a
+    folder would become a regular file.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as failure:
+        raise error(f"cannot write {what} to {_quoted(path)}: {_reason(failure)}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise error(f"refusing to write {what} over {_quoted(path)}: it is a symbolic link")
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"cannot write {what} to {_quoted(path)}: it is a folder")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"refusing to write {what} over {_quoted(path)}: it is not a regular "
+                    "file (a device, a pipe or a socket)")
+    return stat.S_IMODE(info.st_mode)
+
+
+def check_writable_folder(folder, what: str = "the output") -> None:
+    """Refuse a folder in which no file can be created, by creating (and removing) one: the
+    permission bits do not tell (``/proc`` looks writable to root, a read-only mount too)."""
+    probe = Path(folder) / f".anirec-probe.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600)
+    except OSError as error:
+        raise OutputError(f"cannot write {what} in {_quoted(folder)}: "
+                          f"{_reason(error)}") from None
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _quoted(path) -> str:
+    return repr(str(path))
+
+
+def _reason(error: OSError) -> str:
+    """What went wrong, in words (``No space left on device``), without the errno."""
+    return (error.strerror or str(error) or type(error).__name__).lower()
 
 
 def folder_of(path: Path) -> Path:
@@ -91,12 +160,22 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_write(path, *, mode: int | None = None,
-                 before_replace: Callable[[], object] | None = None) -> Iterator[BinaryIO]:
+                 before_replace: Callable[[], object] | None = None,
+                 what: str = "the output",
+                 error: type[OutputError] = OutputError) -> Iterator[BinaryIO]:
     """A binary stream whose content replaces ``path`` only when the block succeeds.
 
     The data is flushed to disk before the rename, so a crash leaves either the old file or
     the new one. ``mode`` sets the permission bits (else ``0o666`` less the umask);
     ``before_replace`` is called just before the rename (a last check of the target).
+
+    Raises
+    ------
+    OutputError
+        (or ``error``) When writing fails for want of room (a full disk, a file-size limit)
+        or another input/output error, naming ``what`` and ``path``; the temporary file is
+        removed. ``PermissionError`` (the folder's) and the caller's own errors pass
+        unchanged.
     """
     path = Path(path)
     remove_stale_temporaries(path)
@@ -113,7 +192,11 @@ def atomic_write(path, *, mode: int | None = None,
         if before_replace is not None:
             before_replace()
         os.replace(temporary, path)
-    except BaseException:  # KeyboardInterrupt too: never leave the temporary file
+    except BaseException as failure:  # KeyboardInterrupt too: never leave the temporary file
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(failure, OSError) and not isinstance(
+                failure, (AnirecError, PermissionError, BrokenPipeError)):
+            raise error(f"cannot write {what} to {_quoted(path)}: "
+                        f"{_reason(failure)}") from None
         raise

@@ -92,16 +92,16 @@ def check_config(config: EpochConfig) -> EpochConfig:
         raise ValueError(f"optimizer must be one of {sorted(K.OPTIMIZERS)}, got "
                          f"{config.optimizer!r}")
     checked = config._replace(
-        batch_size=K._positive_int("batch_size", config.batch_size),
+        batch_size=K._positive_int("batch_size", config.batch_size, K.GEMM_MAX_DIM),
         beta1=K._finite_number("beta1", config.beta1, 0.0, 1.0 - 1e-12),
         beta2=K._finite_number("beta2", config.beta2, 0.0, 1.0 - 1e-12),
-        eps=K._finite_number("eps", config.eps, 0.0),
+        eps=K._positive_number("eps", config.eps),
         momentum=K._finite_number("momentum", config.momentum, 0.0, 1.0),
         weight_decay=K._finite_number("weight_decay", config.weight_decay, 0.0),
         embedding_decay=K._finite_number("embedding_decay", config.embedding_decay, 0.0),
         rating_weight=K._finite_number("rating_weight", config.rating_weight, 0.0),
         ranking_weight=K._finite_number("ranking_weight", config.ranking_weight, 0.0),
-        temperature=K._positive_number("temperature", config.temperature))
+        temperature=K._temperature(config.temperature))
     if checked.rating_weight == 0 and checked.ranking_weight == 0:
         raise ValueError("rating_weight and ranking_weight cannot both be 0")
     return checked
@@ -138,11 +138,15 @@ def _check_features(name: str, block: Features, dtype, n_items: int | None) -> i
     return n_rows
 
 
-def _check_block(name: str, block, dtype, n_items: int | None) -> int:
-    """Check one block; returns the number of rows of its side it knows."""
+def _check_block(name: str, block, dtype, side: str, n_items: int | None) -> int:
+    """Check one block of the ``side`` tower; returns the number of rows of its side it
+    knows."""
     if type(block) not in KINDS.values():
         raise TypeError(f"{name} must be one of {[k.__name__ for k in KINDS.values()]}, got "
                         f"{type(block).__name__}")
+    if block.side != side:
+        raise ValueError(f"{name} reads the {block.side!r} side of the examples, not the "
+                         f"{side!r} side")
     if isinstance(block, Features):
         return _check_features(name, block, dtype, n_items)
     if isinstance(block, Embedding):
@@ -167,11 +171,7 @@ def _check_tower(name: str, tower: Tower, dtype, n_items: int | None = None) -> 
         raise ValueError(f"{name}.sizes must hold at least two positive widths, got {sizes}")
     if not tower.blocks:
         raise ValueError(f"{name} has no input block")
-    for k, block in enumerate(tower.blocks):
-        if getattr(block, "side", None) != name:
-            raise ValueError(f"{name}.blocks[{k}] reads the {getattr(block, 'side', None)!r} "
-                             f"side of the examples, not the {name!r} side")
-    rows = {_check_block(f"{name}.blocks[{k}]", block, dtype, n_items)
+    rows = {_check_block(f"{name}.blocks[{k}]", block, dtype, name, n_items)
             for k, block in enumerate(tower.blocks)}
     if len(rows) > 1:
         raise ValueError(f"{name}: the blocks know different numbers of rows, {sorted(rows)}")
@@ -217,7 +217,7 @@ class EpochPlan:
     def __init__(self, examples: Examples, user: Tower, item: Tower, params: Params,
                  config: EpochConfig, threads: int = 1):
         self.config = check_config(config)
-        self.threads = K._positive_int("threads", threads)
+        self.threads = K._positive_int("threads", threads, K.GEMM_MAX_DIM)
         if not isinstance(params, Params):
             raise TypeError(f"params must be a Params, got {type(params).__name__}")
         if not isinstance(examples, Examples):
@@ -307,8 +307,9 @@ class EpochPlan:
         """
         K._check_index("order", order, self.n_examples, dtypes=K.ROW_INDEX)
         if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
-                or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+                or not 0 <= step <= K.MAX_COUNT:
+            raise ValueError(f"step must be a non-negative integer of at most {K.MAX_COUNT}, "
+                             f"got {step!r}")
         impl = backend.implementation()
         lr = K._finite_number("lr", lr, 0.0)
 

@@ -1,15 +1,17 @@
 """Strict checks of public arguments: a wrong type raises ``TypeError``, a value out of range
-``ValueError``, each naming the argument and what was expected.
+``ValueError``, each naming the argument and what was expected. The one argument-checking rule
+of the public API (ids have theirs: :mod:`anirec.data._ids`).
 
 Nothing is coerced silently: ``n=1.9`` is not 1, ``n="3"`` is not 3, ``layers="12"`` is not
-``(1, 2)`` and ``True`` is not a number.
+``(1, 2)``, ``True`` is not a number, ``"yes"`` is not a boolean, ``(1, 5, 10)`` is not a pair
+and ``"Action=9"`` is not a mapping of genres.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -24,6 +26,15 @@ def integer(name: str, value, low: int | None = None, high: int | None = None) -
         raise ValueError(f"{name} must be an integer in [{low if low is not None else '-inf'}, "
                          f"{high if high is not None else 'inf'}], got {value}")
     return value
+
+
+def boolean(name: str, value) -> bool:
+    """``value``, which must be ``True`` or ``False`` (``"no"``, 1 or ``None`` are refused:
+    ``bool("no")`` is true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r:.40} "
+                        f"({type(value).__name__})")
+    return bool(value)
 
 
 def optional_integer(name: str, value, low: int | None = None,
@@ -69,4 +80,21 @@ def number_pair(name: str, value) -> tuple[float, float]:
     low, high = (real(f"{name}[{index}]", item) for index, item in enumerate(values))
     if not low < high:
         raise ValueError(f"{name} must be (low, high) with low < high, got ({low:g}, {high:g})")
+    if not math.isfinite(high - low):  # (-1e308, 1e308): every scaled value would be 0 or NaN
+        raise ValueError(f"{name} must be (low, high) with a finite width high - low, got "
+                         f"({low:g}, {high:g})")
     return low, high
+
+
+def number_mapping(name: str, value, what: str = "names") -> dict[str, float]:
+    """A mapping of strings to finite numbers (``{"Action": 9}``), as a new dict; a string
+    such as ``"Action=9"`` or a list of pairs is refused, not read letter by letter."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping of {what} to numbers, e.g. {{'Action': 9}}, "
+                        f"got {value!r:.60} ({type(value).__name__})")
+    result = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name} must have {what} (strings) as keys, got {key!r:.40}")
+        result[key] = real(f"{name}[{key!r}]", item)
+    return result

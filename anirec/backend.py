@@ -1,8 +1,10 @@
 """Which kernel implementation is active: the compiled Cython one or its pure-NumPy twin.
 
-The choice is made once at import from ``ANIREC_BACKEND`` (``cython``, the default, or
-``numpy``) and can be changed with :func:`set_backend` or, for a block of code,
-:func:`use_backend`. If the compiled extension cannot be imported, anirec warns once and falls
+The choice is made once, when a kernel is first needed, from ``ANIREC_BACKEND`` (``cython``,
+the default, or ``numpy``) and can be changed with :func:`set_backend` or, for a block of code,
+:func:`use_backend`. An unknown ``ANIREC_BACKEND`` is a ``ValueError`` naming the variable
+there, not at import: ``import anirec`` (and the ``anirec`` command's one-line errors) never
+fail on it. If the compiled extension cannot be imported, anirec warns once and falls
 back to NumPy; ``ANIREC_REQUIRE_EXTENSIONS=1`` turns that fallback into an ``ImportError``.
 """
 
@@ -90,14 +92,22 @@ def set_backend(name: str) -> None:
 
 
 def get_backend() -> str:
-    """The name of the active backend, ``"cython"`` or ``"numpy"``."""
+    """The name of the active backend, ``"cython"`` or ``"numpy"``.
+
+    Raises
+    ------
+    ValueError
+        If ``ANIREC_BACKEND`` names no backend (and none was set since).
+    """
+    if not _active:
+        _initialise()
     return _active
 
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
     """Run a block of code with another backend active, restoring the previous one after."""
-    previous = _active
+    previous = get_backend()
     set_backend(name)
     try:
         yield
@@ -107,12 +117,16 @@ def use_backend(name: str) -> Iterator[None]:
 
 def implementation() -> ModuleType:
     """The module holding the raw kernels of the active backend."""
-    return _modules[_active]
+    return _modules[_active or get_backend()]
 
 
 def _initialise() -> None:
     global _active
-    requested = _check_name(os.environ.get("ANIREC_BACKEND", "cython") or "cython")
+    requested = os.environ.get("ANIREC_BACKEND", "cython") or "cython"
+    if str(requested).strip().lower() not in BACKENDS:
+        raise ValueError(f"the environment variable ANIREC_BACKEND is {requested!r}: it must "
+                         f"be one of {', '.join(BACKENDS)} (or unset)")
+    requested = _check_name(requested)
     required = os.environ.get("ANIREC_REQUIRE_EXTENSIONS", "") not in ("", "0")
     if requested == "numpy":
         _active = "numpy"
@@ -136,10 +150,7 @@ def _initialise() -> None:
         f"the compiled anirec kernels cannot be imported ({_import_error}); "
         f"using the slower NumPy backend. {hint}",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     _active = "numpy"
     _load("numpy")
-
-
-_initialise()

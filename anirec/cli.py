@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anirec._files import atomic_write
+from anirec._files import atomic_write, check_target
+from anirec.errors import AnirecError, AnirecWarning
 
 EXIT_BAD_INPUT = 2
 
@@ -145,35 +146,49 @@ def _is_stdout(path) -> bool:
     return path is not None and str(path) == STDOUT
 
 
-def _check_output(path: Path, option: str, *, folder: bool = False, inputs=(),
-                  stdout: bool = False) -> None:
-    """Refuse an output path that cannot be written, before any work is done.
+def _check_outputs(outputs, inputs=(), *, stdout: bool = False) -> None:
+    """Refuse, before anything is loaded or trained, the outputs of a command that cannot be
+    written or would destroy something: the one rule of every output.
 
-    A missing folder is fine (it is created when the output is written) as long as its
-    nearest existing ancestor is a writable folder. ``inputs`` are the command's input files,
-    which an output must not overwrite.
+    ``outputs`` are ``(option, path, is_folder)``; the files written into an output folder are
+    listed as outputs of their own. Each file must be a regular file or not exist (never a
+    symbolic link, a device, a FIFO or a folder: :func:`anirec._files.check_target`), in a
+    folder that exists or can be created, where a file can be created. No output may be one of
+    ``inputs`` or another output, however the paths are spelt (:func:`anirec._files.same_file`:
+    resolved paths, device and inode). ``-`` (standard output) is allowed where ``stdout``.
     """
-    if _is_stdout(path):
-        if stdout:
-            return
-        raise UsageError(f"{option} - (standard output) is not possible here: give a path")
-    path = Path(path)
-    if folder and path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path} is a file, not a folder")
-    if not folder and path.is_dir():
-        raise UsageError(f"{option} {path} is a folder: give a file name")
-    ancestor = path if folder else path.parent
-    ancestor = Path(os.path.abspath(ancestor))
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: the folder {ancestor} is not writable")
-    for source in inputs:
-        if source is not None and Path(os.path.abspath(source)) == Path(os.path.abspath(path)):
-            raise UsageError(f"{option} {path} is also an input of this command: it would be "
-                             "overwritten")
+    from anirec import _files
+
+    files = []
+    for option, path, is_folder in outputs:
+        if _is_stdout(path):
+            if stdout and not is_folder:
+                continue
+            raise UsageError(f"{option} - (standard output) is not possible here: give a path")
+        path = Path(path)
+        if is_folder and path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path} is a file, not a folder")
+        ancestor = Path(os.path.abspath(path if is_folder else path.parent))
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
+        try:
+            if not is_folder:
+                _files.check_target(path, option)
+                files.append((option, path))
+            _files.check_writable_folder(ancestor, f"{option} {path}")
+        except _files.OutputError as error:
+            raise UsageError(str(error)) from None
+    for position, (option, path) in enumerate(files):
+        for source in inputs:
+            if source is not None and _files.same_file(source, path):
+                raise UsageError(f"{option} {path} is also an input of this command "
+                                 f"({source}): it would be overwritten")
+        for other_option, other in files[:position]:
+            if _files.same_file(other, path):
+                raise UsageError(f"{option} {path} and {other_option} {other} are the same "
+                                 "file: one output would overwrite the other")
 
 
 @contextlib.contextmanager
@@ -188,7 +203,9 @@ def _atomic_output(path):
     path = Path(path)
     created = _make_folder(path.parent)
     try:
-        with atomic_write(path) as handle:
+        # Checked again when written: the path may have become a device or a link since.
+        with atomic_write(path, mode=check_target(path, "the CSV file"), what="the CSV file",
+                          before_replace=lambda: check_target(path, "the CSV file")) as handle:
             stream = io.TextIOWrapper(handle, encoding="utf-8", newline="")
             yield stream
             stream.detach()  # flushed; the handle stays open to be synced and closed
@@ -253,30 +270,24 @@ def _count(number: int, noun: str) -> str:
 
 
 def read_pairs(path: Path, columns=("user_id", "anime_id")) -> pd.DataFrame:
-    """The user and anime id ``columns`` of a CSV file, as int64 columns named as in the
-    file."""
-    from anirec.data import _csv
+    """The pairs of a CSV file: the user and anime id ``columns`` as int64 columns (the one id
+    rule, errors naming the line), every other column kept as its text."""
+    from anirec.data import _csv, _ids
     from anirec.errors import DataError
 
-    try:
-        with _csv.open_regular(Path(path)) as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot be read as CSV ({error})") from None
-    pairs = {}
-    missing = [column for column in columns if column not in frame.columns]
+    path = Path(path)
+    header = _csv.read_header(path, ())
+    missing = [column for column in columns if column not in header]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing} (found {list(frame.columns)}); "
-                        "name the columns with --user-col, --item-col")
+        raise DataError(f"{path}: missing column(s) {missing} (found {header}); name the "
+                        "columns with --user-col, --item-col")
+    _, text = _csv.read_text_columns(path)
+    frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
+                          for name, column in text.items()})
     for column in columns:
-        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-        bad = values.isna() | (values != values.round())
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {column!r}, line {row + 2}: "
-                            f"{frame[column].iloc[row]!r} is not an integer id")
-        pairs[column] = values.to_numpy(np.int64)
-    return pd.DataFrame(pairs)
+        frame[column] = _ids.parse_text_ids(
+            text[column], path, column, lambda row: f"line {_csv.record_line(path, row)}")
+    return frame
 
 
 def _load_data(args, rating_scale=None, exclude_genres=None):
@@ -305,9 +316,10 @@ def _scale(text: str) -> tuple[float, float]:
         low, high = (float(part) for part in parts)
     except ValueError:
         low = high = math.nan
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, e.g. 0.5,5, "
-                                         f"got {text!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high and
+            math.isfinite(high - low)):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH (finite, and "
+                                         f"so is HIGH - LOW), e.g. 0.5,5, got {text!r}")
     return low, high
 
 
@@ -318,10 +330,18 @@ def _write_csv(frame: pd.DataFrame, path) -> None:
 
 def cmd_generate(args) -> None:
     from anirec.data import write_synthetic
+    from anirec.data.synthetic import ANIME_FILENAME, SCORES_FILENAME
 
-    _check_output(args.out, "--out", folder=True)
-    anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
-                                    n_ratings=args.ratings, seed=args.seed)
+    _check_outputs([("--out", args.out, True),
+                    *(("--out", Path(args.out) / name, False)
+                      for name in (ANIME_FILENAME, SCORES_FILENAME))])
+    created = _make_folder(Path(args.out))
+    try:
+        anime, scores = write_synthetic(args.out, n_users=args.users, n_anime=args.anime,
+                                        n_ratings=args.ratings, seed=args.seed)
+    except BaseException:
+        _remove_folders(created)
+        raise
     print(f"wrote {anime}\nwrote {scores}")
 
 
@@ -361,21 +381,49 @@ def _recommender(args):
                        catalogue_counts_ratings=args.catalogue_counts_ratings,
                        biases=args.biases, bias_reg=args.bias_reg,
                        embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
-                       embedding_decay=args.embedding_decay, **options)
+                       embedding_decay=args.embedding_decay, history_dim=args.history_dim,
+                       n_threads=args.threads, **options)
+
+
+def _shortfalls(report: pd.DataFrame, objective: str) -> list[str]:
+    """Where the model does worse on the test split than a baseline printed beside it, on
+    what its objective trains for: RMSE for ``rating`` and ``hybrid`` (against every baseline
+    that predicts ratings), NDCG@10 for ``ranking`` and ``hybrid`` (against every baseline
+    that ranks). A model that loses there is worse than a rule of thumb it is sold beside."""
+    model, baselines = report.loc["two-tower"], report.drop(index="two-tower")
+    metrics = {"rating": [("rmse", "predicts", min)], "ranking": [("ndcg@10", "ranks", max)],
+               "hybrid": [("rmse", "predicts", min), ("ndcg@10", "ranks", max)]}[objective]
+    found = []
+    for metric, verb, best in metrics:
+        values = baselines[metric].dropna()
+        if values.empty or not np.isfinite(model[metric]):
+            continue
+        name = values.idxmin() if best is min else values.idxmax()
+        if best(model[metric], values[name]) != model[metric]:
+            found.append(f"the model {verb} worse than the {name} baseline on the test split "
+                         f"({metric.upper()} {model[metric]:.4f} against {values[name]:.4f})")
+    return found
 
 
 def cmd_train(args) -> None:
-    inputs = tuple(path for path in (args.anime, args.scores) if path is not None)
-    _check_output(args.out, "--out", inputs=inputs)
+    outputs = [("--out", args.out, False)]
     if args.save_split is not None:
-        _check_output(args.save_split, "--save-split", folder=True)
-        for name in ("train", "validation", "test"):
-            _check_output(Path(args.save_split) / f"{name}.csv", "--save-split", inputs=inputs)
+        outputs += [("--save-split", args.save_split, True),
+                    *(("--save-split", Path(args.save_split) / f"{name}.csv", False)
+                      for name in ("train", "validation", "test"))]
+    _check_outputs(outputs, inputs=(args.anime, args.scores))
+    if args.strict and args.test == 0:
+        raise UsageError("--strict compares the model with the baselines on the test split: "
+                         "it needs --test above 0")
     recommender = _recommender(args)  # refuses contradicting options before loading
     data = _load_data(args)
     print(data.summary)
     started = time.perf_counter()
     rec = recommender.fit(data)
+    report = rec.evaluate(k=10, threshold=args.threshold) if args.test > 0 else None
+    shortfalls = _shortfalls(report, args.objective) if report is not None else []
+    if args.strict and shortfalls:
+        raise UsageError(f"{shortfalls[0]}: nothing saved (--strict)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rec.save(args.out)
     history = rec.model.history_
@@ -386,8 +434,14 @@ def cmd_train(args) -> None:
         for name, frame in rec.split_frames().items():
             _write_csv(frame, folder / f"{name}.csv")
         print(f"wrote the train, validation and test ratings to {folder}")
-    if args.test > 0:
-        print(_table(rec.evaluate(k=10, threshold=args.threshold)))
+    if report is not None:
+        print(_table(report))
+    else:
+        print("anirec train: note: no test split (--test 0), so the model was not compared "
+              "with the baselines", file=sys.stderr)
+    for shortfall in shortfalls:
+        print(f"anirec train: warning: {shortfall} (--strict refuses to save such a model)",
+              file=sys.stderr)
 
 
 def cmd_evaluate(args) -> None:
@@ -422,13 +476,15 @@ def cmd_evaluate(args) -> None:
 
 def cmd_predict(args) -> None:
     from anirec import Recommender
+    from anirec.data import _csv
 
-    _check_output(args.out, "--out", inputs=(args.model, args.pairs), stdout=True)
+    _check_outputs([("--out", args.out, False)], inputs=(args.model, args.pairs), stdout=True)
     rec = Recommender.load(args.model)
     pairs = read_pairs(args.pairs, (args.user_col, args.item_col))
     # The rule of every function that takes pairs: skip and count, or refuse with --strict.
     located = rec.locate(pairs[args.user_col].to_numpy(), pairs[args.item_col].to_numpy(),
-                         strict=args.strict, source=str(args.pairs))
+                         strict=args.strict, where=lambda row: f"{args.pairs}, line "
+                         f"{_csv.record_line(Path(args.pairs), row)}")
     predicted = np.full(len(pairs), np.nan)
     predicted[located.known] = rec.predict(rec.user_ids[located.users],
                                            rec.anime_ids[located.items], strict=True)
@@ -459,7 +515,7 @@ def cmd_recommend(args) -> None:
     from anirec import Recommender
 
     if args.out is not None:
-        _check_output(args.out, "--out", inputs=(args.model,), stdout=True)
+        _check_outputs([("--out", args.out, False)], inputs=(args.model,), stdout=True)
     elif args.all_users:
         raise UsageError("--all-users writes a CSV: give --out RECS.csv (or --out - for "
                          "standard output)")
@@ -480,6 +536,8 @@ def cmd_recommend(args) -> None:
             as stream:
         for position, frame in enumerate(frames):
             _emit(frame, args, stream, header=position == 0)
+            if getattr(sys.stdout, "reader_gone", False) and _is_stdout(args.out):
+                break  # standard output was the only output, and its reader has gone
     if args.all_users and not _is_stdout(args.out):
         print(f"wrote recommendations for {rec.user_ids.shape[0]} users to {args.out}")
 
@@ -488,7 +546,7 @@ def cmd_similar(args) -> None:
     from anirec import Recommender
 
     if args.out is not None:
-        _check_output(args.out, "--out", inputs=(args.model,), stdout=True)
+        _check_outputs([("--out", args.out, False)], inputs=(args.model,), stdout=True)
     rec = Recommender.load(args.model)
     frame = rec.similar(args.anime_id, n=_capped_n(rec, args.n))
     with (_atomic_output(args.out) if args.out is not None else contextlib.nullcontext()) \
@@ -537,7 +595,7 @@ def cmd_info(args) -> None:
 def cmd_demo(args) -> None:
     from anirec.demo import run_demo
 
-    _check_output(args.out, "--out", folder=True)
+    _check_outputs([("--out", args.out, True)])
     run_demo(out_dir=args.out, n_users=args.users, n_anime=args.anime, n_ratings=args.ratings,
              epochs=args.epochs, seed=args.seed, verbose=not args.quiet)
 
@@ -662,7 +720,14 @@ def _add_training_options(parser) -> None:
                         help="training ratings an id needs for its own embedding row (rarer "
                              "ids share the unknown row)")
     parser.add_argument("--embedding-decay", type=_non_negative_float, default=0.0,
-                        help="L2 penalty of an embedding row at each update")
+                        help="L2 penalty of an embedding row (and a history vector) at each "
+                             "update")
+    parser.add_argument("--history-dim", type=_bounded_int(0, 4096), default=0,
+                        help="width of the user tower's pooled history: the mean of learned "
+                             "vectors of the anime the user rated (0: none)")
+    parser.add_argument("--threads", type=_bounded_int(1, 4096), default=None,
+                        help="the most threads training runs on; every count gives the same "
+                             "model (default: the cores this process may use)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -711,6 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-split", type=Path, default=None, metavar="FOLDER",
                        help="also write the split's ratings there as train.csv, "
                             "validation.csv and test.csv (default: not written)")
+    train.add_argument("--strict", action="store_true",
+                       help="refuse to save a model that does worse on the test split than a "
+                            "baseline printed beside it, on what its objective trains for "
+                            "(RMSE for rating and hybrid, NDCG@10 for ranking and hybrid); "
+                            "without it such a model is saved with a warning")
     train.add_argument("--exclude-genres", type=_names, default=None,
                        help="comma-separated genres to drop (default Ecchi,Hentai,Erotica; "
                             "'' for none)")
@@ -739,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = command("predict", "predict ratings for user/anime pairs")
     predict.add_argument("--model", type=Path, required=True, help="model file")
     predict.add_argument("--pairs", type=Path, required=True,
-                         help="CSV with a user id and an anime id column")
+                         help="CSV with a user id and an anime id column (others are kept)")
     _add_column_options(predict, "--pairs", rating=False)
     predict.add_argument("--out", type=Path, default=Path(STDOUT),
                          help="CSV to write, '-' for standard output (default: -)")
@@ -800,8 +870,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ReaderSafeStdout:
+    """Standard output that outlives its reader (``anirec train ... | head -1``): once the
+    reader has gone, what is printed is dropped (the descriptor now points at the null device)
+    and the command goes on to write its files, instead of stopping at the next ``print``."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.reader_gone = True
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()  # what was buffered goes to the null device
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _error_message(error: BaseException) -> str:
+    """One line for an error the command reports: an OS error as its file and reason."""
+    if isinstance(error, MemoryError):
+        return "out of memory: lower the sizes given"
+    if isinstance(error, KeyError) and not isinstance(error, AnirecError):
+        return str(error.args[0]) if error.args else repr(error)
+    if isinstance(error, OSError) and not isinstance(error, AnirecError) and error.strerror:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror.lower()}"
+    message = str(error)
+    return message.splitlines()[0] if message else type(error).__name__
+
+
 def main(argv=None) -> int:
-    from anirec.errors import AnirecError, AnirecWarning
+    from anirec import backend
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -810,7 +930,9 @@ def main(argv=None) -> int:
         return 0
     # Progress bars belong on a terminal: in a log or a pipe they only bury the one-line errors.
     args.quiet = args.quiet or not sys.stderr.isatty()
+    stdout, sys.stdout = sys.stdout, _ReaderSafeStdout(sys.stdout)
     try:
+        backend.get_backend()  # an unknown ANIREC_BACKEND: one line, whatever the command
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", AnirecWarning)
             args.run(args)
@@ -820,17 +942,13 @@ def main(argv=None) -> int:
             else:
                 warnings.showwarning(warning.message, warning.category, warning.filename,
                                      warning.lineno)
-    except (AnirecError, UsageError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, ValueError, KeyError, ImportError, MemoryError) as error:
-        message = str(error) if not isinstance(error, KeyError) or isinstance(error, AnirecError) \
-            else str(error.args[0]) if error.args else repr(error)
-        if isinstance(error, MemoryError):
-            message = "out of memory: lower the sizes given"
-        print(f"anirec {args.command}: error: {message.splitlines()[0] if message else message}",
-              file=sys.stderr)
+    except (AnirecError, UsageError, OSError, ValueError, KeyError, ImportError,
+            MemoryError) as error:
+        print(f"anirec {args.command}: error: {_error_message(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:  # e.g. `anirec recommend ... | head`
-        return 0
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
     return 0
 
 

@@ -20,7 +20,13 @@ class ModelFormatError(AnirecError, ValueError):
     """A saved model file is truncated, corrupted, foreign or of a newer format."""
 
 
-class ModelWriteError(AnirecError, OSError):
+class OutputError(AnirecError, OSError):
+    """An output (a model or a CSV file) cannot be written where asked: a symbolic link, a
+    device, a FIFO, a folder, one of the command's inputs, a folder without room or
+    permission. Nothing is written and nothing is left behind."""
+
+
+class ModelWriteError(OutputError):
     """A model cannot be saved where asked: a symbolic link, a device, a folder, a missing
     folder or no permission. Nothing is written."""
 

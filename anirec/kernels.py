@@ -18,9 +18,11 @@ before allocating its result. A training epoch is checked once per fit, as a pla
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from anirec import backend
+from anirec import _validate, backend
 from anirec._kernels._numpy import LOO_MODES, NORM_EPS, OPTIMIZERS, unpack_params
 
 __all__ = [
@@ -150,16 +152,33 @@ def _gemm_dims(**dims: int) -> None:
                              f"kernels, 2**31 - 1")
 
 
-def _positive_int(name: str, value) -> int:
+#: The largest count a kernel takes (optimizer steps, batch sizes): the compiled kernels hold
+#: counts in int64, so a count must leave room for the updates of an epoch after it.
+MAX_COUNT = 2**62
+#: The smallest softmax temperature: logits are cosines / temperature, and their gradients
+#: scale with 1 / temperature; below this they overflow float32 (1e-45 gives NaN).
+MIN_TEMPERATURE = 1e-6
+
+
+def _positive_int(name: str, value, high: int = MAX_COUNT) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+    if value > high:
+        raise ValueError(f"{name} must be at most {high}, got {value}")
     return int(value)
 
 
+def _number(name: str, value) -> float:
+    """``value`` as a float; a bool or a string is no number (``float("3")`` is not taken)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r:.40} ({type(value).__name__})")
+    return float(value)
+
+
 def _finite_number(name: str, value, low: float = -np.inf, high: float = np.inf) -> float:
-    value = float(value)
+    value = _number(name, value)
     if not (np.isfinite(value) and low <= value <= high):
         raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value}")
     return value
@@ -336,11 +355,16 @@ def _check_logq(name: str, logq, dtype) -> int:
     return n_items
 
 
-def _positive_number(name: str, value) -> float:
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
+def _positive_number(name: str, value, least: float = 0.0) -> float:
+    value = _number(name, value)
+    if not (np.isfinite(value) and value > 0 and value >= least):
+        at_least = f" of at least {least:g}" if least else ""
+        raise ValueError(f"{name} must be a positive finite number{at_least}, got {value}")
     return value
+
+
+def _temperature(value) -> float:
+    return _positive_number("temperature", value, MIN_TEMPERATURE)
 
 
 def inbatch_softmax(Yu, Yv, items, weights, logq, temperature: float, *, grad_Yu=None,
@@ -388,7 +412,7 @@ def inbatch_softmax(Yu, Yv, items, weights, logq, temperature: float, *, grad_Yu
     n_items = _check_logq("logq", logq, dtype)
     _check_index("items", items, n_items, (n,))
     _check_weights("weights", weights, dtype, n)
-    temperature = _positive_number("temperature", temperature)
+    temperature = _temperature(temperature)
     _gemm_dims(n=n, d=d)
     _finite("Yu", Yu)
     _finite("Yv", Yv)
@@ -452,7 +476,8 @@ def adam_step(param, grad, m, v, *, lr: float, step: int, beta1: float = 0.9,
     lr = _finite_number("lr", lr, 0.0)
     beta1 = _finite_number("beta1", beta1, 0.0, 1.0 - 1e-12)
     beta2 = _finite_number("beta2", beta2, 0.0, 1.0 - 1e-12)
-    eps = _finite_number("eps", eps, 0.0)
+    # eps = 0 would turn a zero gradient (m = v = 0) into 0 / 0.
+    eps = _positive_number("eps", eps)
     weight_decay = _finite_number("weight_decay", weight_decay, 0.0)
     step = _positive_int("step", step)
     _no_alias({"param": param, "m": m, "v": v}, {"grad": grad})
@@ -488,6 +513,7 @@ def _check_loo(stats: LeaveOneOutStats, dtype, n_items: int | None = None):
     _check("stats.item_weight", stats.item_weight, dtype, (n_items,))
     _check("stats.mean", stats.mean, dtype, (n_genres + 2,))
     _check("stats.std", stats.std, dtype, (n_genres + 2,))
+    _validate.integer("stats.mode", stats.mode)  # 1.0 and True are no mode
     if stats.mode not in LOO_MODES.values():
         raise ValueError(f"stats.mode must be one of {sorted(LOO_MODES.values())}, got {stats.mode}")
     if not np.all(stats.std > 0):
@@ -599,8 +625,8 @@ def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
     dtype = _float_dtype("Q", Q)
     n, d = _check("Q", Q, dtype, (None, None)).shape
     m = _check("V", V, dtype, (None, d)).shape[0]
-    k = min(_positive_int("k", k), m)
-    block_size = _positive_int("block_size", block_size)
+    k = min(_positive_int("k", k, high=2**63 - 1), m)
+    block_size = _positive_int("block_size", block_size, high=2**63 - 1)
     _gemm_dims(d=d)
     _finite("Q", Q)
     _finite("V", V)
@@ -625,9 +651,16 @@ def topk(Q, V, k: int, *, exclude=None, block_size: int = 1024):
 
 
 def n_parameters(user_sizes, item_sizes) -> int:
-    """Length of the flat parameter buffer of two towers with these layer widths."""
-    return int(sum(a * b + b for sizes in (user_sizes, item_sizes)
-                   for a, b in zip(sizes[:-1], sizes[1:])))
+    """Length of the flat parameter buffer of two towers with these layer widths (each at
+    least two positive integers)."""
+    towers = []
+    for name, sizes in (("user_sizes", user_sizes), ("item_sizes", item_sizes)):
+        sizes = _validate.integer_tuple(name, sizes, 1)
+        if len(sizes) < 2:
+            raise ValueError(f"{name} must hold at least two widths (input and output), got "
+                             f"{list(sizes)}")
+        towers.append(sizes)
+    return int(sum(a * b + b for sizes in towers for a, b in zip(sizes[:-1], sizes[1:])))
 
 
 # The epoch plan and the input blocks, checked with the helpers above.

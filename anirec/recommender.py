@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 import sys
 import warnings
@@ -22,12 +23,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from anirec import _ids, _validate, kernels
+from anirec import _unknown, _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
+from anirec.data._ids import lookup_ids
 from anirec.data.ratings import COLUMNS
 from anirec.data.scale import MAL_SCALE, RatingScale
-from anirec.errors import AnirecWarning, DataError, NotFittedError
+from anirec.errors import AnirecWarning, DataError, ModelFormatError, NotFittedError
 from anirec.metrics import Evaluation, mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
@@ -50,6 +52,12 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
 
 
+#: The largest weight of a term of the retrieval score: far beyond the point where the term
+#: alone ranks (a weight of 100 on log shares spans thousands of score units), yet small
+#: enough that no score overflows in float32.
+MAX_WEIGHT = 1000.0
+
+
 def _model_options() -> set[str]:
     """The keyword arguments ``Recommender`` passes on to :class:`TwoTower` (the scale comes
     from the data, the seed and ``verbose`` from the Recommender's own arguments)."""
@@ -58,10 +66,18 @@ def _model_options() -> set[str]:
 
 
 def _check_weight(value, name: str = "popularity_weight") -> float:
-    value = _validate.real(name, value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return _validate.real(name, value, 0.0, MAX_WEIGHT)
+
+
+def _id_list(ids, name: str) -> np.ndarray:
+    """One id or a 1-D sequence of ids as a 1-D array (a nested list is refused by name,
+    not met later as a shape error deep inside)."""
+    array = np.atleast_1d(np.asarray(ids, dtype=object) if isinstance(ids, (list, tuple))
+                          else np.asarray(ids))
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one id or a 1-D sequence of ids, got shape "
+                         f"{array.shape}")
+    return array
 
 
 def _csr_add_columns(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray):
@@ -141,11 +157,12 @@ class Recommender:
         on the real development sets (README, "Popularity and coverage").
     quality_weight : float
         How much an anime's rating bias ``b_item`` (how much better it is rated than the
-        mean, in points of a 1..10 scale whatever the data's scale; a model with biases) adds
-        to the retrieval score of a ranking or hybrid model: ``+ quality_weight * b_item``.
-        The bias is fitted on ratings alone, so it tells which anime people who watch it
-        rate highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default
-        0.5 raised NDCG@10 on both real development sets (README, "Rating accuracy on real
+        mean, a model with biases) adds to the retrieval score of a ranking or hybrid model:
+        ``+ quality_weight * b_item``, the bias in points of the 1..10 scale (times
+        ``9 / (hi - lo)`` on another rating scale, so the ranking is the same in any units).
+        The bias is fitted on ratings alone, so it tells which anime people who watch it rate
+        highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default 0.5
+        raised NDCG@10 on both real development sets (README, "Rating accuracy on real
         data"); it can be changed after fitting.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
@@ -175,11 +192,14 @@ class Recommender:
                              f"{test:g}")
         self.options = {"weighting": weighting, "valid": valid, "test": test,
                         "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
-                        "leave_one_out": bool(leave_one_out),
-                        "item_attributes": bool(item_attributes),
-                        "catalogue_counts_ratings": bool(catalogue_counts_ratings),
+                        "leave_one_out": _validate.boolean("leave_one_out", leave_one_out),
+                        "item_attributes": _validate.boolean("item_attributes",
+                                                             item_attributes),
+                        "catalogue_counts_ratings": _validate.boolean(
+                            "catalogue_counts_ratings", catalogue_counts_ratings),
                         # The split needs a seed: None would make fit() unrepeatable.
-                        "seed": _validate.integer("seed", seed, 0), "refit": bool(refit),
+                        "seed": _validate.integer("seed", seed, 0),
+                        "refit": _validate.boolean("refit", refit),
                         "popularity_weight": _check_weight(popularity_weight),
                         "quality_weight": _check_weight(quality_weight, "quality_weight")}
         # Named here, not by TwoTower: the caller called Recommender.
@@ -320,8 +340,8 @@ class Recommender:
             from tqdm.auto import tqdm
 
             tqdm.write(f"refit: training again on training + validation ratings for "
-                       f"{chosen.best_epoch_} epoch{'' if chosen.best_epoch_ == 1 else 's'} (the "
-                       "best of early stopping)",
+                       f"{chosen.best_epoch_} epoch{'' if chosen.best_epoch_ == 1 else 's'} "
+                       "(the best of early stopping)",
                        file=sys.stderr)
         features = self._train_model(data, train, None, outside)
         self.model.history_, self.model.best_epoch_ = chosen.history_, chosen.best_epoch_
@@ -344,15 +364,17 @@ class Recommender:
         # and then the item's rating bias when the model has biases).
         items = self.model.retrieval_items(self.item_vectors)
         if self._ranks_by_quality:
-            bias = self._quality[:, None].astype(items.dtype)
+            bias = (self._quality_unit * self.model.biases_.item)[:, None].astype(items.dtype)
             items = np.ascontiguousarray(np.hstack([items, bias]))
         self.retrieval_items = items
 
     @property
-    def _quality(self) -> np.ndarray:
-        """Each anime's rating bias in points of a 1..10 scale, so that ``quality_weight``
-        means the same on every scale (a star model's biases are half as large)."""
-        return self.model.biases_.item * (MAL_SCALE.span / self.rating_scale.span)
+    def _quality_unit(self) -> float:
+        """What one rating unit of an item bias weighs in the retrieval score: one point of
+        the 1..10 scale, whatever the scale (``9 / (hi - lo)``), so that the ranking does not
+        depend on the units of the ratings (0.5..5 and 1000..10000 rank as 1..10 does)."""
+        lo, hi = self.model.rating_range
+        return (RATING_RANGE[1] - RATING_RANGE[0]) / (hi - lo)
 
     @property
     def _ranks_by_quality(self) -> bool:
@@ -367,27 +389,28 @@ class Recommender:
     # Queries
 
     @property
-    def _users(self) -> _ids.IdSpace:
-        return _ids.IdSpace(self.user_ids, "user id", "the model's ratings")
+    def _users(self) -> _unknown.IdSpace:
+        return _unknown.IdSpace(self.user_ids, "user id", "the model")
 
     @property
-    def _anime(self) -> _ids.IdSpace:
+    def _anime(self) -> _unknown.IdSpace:
         genres = ", ".join(self.excluded_genres)
-        return _ids.IdSpace(self.anime_ids, "anime id", "the catalogue",
-                            getattr(self, "excluded_anime_ids", np.zeros(0, np.int64)),
-                            f"an excluded genre ({genres})")
+        return _unknown.IdSpace(self.anime_ids, "anime id", "the catalogue",
+                                getattr(self, "excluded_anime_ids", np.zeros(0, np.int64)),
+                                f"an excluded genre ({genres})")
 
     def user_rows(self, user_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL user ids; raises :class:`~anirec.errors.UnknownIdError`."""
+        """Row indices (1-D) of MAL user ids (one id or a 1-D sequence); raises
+        :class:`~anirec.errors.UnknownIdError`."""
         self._check_fitted()
-        return np.atleast_1d(self._users.rows(user_ids))
+        return self._users.rows(user_ids)
 
     def anime_rows(self, anime_ids) -> np.ndarray:
-        """Row indices (1-D) of MAL anime ids; raises :class:`~anirec.errors.UnknownIdError`
-        saying whether the anime is not in the catalogue or was dropped for an excluded
-        genre."""
+        """Row indices (1-D) of MAL anime ids (one id or a 1-D sequence); raises
+        :class:`~anirec.errors.UnknownIdError` saying whether the anime is not in the
+        catalogue or was dropped for an excluded genre."""
         self._check_fitted()
-        return np.atleast_1d(self._anime.rows(anime_ids))
+        return self._anime.rows(anime_ids)
 
     def anime_genres(self, anime_ids) -> list[str]:
         """The genres of each anime, joined with ``", "`` as in the MAL files."""
@@ -398,19 +421,21 @@ class Recommender:
         return [", ".join(names[self.genre_matrix[row] > 0]) for row in rows]
 
     def locate(self, user_ids, anime_ids, *, strict: bool = False,
-               source: str | None = None) -> _ids.Located:
+               where=None) -> _unknown.Located:
         """The rows of (user, anime) pairs, the unknown ones skipped and counted per reason
         (unknown user, anime not in the catalogue, anime of an excluded genre), or with
-        ``strict`` refused: the rule of every function that takes pairs (:mod:`anirec._ids`).
+        ``strict`` refused: the rule of every function that takes pairs
+        (:mod:`anirec._unknown`; ``where(k)`` says where pair ``k`` is, for a refusal).
 
         Raises
         ------
         UnknownIdError
-            With ``strict``, naming the first unknown id and why it is unknown.
+            With ``strict``, naming the first unknown id and why it is unknown; and for an
+            id that is no integer (:mod:`anirec.data._ids`).
         """
         self._check_fitted()
-        return _ids.locate_pairs(self._users, self._anime, user_ids, anime_ids,
-                                 strict=strict, source=source)
+        return _unknown.locate_pairs(self._users, self._anime, user_ids, anime_ids,
+                                     strict=strict, where=where)
 
     def predict(self, user_ids, anime_ids, *, strict: bool = False) -> np.ndarray:
         """Predicted ratings, on the model's rating scale, for pairs of MAL user and anime ids.
@@ -457,7 +482,8 @@ class Recommender:
             return score
         score = score - self.popularity_weight * prior[index]
         if self._ranks_by_quality:
-            score = score - self.quality_weight * self._quality[index]
+            score = score - self.quality_weight * self._quality_unit * \
+                self.model.biases_.item[index]
         return score * self.model.temperature
 
     def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
@@ -465,7 +491,11 @@ class Recommender:
         (MAL anime ids left out for every user; unknown ids are ignored)."""
         extra = np.zeros(0, np.int64)
         if exclude is not None:
-            ids = np.unique(np.asarray(exclude, dtype=np.int64).ravel())
+            # An integer beyond int64 is in no catalogue: nothing to leave out.
+            values = [value for value in np.asarray(exclude, dtype=object).ravel()
+                      if not (isinstance(value, numbers.Integral) and
+                              not -2**63 <= int(value) < 2**63)]
+            ids = np.unique(lookup_ids(values, "exclude"))
             extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
         if exclude_rated:
             indptr, indices = _csr_take(*self.rated, rows)
@@ -568,12 +598,10 @@ class Recommender:
         """The scale of a new user's genre ratings: ``scale``, by default the model's."""
         return self.rating_scale if scale is None else RatingScale.of(scale, "scale")
 
-    def _canonical_genres(self, genre_ratings: Mapping[str, float]) -> dict[str, float]:
-        """``genre_ratings`` under the model's genre names, matched case-insensitively (as
-        excluded genres are)."""
-        if not isinstance(genre_ratings, Mapping):
-            raise TypeError(f"genre_ratings must be a mapping of genre names to ratings, got "
-                            f"{type(genre_ratings).__name__}")
+    def _genre_ratings(self, genre_ratings: Mapping[str, float]) -> dict[str, float]:
+        """``genre_ratings`` checked, under the model's genre names matched case-insensitively
+        (as excluded genres are)."""
+        genre_ratings = _validate.number_mapping("genre_ratings", genre_ratings, "genre names")
         names = {genre.casefold(): genre for genre in self.genres}
         canonical = {}
         for genre, value in genre_ratings.items():
@@ -588,7 +616,7 @@ class Recommender:
         """The scaled feature row of a new user who rated genres on ``scale`` (by default the
         model's rating scale)."""
         self._check_fitted()
-        return self.cold_start.row(self._canonical_genres(genre_ratings),
+        return self.cold_start.row(self._genre_ratings(genre_ratings),
                                    scale=self.genre_scale(scale))
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
@@ -618,10 +646,14 @@ class Recommender:
 
         >>> rec.recommend_for_genres({"Action": 9, "Romance": 3}, n=5)  # doctest: +SKIP
         """
+        self._check_fitted()
         n = _validate.integer("n", n, 1)
-        genre_ratings = self._canonical_genres(genre_ratings)
+        genre_ratings = self._genre_ratings(genre_ratings)
         scale = self.genre_scale(scale)
-        row = self.new_user_features(genre_ratings, scale=scale)
+        if not self.genres:
+            raise DataError("this model knows no genres (it was trained without an anime "
+                            "file): recommend_for_genres needs one")
+        row = self.cold_start.row(genre_ratings, scale=scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
         queries = self._retrieval_queries(vector).astype(np.float64)
         model_scores = self.retrieval_items.astype(np.float64) @ queries[0]
@@ -700,9 +732,10 @@ class Recommender:
         ----------
         heldout : DataFrame or path-like, optional
             Held-out ratings in MAL ids, with the columns ``user``, ``item`` and ``rating``
-            (a path is read as CSV); by default the test split of ``fit``. Rows of unknown
-            users or anime, and ratings missing or not on the model's scale, are skipped and
-            counted by reason (:mod:`anirec._ids`); ``strict=True`` refuses unknown ids.
+            (a path is read as CSV; ids by :mod:`anirec.data._ids`); by default the test
+            split of ``fit``. Rows of unknown users or anime are skipped and counted by reason
+            (:mod:`anirec._unknown`), or refused with ``strict=True``; a rating missing or not
+            on the model's scale is refused (:class:`DataError`).
         k : int
             Length of the ranked lists.
         threshold : float, optional
@@ -796,21 +829,19 @@ class Recommender:
             test = self.test
             return (np.asarray(test.users, np.int64), np.asarray(test.items, np.int64),
                     np.asarray(test.ratings, np.float64), {})
-        from anirec.data.ratings import _integer_ids, read_columns
+        from anirec.data.ratings import read_table
 
-        user, item, rating = columns
-        is_path = isinstance(heldout, (str, os.PathLike))
-        source = str(heldout) if is_path else "heldout"
-        frame = read_columns(heldout if is_path else pd.DataFrame(heldout), columns, source)
-        located = self.locate(_integer_ids(frame[user], source, user),
-                              _integer_ids(frame[item], source, item), strict=strict)
-        values = pd.to_numeric(frame[rating], errors="coerce").to_numpy(np.float64)
-        on_scale = self.rating_scale.contains(values)[located.known]
-        skipped = dict(located.skipped)
-        skipped[f"rating missing or not on the scale {self.rating_scale}"] = \
-            int((~on_scale).sum())
-        return (located.users[on_scale], located.items[on_scale],
-                values[located.known][on_scale], skipped)
+        table = heldout if isinstance(heldout, (str, os.PathLike)) else pd.DataFrame(heldout)
+        source, (user_ids, anime_ids), raw, _ = read_table(table, columns, "heldout")
+        ratings = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
+        on_scale = self.rating_scale.contains(ratings)
+        if not on_scale.all():  # NaN included: a garbage rating would score garbage
+            row = int(np.flatnonzero(~on_scale)[0])
+            raise DataError(f"{source}, column {columns[2]!r}, row {row + 1}: "
+                            f"{raw.iloc[row]!r:.40} is not a rating on the model's scale "
+                            f"{self.rating_scale}")
+        located = self.locate(user_ids, anime_ids, strict=strict)
+        return located.users, located.items, ratings[located.known], dict(located.skipped)
 
     def _trained_on(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each (user row, anime row) pair is one the model was trained on."""
@@ -857,8 +888,10 @@ class Recommender:
             parts[f"baseline.{type(baseline).__name__}"] = ({}, baseline_to_state(baseline))
         arrays = {f"{prefix}.{key}": value for prefix, (_, part) in parts.items()
                   for key, value in part.items()}
+        from anirec import _saved_recommender as saved
+
         arrays.update({
-            "anime_ids": self.anime_ids, "anime_names": self.anime_names,
+            "anime_ids": self.anime_ids, "anime_names": saved.file_names(self.anime_names),
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
             "excluded_anime_ids": self.excluded_anime_ids,
             "user_x": self.user_x, "item_x": self.item_x,
@@ -871,7 +904,7 @@ class Recommender:
                   "cold_start": parts["cold"][0],
                   "baselines": [type(b).__name__ for b in self.baselines],
                   "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
-                  "summary": self.summary}
+                  "summary": self.summary, "dims": saved.dims_of(arrays, self.genres)}
         return header, arrays
 
     @classmethod
@@ -885,7 +918,8 @@ class Recommender:
         """
         from anirec import _saved_recommender as saved
 
-        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS)
+        header, arrays = read_model_file(path, kind="Recommender", members=saved.MEMBERS,
+                                         dims=saved.file_dims)
         return cls.from_state(header, arrays, source=repr(str(path)))
 
     @classmethod
@@ -908,7 +942,11 @@ class Recommender:
         for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "rated_indptr",
                      "rated_indices", "test_users", "test_items"):
             arrays[name] = arrays[name].astype(np.int64, copy=False)
-        rec = cls(**header["options"])
+        try:
+            rec = cls(**header["options"])
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field 'options' is invalid: {error}") \
+                from None
         rec.model = model
         rec.cold_start = ColdStart.from_state(header["cold_start"], part("cold"))
         rec.baselines = [baseline_from_state(name, part(f"baseline.{name}"))
@@ -925,8 +963,7 @@ class Recommender:
         rec.seen = (arrays["seen_indptr"], arrays["seen_indices"])
         rec.test = Triplets(arrays["test_users"], arrays["test_items"], arrays["test_ratings"])
         rec.rated = (arrays["rated_indptr"], arrays["rated_indices"])
-        rec._prepare()
-        rec.fitted = True
+        saved.check_usable(rec, source)
         return rec
 
     def info(self) -> dict:

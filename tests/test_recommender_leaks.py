@@ -63,25 +63,27 @@ def _assert_same(actual, expected, err_msg=""):
 
 
 class _Recorder:
-    """Stands in for ``kernels.Epochs`` and remembers the training problem of its first use."""
+    """Stands in for ``kernels.EpochPlan`` and remembers the training problem of its first
+    use."""
 
     def __init__(self, monkeypatch):
         self.calls = []
         recorder = self
 
-        class Recording(kernels.Epochs):
-            def __init__(self, examples, user, item, params, config):
+        class Recording(kernels.EpochPlan):
+            def __init__(self, examples, user, item, *args, **kwargs):
                 recorder.calls.append((examples, user, item))
-                super().__init__(examples, user, item, params, config)
+                super().__init__(examples, user, item, *args, **kwargs)
 
-        monkeypatch.setattr(kernels, "Epochs", Recording)
+        monkeypatch.setattr(kernels, "EpochPlan", Recording)
 
     @property
     def first(self):
         examples, user, item = self.calls[0]
+        features_u, features_i = user.blocks[0], item.blocks[0]
         return {"users": examples.users, "items": examples.items,
-                "ratings": examples.ratings, "loo": user.loo, "user_x": user.x,
-                "item_loo": item.loo}
+                "ratings": examples.ratings, "loo": features_u.user_stats,
+                "user_x": features_u.x, "item_loo": features_i.item_stats}
 
 
 # ---------------------------------------------------------------------------------------------

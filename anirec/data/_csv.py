@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import os
-import re
 import stat
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _files
+from . import _ids
 from ..errors import DataError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -29,9 +30,6 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MAX_LINE = 1 << 24
 #: The largest file read whole into memory (the real anime file is 15 MiB).
 MAX_SMALL = 1 << 30
-#: The one rule for ids in every file: plain decimal digits (no sign, exponent, fraction or
-#: hex), at most 18 of them so that any id fits an int64; spaces around are allowed.
-_ID = re.compile(r"\s*[0-9]{1,18}\s*")
 # Delimiters that a mis-exported file may use instead of ",".
 _OTHER_DELIMITERS = (";", "\t", "|")
 
@@ -265,26 +263,19 @@ def scan(path: Path, columns: Sequence[str], needles: Sequence[bytes] = ()) -> b
 
 def shown(value: str, limit: int = 40) -> str:
     """``value`` for an error message: quoted, cut to ``limit`` characters, "(empty)"."""
-    if not value.strip():
-        return "(empty)"
-    return repr(value if len(value) <= limit else value[:limit] + "...")
+    return _ids.shown(value, limit)
 
 
 def id_error(path: Path, column: str, row: int, value: str) -> DataError:
     """The :class:`DataError` for an id that breaks the one rule, at data row ``row``."""
-    return DataError(f"{path}, column {column!r}, row {row}: {shown(value)} is not an integer "
-                     "id (1 to 18 plain digits: no sign, decimal point, exponent or hex)")
+    return _ids.id_error(path, column, f"row {row}", value)
 
 
 def parse_ids(values: np.ndarray, path: Path, column: str, row0: int = 0) -> np.ndarray:
-    """Parse ids by the one rule (see :data:`_ID`): int64 array, or :class:`DataError` naming
-    the first bad value's row (``row0`` rows come before ``values``)."""
-    text = pd.Series(values, dtype=object)
-    ok = text.str.fullmatch(_ID).to_numpy(dtype=bool, na_value=False)
-    if not ok.all():
-        k = int(np.flatnonzero(~ok)[0])
-        raise id_error(path, column, row0 + k + 1, str(values[k]))
-    return text.astype(np.int64).to_numpy() if len(text) else np.empty(0, np.int64)
+    """Parse ids by the one rule (:mod:`anirec.data._ids`): int64 array, or
+    :class:`DataError` naming the first bad value's row (``row0`` rows come before
+    ``values``)."""
+    return _ids.parse_text_ids(values, path, column, lambda k: f"row {row0 + k + 1}")
 
 
 def find_bad_value(path: Path, columns: Sequence[str], *, integer: Sequence[str] = (),
@@ -328,3 +319,83 @@ def _first_bad_value(path: Path, chunks, usecols: Sequence[str],
                                  f"{shown(values[k])} is not a number")
         row0 += len(chunk)
     return None
+
+
+def read_text_columns(path: Path, columns: Sequence[str] | None = None):
+    """The header and the named columns (every column for ``None``) of a CSV file, as text.
+
+    The file is checked first (a regular file, UTF-8, no line longer than :data:`MAX_LINE`;
+    errors name the line), then parsed by pyarrow, which takes quoted fields across lines and
+    refuses a row with more or fewer fields than the header: such a row, or an unterminated
+    quote, is named by its line (:func:`malformed`). Blank lines are skipped.
+
+    Returns
+    -------
+    header : list of str
+    columns : dict of str to pyarrow.ChunkedArray of strings
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from .scores import _same_file
+
+    header = read_header(path, ())
+    scan(path, header)
+    wanted = list(header) if columns is None else list(columns)
+    try:
+        with open_regular(path) as checked, pa.OSFile(_same_file(checked, path)) as source:
+            table = pacsv.read_csv(
+                source, read_options=pacsv.ReadOptions(block_size=MAX_LINE, use_threads=False),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise malformed(path, len(header), str(exc)) from None
+    return header, {name: table.column(name) for name in wanted}
+
+
+def _records(path: Path):
+    """``(first line, fields)`` of each record of ``path`` (the header's first line is 1),
+    blank lines skipped; :class:`csv.Error` where a record cannot be parsed."""
+    with open_regular(path) as fh, io.TextIOWrapper(fh, encoding="utf-8-sig",
+                                                     newline="") as text:
+        reader = csv.reader(text, strict=True)
+        start = 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                error.line = start
+                raise
+            if fields:
+                yield start, fields
+            start = reader.line_num + 1
+
+
+def malformed(path: Path, n_columns: int, detail: str = "") -> DataError:
+    """The :class:`DataError` naming the first line of ``path`` whose record has another
+    number of fields than the header's ``n_columns``, or cannot be parsed (an unterminated
+    quote); ``detail`` is the parser's message when no such line is found."""
+    try:
+        for line, fields in _records(path):
+            if len(fields) != n_columns:
+                return DataError(f"{path}, line {line}: {len(fields)} fields, but the header "
+                                 f"has {n_columns} columns")
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            return DataError(f"{path}, line {error.line}: a quoted field opened there is never "
+                             'closed (an unterminated ")')
+        return DataError(f"{path}, line {error.line}: malformed CSV ({error})")
+    return DataError(f"{path}: cannot be read as CSV: {' '.join(detail.split())}")
+
+
+def record_line(path: Path, row: int) -> int:
+    """The first line of data row ``row`` (0-based; the header not counted) of ``path``, for
+    error messages: physical lines, quoted line breaks and blank lines counted."""
+    for index, (line, _) in enumerate(_records(path)):
+        if index == row + 1:
+            return line
+    return -1

@@ -23,7 +23,7 @@ import stat
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import BinaryIO, Iterator
 from xml.parsers import expat
@@ -33,7 +33,7 @@ import pandas as pd
 
 from .. import _files
 from ..errors import DataError
-from . import _csv
+from . import _csv, _ids
 
 __all__ = ["PersonRatings", "read_mal_list", "read_person_ratings", "MAX_FILE_BYTES",
            "MAX_XML_BYTES", "MAX_DEPTH", "MAX_ENTRIES", "MAX_FIELD_CHARS"]
@@ -55,7 +55,6 @@ _GZIP = b"\x1f\x8b"
 _CHUNK = 1 << 20
 _SCORE = re.compile(r"\s*(?:[0-9]|10)\s*")
 _NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
-_LARGEST_ID = 10**18 - 1   # the one id rule of the CSV files: at most 18 digits
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,9 +235,9 @@ class _ListReader:
         anime_id = "".join(self.fields.get("series_animedb_id", ())).strip()
         title = "".join(self.fields.get("series_title", ())).strip()
         if anime_id:
-            parts.append(f"anime id {_csv.shown(anime_id, 20)}")
+            parts.append(f"anime id {_ids.shown(anime_id, 20)}")
         if title:
-            parts.append(_csv.shown(title))
+            parts.append(_ids.shown(title))
         return f"entry {len(self.entries) + 1} ({', '.join(parts)})"
 
     def _where(self) -> str:
@@ -290,13 +289,13 @@ class _ListReader:
         if "series_animedb_id" not in self.fields:
             raise DataError(f"{where}: no <series_animedb_id>")
         text = "".join(self.fields["series_animedb_id"])
-        if not _csv._ID.fullmatch(text) or int(text) == 0:
-            raise DataError(f"{where}, field 'series_animedb_id': {_csv.shown(text)} is not a "
+        if not _ids.is_id(text) or int(text) == 0:
+            raise DataError(f"{where}, field 'series_animedb_id': {_ids.shown(text)} is not a "
                             "positive integer id (1 to 18 plain digits: no sign, decimal point, "
                             "exponent or hex)")
         score = "".join(self.fields.get("my_score", ()))
         if score.strip() and not _SCORE.fullmatch(score):
-            raise DataError(f"{where}, field 'my_score': {_csv.shown(score)} is not an "
+            raise DataError(f"{where}, field 'my_score': {_ids.shown(score)} is not an "
                             "integer 0..10 (0 = not scored)")
         return label, int(text), int(score) if score.strip() else 0
 
@@ -408,30 +407,18 @@ def _from_table(frame: pd.DataFrame, item: str, rating: str, rating_scale,
     values = [_as_rating(v) for v in frame[rating].tolist()]
     for k in range(len(ids)):
         if ids[k] is None:
-            raise _csv.id_error(where, item, k + 1, str(frame[item].iloc[k]))
+            raise _ids.id_error(where, item, f"row {k + 1}", str(frame[item].iloc[k]))
         if values[k] is None:
             raise DataError(f"{where}, column {rating!r}, row {k + 1}: "
-                            f"{_csv.shown(str(frame[rating].iloc[k]))} is not a finite number")
+                            f"{_ids.shown(str(frame[rating].iloc[k]))} is not a finite number")
     return _person(np.array(ids, np.int64), np.array(values, np.float64), rating_scale, where,
                    lambda k: f"column {item!r}, row {k + 1}")
 
 
 def _as_id(value) -> int | None:
-    """``value`` as an anime id, or ``None``: an integer (not a bool), a whole float, or text
-    by the CSV files' one rule, in 0 .. 10**18 - 1."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    if isinstance(value, Integral):
-        number = int(value)
-    elif isinstance(value, Real):
-        if not (math.isfinite(value) and float(value).is_integer()):
-            return None
-        number = int(value)
-    elif isinstance(value, str) and _csv._ID.fullmatch(value):
-        number = int(value)
-    else:
-        return None
-    return number if 0 <= number <= _LARGEST_ID else None
+    """``value`` as an anime id by the one rule of every reader (``anirec.data._ids``), or
+    ``None``."""
+    return int(value) if _ids.is_id(value) else None
 
 
 def _as_rating(value) -> float | None:

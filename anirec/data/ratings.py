@@ -12,75 +12,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from . import _csv
+from . import _csv, _ids
 from .bayes import bayesian_rating, outside_statistics
 from .mal import (DEFAULT_EXCLUDED_GENRES, Catalogue, LoadSummary, MALData, Ratings,
                   load_catalogue)
 from .scale import MAL_SCALE, RatingScale
 
-__all__ = ["RatingData", "load_ratings", "Columns", "COLUMNS", "read_columns"]
+__all__ = ["RatingData", "load_ratings", "Columns", "COLUMNS", "read_table"]
 
 #: The attribute columns of a :class:`Catalogue` (all missing when no catalogue is given).
 _ATTRIBUTES = ("score", "scored_by", "members", "episodes", "start_year")
-
-
-class Columns(NamedTuple):
-    """The names of the user id, item id and rating columns of a ratings table.
-
-    Every reader of ratings takes them the same way: ``user=, item=, rating=`` in Python
-    (:func:`load_ratings`, :meth:`anirec.Recommender.evaluate`), ``--user-col, --item-col,
-    --rating-col`` on the command line (``train``, ``evaluate``, ``predict``).
-    """
-
-    user: str = "user_id"
-    item: str = "anime_id"
-    rating: str = "rating"
-
-
-#: The columns of MyAnimeList's scores file, the default everywhere.
-COLUMNS = Columns()
-
-
-def read_columns(table, names: Iterable[str], source: str | None = None) -> pd.DataFrame:
-    """The columns ``names`` of a DataFrame or a CSV file, as strings for a CSV file.
-
-    Raises
-    ------
-    DataError
-        A missing or unreadable file, or a missing column: the message names the file and
-        lists the columns found, and how to name others.
-    """
-    names = list(names)
-    if isinstance(table, pd.DataFrame):
-        source = source or "the ratings table"
-        found = [str(column) for column in table.columns]
-        missing = [name for name in names if name not in table.columns]
-        frame = table
-    else:
-        path = Path(os.fspath(table))
-        source = source or str(path)
-        _csv.check_regular(path)
-        try:
-            with _csv.open_regular(path) as handle:
-                found = list(pd.read_csv(handle, nrows=0).columns)
-            missing = [name for name in names if name not in found]
-            if not missing:  # only the columns asked for, all as text: ids are checked after
-                with _csv.open_regular(path) as handle:
-                    frame = pd.read_csv(handle, usecols=names, dtype=str, keep_default_na=False)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise DataError(f"{path}: cannot be read as CSV ({error})") from None
-    if missing:
-        raise DataError(f"{source}: missing column(s) {missing} (found {found}); name the "
-                        "columns with user=, item=, rating= (--user-col, --item-col, "
-                        "--rating-col)")
-    return frame[names]
 
 
 @dataclass
@@ -96,6 +43,24 @@ class RatingData(MALData):
     rating_scale: tuple[float, float] = field(default=MAL_SCALE)
 
 
+class Columns(NamedTuple):
+    """The names of the user id, item id and rating columns of a ratings table.
+
+    Every reader of ratings takes them the same way: ``user=, item=, rating=`` in Python
+    (:func:`load_ratings`, :meth:`anirec.Recommender.evaluate`), ``--user-col, --item-col,
+    --rating-col`` on the command line (``train``, ``evaluate``, ``predict``), and reads them
+    with :func:`read_table`.
+    """
+
+    user: str = "user_id"
+    item: str = "anime_id"
+    rating: str = "rating"
+
+
+#: The columns of MyAnimeList's scores file, the default everywhere.
+COLUMNS = Columns()
+
+
 def _bare_catalogue(item_ids: np.ndarray) -> Catalogue:
     """A catalogue of ids only: names are the ids, no genres, every attribute missing."""
     attributes = pd.DataFrame({name: np.full(item_ids.shape[0], np.nan) for name in _ATTRIBUTES})
@@ -106,14 +71,55 @@ def _bare_catalogue(item_ids: np.ndarray) -> Catalogue:
                      excluded_genres=())
 
 
-def _integer_ids(values: pd.Series, source: str, column: str) -> np.ndarray:
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | (numbers != numbers.round()) | numbers.abs().gt(2**62)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column {column!r}, row {row + 1}: {values.iloc[row]!r} is "
-                        "not an integer id")
-    return numbers.to_numpy(np.int64)
+def read_table(table, columns: tuple[str, str, str], name: str = "the ratings table"):
+    """``(source, ids of each id column, rating values as text or numbers, rows)`` of a
+    DataFrame (called ``name`` in messages) or a CSV file, ids by the one rule
+    (:mod:`anirec.data._ids`), errors naming the row (a table) or the line (a file)."""
+    user, item, rating = columns
+    if isinstance(table, pd.DataFrame):
+        source, found = name, list(table.columns)
+        _check_columns(source, columns, found)
+        ids = [_ids.column_ids(table[c].to_numpy(), source, c) for c in (user, item)]
+        return source, ids, table[rating], len(table)
+    path = _csv.as_path(table)
+    if not os.path.lexists(path):
+        raise DataError(f"{path}: file not found")
+    header = _csv.read_header(path, ())
+    _check_columns(path, columns, header)
+    _, text = _csv.read_text_columns(path, list(dict.fromkeys(columns)))
+
+    def line(row: int) -> str:
+        return f"line {_csv.record_line(path, row)}"
+
+    ids = [_ids.parse_text_ids(text[c], path, c, line) for c in (user, item)]
+    values = pd.Series(text[rating].to_numpy(zero_copy_only=False), dtype=object)
+    return str(path), ids, values, len(values)
+
+
+def _check_columns(source, columns, found) -> None:
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing} (found {list(found)}); name the "
+                        "columns with user=, item=, rating= (--user-col, --item-col, "
+                        "--rating-col)")
+
+
+def _scale_of(values: np.ndarray, finite: np.ndarray, source: str, rating: str,
+              rating_scale) -> RatingScale:
+    """The rating scale: ``rating_scale`` checked, or the lowest and highest rating."""
+    if rating_scale is None:
+        if not finite.any():
+            raise DataError(f"{source}: column {rating!r} holds no numeric rating")
+        lo, hi = float(values[finite].min()), float(values[finite].max())
+        if lo == hi:
+            raise DataError(f"{source}: every rating in column {rating!r} is {lo:g}, so the "
+                            "data cannot tell the rating scale: give it (rating_scale=(low, "
+                            "high), --rating-scale LOW,HIGH)")
+        rating_scale = (lo, hi)
+    try:
+        return RatingScale.of(rating_scale)
+    except ValueError as error:
+        raise DataError(str(error)) from None
 
 
 def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
@@ -129,11 +135,12 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
         One row per rating; a path is read as CSV.
     user, item, rating : str
         The columns holding the user id, the item (anime) id and the rating. Ids must be
-        integers.
+        integers of at most 18 digits (:mod:`anirec.data._ids`: never through float64, no
+        bools); in a file, plain digits.
     rating_scale : (low, high), optional
-        The lowest and highest possible rating (e.g. ``(0.5, 5)`` for half stars). Ratings
-        outside it, or missing, are dropped and counted in the summary. Default: the lowest
-        and highest rating in the table.
+        The lowest and highest possible rating (e.g. ``(0.5, 5)`` for half stars), two finite
+        numbers, low < high. Ratings outside it, or missing, are dropped and counted in the
+        summary. Default: the lowest and highest rating in the table (which must differ).
     catalogue : path-like or Catalogue, optional
         An ``anime-dataset-2023.csv``-schema file (or a loaded catalogue) for genres and
         attributes; ratings of items not in it are dropped and counted. Without it every
@@ -149,8 +156,9 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
     Raises
     ------
     DataError
-        A missing file or column (the message lists the columns found), a non-integer id, an
-        empty scale, or no rating left.
+        A missing file or column (the message lists the columns found), not a regular file, a
+        non-integer id, a row with more or fewer fields than the header, invalid UTF-8 or an
+        unterminated quote (a file: naming the line), an empty scale, or no rating left.
 
     Examples
     --------
@@ -159,24 +167,13 @@ def load_ratings(table, *, user: str = "user_id", item: str = "anime_id",
     >>> rec = anirec.Recommender().fit(data)                                # doctest: +SKIP
     """
     summary = LoadSummary()
-    source = "the ratings table" if isinstance(table, pd.DataFrame) else str(table)
-    frame = read_columns(table, (user, item, rating))
+    source, (users, items), raw, rows = read_table(table, (user, item, rating))
     summary.scores_file = source
-    summary.rating_rows = int(len(frame))
-    users = _integer_ids(frame[user], source, user)
-    items = _integer_ids(frame[item], source, item)
-    values = pd.to_numeric(frame[rating], errors="coerce").to_numpy(np.float64)
+    summary.rating_rows = int(rows)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
     finite = np.isfinite(values)
-    if rating_scale is None:
-        if not finite.any():
-            raise DataError(f"{source}: column {rating!r} holds no numeric rating")
-        rating_scale = (float(values[finite].min()), float(values[finite].max()))
-    try:
-        scale = RatingScale.of(rating_scale)
-    except (TypeError, ValueError) as error:
-        raise DataError(str(error)) from None
-    lo, hi = scale
-    summary.rating_scale = scale
+    scale = _scale_of(values, finite, source, rating, rating_scale)
+    lo, hi = summary.rating_scale = scale
     keep = scale.contains(values)
     summary.ratings_invalid = int((~keep).sum())
 

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anirec._files import atomic_write, check_target
+
 __all__ = [
     "ANIME_COLUMNS",
     "SCORE_COLUMNS",
@@ -162,12 +164,29 @@ class SyntheticTruth:
         Returns
         -------
         ndarray of float64
+            The broadcast shape of the ids.
+
+        Raises
+        ------
+        UnknownIdError
+            An id the data set does not have (or that is no integer).
+        ValueError
+            Ids whose shapes do not broadcast together.
         """
-        u = np.searchsorted(self.user_ids, np.asarray(user_ids, dtype=np.int64))
-        i = np.searchsorted(self.anime_ids, np.asarray(anime_ids, dtype=np.int64))
-        affinity = np.einsum("ij,ij->i", self.taste[np.atleast_1d(u)],
-                             self.item_genres[np.atleast_1d(i)])
-        return self.mu + self.user_bias[u] + self.item_quality[i] + affinity.reshape(np.shape(u))
+        from ._ids import lookup_ids
+        from .types import index_of_sorted
+
+        users, anime = lookup_ids(user_ids, "user id"), lookup_ids(anime_ids, "anime id")
+        try:
+            users, anime = np.broadcast_arrays(users, anime)
+        except ValueError:
+            raise ValueError(f"user_ids and anime_ids must broadcast together, got shapes "
+                             f"{users.shape} and {anime.shape}") from None
+        u = index_of_sorted(self.user_ids, users.ravel(), "user id", "the synthetic data")
+        i = index_of_sorted(self.anime_ids, anime.ravel(), "anime id", "the synthetic data")
+        affinity = np.einsum("ij,ij->i", self.taste[u], self.item_genres[i])
+        expected = self.mu + self.user_bias[u] + self.item_quality[i] + affinity
+        return expected.reshape(users.shape)[()]  # a number for one pair
 
 
 @dataclass
@@ -572,13 +591,14 @@ def _anime_table(rng: np.random.Generator, anime_ids: np.ndarray, names: np.ndar
     return frame
 
 
-def _write_scores(scores: pd.DataFrame, path: Path) -> None:
-    """Write the scores table; chunked through pyarrow when available (fast at 24M rows)."""
+def _write_scores(scores: pd.DataFrame, fh) -> None:
+    """Write the scores table to the binary stream ``fh``; chunked through pyarrow when
+    available (fast at 24M rows)."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
     except ImportError:  # pragma: no cover - pyarrow is a planned dependency
-        scores.to_csv(path, index=False)
+        scores.to_csv(fh, index=False)
         return
     user = scores["Username"]
     title = scores["Anime Title"]
@@ -592,21 +612,20 @@ def _write_scores(scores: pd.DataFrame, path: Path) -> None:
     schema = pa.schema([(c, t) for c, t in zip(SCORE_COLUMNS, (pa.int64(), pa.string(),
                                                                pa.int64(), pa.string(),
                                                                pa.int64()))])
-    with open(path, "wb") as fh:
-        fh.write((",".join(SCORE_COLUMNS) + "\n").encode())
-        opts = pacsv.WriteOptions(include_header=False, batch_size=1 << 16)
-        with pacsv.CSVWriter(fh, schema, write_options=opts) as writer:
-            step = 1 << 21
-            for s in range(0, len(scores), step):
-                sl = slice(s, s + step)
-                batch = pa.record_batch([
-                    pa.array(uid[sl], type=pa.int64()),
-                    user_cats.take(pa.array(user_codes[sl])),
-                    pa.array(aid[sl], type=pa.int64()),
-                    title_cats.take(pa.array(title_codes[sl])),
-                    pa.array(rat[sl].astype(np.int64)),
-                ], schema=schema)
-                writer.write_batch(batch)
+    fh.write((",".join(SCORE_COLUMNS) + "\n").encode())
+    opts = pacsv.WriteOptions(include_header=False, batch_size=1 << 16)
+    with pacsv.CSVWriter(fh, schema, write_options=opts) as writer:
+        step = 1 << 21
+        for s in range(0, len(scores), step):
+            sl = slice(s, s + step)
+            batch = pa.record_batch([
+                pa.array(uid[sl], type=pa.int64()),
+                user_cats.take(pa.array(user_codes[sl])),
+                pa.array(aid[sl], type=pa.int64()),
+                title_cats.take(pa.array(title_codes[sl])),
+                pa.array(rat[sl].astype(np.int64)),
+            ], schema=schema)
+            writer.write_batch(batch)
 
 
 def write_synthetic(out_dir: str | os.PathLike[str], **kwargs: Any) -> tuple[Path, Path]:
@@ -645,8 +664,15 @@ def write_tables(data: SyntheticData, out_dir: str | os.PathLike[str]) -> tuple[
     out.mkdir(parents=True, exist_ok=True)
     anime_path = out / ANIME_FILENAME
     scores_path = out / SCORES_FILENAME
-    data.anime.to_csv(anime_path, index=False)
-    _write_scores(data.scores, scores_path)
+    # Both files or neither, each replacing only a regular file: on a full disk nothing is
+    # left half written.
+    with atomic_write(anime_path, mode=check_target(anime_path, "the anime file"),
+                      what="the anime file") as anime, \
+            atomic_write(scores_path, mode=check_target(scores_path, "the scores file"),
+                         what="the scores file") as scores:
+        data.anime.to_csv(anime, index=False)
+        anime.flush()
+        _write_scores(data.scores, scores)
     return anime_path, scores_path
 
 

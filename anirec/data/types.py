@@ -201,15 +201,15 @@ def index_of_sorted(sorted_ids: np.ndarray, ids: object, what: str, where: str) 
     ------
     UnknownIdError
         Naming the first id that ``sorted_ids`` lacks, as "unknown {what} {id} (not in
-        {where})".
+        {where})", or a value that is no integer (the one id rule,
+        :func:`anirec.data._ids.lookup_ids`).
     """
-    arr = np.asarray(ids)
-    if arr.dtype.kind not in "iu":
-        if arr.size == 0:
-            arr = arr.astype(np.int64)
-        else:
-            raise UnknownIdError(f"{what} must be integers, got {arr.dtype} values")
-    arr = arr.astype(np.int64, copy=False)
+    from ._ids import lookup_ids
+
+    try:
+        arr = lookup_ids(ids, what)
+    except TypeError as error:
+        raise UnknownIdError(str(error)) from None
     pos = np.searchsorted(sorted_ids, arr)
     pos_c = np.minimum(pos, max(sorted_ids.shape[0] - 1, 0))
     ok = (pos < sorted_ids.shape[0]) & (sorted_ids[pos_c] == arr) if sorted_ids.size else \

@@ -3,14 +3,18 @@
 Layout: every array of the model under its own name (numeric or fixed-width unicode dtypes
 only, never ``object``), plus ``__header__``, a UTF-8 JSON document stored as a ``uint8`` array::
 
-    {"format": "anirec", "format_version": 1, "kind": "...", ...}
+    {"format": "anirec", "format_version": 2, "kind": "...", "dims": {...}, ...}
 
 Reading trusts nothing in the file. Only the members a loader names are read; before anything
 is inflated, each member's ``.npy`` header is parsed and its dtype, number of dimensions and
-shape are checked against the loader's :class:`Member` specification (dimensions named alike
-must agree across members), its declared size against the sizes the zip directory records, and
-the total against :data:`MAX_MODEL_BYTES`. Floating arrays must be finite. Every error names the
-file and the member or header field.
+shape are checked against the loader's :class:`Member` specification, every dimension against
+the size the header declares for it (the loader derives them from the header: users, anime,
+rated pairs, feature widths, parameters, the longest name, ...; no member has a free
+dimension, so none can be larger than the header says the model is), its declared size against
+the sizes the zip directory records, and the total against :data:`MAX_MODEL_BYTES`. Floating
+arrays must be finite. Header fields are checked by one validator, :func:`header_field`: types
+strictly (a JSON ``true`` is not the number 1, ``"yes"`` is not a boolean), numbers finite and
+within their range. Every error names the file and the member or header field.
 
 Writing is atomic: to a temporary file in the same folder, flushed to disk, then renamed over the
 target, so a crash mid-save leaves any previous file intact; the temporary file is removed on any
@@ -32,15 +36,18 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterator, Mapping, NamedTuple
+from typing import Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from anirec._files import atomic_write, folder_of, open_regular
+from anirec._files import atomic_write, check_target, folder_of, open_regular
 from anirec.errors import ModelFormatError, ModelWriteError
 
 FORMAT_NAME = "anirec"
-FORMAT_VERSION = 1
+#: Version 2 declares the size of every dimension in the header (``dims``); version 1 files
+#: did not, so their members could not be checked before inflating them, and are refused.
+FORMAT_VERSION = 2
+OLDEST_FORMAT_VERSION = 2
 HEADER_KEY = "__header__"
 
 #: Most bytes of array data a model file may declare, over the members read (16 GiB): a file
@@ -66,16 +73,19 @@ class Member(NamedTuple):
     kinds : str
         Allowed dtype kinds (``"i"`` signed integers, ``"f"`` floats, ``"U"`` unicode, ...).
     shape : tuple
-        One entry per dimension: an int (that exact size), a str naming a dimension that must
-        have the same size in every member naming it, ``(name, offset)`` for that size plus
-        ``offset``, or ``None`` (any size).
+        One entry per dimension: an int (that exact size), a str naming a dimension whose size
+        the header declares (see :func:`read_model_file`'s ``dims``), or ``(name, offset)`` for
+        that size plus ``offset``.
     required : bool
         A missing required member is an error; a missing optional one is left out.
+    chars : str, optional
+        For a unicode member: the dimension holding the most characters of one string.
     """
 
     kinds: str
     shape: tuple
     required: bool = True
+    chars: str | None = None
 
 
 def _name(path) -> str:
@@ -89,26 +99,15 @@ def _name(path) -> str:
 def _check_target(path: Path) -> int | None:
     """The permission bits of the regular file ``path`` replaces, ``None`` for a new file.
 
-    Raises :class:`ModelWriteError` for anything but a regular file or a missing one: a save
-    would otherwise turn a symbolic link (or ``/dev/null``) into a regular file.
+    Raises :class:`ModelWriteError` for anything but a regular file or a missing one in an
+    existing folder (the one rule of every output: :func:`anirec._files.check_target`).
     """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        folder = folder_of(path)
-        if not folder.is_dir():
-            raise ModelWriteError(f"cannot save the model to {_name(path)}: the folder "
-                                  f"{_name(folder)} does not exist") from None
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        raise ModelWriteError(f"refusing to save the model over {_name(path)}: it is a "
-                              "symbolic link")
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelWriteError(f"cannot save the model to {_name(path)}: it is a folder")
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelWriteError(f"refusing to save the model over {_name(path)}: it is not a "
-                              "regular file (a device, a pipe or a socket)")
-    return stat.S_IMODE(info.st_mode)
+    mode = check_target(path, "the model", ModelWriteError)
+    folder = folder_of(path)
+    if mode is None and not folder.is_dir():
+        raise ModelWriteError(f"cannot save the model to {_name(path)}: the folder "
+                              f"{_name(folder)} does not exist")
+    return mode
 
 
 def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
@@ -142,7 +141,8 @@ def write_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
     try:
         # A replaced file keeps its permissions; checked again just before the rename: the
         # target may have changed since.
-        with atomic_write(path, mode=mode, before_replace=lambda: _check_target(path)) as handle:
+        with atomic_write(path, mode=mode, before_replace=lambda: _check_target(path),
+                          what="the model", error=ModelWriteError) as handle:
             np.savez(handle, **{HEADER_KEY: encoded}, **arrays)
     except PermissionError:
         raise ModelWriteError(f"cannot save the model to {_name(path)}: permission denied in "
@@ -225,8 +225,10 @@ def _npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, source: str, 
     return tuple(shape), np.dtype(dtype), fortran, offset
 
 
-def _dimension_checks(source: str, declared: dict, members: Mapping[str, Member]) -> None:
-    """Every declared shape against its spec, named dimensions agreeing across members."""
+def _dimension_checks(source: str, declared: dict, members: Mapping[str, Member],
+                      dims: Mapping[str, int] | None) -> None:
+    """Every declared shape against its spec and the header's ``dims`` (without ``dims``,
+    dimensions named alike must agree across members)."""
     sizes: dict[str, tuple[int, str]] = {}
     for name, spec in members.items():
         if name not in declared:
@@ -238,6 +240,12 @@ def _dimension_checks(source: str, declared: dict, members: Mapping[str, Member]
         if len(shape) != len(spec.shape):
             raise ModelFormatError(f"{source}: member {name!r} has {len(shape)} dimensions "
                                    f"(shape {shape}), expected {len(spec.shape)}")
+        if spec.chars is not None and dims is not None:
+            longest = dims.get(spec.chars)
+            if longest is None or dtype.itemsize // 4 > longest:
+                raise ModelFormatError(f"{source}: member {name!r} has dtype {dtype}: strings "
+                                       f"longer than the {longest} characters the header "
+                                       f"declares ({spec.chars!r})")
         for axis, (got, want) in enumerate(zip(shape, spec.shape)):
             if want is None:
                 continue
@@ -247,6 +255,16 @@ def _dimension_checks(source: str, declared: dict, members: Mapping[str, Member]
                                            f"expected size {want} along axis {axis}")
                 continue
             symbol, offset = (want, 0) if isinstance(want, str) else want
+            if dims is not None:
+                if symbol not in dims:
+                    raise ModelFormatError(f"{source}: member {name!r} is present, but the "
+                                           f"header declares no {symbol} (field 'dims')")
+                if got != dims[symbol] + offset:
+                    raise ModelFormatError(f"{source}: member {name!r} has shape {shape}, but "
+                                           f"the header declares {dims[symbol]} {symbol} "
+                                           f"(field 'dims'): expected size "
+                                           f"{dims[symbol] + offset} along axis {axis}")
+                continue
             base = got - offset
             if symbol in sizes and sizes[symbol][0] != base:
                 other = sizes[symbol][1]
@@ -257,7 +275,9 @@ def _dimension_checks(source: str, declared: dict, members: Mapping[str, Member]
 
 def read_model_file(path, kind: str | None = None,
                     members: Mapping[str, Member] | None = None,
-                    max_bytes: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+                    max_bytes: int | None = None,
+                    dims: Callable[[dict, str], Mapping[str, int]] | None = None,
+                    ) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a model file; returns ``(header, arrays)``.
 
     Parameters
@@ -271,6 +291,10 @@ def read_model_file(path, kind: str | None = None,
     max_bytes : int, optional
         Most bytes of array data the members read may declare together (default
         :data:`MAX_MODEL_BYTES`).
+    dims : callable(header, source) -> mapping of str to int, optional
+        The size of each named dimension of ``members``, from the header (checked there,
+        raising :class:`ModelFormatError`): every member's shape must match them exactly
+        before anything is inflated.
 
     Raises
     ------
@@ -295,6 +319,7 @@ def read_model_file(path, kind: str | None = None,
         header = _read_header(archive, infos, source, path)
         if kind is not None and header.get("kind") != kind:
             raise ModelFormatError(f"{source} holds a {header.get('kind')!r}, not a {kind!r}")
+        sizes = dims(header, source) if dims is not None else None
         if members is None:
             wanted = {name[:-4]: None for name in infos
                       if name.endswith(".npy") and name != HEADER_KEY + ".npy"}
@@ -326,7 +351,7 @@ def read_model_file(path, kind: str | None = None,
                                        "(truncated or corrupted?)")
             declared[name] = (shape, dtype)
         if members is not None:
-            _dimension_checks(source, declared, members)
+            _dimension_checks(source, declared, members, sizes)
         arrays = {name: _read_array(archive, infos[name + ".npy"], source, name)
                   for name in declared}
     return header, arrays
@@ -373,6 +398,13 @@ def _read_header(archive, infos, source: str, path: Path) -> dict:
             f"{source} has format version {version!r}; this anirec reads versions up to "
             f"{FORMAT_VERSION}: upgrade anirec to load it"
         )
+    if version < OLDEST_FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{source} has format version {version}, written by an older anirec whose files "
+            "do not declare the sizes of their arrays (so they cannot be checked before "
+            f"reading); this anirec reads versions {OLDEST_FORMAT_VERSION} to "
+            f"{FORMAT_VERSION}: train and save the model again"
+        )
     return header
 
 
@@ -385,10 +417,13 @@ def _refuse_constant(name: str):
 
 
 def header_field(header: Mapping, name: str, types, source: str, *, where: str = "",
-                 required: bool = True, default=None):
-    """``header[name]`` checked to be of ``types`` (bool is never accepted as a number).
+                 required: bool = True, default=None, low: float | None = None,
+                 high: float | None = None, choices=None):
+    """``header[name]`` checked to be of ``types``: the one validator of header fields.
 
-    Raises :class:`ModelFormatError` naming the file and the field.
+    Types are strict: a bool is never a number (nor a number a bool), an int field does not
+    take ``1.0``; numbers are finite and within ``[low, high]``; a value must be one of
+    ``choices`` when given. Raises :class:`ModelFormatError` naming the file and the field.
     """
     label = f"{where}.{name}" if where else name
     if not isinstance(header, Mapping):
@@ -404,9 +439,26 @@ def header_field(header: Mapping, name: str, types, source: str, *, where: str =
         expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
         raise ModelFormatError(f"{source}: header field {label!r} is {value!r:.80}, expected "
                                f"{expected}")
-    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - JSON
-        raise ModelFormatError(f"{source}: header field {label!r} is not finite")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or (low is not None and value < low) or \
+                (high is not None and value > high):
+            raise ModelFormatError(f"{source}: header field {label!r} is {value!r:.40}, "
+                                   f"expected a number in [{low if low is not None else '-inf'}"
+                                   f", {high if high is not None else 'inf'}]")
+    if choices is not None and value not in choices:
+        raise ModelFormatError(f"{source}: header field {label!r} is {value!r:.40}, expected "
+                               f"one of {', '.join(map(repr, choices))}")
     return value
+
+
+def known_fields(header: Mapping, known, source: str, *, where: str = "") -> None:
+    """Refuse a field of ``header`` not in ``known``: a misspelt or foreign field would
+    otherwise be passed on (``Recommender(**options)``) or silently ignored."""
+    unknown = sorted(str(key) for key in header if key not in known)
+    if unknown:
+        label = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ModelFormatError(f"{source}: header field {label!r:.80} is not a field of this "
+                               f"model (known: {', '.join(sorted(known))})")
 
 
 def string_list(header: Mapping, name: str, source: str, *, where: str = "") -> list[str]:
@@ -418,6 +470,36 @@ def string_list(header: Mapping, name: str, source: str, *, where: str = "") -> 
     return value
 
 
+def number_list(header: Mapping, name: str, source: str, *, where: str = "",
+                length: int | None = None, required: bool = True):
+    """A header field that must be a list of finite numbers (of ``length`` numbers); ``None``
+    when absent or null and not ``required``."""
+    label = f"{where}.{name}" if where else name
+    value = header_field(header, name, (list, type(None)), source, where=where,
+                         required=required)
+    if value is None:
+        if required:
+            raise ModelFormatError(f"{source}: header field {label!r} is null, expected a list "
+                                   "of numbers")
+        return None
+    if (length is not None and len(value) != length) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value):
+        raise ModelFormatError(f"{source}: header field {label!r} is {value!r:.80}, expected "
+                               f"{length or 'a list of'} finite numbers")
+    return [float(v) for v in value]
+
+
+def declared_dims(header: Mapping, names, source: str, *, where: str = "") -> dict[str, int]:
+    """The sizes the header's ``dims`` field declares for ``names`` (those present), each a
+    count (an integer >= 0); any other name is refused."""
+    label = f"{where}.dims" if where else "dims"
+    dims = header_field(header, "dims", dict, source, where=where)
+    known_fields(dims, names, source, where=label)
+    return {name: header_field(dims, name, int, source, where=label, low=0)
+            for name in names if name in dims}
+
+
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "HEADER_KEY", "MAX_MODEL_BYTES", "Member",
-           "ModelWriteError", "header_field", "read_model_file", "string_list",
-           "write_model_file"]
+           "ModelWriteError", "declared_dims", "header_field", "known_fields", "number_list",
+           "read_model_file", "string_list", "write_model_file"]

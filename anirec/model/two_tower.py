@@ -31,7 +31,7 @@ correction ``- log q`` is applied to the cosine logits, as in the usual two-towe
 ``"hybrid"`` minimises ``MSE + ranking_weight * L_rank``: one score both predicts ratings and
 ranks. A ranking model still predicts ratings: after training, ``r = a + b p`` is fitted by
 least squares on the training pairs (scored with the full user rows, as at inference), saved
-with the model and clipped to ``rating_range`` (:meth:`TwoTower.score_to_rating`).
+with the model and bent into ``rating_range`` (:meth:`TwoTower.score_to_rating`).
 
 Training visits the examples as (user row, item row, rating) triplets; each mini-batch gathers
 its feature rows by index, so no per-rating copy of the features is ever built. With the Cython
@@ -282,14 +282,14 @@ class TwoTower:
         self.rating_range = _validate.number_pair("rating_range", rating_range)
         self.dtype = None if dtype is None else str(np.dtype(dtype))  # np.dtype(None): float64
         self.seed = seed
-        self.verbose = verbose
+        self.verbose = _validate.boolean("verbose", verbose)
         self.objective = objective
         self.ranking_weight = ranking_weight
         self.temperature = temperature
         self.positive_threshold = None if positive_threshold is None else \
             _validate.real("positive_threshold", positive_threshold)
-        self.popularity_prior = bool(popularity_prior)
-        self.biases = bool(biases)
+        self.popularity_prior = _validate.boolean("popularity_prior", popularity_prior)
+        self.biases = _validate.boolean("biases", biases)
         self.bias_reg = bias_reg
         self.embedding_dim = embedding_dim
         self.min_id_count = min_id_count
@@ -330,16 +330,21 @@ class TwoTower:
         _validate.integer("history_dim", self.history_dim, 0, _MAX_WIDTH)
         _validate.optional_integer("n_threads", self.n_threads, 1)
         for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
-                                ("eps", 0, math.inf), ("weight_decay", 0, math.inf),
+                                ("weight_decay", 0, math.inf),
                                 ("embedding_decay", 0, math.inf),
                                 ("validation_fraction", 0, 1)):
             _validate.real(name, getattr(self, name), low, high, high_open=high < math.inf)
+        # eps = 0 turns a zero gradient's Adam step into 0 / 0.
+        _validate.real("eps", self.eps, 0.0, low_open=True)
         lo, hi = self.rating_range
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"rating_range must be (low, high) with low < high, got "
                              f"{self.rating_range}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective != "rating" and self.batch_size < 2:
+            raise ValueError(f"batch_size={self.batch_size} leaves the in-batch ranking loss of "
+                             f"objective={self.objective!r} no negatives: use at least 2")
         if _validate.real("ranking_weight", self.ranking_weight) <= 0:
             raise ValueError(f"ranking_weight must be a positive number, got "
                              f"{self.ranking_weight}")
@@ -646,6 +651,10 @@ class TwoTower:
             raise DataError("train has no examples")
         item_x = _check_features("item_features", item_features, self.dtype)
         user_x = _check_features("user_features", user_features, self.dtype)
+        for name, x in (("user_features", user_x), ("item_features", item_x)):
+            if x.shape[1] == 0 and self.embedding_dim == 0:
+                raise ValueError(f"{name} has no columns and embedding_dim=0: that tower would "
+                                 "have no input (give features or an ID embedding)")
         _check_rows("train users", users, user_x.shape[0], "user row")
         _check_rows("train items", items, item_x.shape[0], "item row")
         self._check_ratings("train", ratings)
@@ -1063,30 +1072,43 @@ class TwoTower:
     # Persistence
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """The model as a JSON-friendly header and a dict of arrays (see :meth:`save`)."""
+        """The model as a JSON-friendly header and a dict of arrays (see :meth:`save`).
+
+        The header's ``dims`` declares the size of every dimension of the arrays (the tower
+        inputs, the user and item rows, the ID table rows), so that a loader checks each array
+        against it before reading (:meth:`file_dims`)."""
         self._check_fitted()
+        dims = {"user inputs": int(self.user_sizes_[0]), "item inputs": int(self.item_sizes_[0])}
         header = {"config": self.get_config(), "history": self.history_,
                   "best_epoch": self.best_epoch_,
                   "calibration": None if self.calibration_ is None else
-                  list(self.calibration_), "knees": list(self.knees_)}
+                  list(self.calibration_), "dims": dims, "knees": list(self.knees_)}
         arrays = {"params": self.params_, "user_sizes": self.user_sizes_,
                   "item_sizes": self.item_sizes_}
         if self.item_log_prior_ is not None:
             arrays["item_log_prior"] = self.item_log_prior_
+            dims["items"] = int(self.item_log_prior_.shape[0])
         if self.biases_ is not None:
             header["bias_mean"] = self.biases_.mean
             arrays["bias_user"], arrays["bias_item"] = self.biases_.user, self.biases_.item
+            dims["users"], dims["items"] = (int(self.biases_.user.shape[0]),
+                                            int(self.biases_.item.shape[0]))
         for side, (index, table) in self.tables_.items():
             arrays[f"{side}_index"], arrays[f"{side}_table"] = index, table
+            dims[f"{side}s"], dims[f"{side} table"] = int(index.shape[0]), int(table.shape[0])
         if self.pooled_history_ is not None:
             for name, array in zip(("indptr", "indices", "table"), self.pooled_history_):
                 arrays[f"history_{name}"] = array
+            dims["users"] = int(self.pooled_history_[0].shape[0]) - 1
+            dims["items"] = int(self.pooled_history_[2].shape[0])
+            dims["history pairs"] = int(self.pooled_history_[1].shape[0])
         return header, arrays
 
     @staticmethod
     def file_members(prefix: str = "") -> dict:
         """The arrays of a saved model (names under ``prefix``) and what each must look like
-        (:class:`anirec.model.persistence.Member`): a loader reads these and nothing else."""
+        (:class:`anirec.model.persistence.Member`), every dimension named for :meth:`file_dims`:
+        a loader reads these and nothing else."""
         from anirec.model.persistence import Member
 
         return {f"{prefix}params": Member("f", ("parameters",)),
@@ -1096,32 +1118,108 @@ class TwoTower:
                 f"{prefix}bias_user": Member("f", ("users",), required=False),
                 f"{prefix}bias_item": Member("f", ("items",), required=False),
                 f"{prefix}user_index": Member("i", ("users",), required=False),
-                f"{prefix}user_table": Member("f", (None, "embedding"), required=False),
+                f"{prefix}user_table": Member("f", ("user table", "embedding"),
+                                              required=False),
                 f"{prefix}item_index": Member("i", ("items",), required=False),
-                f"{prefix}item_table": Member("f", (None, "embedding"), required=False),
-                f"{prefix}history_indptr": Member("i", (None,), required=False),
-                f"{prefix}history_indices": Member("i", (None,), required=False),
-                f"{prefix}history_table": Member("f", ("items", None), required=False)}
+                f"{prefix}item_table": Member("f", ("item table", "embedding"),
+                                              required=False),
+                f"{prefix}history_indptr": Member("i", ("history pointer",), required=False),
+                f"{prefix}history_indices": Member("i", ("history pairs",), required=False),
+                f"{prefix}history_table": Member("f", ("items", "history"), required=False)}
+
+    @classmethod
+    def _from_config(cls, header: dict, source: str, where: str = "") -> "TwoTower":
+        """An unfitted model of the header's ``config``: every key a constructor argument,
+        every value checked by the constructor (strict types: ``"yes"`` is no boolean)."""
+        import inspect
+
+        from anirec.model.persistence import header_field, known_fields
+
+        label = f"{where}." if where else ""
+        config = header_field(header, "config", dict, source, where=where)
+        known_fields(config, set(inspect.signature(cls).parameters), source,
+                     where=f"{label}config")
+        try:
+            return cls(**config)
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field '{label}config' is invalid: "
+                                   f"{error}") from None
+
+    @classmethod
+    def file_dims(cls, header: dict, source: str, where: str = "") -> dict[str, int]:
+        """The size of every dimension of :meth:`file_members`, from the header: the
+        ``config`` (layers, ``embedding_dim``) and ``dims`` (tower inputs, user and item rows,
+        ID table rows), checked to agree with each other.
+
+        Raises
+        ------
+        ModelFormatError
+            Naming ``source`` and the header field (under ``where``).
+        """
+        from anirec.model.persistence import declared_dims
+
+        label = f"{where}.dims" if where else "dims"
+        model = cls._from_config(header, source, where)
+        dims = declared_dims(header, ("user inputs", "item inputs", "users", "items",
+                                      "user table", "item table", "history pairs"), source,
+                             where=where)
+        width = int(model.embedding_dim)
+        for side in ("user", "item"):
+            inputs = dims.get(f"{side} inputs")
+            if inputs is None or not width < inputs <= _MAX_WIDTH:
+                raise ModelFormatError(f"{source}: header field '{label}.{side} inputs' is "
+                                       f"{inputs}, expected more than the {width} columns of "
+                                       f"the ID embedding, at most {_MAX_WIDTH}")
+            rows, table = dims.get(f"{side}s"), dims.get(f"{side} table")
+            if (table is not None) != (width > 0) or (
+                    table is not None and (rows is None or not 1 <= table <= rows + 1)):
+                raise ModelFormatError(f"{source}: header field '{label}.{side} table' is "
+                                       f"{table}: a model with embedding_dim={width} has "
+                                       f"{'an' if width else 'no'} ID table, of at most one "
+                                       f"row per {side} row plus one ({rows})")
+        history = int(model.history_dim)
+        pairs, users, items = dims.get("history pairs"), dims.get("users"), dims.get("items")
+        if (pairs is not None) != (history > 0) or (pairs is not None and (
+                users is None or items is None or pairs > users * items
+                or dims["user inputs"] <= width + history)):
+            raise ModelFormatError(f"{source}: header field '{label}.history pairs' is {pairs}: "
+                                   f"a model with history_dim={history} has "
+                                   f"{'a' if history else 'no'} pooled history, of at most "
+                                   f"one pair per user and anime ({users} x {items})")
+        sizes = [[dims[f"{side} inputs"], *model.layers] for side in ("user", "item")]
+        parameters = kernels.n_parameters(*sizes)
+        if parameters > _MAX_PARAMETERS:
+            raise ModelFormatError(f"{source}: the header declares towers of {parameters:,} "
+                                   f"parameters (field '{label}'), more than "
+                                   f"{_MAX_PARAMETERS:,}")
+        extra = {"history pointer": users + 1, "history": history} if pairs is not None else {}
+        return {**dims, **extra, "parameters": parameters,
+                "tower depth": len(model.layers) + 1, "embedding": width}
 
     @classmethod
     def from_state(cls, header: dict, arrays: dict[str, np.ndarray], source: str = "state",
                    where: str = ""):
         """Rebuild a model from :meth:`to_state` output, checking every field and shape.
 
+        Every part the configuration implies must be there and nothing else: the rating
+        biases (``bias_mean`` and both bias arrays) exactly with ``biases`` and a rating loss,
+        the popularity prior exactly with ``popularity_prior`` and a ranking loss, the
+        calibration exactly with ``objective="ranking"``, the ID tables exactly with
+        ``embedding_dim``. Values are those training can produce: finite, the bias mean within
+        the rating range, the biases within 100 times its width, log shares in
+        ``[-log 2**63, 0]``, a calibration line that meets the rating range.
+
         Raises
         ------
         ModelFormatError
             Naming ``source`` and the header field (under ``where``) or array at fault.
         """
-        from anirec.model.persistence import header_field
+        from anirec.model.persistence import header_field, known_fields, number_list
 
         label = f"{where}." if where else ""
-        config = header_field(header, "config", dict, source, where=where)
-        try:
-            model = cls(**config)
-        except (TypeError, ValueError) as error:
-            raise ModelFormatError(f"{source}: header field '{label}config' is invalid: "
-                                   f"{error}") from None
+        model = cls._from_config(header, source, where)
+        known_fields(header, _STATE_FIELDS | (set() if where else _FILE_FIELDS), source,
+                     where=where)
         missing = [key for key in ("params", "user_sizes", "item_sizes") if key not in arrays]
         if missing:
             raise ModelFormatError(f"{source} lacks the array {where and where + '.'}"
@@ -1157,33 +1255,43 @@ class TwoTower:
             raise ModelFormatError(f"{source}: header field '{label}best_epoch' is {best}, "
                                    f"outside the {len(history)} epochs of the history")
         model.best_epoch_ = best
-        # absent from files written before objectives
-        calibration = header_field(header, "calibration", (list, type(None)), source,
-                                   where=where, required=False)
+        ranking, rating_loss = model.objective != "rating", model.objective != "ranking"
+        calibration = number_list(header, "calibration", source, where=where, length=2,
+                                  required=False)
+        _expect_part(calibration is not None, model.objective == "ranking",
+                     f"header field '{label}calibration'", "objective='ranking'", source)
         if calibration is not None:
-            if len(calibration) != 2 or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in calibration):
-                raise ModelFormatError(f"{source}: header field '{label}calibration' "
-                                       f"{calibration!r:.80} is not two finite numbers")
-            model.calibration_ = (float(calibration[0]), float(calibration[1]))
-        if "knees" in header:  # absent from files written before: the clip
-            model.knees_ = bounds.check_knees(header["knees"], *model.rating_range, source,
+            model.calibration_ = _checked_calibration(calibration, model, source, label)
+        knees = number_list(header, "knees", source, where=where, length=2, required=False)
+        if knees is not None:  # absent from files written before: the clip
+            model.knees_ = bounds.check_knees(knees, *model.rating_range, source,
                                               f"{label}knees")
         prior = arrays.get("item_log_prior")
+        _expect_part(prior is not None, ranking and model.popularity_prior,
+                     f"{label}item_log_prior", "popularity_prior and a ranking loss", source)
         if prior is not None:
             if prior.ndim != 1 or prior.dtype != np.float64 or not np.isfinite(prior).all() \
-                    or (prior > 0).any():
+                    or (prior > 0).any() or (prior < _MIN_LOG_SHARE).any():
                 raise ModelFormatError(f"{source}: {label}item_log_prior must be a finite "
-                                       f"float64 vector of log shares (<= 0), got {prior.dtype} "
-                                       f"of shape {prior.shape}")
+                                       f"float64 vector of log shares in [{_MIN_LOG_SHARE:.4g}, "
+                                       f"0], got {prior.dtype} of shape {prior.shape}")
             model.item_log_prior_ = prior
-        if "bias_mean" in header:
-            model.biases_ = _load_biases(header, arrays, source)
-        if model.embedding_dim > 0:
-            for side, sizes in (("user", user_sizes), ("item", item_sizes)):
+        has_biases = "bias_mean" in header or "bias_user" in arrays or "bias_item" in arrays
+        _expect_part(has_biases, model.biases and rating_loss,
+                     f"header field '{label}bias_mean' (and the bias arrays)",
+                     "biases and a rating loss", source)
+        if has_biases:
+            model.biases_ = _load_biases(header, arrays, model, source, label)
+        for side, sizes in (("user", user_sizes), ("item", item_sizes)):
+            present = f"{side}_index" in arrays or f"{side}_table" in arrays
+            _expect_part(present, model.embedding_dim > 0, f"{label}{side}_table",
+                         "embedding_dim > 0", source)
+            if present:
                 model.tables_[side] = _load_table(arrays, side, model, sizes, source)
-        if model.history_dim > 0:
+        present = any(f"history_{name}" in arrays for name in ("indptr", "indices", "table"))
+        _expect_part(present, model.history_dim > 0, f"{label}history_table",
+                     "history_dim > 0", source)
+        if present:
             model.pooled_history_ = _load_history(arrays, model, user_sizes, source)
         return model
 
@@ -1205,21 +1313,66 @@ class TwoTower:
         """
         from anirec.model.persistence import read_model_file
 
-        header, arrays = read_model_file(path, kind="TwoTower", members=cls.file_members())
+        header, arrays = read_model_file(path, kind="TwoTower", members=cls.file_members(),
+                                         dims=cls.file_dims)
         return cls.from_state(header, arrays, source=repr(str(path)))
 
 
-def _load_biases(header: dict, arrays: dict, source: str) -> Biases:
-    """The saved rating biases, checked: a finite mean and two finite float64 vectors."""
-    mean = header["bias_mean"]
-    user, item = arrays.get("bias_user"), arrays.get("bias_item")
-    if not isinstance(mean, (int, float)) or not math.isfinite(mean):
-        raise ModelFormatError(f"{source}: bias_mean must be a finite number, got {mean!r}")
-    for name, values in (("bias_user", user), ("bias_item", item)):
+#: Header fields of a saved model (:meth:`TwoTower.to_state`), and those of its file.
+_STATE_FIELDS = frozenset({"config", "history", "best_epoch", "calibration", "bias_mean", "dims",
+                           "knees"})
+_FILE_FIELDS = frozenset({"format", "format_version", "kind"})
+#: The least log share of training pairs an item can have: one pair of at most 2**63.
+_MIN_LOG_SHARE = -math.log(2.0**63)
+#: Biases larger than this many widths of the rating range are no fit's (a fit stays within
+#: about two: each is a regularised mean of rating deviations).
+_MAX_BIAS_WIDTHS = 100.0
+
+
+def _expect_part(present: bool, expected: bool, what: str, condition: str, source: str):
+    """Refuse a part of a saved model that its configuration rules out, or a missing one it
+    implies: either way the model would silently compute something else."""
+    if present and not expected:
+        raise ModelFormatError(f"{source}: {what} is present, but the model's configuration "
+                               f"has no such part (it needs {condition})")
+    if expected and not present:
+        raise ModelFormatError(f"{source}: {what} is missing, but the model's configuration "
+                               f"({condition}) needs it")
+
+
+def _checked_calibration(calibration, model: "TwoTower", source: str, label: str):
+    """``(a, b)`` of a ranking model's calibration ``r = a + b p``: a least-squares line
+    through the mean score (in [-1, 1]) and the mean rating, so over ``p`` in [-1, 1] it
+    meets the rating range, with finite ends."""
+    a, b = calibration
+    lo, hi = model.rating_range
+    ends = (a - abs(b), a + abs(b))
+    if not (math.isfinite(ends[0]) and math.isfinite(ends[1]) and ends[0] <= hi and
+            ends[1] >= lo):
+        raise ModelFormatError(f"{source}: header field '{label}calibration' {[a, b]!r:.80} "
+                               f"is no calibration of ratings in [{lo:g}, {hi:g}]: over scores "
+                               "in [-1, 1] it never meets the rating range")
+    return a, b
+
+
+def _load_biases(header: dict, arrays: dict, model: "TwoTower", source: str,
+                 label: str) -> Biases:
+    """The saved rating biases, checked: a mean rating within the rating range and two
+    float64 vectors of biases within :data:`_MAX_BIAS_WIDTHS` widths of it."""
+    from anirec.model.persistence import header_field
+
+    lo, hi = model.rating_range
+    mean = header_field(header, "bias_mean", (int, float), source, where=label.rstrip("."),
+                        low=lo, high=hi)
+    limit = _MAX_BIAS_WIDTHS * (hi - lo)
+    for name in ("bias_user", "bias_item"):
+        values = arrays.get(name)
         if values is None or values.ndim != 1 or values.dtype != np.float64 or \
-                not np.isfinite(values).all():
-            raise ModelFormatError(f"{source}: {name} must be a finite float64 vector")
-    return Biases(float(mean), user, item)
+                not np.isfinite(values).all() or (values.size and np.abs(values).max() > limit):
+            raise ModelFormatError(f"{source}: {label}{name} must be a finite float64 vector "
+                                   f"of biases within +-{limit:g} ({_MAX_BIAS_WIDTHS:g} widths "
+                                   "of the rating range)")
+    return Biases(float(mean), arrays["bias_user"], arrays["bias_item"])
 
 
 def _load_history(arrays: dict, model: TwoTower, user_sizes, source: str):

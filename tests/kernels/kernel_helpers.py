@@ -203,8 +203,8 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
 def batch_inputs(problem, batch, tables=None):
     """Each tower's input rows of ``batch`` through the public kernels: features
     (leave-one-out where the problem has statistics), then the rows of the embedding
-    ``tables`` (user, item; default: the problem's own), then the pooled history (written
-    out here from its definition, in float64)."""
+    ``tables`` (user, item, then the history's; default: the problem's own), then the pooled
+    history (written out here from its definition, in float64)."""
     from anirec import kernels as K
 
     users, items = problem["users"][batch], problem["items"][batch]
@@ -224,9 +224,11 @@ def batch_inputs(problem, batch, tables=None):
         if embedding is not None:
             table = embedding.table if tables is None else tables[t]
             parts.append(table[embedding.index[rows]])
-        if side == "user" and problem.get("user_history") is not None:
-            parts.append(pooled_reference(problem["user_history"], users, items)
-                         .astype(x.dtype))
+        history = problem.get("user_history")
+        if side == "user" and history is not None:
+            if tables is not None and len(tables) > 2:
+                history = dataclasses.replace(history, table=tables[2])
+            parts.append(pooled_reference(history, users, items).astype(x.dtype))
         out.append(np.ascontiguousarray(np.hstack(parts)))
     return out
 

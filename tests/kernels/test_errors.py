@@ -138,11 +138,13 @@ def _epoch(problem, **overrides):
     (dict(grads=np.ones(211, f32)), TypeError, "params.grads must have dtype float64"),
     (dict(user_sizes=np.array([6, 9, 5, 3])), ValueError, "same width"),
     (dict(user_sizes=np.array([6])), ValueError, "user.sizes must hold at least two"),
-    (dict(item_x=np.ones((13, 4))), ValueError, "item: 4 feature columns"),
-    (dict(user_x=np.ones((10, 7))), ValueError, "user: 7 feature columns"),
+    (dict(item_x=np.ones((13, 4))), ValueError, "item: its blocks make 4 inputs, but the "
+                                                "tower takes 5"),
+    (dict(user_x=np.ones((10, 7))), ValueError, "user: its blocks make 7 inputs"),
     (dict(users=np.full(57, 10, np.int64)), IndexError, "users holds 10"),
     (dict(targets=np.ones(50)), ValueError, "users must have shape"),
-    (dict(user_x=None), TypeError, "user.x must be a numpy array"),
+    (dict(user_x=None), TypeError, r"user.blocks\[0\].x must be a numpy array"),
+    (dict(targets=np.full(57, np.nan)), ValueError, "examples.targets holds nan"),
 ])
 def test_train_epoch_errors(each_backend, override, error, message):
     problem = make_problem(np.random.default_rng(0), f64)
@@ -152,7 +154,7 @@ def test_train_epoch_errors(each_backend, override, error, message):
 
 
 def test_train_epoch_option_errors(each_backend):
-    from anirec.kernels import EpochConfig, Epochs
+    from anirec.kernels import EpochConfig, EpochPlan, Tower
 
     problem = make_problem(np.random.default_rng(0), f64)
     order = np.arange(57, dtype=np.int64)
@@ -168,15 +170,24 @@ def test_train_epoch_option_errors(each_backend):
         run_epoch(problem, order, lr=float("nan"))
     examples, user, item, params, _ = epoch_inputs(problem)
     with pytest.raises(TypeError, match="config must be an EpochConfig"):
-        Epochs(examples, user, item, params, {"optimizer": "adam"})
+        EpochPlan(examples, user, item, params, {"optimizer": "adam"})
     with pytest.raises(TypeError, match="user must be a Tower"):
-        Epochs(examples, tuple(user), item, params, EpochConfig())
+        EpochPlan(examples, tuple(user), item, params, EpochConfig())
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        EpochPlan(examples, user, item, params, EpochConfig(), threads=0)
+    with pytest.raises(ValueError, match="user has no input block"):
+        EpochPlan(examples, Tower(user.sizes, ()), item, params, EpochConfig())
+    with pytest.raises(ValueError, match=r"user.blocks\[0\] reads the 'item' side"):
+        EpochPlan(examples, Tower(user.sizes, item.blocks), item, params, EpochConfig())
+    with pytest.raises(TypeError, match=r"user.blocks\[0\] must be one of"):
+        EpochPlan(examples, Tower(user.sizes, (user.blocks[0].x,)), item, params,
+                  EpochConfig())
     loo_problem = make_problem(np.random.default_rng(0), f64, loo_mode=0)
     with pytest.raises(ValueError, match="examples.ratings are required"):
         _epoch(loo_problem, ratings=None)
     with pytest.raises(ValueError, match="examples.ratings must have shape"):
         _epoch(loo_problem, ratings=loo_problem["ratings"][:5].copy())
-    with pytest.raises(TypeError, match="item.loo must be a ItemLeaveOneOutStats"):
+    with pytest.raises(TypeError, match="item_stats must be an ItemLeaveOneOutStats"):
         _epoch(loo_problem, item_loo=loo_problem["loo"])
     with pytest.raises(ValueError, match="item_loo.columns must be 3 distinct"):
         _epoch(loo_problem, item_loo=loo_problem["item_loo"]._replace(
@@ -184,22 +195,45 @@ def test_train_epoch_option_errors(each_backend):
 
 
 def test_embedding_errors(each_backend):
+    import dataclasses
+
     problem = make_problem(np.random.default_rng(0), f64, embedding_dim=2)
     embedding = problem["user_embedding"]
-    with pytest.raises(IndexError, match="user.embedding.index holds 9"):
-        _epoch(problem, user_embedding=embedding._replace(index=np.full(10, 9, np.int64)))
-    with pytest.raises(ValueError, match=r"user.embedding.index must have shape \(10\)"):
-        _epoch(problem, user_embedding=embedding._replace(index=embedding.index[:5].copy()))
-    with pytest.raises(ValueError, match="user.embedding.m must have shape"):
-        _epoch(problem, user_embedding=embedding._replace(m=np.zeros((3, 2))))
-    with pytest.raises(ValueError, match="an embedding of 0 make 6 inputs, but the tower takes 8"):
+    replace = dataclasses.replace
+    with pytest.raises(IndexError, match=r"user.blocks\[1\].index holds 9"):
+        _epoch(problem, user_embedding=replace(embedding, index=np.full(10, 9, np.int64)))
+    with pytest.raises(ValueError, match="the blocks know different numbers of rows"):
+        _epoch(problem, user_embedding=replace(embedding, index=embedding.index[:5].copy()))
+    with pytest.raises(ValueError, match=r"user.blocks\[1\].m must have shape"):
+        _epoch(problem, user_embedding=replace(embedding, m=np.zeros((3, 2))))
+    with pytest.raises(ValueError, match="its blocks make 6 inputs, but the tower takes 8"):
         _epoch(problem, user_embedding=None)
-    with pytest.raises(TypeError, match="user.embedding must be an Embedding"):
-        _epoch(problem, user_embedding=tuple(embedding))
-    with pytest.raises(ValueError, match="user.embedding.m shares memory with user.embedding.v"):
-        _epoch(problem, user_embedding=embedding._replace(v=embedding.m))
+    with pytest.raises(ValueError, match=r"user.blocks\[1\].m shares memory with "
+                                         r"user.blocks\[1\].v"):
+        _epoch(problem, user_embedding=replace(embedding, v=embedding.m))
     with pytest.raises(ValueError, match="params.params shares memory with params.grads"):
         _epoch(problem, grads=problem["params"])
+    with pytest.raises(ValueError, match=r"user.blocks\[1\].table holds nan"):
+        _epoch(problem, user_embedding=replace(embedding, table=np.full_like(embedding.table,
+                                                                            np.nan)))
+
+
+def test_history_errors(each_backend):
+    import dataclasses
+
+    problem = make_problem(np.random.default_rng(0), f64, history_dim=2)
+    history = problem["user_history"]
+    replace = dataclasses.replace
+    with pytest.raises(ValueError, match="indptr must start at 0 and never decrease"):
+        _epoch(problem, user_history=replace(history, indptr=history.indptr[::-1].copy()))
+    with pytest.raises(IndexError, match=r"user.blocks\[1\].indices holds 13"):
+        _epoch(problem, user_history=replace(history, indices=np.full_like(history.indices,
+                                                                           13)))
+    with pytest.raises(ValueError, match=r"user.blocks\[1\].table must have shape \(13, any\)"):
+        _epoch(problem, user_history=replace(history, table=history.table[:5].copy()))
+    with pytest.raises(ValueError, match="the blocks know different numbers of rows"):
+        _epoch(problem, user_history=replace(history, indptr=history.indptr[:5].copy(),
+                                             indices=history.indices[:history.indptr[4]]))
 
 
 @pytest.mark.parametrize("bad", [np.uint64, np.uint32, np.int16, np.float64, np.float32])

@@ -1,12 +1,12 @@
 """The composed two-tower forward/backward matches central finite differences (float64),
-down to the ID embedding rows."""
+down to the ID embedding rows and the pooled history's vectors."""
 
 import numpy as np
 import pytest
 
 from anirec import kernels as K
 from anirec._kernels._numpy import unpack_params
-from .kernel_helpers import batch_inputs, make_problem, run_epoch
+from .kernel_helpers import batch_inputs, deep_copy, make_problem, run_epoch
 
 
 def _forward(params, tables, problem, batch):
@@ -24,8 +24,9 @@ def _forward(params, tables, problem, batch):
 
 
 def _tables(problem):
-    return [None if problem[f"{side}_embedding"] is None else
-            problem[f"{side}_embedding"].table for side in ("user", "item")]
+    """The learned tables: the user and item embeddings', the pooled history's."""
+    return [None if problem.get(name) is None else problem[name].table
+            for name in ("user_embedding", "item_embedding", "user_history")]
 
 
 def _epoch_gradient(problem, batch):
@@ -33,9 +34,8 @@ def _epoch_gradient(problem, batch):
     ``grads``, the embedding ones read off the table rows' change."""
     p = {key: (value.copy() if isinstance(value, np.ndarray) else value)
          for key, value in problem.items()}
-    for side in ("user", "item"):
-        if p[f"{side}_embedding"] is not None:
-            p[f"{side}_embedding"] = K.Embedding(*(a.copy() for a in p[f"{side}_embedding"]))
+    for name in ("user_embedding", "item_embedding", "user_history"):
+        p[name] = deep_copy(p.get(name))
     before = [None if t is None else t.copy() for t in _tables(p)]
     loss_sum, step = run_epoch(p, batch, optimizer="sgd", lr=1.0, batch_size=batch.shape[0])
     assert step == 1
@@ -87,15 +87,18 @@ def _composed_gradient(problem, batch):
     return grads
 
 
-@pytest.mark.parametrize("loo_mode,embedding_dim", [(None, 0), (0, 0), (2, 0), (2, 2), (None, 2)])
-def test_gradients_match_finite_differences(each_backend, loo_mode, embedding_dim):
+@pytest.mark.parametrize("loo_mode,embedding_dim,history_dim",
+                         [(None, 0, 0), (0, 0, 0), (2, 0, 0), (2, 2, 0), (None, 2, 0),
+                          (2, 0, 2), (None, 2, 3)])
+def test_gradients_match_finite_differences(each_backend, loo_mode, embedding_dim,
+                                            history_dim):
     problem = make_problem(np.random.default_rng(11), np.float64, user_sizes=(5, 6, 4, 3),
                            item_sizes=(4, 5, 3), n_examples=23, loo_mode=loo_mode,
-                           embedding_dim=embedding_dim)
+                           embedding_dim=embedding_dim, history_dim=history_dim)
     batch = np.random.default_rng(1).permutation(23)[:17].astype(np.int64)
     numeric, numeric_tables = _finite_differences(problem, batch)
     assert np.abs(numeric).max() > 1e-3  # the check is not vacuous
-    if embedding_dim == 0:
+    if embedding_dim == history_dim == 0:
         np.testing.assert_allclose(_composed_gradient(problem, batch), numeric, rtol=1e-5,
                                    atol=1e-8)
     grads, tables = _epoch_gradient(problem, batch)

@@ -53,12 +53,12 @@ def sgd_reference(param, grads, *, lr, momentum, weight_decay):
 
 def test_adam_first_step_moves_each_weight_by_lr(each_backend):
     # Hand-worked: at step 1 the corrected moments are g and g^2, so each weight moves by
-    # lr * g / (|g| + eps) = lr * sign(g), whatever the size of g. Without the correction the
-    # move would be lr * 0.1 g / (sqrt(0.001) |g|) = 3.16 lr.
+    # lr * g / (|g| + eps) = lr * sign(g), whatever the size of g (eps is tiny: 0 is refused).
+    # Without the correction the move would be lr * 0.1 g / (sqrt(0.001) |g|) = 3.16 lr.
     param = np.array([1.0, -2.0, 0.5, 3.0])
     grad = np.array([0.3, -40.0, 1e-3, -0.7])
     m, v = np.zeros(4), np.zeros(4)
-    K.adam_step(param, grad, m, v, lr=0.01, step=1, eps=0.0)
+    K.adam_step(param, grad, m, v, lr=0.01, step=1, eps=1e-300)
     np.testing.assert_allclose(param, [0.99, -1.99, 0.49, 3.01], rtol=1e-14)
     np.testing.assert_allclose(m, 0.1 * grad, rtol=1e-14)
     np.testing.assert_allclose(v, 0.001 * grad**2, rtol=1e-14)

@@ -181,7 +181,7 @@ def test_bad_model_files_raise_model_format_error(trained, tmp_path):
     for name, message in [("truncated", "truncated or corrupted"),
                           ("garbage", "not an anirec model file: it is a text file"),
                           ("foreign.npz", "no header"), ("pickled.npz", "'format_version'"),
-                          ("wrongshape", "params has shape")]:
+                          ("wrongshape", "'params' has shape")]:
         with pytest.raises(ModelFormatError, match=message):
             TwoTower.load(tmp_path / name)
     with pytest.raises(FileNotFoundError):
@@ -399,7 +399,7 @@ def test_fit_trains_on_the_int32_and_float32_arrays_it_is_given(monkeypatch):
     visit them in an int32 order."""
     narrow, _, user_x, item_x = _narrow_and_wide()
     seen = {}
-    init, run = kernels.Epochs.__init__, kernels.Epochs.run
+    init, run = kernels.EpochPlan.__init__, kernels.EpochPlan.run
 
     def spy_init(self, examples, *args, **kwargs):
         seen["examples"] = examples
@@ -409,8 +409,8 @@ def test_fit_trains_on_the_int32_and_float32_arrays_it_is_given(monkeypatch):
         seen["order"] = order.dtype
         return run(self, order, **kwargs)
 
-    monkeypatch.setattr(kernels.Epochs, "__init__", spy_init)
-    monkeypatch.setattr(kernels.Epochs, "run", spy_run)
+    monkeypatch.setattr(kernels.EpochPlan, "__init__", spy_init)
+    monkeypatch.setattr(kernels.EpochPlan, "run", spy_run)
     small_model(epochs=1, validation_fraction=0.0).fit(narrow, user_x, item_x)
     examples = seen["examples"]
     assert examples.users is narrow[0] and examples.items is narrow[1]

@@ -1,4 +1,5 @@
-"""Unknown ids: one rule for every function and command that takes user or anime ids.
+"""Unknown ids: one rule for every function and command that takes user or anime ids (what
+an id may look like is :mod:`anirec.data._ids`'s rule).
 
 Functions that take many (user, anime) pairs (:meth:`Recommender.predict`,
 :meth:`Recommender.evaluate`, ``anirec predict``, ``anirec evaluate``) skip a pair that names
@@ -10,10 +11,11 @@ an anime not in the catalogue, or an anime that was dropped for an excluded genr
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
+from anirec.data._ids import lookup_ids
 from anirec.errors import UnknownIdError
 
 #: The reasons a pair is skipped, in the order they are checked and reported.
@@ -21,22 +23,25 @@ REASONS = ("unknown user", "anime not in the catalogue", "anime of an excluded g
 
 
 def as_ids(what: str, values) -> np.ndarray:
-    """``values`` as an int64 array of ids, same shape; anything but integers is refused.
+    """``values`` (one id or a 1-D sequence) as a 1-D int64 array of ids.
 
     Raises
     ------
-    TypeError
-        Naming ``what`` and the first value that is not an integer (``'8'``, ``2.5``, ...).
+    UnknownIdError
+        For a value that is no integer (:func:`anirec.data._ids.lookup_ids`), or an integer
+        outside int64, naming ``what`` and the value.
+    ValueError
+        For a nested sequence.
     """
-    array = np.asarray(values)
-    if array.size == 0:
-        return array.astype(np.int64)
-    if array.dtype.kind not in "iu":
-        first = array.ravel()[0]
-        first = first.item() if isinstance(first, np.generic) else first
-        raise TypeError(f"{what} must be an integer, got {first!r} "
-                             f"({type(first).__name__})")
-    return array.astype(np.int64, copy=False)
+    array = np.atleast_1d(np.asarray(values, dtype=object) if isinstance(values, (list, tuple))
+                          else np.asarray(values))
+    if array.ndim != 1:
+        raise ValueError(f"{what.replace(' ', '_')}s must be one id or a 1-D sequence of ids, "
+                         f"got shape {array.shape}")
+    try:
+        return lookup_ids(array, what)
+    except TypeError as error:
+        raise UnknownIdError(str(error)) from None
 
 
 class IdSpace(NamedTuple):
@@ -92,8 +97,7 @@ class IdSpace(NamedTuple):
         """
         rows, known = self.find(values)
         if not known.all():
-            raise UnknownIdError(self.why(np.asarray(values).ravel()[np.flatnonzero(
-                ~known.ravel())[0]]))
+            raise UnknownIdError(self.why(as_ids(self.what, values)[np.flatnonzero(~known)[0]]))
         return rows
 
 
@@ -131,7 +135,7 @@ class Located(NamedTuple):
 
 
 def locate_pairs(users: IdSpace, anime: IdSpace, user_ids, anime_ids, *, strict: bool = False,
-                 source: str | None = None) -> Located:
+                 where: Callable[[int], str] | None = None) -> Located:
     """Find the rows of (user, anime) pairs, skipping the unknown ones or, with ``strict``,
     refusing them.
 
@@ -141,25 +145,23 @@ def locate_pairs(users: IdSpace, anime: IdSpace, user_ids, anime_ids, *, strict:
     user_ids, anime_ids : array_like of int, one-dimensional, of one length
     strict : bool
         Refuse the first pair that names an unknown id instead of skipping it.
-    source : str, optional
-        A file the pairs come from: a refusal then names its line (a header, then one pair
-        per line).
+    where : callable(int) -> str, optional
+        Where pair ``k`` is, for a refusal (``"pairs.csv, line 5"``); by default
+        ``"pair k"``.
 
     Raises
     ------
     UnknownIdError
         With ``strict``: naming the first unknown id, why it is unknown, its line or position
         and how many pairs are unknown.
-    TypeError
-        If an id is not an integer.
+        Also for an id that is no integer.
     ValueError
         If the two lists differ in length.
     """
-    user_ids = np.atleast_1d(as_ids(users.what, user_ids))
-    anime_ids = np.atleast_1d(as_ids(anime.what, anime_ids))
-    if user_ids.shape != anime_ids.shape or user_ids.ndim != 1:
-        raise ValueError(f"user_ids and anime_ids must be two lists of one length, got "
-                         f"shapes {user_ids.shape} and {anime_ids.shape}")
+    user_ids, anime_ids = as_ids(users.what, user_ids), as_ids(anime.what, anime_ids)
+    if user_ids.shape != anime_ids.shape:
+        raise ValueError(f"user_ids and anime_ids must have one length, got "
+                         f"{user_ids.shape[0]} and {anime_ids.shape[0]}")
     user_rows, user_known = users.find(user_ids)
     item_rows, item_known = anime.find(anime_ids)
     known = user_known & item_known
@@ -167,8 +169,8 @@ def locate_pairs(users: IdSpace, anime: IdSpace, user_ids, anime_ids, *, strict:
         first = int(np.flatnonzero(~known)[0])
         why = users.why(user_ids[first]) if not user_known[first] else \
             anime.why(anime_ids[first])
-        where = f"{source}, line {first + 2}" if source else f"pair {first}"
-        raise UnknownIdError(f"{where}: {why} ({int((~known).sum())} of {known.shape[0]} "
+        place = where(first) if where is not None else f"pair {first}"
+        raise UnknownIdError(f"{place}: {why} ({int((~known).sum())} of {known.shape[0]} "
                              "pairs name an id the model does not know; without strict they "
                              "are skipped and counted)")
     excluded = ~item_known & anime.is_dropped(anime_ids)
