@@ -89,7 +89,7 @@ def test_saved_knees_are_checked():
     header, arrays = model.fit((users, items, ratings), user_x, item_x).to_state()
     del header["knees"]  # a file from before the knees: the clip
     assert TwoTower.from_state(header, arrays).knees_ == (0.0, 0.0)
-    for bad in ([1.0], [0.0, -1.0], [0.0, 5.0], ["a", 0.0], None):
+    for bad in ([1.0], [0.0, -1.0], [0.0, 5.0], ["a", 0.0], "0, 1"):
         header["knees"] = bad
         with pytest.raises(ModelFormatError, match="header field 'knees'"):
             TwoTower.from_state(header, arrays)
