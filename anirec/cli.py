@@ -481,13 +481,12 @@ def cmd_predict(args) -> None:
     _check_outputs([("--out", args.out, False)], inputs=(args.model, args.pairs), stdout=True)
     rec = Recommender.load(args.model)
     pairs = read_pairs(args.pairs, (args.user_col, args.item_col))
+    users, anime = pairs[args.user_col].to_numpy(), pairs[args.item_col].to_numpy()
     # The rule of every function that takes pairs: skip and count, or refuse with --strict.
-    located = rec.locate(pairs[args.user_col].to_numpy(), pairs[args.item_col].to_numpy(),
-                         strict=args.strict, where=lambda row: f"{args.pairs}, line "
-                         f"{_csv.record_line(Path(args.pairs), row)}")
+    located = rec.locate(users, anime, strict=args.strict, where=lambda row: f"{args.pairs}, "
+                         f"line {_csv.record_line(Path(args.pairs), row)}")
     predicted = np.full(len(pairs), np.nan)
-    predicted[located.known] = rec.predict(rec.user_ids[located.users],
-                                           rec.anime_ids[located.items], strict=True)
+    predicted[located.known] = rec.predict(users[located.known], anime[located.known])
     pairs["predicted_rating"] = predicted
     _write_csv(pairs, args.out)
     if located.n_skipped:
@@ -556,6 +555,7 @@ def cmd_similar(args) -> None:
 
 def _info_text(info: dict, path) -> str:
     from anirec.data.scale import RatingScale
+
     model = info["model"]
     history = info["history"] or []
     kept = info["best_epoch"] or (len(history) or None)
