@@ -309,3 +309,29 @@ def test_the_evaluation_prints_whole(case):
     popularity = next(line for line in text.splitlines() if line.startswith("popularity "))
     assert popularity.split()[1:3] == ["-", "-"]   # it predicts no rating
     assert type(report.loc[["two-tower"]]) is pd.DataFrame  # derived frames are plain
+
+
+# ---------------------------------------------------------------------------------------------
+# One wording per kind of error
+
+
+def test_errors_name_the_argument_the_caller_gave(case, files, capsys):
+    name, _, rec, _ = case
+    with pytest.raises(TypeError, match="n must be an integer, got 2.5"):
+        rec.recommend_for_genres({"Drama": SCALES[name][0][1]}, n=2.5)
+    with pytest.raises(UnknownIdError, match="user id must be integers, got '8' \\(str\\)"):
+        rec.recommend(user_id="8")
+    with pytest.raises(TypeError, match=r"^Recommender\(\) got an unexpected keyword argument "
+                                        "'bogus'"):
+        Recommender(bogus=1)
+    # A missing file is "file not found" whichever loader reads it.
+    missing = files["folder"] / "none.csv"
+    for load in (lambda: anirec.load_ratings(missing),
+                 lambda: anirec.load_mal(files["anime"], missing)):
+        with pytest.raises(anirec.DataError, match=f"{missing}: file not found"):
+            load()
+    code, out, _ = run(capsys, "train", "--scores", files["1..5"], "--user-col", "userId",
+                       "--item-col", "itemId", "--rating-col", "stars", "--out",
+                       files["folder"] / "one.anirec", "--epochs", "1", "--layers", "8",
+                       "--test", "0", "--validation", "0")
+    assert code == 0 and "trained 1 epoch in" in out
