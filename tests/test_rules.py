@@ -311,6 +311,16 @@ def test_the_evaluation_prints_whole(case):
     assert type(report.loc[["two-tower"]]) is pd.DataFrame  # derived frames are plain
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate", "demo"])
+def test_each_command_that_prints_metrics_explains_them(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for column in ("rmse, mae:", "precision@k:", "recall@k:", "ndcg@k:", "coverage@k:",
+                   "popularity_rank@k:", "-: does not apply"):
+        assert column in text, column
+
+
 # ---------------------------------------------------------------------------------------------
 # One wording per kind of error
 
