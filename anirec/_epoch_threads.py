@@ -1,14 +1,15 @@
 """How many threads the compiled epoch runs on, chosen by measured speed while it trains.
 
-The compiled epoch runs one thread per tower, which meet at two barriers per span. On a quiet
-machine two threads train up to twice as fast as one. When another process takes a core, the
-thread that shares it holds up every barrier: at batch 64 two threads then ran 3 to 10 times
-slower than one. Both thread counts give the same bits, so the choice changes only the speed,
-and :class:`ThreadChooser` makes it by measuring. It runs an epoch as runs of whole batches,
-mostly on the count that was faster, with a short probe of the other count after a second of
-work (the wait doubles, up to 8 s, while the probes lose), so it follows the machine as its
-load comes and goes at a cost of a few per cent at most. Its first 0.2 s on two threads are not
-measured: in a new process the threads take tens of milliseconds to settle on their own cores.
+The compiled epoch shares each batch's chunks among its threads, which meet at a few barriers
+per batch. On a quiet machine T threads train up to T times as fast as one. When another
+process takes a core, the thread that shares it holds up every barrier: with the towers on two
+threads, batch 64 then ran 3 to 10 times slower than on one. Every thread count gives the same
+bits, so the choice changes only the speed, and :class:`ThreadChooser` makes it by measuring.
+It runs an epoch as runs of whole batches, mostly on the count that was faster, with a short
+probe of the other count after a second of work (the wait doubles, up to 8 s, while the probes
+lose), so it follows the machine as its load comes and goes at a cost of a few per cent at
+most. Its first 0.2 s on several threads are not measured: in a new process the threads take
+tens of milliseconds to settle on their own cores.
 """
 
 from __future__ import annotations

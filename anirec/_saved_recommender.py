@@ -102,7 +102,7 @@ def file_dims(header: dict, source: str) -> dict[str, int]:
             raise ModelFormatError(f"{source}: header field 'dims.{name}' is {dims[name]}, "
                                    f"expected {expected}")
     agree = {"users": users, "items": items,
-             "user inputs": dims["user features"] + model["embedding"],
+             "user inputs": dims["user features"] + model["embedding"] + model.get("history", 0),
              "item inputs": dims["item features"] + model["embedding"]}
     for name, value in agree.items():
         if name in model and model[name] != value:

@@ -160,26 +160,28 @@ def orders(n: int, epochs: int, seed: int = 1) -> list[np.ndarray]:
 
 
 def anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch_size,
-                  tables=()) -> "K.Epochs":
+                  tables=(), threads: int = 1) -> "K.EpochPlan":
     """anirec's checked training problem, Adam with ``ADAM``'s moments (the learning rate is
-    given per epoch); ``tables`` are the user and item ID embedding tables (trained in place),
-    if any."""
-    embeddings = [K.Embedding(np.arange(t.shape[0], dtype=np.int64), t,
-                              *(np.zeros_like(t) for _ in range(3))) for t in tables] or \
-        [None, None]
+    given per epoch), on up to ``threads`` threads; ``tables`` are the user and item ID
+    embedding tables (trained in place), if any."""
     sizes = np.array(tower_sizes(tables[0].shape[1] if tables else 0), dtype=np.int64)
+    towers = []
+    for side, x, table in zip(("user", "item"), (user_x, item_x), tables or (None, None)):
+        blocks = [K.Features(side, x)]
+        if table is not None:
+            blocks.append(K.Embedding(side, np.arange(table.shape[0], dtype=np.int64), table))
+        towers.append(K.Tower(sizes, tuple(blocks)))
     config = K.EpochConfig(optimizer="adam", batch_size=batch_size,
                            **{key: value for key, value in ADAM.items() if key != "lr"})
-    return K.Epochs(K.Examples(users, items, targets), K.Tower(sizes, user_x, None, embeddings[0]),
-                    K.Tower(sizes, item_x, None, embeddings[1]), K.Params(params, grads, m, v),
-                    config)
+    return K.EpochPlan(K.Examples(users, items, targets), *towers,
+                       K.Params(params, grads, m, v), config, threads=threads)
 
 
 class AnirecTrainer:
     """anirec's compiled (or NumPy) epoch with Adam, on one flat parameter buffer."""
 
     def __init__(self, backend: str, problem: Problem, params: np.ndarray, batch_size: int,
-                 tables=()):
+                 tables=(), threads: int = 1):
         self.backend, self.problem, self.batch_size = backend, problem, batch_size
         self.params = params.copy()
         self.tables = [t.copy() for t in tables]
@@ -187,7 +189,7 @@ class AnirecTrainer:
         self.step = 0
         self.run = anirec_epochs(problem.users, problem.items, problem.targets, problem.user_x,
                                  problem.item_x, self.params, self.grads, self.m, self.v,
-                                 batch_size, self.tables)
+                                 batch_size, self.tables, threads)
 
     def epoch(self, order: np.ndarray) -> float:
         with anirec.use_backend(self.backend):
@@ -321,10 +323,12 @@ class TorchTrainer:
 
 
 def make_trainer(framework: str, problem: Problem, params: np.ndarray, batch_size: int,
-                 tables=()):
+                 tables=(), threads: int = 1):
+    """A trainer of ``framework`` (``"cython"``, ``"numpy"`` or ``"torch"``); anirec's on up
+    to ``threads`` threads (PyTorch's follow ``set_threads``)."""
     if framework == "torch":
         return TorchTrainer(problem, params, batch_size, tables)
-    return AnirecTrainer(framework, problem, params, batch_size, tables)
+    return AnirecTrainer(framework, problem, params, batch_size, tables, threads)
 
 
 def time_epochs(trainer, epoch_orders) -> tuple[float, list[float]]:

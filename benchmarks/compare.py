@@ -1,8 +1,9 @@
-"""Print the issue-6 comparison table in one go: anirec (Cython, NumPy) vs PyTorch vs faiss.
+"""Print the comparison tables in one go: anirec (Cython, NumPy) vs PyTorch vs faiss.
 
     python benchmarks/compare.py                      # training table, top-k, accuracy
     python benchmarks/compare.py --batches 64 1024 --repeats 3
     python benchmarks/compare.py --full               # + one epoch over 24M ratings
+    python benchmarks/compare.py --scaling 1 2 4 8 16 # anirec on 1..16 threads vs PyTorch
 
 Everything runs in this one process, side by side, with every thread pool capped at
 ``--threads`` (BLAS, OpenMP, PyTorch, faiss): on a shared machine only ratios measured in one
@@ -53,17 +54,21 @@ def samples_for(batch: int, base: int) -> int:
 
 
 def training_table(batches, *, base_samples: int, repeats: int, names,
-                   embedding_dim: int = 0) -> dict:
+                   embedding_dim: int = 0, threads: int = 1) -> dict:
     """``{batch: {framework: [samples/s per repeat]}}``, with ID embeddings of
-    ``embedding_dim`` (0: none)."""
+    ``embedding_dim`` (0: none). A name ``cython:T`` is anirec's compiled epoch on ``T``
+    threads; plain ``cython`` and ``numpy`` run on ``threads``."""
     results = {}
     for batch in batches:
         n = samples_for(batch, base_samples)
         problem = R.make_problem(n, n_validation=1)
         params = R.init_params(sizes=R.tower_sizes(embedding_dim))
         tables = R.init_tables(problem, embedding_dim)
-        trainers = {name: R.make_trainer(name, problem, params, batch, tables)
-                    for name in names}
+        trainers = {}
+        for name in names:
+            framework, _, count = name.partition(":")
+            trainers[name] = R.make_trainer(framework, problem, params, batch, tables,
+                                            int(count or threads))
         warm = R.orders(min(n, 8 * batch), 1, seed=99)[0]
         for trainer in trainers.values():
             trainer.epoch(warm)
@@ -120,7 +125,7 @@ def accuracy(names, *, n: int, batch: int, epochs: int, seeds: int = 3) -> dict:
     return out
 
 
-def full_epoch(batch: int = 1024, embedding_dim: int = 0) -> dict:
+def full_epoch(batch: int = 1024, embedding_dim: int = 0, threads: int = 1) -> dict:
     """One compiled epoch over a MyAnimeList-sized set (270k users, 25k items, 24M ratings)
     generated in memory, with ID embeddings of ``embedding_dim`` (0: none); reports seconds
     and the growth of the peak resident memory."""
@@ -140,7 +145,7 @@ def full_epoch(batch: int = 1024, embedding_dim: int = 0) -> dict:
     before = _peak_rss_mib()
     start = time.perf_counter()
     run = R.anirec_epochs(users, items, targets, user_x, item_x, params, grads, m, v, batch,
-                          tables)
+                          tables, threads)
     loss, _ = run.run(order, lr=R.ADAM["lr"])
     seconds = time.perf_counter() - start
     return dict(seconds=seconds, samples_per_s=n / seconds, loss=loss / n,
@@ -166,7 +171,35 @@ def _ratio(rates, a, b):
     return f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
 
 
+def scaling(args) -> None:
+    """anirec's compiled epoch on each thread count of ``--scaling`` against PyTorch on
+    ``--threads`` (by default every core), batch by batch, interleaved."""
+    counts = args.scaling
+    names = [f"cython:{t}" for t in counts] + (["torch"] if R.torch_available() else [])
+    print(f"anirec scaling: threads {counts}, PyTorch on {args.threads}, load {_load()}")
+    with R.set_threads(args.threads):
+        gflops = R.sgemm_gflops()
+        train = training_table(args.batches, base_samples=args.samples, repeats=args.repeats,
+                               names=names, threads=args.threads)
+    flops = R.flops_per_sample()
+    print(f"\nload after: {_load()}; sgemm on {args.threads} threads {gflops:.1f} GFLOP/s; "
+          f"{flops / 1e3:.0f} kFLOP per sample")
+    print("\n| batch | " + " | ".join(f"{t} thr samples/s" for t in counts)
+          + f" | torch ({args.threads} thr) | {counts[-1]} thr / 1 thr | "
+          f"{counts[-1]} thr / torch |")
+    print("|---" * (len(counts) + 4) + "|")
+    for batch, rates in train.items():
+        med = {name: statistics.median(r) for name, r in rates.items()}
+        torch = f"{med['torch']:,.0f}" if "torch" in med else "-"
+        print(f"| {batch} | " + " | ".join(f"{med[f'cython:{t}']:,.0f}" for t in counts)
+              + f" | {torch} | {_ratio(rates, f'cython:{counts[-1]}', f'cython:{counts[0]}')} | "
+              f"{_ratio(rates, f'cython:{counts[-1]}', 'torch')} |")
+
+
 def report(args) -> None:
+    if args.scaling:
+        scaling(args)
+        return
     names = frameworks()
     print(f"anirec comparison: threads={args.threads}, frameworks={names}, load {_load()}")
     with R.set_threads(args.threads):
@@ -181,7 +214,8 @@ def report(args) -> None:
         train = {}
         for batch in args.batches:
             train.update(training_table([batch], base_samples=args.samples,
-                                        repeats=args.repeats, names=names))
+                                        repeats=args.repeats, names=names,
+                                        threads=args.threads))
             gflops.append(R.sgemm_gflops())  # the reference is the best of all of these
         embedded = {}
         if args.embedding_dim:
@@ -189,12 +223,13 @@ def report(args) -> None:
                   flush=True)
             embedded = training_table(args.embedding_batches, base_samples=args.samples,
                                       repeats=args.repeats, names=names,
-                                      embedding_dim=args.embedding_dim)
+                                      embedding_dim=args.embedding_dim, threads=args.threads)
         peak = max(gflops) * 1e9
         topk = topk_table(args.queries, args.repeats) if args.queries else {}
         acc = (accuracy(names, n=args.accuracy_samples, batch=256, epochs=args.accuracy_epochs)
                if args.accuracy_samples else None)
-        full = full_epoch(embedding_dim=args.embedding_dim) if args.full else None
+        full = full_epoch(embedding_dim=args.embedding_dim, threads=args.threads) \
+            if args.full else None
         gflops.append(R.sgemm_gflops())
         peak = max(gflops) * 1e9
     flops = R.flops_per_sample()
@@ -252,7 +287,12 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=131_072,
                         help="examples per timed epoch (at least 32 batches)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of every framework (default: the cores this process "
+                             "may use)")
+    parser.add_argument("--scaling", type=int, nargs="+", default=None,
+                        help="instead of the comparison: anirec on each of these thread "
+                             "counts against PyTorch on --threads")
     parser.add_argument("--queries", type=int, default=20_000,
                         help="users for the top-k comparison (0 skips it)")
     parser.add_argument("--accuracy-samples", type=int, default=100_000,
@@ -263,7 +303,11 @@ def main(argv=None) -> None:
     parser.add_argument("--embedding-batches", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--full", action="store_true",
                         help="also time one epoch over 24M ratings at batch 1024")
-    report(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
+    report(args)
 
 
 if __name__ == "__main__":

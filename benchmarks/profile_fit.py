@@ -39,7 +39,7 @@ TIMED = (
     (rec.Recommender, "fit", "fit (other)"),
     (tt.TwoTower, "fit", "model set-up (biases, targets, tables)"),
     (tt.TwoTower, "_train", "epoch loop (checks, copies, progress bar)"),
-    (kernels.Epochs, "run", "compiled epochs"),
+    (kernels.EpochPlan, "run", "compiled epochs"),
     (tt.TwoTower, "_all_items", "validation"),
     (tt.TwoTower, "_pair_scores", "validation"),
     (tt.TwoTower, "_validation_rank_loss", "validation"),
@@ -50,9 +50,10 @@ SYMBOLS = (
     (r"gemm|_kernel_|copy_|beta", "GEMM (OpenBLAS)"),
     (r"dense_(forward|backward)", "layers' bias and ReLU passes"),
     (r"loo_", "leave-one-out rows"),
-    (r"adam|sgd|embedding_step|memset", "optimizer steps"),
-    (r"normalize|mse|softmax", "head (normalisation, loss)"),
-    (r"_train_epoch|gather|memcpy|memmove", "batch assembly (gathers, embedding rows)"),
+    (r"adam|sgd|table_step|memset", "optimizer steps"),
+    (r"normalize|rating_rows|softmax|unit_head|head_rows", "head (normalisation, loss)"),
+    (r"scatter|table_add", "the blocks' table gradients"),
+    (r"_run|_round|gather|memcpy|memmove", "batch assembly (gathers, embedding rows)"),
 )
 
 

@@ -175,9 +175,12 @@ def test_train_epoch(benchmark, backend, batch_size):
     grads, m, v = (np.zeros(n, DTYPE) for _ in range(3))
     order = rng.permutation(N_TRIPLETS)
 
-    run = K.Epochs(K.Examples(users, items, targets), K.Tower(TOWER, user_x),
-                   K.Tower(TOWER, item_x), K.Params(params, grads, m, v),
-                   K.EpochConfig(optimizer="adam", batch_size=batch_size))
+    run = K.EpochPlan(K.Examples(users, items, targets),
+                      K.Tower(TOWER, (K.Features("user", user_x),)),
+                      K.Tower(TOWER, (K.Features("item", item_x),)),
+                      K.Params(params, grads, m, v),
+                      K.EpochConfig(optimizer="adam", batch_size=batch_size),
+                      threads=len(os.sched_getaffinity(0)))
 
     def epoch():
         return run.run(order, lr=1e-4)

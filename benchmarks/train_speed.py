@@ -9,10 +9,10 @@ Everything runs in one go, so the ratios compare runs of the same minute. Per ba
 - ``cli``: ``python -m anirec train --objective rating --no-refit`` on a generated MAL data set,
   timed for 3 epochs minus 1 epoch, so loading, features, evaluation and saving cancel and what
   is left is two epochs as the command line runs them (validation included).
-- ``kernel``: the compiled epoch alone (``kernels.Epochs.run``) on the very arrays that command
-  trains on (captured from an in-process run): its leave-one-out rows, item statistics and ID
-  embeddings; ``2 thr`` and ``1 thr`` force the thread count, ``chosen`` is the default, which
-  measures and picks.
+- ``kernel``: the compiled epoch alone (``kernels.EpochPlan.run``) on the very arrays that
+  command trains on (captured from an in-process run): its leave-one-out rows, item statistics
+  and ID embeddings; ``2 thr`` and ``1 thr`` force the thread count, ``chosen`` is the default,
+  which measures and picks.
 - ``torch``: the same towers, initial weights, embeddings (``SparseAdam``), examples and
   targets in PyTorch eager (``_reference.TorchTrainer``), fed the plain user rows: it skips the
   leave-one-out work anirec does, which favours it.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import io
 import os
@@ -75,7 +76,7 @@ class Captured:
         from anirec.cli import main
 
         seen = {}
-        fit, init = TwoTower.fit, K.Epochs.__init__
+        fit, init = TwoTower.fit, K.EpochPlan.__init__
 
         def spy_fit(model, *args, **kwargs):
             bound = inspect.signature(fit).bind(model, *args, **kwargs)
@@ -83,31 +84,34 @@ class Captured:
                         item_x=bound.arguments["item_features"])
             return fit(model, *args, **kwargs)
 
-        def spy_init(epochs, examples, user, item, params, config):
+        def spy_init(plan, examples, user, item, params, config, threads=1):
             seen.update(examples=examples, user=user, item=item, config=config,
                         params=params.params.copy(),
-                        tables=[t.embedding.table.copy() for t in (user, item)])
-            init(epochs, examples, user, item, params, config)
+                        tables=[[b.table.copy() for b in tower.blocks if b.trained]
+                                for tower in (user, item)])
+            init(plan, examples, user, item, params, config, threads)
 
-        TwoTower.fit, K.Epochs.__init__ = spy_fit, spy_init
+        TwoTower.fit, K.EpochPlan.__init__ = spy_fit, spy_init
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 main(train_args(data, batch, 1, out))
         finally:
-            TwoTower.fit, K.Epochs.__init__ = fit, init
+            TwoTower.fit, K.EpochPlan.__init__ = fit, init
         self.__dict__.update(seen)
         self.n = self.examples.targets.shape[0]
 
-    def epochs(self) -> K.Epochs:
-        """A fresh training problem from the captured initial weights and tables."""
+    def epochs(self, threads: int | None = None) -> K.EpochPlan:
+        """A fresh training problem from the captured initial weights and tables, on up to
+        ``threads`` threads (default: every core)."""
         towers = []
-        for tower, table in zip((self.user, self.item), self.tables):
-            e = tower.embedding
-            towers.append(tower._replace(embedding=e._replace(
-                table=table.copy(), grad=np.zeros_like(table), m=np.zeros_like(table),
-                v=np.zeros_like(table))))
+        for tower, tables in zip((self.user, self.item), self.tables):
+            fresh = iter(tables)
+            towers.append(tower._replace(blocks=tuple(
+                dataclasses.replace(b, table=next(fresh).copy(), grad=None, m=None, v=None)
+                if b.trained else b for b in tower.blocks)))
         params = K.Params(self.params.copy(), *(np.zeros_like(self.params) for _ in range(3)))
-        return K.Epochs(self.examples, *towers, params, self.config)
+        return K.EpochPlan(self.examples, *towers, params, self.config,
+                           threads=threads or len(os.sched_getaffinity(0)))
 
     def torch_trainer(self, batch: int) -> R.TorchTrainer:
         e = self.examples
@@ -115,8 +119,12 @@ class Captured:
         dtype = e.targets.dtype
         problem = R.Problem(e.users, e.items, e.targets, self.user_x.astype(dtype),
                             self.item_x.astype(dtype), empty, empty, np.zeros(0, dtype=dtype))
-        tables = [table[tower.embedding.index] for tower, table in
-                  zip((self.user, self.item), self.tables)]
+        tables = []  # each ID embedding's row of every feature row
+        for tower, copies in zip((self.user, self.item), self.tables):
+            trained = [b for b in tower.blocks if b.trained]
+            embedding, table = next((b, t) for b, t in zip(trained, copies)
+                                    if isinstance(b, K.Embedding))
+            tables.append(table[embedding.index])
         return R.TorchTrainer(problem, self.params, batch, tables,
                               sizes=(self.user.sizes, self.item.sizes))
 
@@ -133,14 +141,12 @@ def two_epoch_rate(run_epoch, n: int, seed: int = 0) -> float:
 
 def kernel_rate(captured: Captured, threads: int | None) -> float:
     """The compiled epoch alone on the captured arrays; ``threads`` forces a count."""
-    epochs = captured.epochs()
+    plan = captured.epochs(threads)
     if threads is None:
-        return two_epoch_rate(lambda order: epochs.run(order, lr=1e-3), captured.n)
+        return two_epoch_rate(lambda order: plan.run(order, lr=1e-3), captured.n)
     impl = backend.implementation()
-    config = epochs.config._replace(optimizer=K.OPTIMIZERS[epochs.config.optimizer])
-    return two_epoch_rate(lambda order: impl.train_epoch(
-        order, epochs.examples, epochs.user, epochs.item, epochs.params, config, 1e-3, 0,
-        threads), captured.n)
+    return two_epoch_rate(lambda order: impl.train_epoch(plan, order, 1e-3, 0, threads),
+                          captured.n)
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@ The invariant as such, not column by column: for sampled training and validation
 example's rating is replaced by another value, with the catalogue's Score moved as
 MyAnimeList's would be (it counts every loaded rating), and the inputs of both towers are
 rebuilt through the code training runs: the recommender's split, the catalogue's outside
-statistics and the features, then the epoch's gather of leave-one-out rows (``user_rows_loo``,
-``item_rows_loo``: the compiled epoch's own functions) under each backend. Nothing may move.
+statistics and the features, then the model's epoch plan and its gather of every input block
+(features with their leave-one-out statistics, ID embeddings, pooled history) under each
+backend; a validation example's inputs through the model's serving path. Nothing may move.
 
 The constants fitted with the features (:class:`anirec.data.FeatureScales`: the mean rating,
 the Bayesian prior, the z-score scalers) are one value per column, shared by every example;
@@ -20,11 +21,12 @@ import numpy as np
 import pytest
 
 import anirec
-from anirec import Recommender, kernels
+from anirec import Recommender
 from anirec.data import generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
 
-OPTIONS = dict(layers=(8,), epochs=1, dtype="float64", refit=False, seed=3)
+OPTIONS = dict(layers=(8,), epochs=1, dtype="float64", refit=False, seed=3, embedding_dim=3,
+               history_dim=2)
 #: Equal but for rounding: the Score moved and its ratings taken out again cancel to ~1e-13.
 TOLERANCE = dict(rtol=1e-9, atol=1e-9)
 
@@ -64,24 +66,25 @@ class Inputs:
     """The tower inputs a recommender's training gives the examples of ``data``."""
 
     def __init__(self, rec: Recommender, data, scales=None):
-        self.rec = rec
         self.split = rec._split_of(data)
-        self.features = rec._features(data, self.split.train, rec._outside(data), scales)
-        model = rec.model
-        self.user_loo = model._loo_stats(self.features.user_stats)
-        self.item_loo = model._item_loo_stats(self.features.item_stats)
+        self.features = f = rec._features(data, self.split.train, rec._outside(data), scales)
+        self.model = model = copy.deepcopy(rec.model)
+        self.plan = model.epoch_plan(self.split.train, f.user_x, f.item_x, loo=f.user_stats,
+                                     item_loo=f.item_stats)
+        train = self.split.train
+        self.position = {(int(u), int(i)): k for k, (u, i) in
+                         enumerate(zip(train.users, train.items))}
 
     def training(self, user, item, rating):
-        """The leave-one-out rows the epoch gathers for the training example."""
-        users, items = np.array([user]), np.array([item])
-        ratings = np.array([rating], dtype=np.float64)
-        item_x = np.ascontiguousarray(self.features.item_x)
-        return (kernels.user_rows_loo(self.user_loo, users, items, ratings),
-                kernels.item_rows_loo(self.item_loo, item_x, items, ratings))
+        """The rows the epoch gathers for the training example (its rating is the data's)."""
+        k = [self.position[user, item]]
+        return self.plan.inputs("user", k), self.plan.inputs("item", k)
 
     def held_out(self, user, item):
         """The rows a validation (or test, or served) example reads."""
-        return self.features.user_x[[user]], self.features.item_x[[item]]
+        f, model = self.features, self.model
+        return (model._with_blocks(f.user_x[[user]], "user", [user], "user_x"),
+                model._with_blocks(f.item_x[[item]], "item", [item], "item_x"))
 
 
 def _examples(part, n, rng):

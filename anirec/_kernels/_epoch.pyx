@@ -294,9 +294,9 @@ cdef class CompiledPlan:
         cdef bint single = self.dtype == np.float32
         with nogil:
             if single:
-                _gather(t, run, n, <float*> target)
+                _gather(t, run, n, <float*> target, -1)
             else:
-                _gather(t, run, n, <double*> target)
+                _gather(t, run, n, <double*> target, -1)
         return out
 
     def train(self, order, double lr, int64_t step, int threads, double loss):
@@ -326,19 +326,27 @@ cdef class CompiledPlan:
         return loss_box[0], step + batches
 
 
-cdef void _gather(TowerState* t, Run run, Py_ssize_t rows, floating* out) noexcept nogil:
-    """Every block's columns of ``rows`` input rows of the tower (``out`` rows ``d_in`` wide),
-    recording nothing."""
+cdef void _gather(TowerState* t, Run run, Py_ssize_t rows, floating* out,
+                  Py_ssize_t at) noexcept nogil:
+    """Every block's columns of ``rows`` input rows of the tower (``out`` rows ``d_in``
+    wide); the blocks record what their backward pass needs from round row ``at`` on
+    (nothing when ``at`` is -1)."""
     cdef Py_ssize_t k
     cdef Block* b
+    cdef Embedding* e
+    cdef History* h
     for k in range(t.n_blocks):
         b = &t.blocks[k]
         if b.kind == FEATURES:
             features_gather(<Features*> b.state, run, rows, out + b.offset, t.d_in)
         elif b.kind == EMBEDDING:
-            embedding_gather(<Embedding*> b.state, run, rows, out + b.offset, t.d_in, NULL)
+            e = <Embedding*> b.state
+            embedding_gather(e, run, rows, out + b.offset, t.d_in,
+                             e.table_rows + at if at >= 0 else NULL)
         else:
-            history_gather(<History*> b.state, run, rows, out + b.offset, t.d_in, NULL)
+            h = <History*> b.state
+            history_gather(h, run, rows, out + b.offset, t.d_in,
+                           h.counts + at if at >= 0 else NULL)
 
 
 cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int tid,
@@ -422,23 +430,12 @@ cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t firs
     and ranking weights."""
     cdef TowerState* t = &s.towers[tower]
     cdef floating* acts = <floating*> t.acts
-    cdef Py_ssize_t l, r, k
+    cdef Py_ssize_t l, r
     cdef int64_t e
-    cdef Block* b
     cdef Run run
     run.order, run.base = order, first
     run.users, run.items, run.ratings = s.users, s.items, s.ratings
-    for k in range(t.n_blocks):
-        b = &t.blocks[k]
-        if b.kind == FEATURES:
-            features_gather(<Features*> b.state, run, rows, acts + at * t.d_in + b.offset,
-                            t.d_in)
-        elif b.kind == EMBEDDING:
-            embedding_gather(<Embedding*> b.state, run, rows, acts + at * t.d_in + b.offset,
-                             t.d_in, (<Embedding*> b.state).table_rows + at)
-        else:
-            history_gather(<History*> b.state, run, rows, acts + at * t.d_in + b.offset,
-                           t.d_in, (<History*> b.state).counts + at)
+    _gather(t, run, rows, acts + at * t.d_in, at)
     if tower == 1:
         for r in range(rows):
             e = row_at(order, first + r)

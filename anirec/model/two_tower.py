@@ -676,6 +676,38 @@ class TwoTower:
             _check_rows("validation users", validation[0], user_x.shape[0], "user row")
             _check_rows("validation items", validation[1], item_x.shape[0], "item row")
             self._check_ratings("validation", validation[2])
+        examples, user, item = self._training_problem(users, items, ratings, user_x, item_x,
+                                                      loo, item_loo, rng)
+        try:
+            self._train(rng, self._plan(examples, user, item), user_x, item_x, validation,
+                        callback)
+        except DivergenceError as error:
+            # Drop the diverged weights, so the model can be neither used nor saved.
+            self.params_, self.tables_, self.diverged_ = None, {}, str(error)
+            self.pooled_history_ = None
+            raise
+        if self.objective == "ranking":
+            self._calibrate(rng, user_x, item_x, users, items, ratings)
+        self._fit_knees(user_x, item_x, users, items, ratings)
+        return self
+
+    def epoch_plan(self, train, user_features, item_features, *, loo=None,
+                   item_loo=None) -> kernels.EpochPlan:
+        """The epoch plan :meth:`fit` would train on (tables and weights initialised from the
+        seed), without training: what each epoch reads, e.g. the input rows an example's
+        towers get (:meth:`anirec.kernels.EpochPlan.inputs`). Arguments as for :meth:`fit`;
+        no validation pairs are held out of ``train``."""
+        self._validate_config()
+        rng = np.random.default_rng(self.seed)
+        users, items, ratings = _as_triplets(train, "train")
+        user_x = _check_features("user_features", user_features, self.dtype)
+        item_x = _check_features("item_features", item_features, self.dtype)
+        return self._plan(*self._training_problem(users, items, ratings, user_x, item_x, loo,
+                                                  item_loo, rng))
+
+    def _training_problem(self, users, items, ratings, user_x, item_x, loo, item_loo, rng):
+        """``(examples, user tower, item tower)`` of the training triplets: the tables, the
+        weights, the biases and the targets initialised (kept on the model)."""
         loo_stats = self._loo_stats(loo) if loo is not None else None
         item_loo_stats = self._item_loo_stats(item_loo) if item_loo is not None else None
         if loo_stats is not None and loo_stats.mean.shape[0] != user_x.shape[1]:
@@ -720,18 +752,21 @@ class TwoTower:
                        tables.get("item")]
         user = kernels.Tower(self.user_sizes_, tuple(b for b in user_blocks if b is not None))
         item = kernels.Tower(self.item_sizes_, tuple(b for b in item_blocks if b is not None))
-        try:
-            self._train(rng, examples, user, item, user_x, item_x, validation, callback,
-                        ranking is not None)
-        except DivergenceError as error:
-            # Drop the diverged weights, so the model can be neither used nor saved.
-            self.params_, self.tables_, self.diverged_ = None, {}, str(error)
-            self.pooled_history_ = None
-            raise
-        if self.objective == "ranking":
-            self._calibrate(rng, user_x, item_x, users, items, ratings)
-        self._fit_knees(user_x, item_x, users, items, ratings)
-        return self
+        return examples, user, item
+
+    def _plan(self, examples, user, item) -> kernels.EpochPlan:
+        """The checked plan every epoch of a fit runs, on the model's weights in place."""
+        alpha, beta = self.loss_weights
+        config = kernels.EpochConfig(
+            optimizer=self.optimizer, batch_size=int(self.batch_size), beta1=self.beta1,
+            beta2=self.beta2, eps=self.eps, momentum=self.momentum,
+            weight_decay=self.weight_decay, embedding_decay=float(self.embedding_decay),
+            rating_weight=alpha, ranking_weight=beta, temperature=float(self.temperature))
+        grads = np.zeros_like(self.params_)
+        return kernels.EpochPlan(examples, user, item,
+                                 kernels.Params(self.params_, grads, np.zeros_like(grads),
+                                                np.zeros_like(grads)), config,
+                                 threads=self.threads)
 
     def _fit_knees(self, user_x, item_x, users, items, ratings) -> None:
         """:attr:`knees_` of the predictions of (an even sample of) the training pairs,
@@ -879,26 +914,16 @@ class TwoTower:
             users, items, ratings = users[keep], items[keep], ratings[keep]
         return users, items, self._positive_weights(ratings).astype(np.float64)
 
-    def _train(self, rng, examples, user, item, user_x, item_x, validation, callback,
-               ranking: bool) -> None:
+    def _train(self, rng, run: kernels.EpochPlan, user_x, item_x, validation,
+               callback) -> None:
         from tqdm.auto import tqdm
 
         alpha, beta = self.loss_weights
+        examples = run.examples
         val_pairs = None
-        if ranking and validation is not None:
+        if beta > 0 and validation is not None:
             val_pairs = self._validation_pairs(
                 np.random.default_rng(None if self.seed is None else self.seed + 1), validation)
-        grads = np.zeros_like(self.params_)
-        config = kernels.EpochConfig(
-            optimizer=self.optimizer, batch_size=int(self.batch_size), beta1=self.beta1,
-            beta2=self.beta2, eps=self.eps, momentum=self.momentum,
-            weight_decay=self.weight_decay, embedding_decay=float(self.embedding_decay),
-            rating_weight=alpha, ranking_weight=beta, temperature=float(self.temperature))
-        # Checked once; every epoch then runs on the same arrays, updated in place.
-        run = kernels.EpochPlan(examples, user, item,
-                                kernels.Params(self.params_, grads, np.zeros_like(grads),
-                                               np.zeros_like(grads)), config,
-                                threads=self.threads)
         n = examples.targets.shape[0]
         self.history_, self.best_epoch_ = [], None
         best_loss, best, stale, step = math.inf, None, 0, 0
