@@ -2,13 +2,17 @@
 
 Ranking follows the usual protocol: each evaluated user gets a top-``k`` list from which the
 items they interacted with in training are excluded; the relevant items are the held-out items
-they rated at least ``threshold``; users with no relevant item are not evaluated.
+they rated at least ``threshold``; users with no relevant item are not evaluated. An
+evaluation table prints one way everywhere (:func:`format_evaluation`), and
+:func:`explain_metrics` says what each column means.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from anirec.data.scale import RatingScale
 
 #: What each column of an evaluation means: the text of ``--help`` of the commands that print
 #: one (``train``, ``evaluate``, ``demo``) and of :func:`explain_metrics`.
@@ -48,7 +52,7 @@ def format_evaluation(frame: pd.DataFrame) -> str:
             f"{attrs['ratings']} held-out ratings scored"
             + (f", {skipped} skipped ({reasons})" if skipped else "")
             + f"; {attrs['ranked_users']} users ranked, relevant: rating >= "
-            f"{attrs['threshold']:g}" + (f" on {scale[0]:g}..{scale[1]:g}" if scale else ""))
+            f"{attrs['threshold']:g}" + (f" on {RatingScale(*scale)}" if scale else ""))
     lines.append(frame.to_string(float_format=lambda value: f"{value:.4f}", na_rep="-",
                                  line_width=None))
     return "\n".join(lines)

@@ -1,8 +1,7 @@
 """The rating scale: what ``(low, high)`` means, in one place.
 
 Every rule that depends on the scale lives here: how it is written (``1..10``, ``0.5..5``),
-which ratings belong to it, where a rating sits on it, and which held-out ratings count as
-relevant when ranking. The loaders record the scale of the data, the model saves it, and the
+which ratings belong to it, and which held-out ratings count as relevant when ranking. The loaders record the scale of the data, the model saves it, and the
 recommender, the load summaries, the evaluation and the command line read it from here.
 
 >>> scale = RatingScale(0.5, 5)
@@ -62,10 +61,6 @@ class RatingScale(NamedTuple):
         values = np.asarray(values, dtype=np.float64)
         with np.errstate(invalid="ignore"):
             return np.isfinite(values) & (values >= self.low) & (values <= self.high)
-
-    def position(self, values) -> np.ndarray:
-        """Where each value sits on the scale: -1 at ``low``, 0 in the middle, +1 at ``high``."""
-        return 2.0 * (np.asarray(values, dtype=np.float64) - self.low) / self.span - 1.0
 
     def relevance_threshold(self) -> float:
         """The default relevance threshold: held-out ratings at least this high are relevant
