@@ -22,7 +22,8 @@ def _blas_info() -> list[dict]:
 
 def show_config(print_out: bool = True) -> dict:
     """Report the anirec version, active backend, compiled parts (and which scores reader the
-    backend selects), OpenMP, threads, BLAS and whether the direct float32 products run.
+    backend selects), OpenMP, the threads training runs on by default, BLAS and whether the
+    direct float32 products run.
 
     Parameters
     ----------
@@ -59,6 +60,8 @@ def show_config(print_out: bool = True) -> dict:
         "scores_reader": reader_name(),
         "openmp": openmp,
         "openmp_max_threads": threads,
+        # What a fit trains on by default (TwoTower(n_threads=...), anirec train --threads).
+        "training_threads": backend.training_threads(),
         # The compiled epoch's float32 products on anirec's AVX-512 kernels instead of BLAS.
         "direct_float32_gemm": direct_gemm,
         "cpu_count": os.cpu_count(),

@@ -115,6 +115,22 @@ def use_backend(name: str) -> Iterator[None]:
         set_backend(previous)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def training_threads(requested: int | None = None) -> int:
+    """The threads a training epoch runs on: ``requested`` (by default every core this
+    process may use), at most what the active backend's epoch can run on (one for the NumPy
+    twin, OpenMP's thread limit for the compiled epoch)."""
+    wanted = available_cores() if requested is None else int(requested)
+    return max(1, min(wanted, implementation().epoch_threads()))
+
+
 def implementation() -> ModuleType:
     """The module holding the raw kernels of the active backend."""
     return _modules[_active or get_backend()]

@@ -305,8 +305,7 @@ def main(argv=None) -> None:
                         help="also time one epoch over 24M ratings at batch 1024")
     args = parser.parse_args(argv)
     if args.threads is None:
-        args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else os.cpu_count() or 1
+        args.threads = anirec.backend.available_cores()
     report(args)
 
 

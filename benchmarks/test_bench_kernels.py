@@ -180,7 +180,7 @@ def test_train_epoch(benchmark, backend, batch_size):
                       K.Tower(TOWER, (K.Features("item", item_x),)),
                       K.Params(params, grads, m, v),
                       K.EpochConfig(optimizer="adam", batch_size=batch_size),
-                      threads=len(os.sched_getaffinity(0)))
+                      threads=anirec.backend.available_cores())
 
     def epoch():
         return run.run(order, lr=1e-4)

@@ -111,7 +111,7 @@ class Captured:
                 if b.trained else b for b in tower.blocks)))
         params = K.Params(self.params.copy(), *(np.zeros_like(self.params) for _ in range(3)))
         return K.EpochPlan(self.examples, *towers, params, self.config,
-                           threads=threads or len(os.sched_getaffinity(0)))
+                           threads=threads or backend.available_cores())
 
     def torch_trainer(self, batch: int) -> R.TorchTrainer:
         e = self.examples

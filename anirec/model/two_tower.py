@@ -41,7 +41,6 @@ backend a whole epoch runs in one compiled call (:func:`anirec.kernels.train_epo
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Callable, Sequence
 
@@ -477,12 +476,9 @@ class TwoTower:
     def threads(self) -> int:
         """The most threads training runs on: ``n_threads``, or the cores this process may
         use."""
-        if self.n_threads is not None:
-            return int(self.n_threads)
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
+        from anirec.backend import available_cores
+
+        return available_cores() if self.n_threads is None else int(self.n_threads)
 
     @property
     def n_parameters(self) -> int:
