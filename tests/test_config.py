@@ -32,3 +32,19 @@ def test_the_backend_chooses_the_scores_reader():
                                            else "pyarrow")
     with anirec.use_backend("numpy"):
         assert anirec.show_config(print_out=False)["scores_reader"] == "pyarrow"
+
+
+def test_the_report_says_how_many_threads_training_runs_on(monkeypatch):
+    from anirec import backend
+
+    with anirec.use_backend("numpy"):  # the NumPy twin trains on one thread
+        assert anirec.show_config(print_out=False)["training_threads"] == 1
+    if not backend.cython_available():
+        return
+    with anirec.use_backend("cython"):
+        limit = backend.implementation().epoch_threads()
+        monkeypatch.setattr(backend, "available_cores", lambda: 3)
+        assert anirec.show_config(print_out=False)["training_threads"] == min(3, limit)
+        assert anirec.TwoTower().threads == 3  # a fit asks for every core
+        assert anirec.TwoTower(n_threads=5).threads == 5
+        assert backend.training_threads(5) == min(5, limit)
