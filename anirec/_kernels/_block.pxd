@@ -35,14 +35,19 @@ cdef struct Run:
     const void* ratings
 
 
+cdef struct Table
+
+
 cdef struct Block:
     # One input block of a tower: its kind, its first column and width in the tower's input,
-    # whether it reads the examples' user rows (else their item rows), and its kind's state.
+    # whether it reads the examples' user rows (else their item rows), its kind's state, and
+    # the learned table inside it (NULL for a block without parameters).
     int kind
     bint user_side
     Py_ssize_t offset
     Py_ssize_t width
     void* state
+    Table* table
 
 
 cdef struct Table:

@@ -253,6 +253,11 @@ cdef class CompiledPlan:
             t.blocks[r].offset = offsets[r]
             t.blocks[r].width = block.width
             t.blocks[r].state = self._bind(block)
+            t.blocks[r].table = NULL
+            if block.kind == EMBEDDING:
+                t.blocks[r].table = &(<Embedding*> t.blocks[r].state).table
+            elif block.kind == HISTORY:
+                t.blocks[r].table = &(<History*> t.blocks[r].state).table
             if block.trained:
                 t.trained_from = min(t.trained_from, offsets[r])
         t.row_grad = self._zeros(cap * (t.d_in - t.trained_from))
@@ -589,7 +594,6 @@ cdef void _step(State* s, floating* P, Py_ssize_t size, Py_ssize_t lanes, Py_ssi
     cdef floating* lane
     cdef floating* vel = <floating*> s.state1 if s.momentum != 0 else NULL
     cdef Block* b
-    cdef Embedding* e
     cdef int tower
     cdef double loss = 0, rank = 0, total_weight
     for l in range(1, min(lanes, n_chunks)):
@@ -605,11 +609,9 @@ cdef void _step(State* s, floating* P, Py_ssize_t size, Py_ssize_t lanes, Py_ssi
     for tower in range(2):
         for k in range(s.towers[tower].n_blocks):
             b = &s.towers[tower].blocks[k]
-            if b.kind == EMBEDDING or b.kind == HISTORY:
-                # An Embedding and a History both start with their Table.
-                e = <Embedding*> b.state
-                per_thread = (e.table.n_rows + n_threads - 1) // n_threads
-                table_step(&e.table, <floating*> e.table.table, tid, per_thread, s.optimizer,
+            if b.table != NULL:
+                per_thread = (b.table.n_rows + n_threads - 1) // n_threads
+                table_step(b.table, <floating*> b.table.table, tid, per_thread, s.optimizer,
                            lr, s.beta1, s.beta2, s.eps, s.momentum, s.embedding_decay, step)
     if tid == 0:
         for k in range(n_chunks):
