@@ -113,7 +113,7 @@ cdef struct State:
     const void* item_logq
     void* params
     void* grads                # lane 0
-    void* lanes                # lanes 1 .. MAX_LANES - 1
+    void* lanes                # lanes 1 .. (the lanes of a full batch) - 1
     void* state1
     void* state2
     Py_ssize_t n_params, d, cap, back_rows, max_width
@@ -177,7 +177,7 @@ cdef class CompiledPlan:
         s.state1 = <void*> data_of(p.state1, self.keep)
         s.state2 = <void*> data_of(p.state2, self.keep)
         s.n_params = p.params.shape[0]
-        s.lanes = self._zeros((MAX_LANES - 1) * s.n_params)
+        s.lanes = self._zeros((lanes - 1) * s.n_params)  # a smaller batch has no more lanes
         s.d = int(plan.user.sizes[plan.user.sizes.shape[0] - 1])
         s.max_width = max(int(max(plan.user.sizes)), int(max(plan.item.sizes)))
         offset = self._tower(&s.towers[0], plan.user, 0)
