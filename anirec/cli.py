@@ -605,11 +605,13 @@ def cmd_demo(args) -> None:
 
 _SCORE_HELP = ("Output columns: rank; score, the retrieval score that ranks the list (higher "
                "first: the cosine of the user and anime towers, and for the ranking and hybrid "
-               "objectives cosine / temperature + the log popularity of the anime); "
+               "objectives cosine / temperature + popularity weight x the log popularity of "
+               "the anime + quality weight x its rating bias; 'anirec info --json' shows the "
+               "weights); "
                "predicted_rating, the model's rating of the anime for that user on the rating "
                "scale (it need not fall down the list: the score also weighs how likely the "
-               "user is to pick the anime); anime_id; name. Anime the user rated (training, "
-               "validation or test split) are never recommended.")
+               "user is to pick the anime); anime_id; name; genres. Anime the user rated "
+               "(training, validation or test split) are never recommended.")
 
 
 def _metrics_help() -> str:

@@ -117,8 +117,8 @@ class Recommender:
         How user genre preferences are computed (see :func:`anirec.data.build_features`).
         ``"bayesian"`` (the share of each genre among the user's anime, weighted by their
         Bayesian rating) gave the lowest validation RMSE with this model on the demo data:
-        1.102 / 1.101 against 1.137 / 1.160 for ``"rating"`` and 1.133 / 1.144 for
-        ``"centered"`` (seeds 0 / 1, 15 epochs).
+        1.081 / 1.081 against 1.101 / 1.107 for ``"rating"`` and 1.103 / 1.106 for
+        ``"centered"`` (the kept epoch's, seeds 0 / 1, 15 epochs).
     valid, test : float
         Per-user fractions of ratings held out for validation and test; ``valid=0`` trains
         without validation (every epoch, no early stopping).
@@ -143,7 +143,7 @@ class Recommender:
         After early stopping has chosen the number of epochs on the validation ratings, train
         again from scratch on training + validation ratings (features too) for that many
         epochs, so no rating the model may learn from is held back (default: it lowered the
-        test RMSE on both real development sets). The model's ``history_`` and
+        test RMSE on both public real sets of the README). The model's ``history_`` and
         ``best_epoch_`` stay those of the run that chose the epochs.
     seed : int
         Seeds the split, the initial weights and the shuffles.
@@ -154,7 +154,7 @@ class Recommender:
         the retrieval score is ``cosine / temperature + popularity_weight * log q`` (1: as
         trained; 0: taste alone, more of the catalogue recommended, less popular anime).
         Can be changed after fitting (``rec.popularity_weight = 0.5``). The default was chosen
-        on the real development sets (README, "Popularity and coverage").
+        on the public real sets (README, "Objectives, popularity and quality").
     quality_weight : float
         How much an anime's rating bias ``b_item`` (how much better it is rated than the
         mean, a model with biases) adds to the retrieval score of a ranking or hybrid model:
@@ -162,8 +162,8 @@ class Recommender:
         ``9 / (hi - lo)`` on another rating scale, so the ranking is the same in any units).
         The bias is fitted on ratings alone, so it tells which anime people who watch it rate
         highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default 0.5
-        raised NDCG@10 on both real development sets (README, "Rating accuracy on real
-        data"); it can be changed after fitting.
+        raised NDCG@10 on both public real sets (README, "Objectives, popularity and
+        quality"); it can be changed after fitting.
     **model_options
         Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, and the training objective:
@@ -210,7 +210,7 @@ class Recommender:
                             f"{', '.join(sorted(_model_options()))}")
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
-        # Chosen on the real development sets (README: rating accuracy on real data).
+        # Chosen on the public real sets (README: accuracy on real data).
         model_options.setdefault("embedding_dim", 32)
         if valid == 0:
             # No validation split means no validation at all, not the model's own fallback
@@ -569,7 +569,8 @@ class Recommender:
             (joined with ``", "``; empty without a catalogue), sorted by
             ``score`` (highest first), which is what ranks the list: the retrieval score, the
             cosine of the two towers (for a ranking or hybrid model, ``cosine / temperature +
-            log q``, a popularity prior added). ``predicted_rating`` is the model's rating of
+            popularity_weight * log q + quality_weight * b_item``: a popularity prior and,
+            with rating biases, the anime's bias added). ``predicted_rating`` is the model's rating of
             the pair on the rating scale; it need not decrease down the list, because the list
             ranks what the user is likely to rate *and* like, not the rating alone.
 
@@ -750,7 +751,8 @@ class Recommender:
             Refuse a row naming an unknown user or anime instead of skipping it.
 
         The two-tower row ranks with the model's retrieval score (the cosine; for a ranking
-        or hybrid model, cosine / temperature + the popularity prior) and predicts with
+        or hybrid model, cosine / temperature + the weighted popularity prior and item bias,
+        as :meth:`recommend` ranks) and predicts with
         :meth:`TwoTower.score_to_rating`. Ranked lists leave out what the model was trained
         on, so held-out ratings of trained-on pairs cannot be relevant: they are left out of
         the ranking metrics, with an :class:`~anirec.errors.AnirecWarning` (their RMSE is a

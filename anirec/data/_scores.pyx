@@ -26,8 +26,8 @@ assign and copy out the train / validation / test parts: exactly the results of 
 of :func:`anirec.data.split.split_ratings`, which runs when the backend is ``numpy``.
 
 The loading helpers (sorting pairs, compacting ids), the reading before the catalogue is known
-and the two-thread parse are gone (issue 14): against NumPy (or the plain read) each saved less
-than a third of ``load_mal`` at full size.
+and the two-thread parse are gone: against NumPy (or the plain read) each saved less than a
+third of ``load_mal`` at full size.
 """
 
 import numpy as np

@@ -98,8 +98,8 @@ def outside_statistics(catalogue, file_sum, file_count, *, counts_ratings: bool 
 
 def prior_constants(outside: OutsideStatistics, rating_sum, rating_count) -> tuple[float, float]:
     """``(m, C)`` of the Bayesian average: the mean outside rating and the mean outside count of
-    the anime that have outside ratings (the original notebook's mean Score and mean Scored
-    By); when none has, the mean training rating and the mean number of training ratings of a
+    the anime that have outside ratings (the usual mean Score and mean Scored By of the
+    catalogue); when none has, the mean training rating and the mean number of training ratings of a
     rated anime (``rating_sum``, ``rating_count``)."""
     rating_sum = np.asarray(rating_sum, dtype=np.float64)
     rating_count = np.asarray(rating_count, dtype=np.float64)
@@ -116,7 +116,7 @@ def prior_constants(outside: OutsideStatistics, rating_sum, rating_count) -> tup
 def bayesian_prior(outside: OutsideStatistics, m: float, c: float):
     """``(prior_num, prior_den, from_ratings)`` of the Bayesian average rating per anime.
 
-    The original notebook's average, ``(m C + Score ScoredBy) / (C + ScoredBy)``, here over the
+    The usual average of a catalogue, ``(m C + Score ScoredBy) / (C + ScoredBy)``, here over the
     ratings the model may read: those outside the loaded file (``outside``) and the training
     ratings ``s``, ``n``: ``(m C + s_out + s) / (C + n_out + n)`` (:func:`prior_constants`
     gives ``m`` and ``C``). The average itself is ``loo.item_rows(...)[:, 0]``, with or

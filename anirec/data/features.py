@@ -15,9 +15,9 @@ User features
     * ``"rating"``: the user's average rating of their anime in genre ``g`` (their overall
       mean where they rated none);
     * ``"centered"``: that average minus the user's mean (0 where they rated none);
-    * ``"bayesian"`` (default): the original notebook's, the share of the user's anime in
-      genre ``g`` with each anime weighted by its Bayesian average rating (the user's own
-      ratings enter only through ``mean_rating``).
+    * ``"bayesian"`` (default): the share of the user's anime in genre ``g`` with each anime
+      weighted by its Bayesian average rating (the user's own ratings enter only through
+      ``mean_rating``).
 
     The default was chosen on validation results of the synthetic data (see
     ``tests/data/test_weighting_choice.py``). No model is trained there: the proxy is a ridge

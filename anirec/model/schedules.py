@@ -42,7 +42,7 @@ class Constant:
 
 @dataclass(frozen=True)
 class InverseTimeDecay:
-    """``lr(epoch) = lr / (1 + decay_rate * epoch)`` (the original notebook's decay)."""
+    """``lr(epoch) = lr / (1 + decay_rate * epoch)``."""
 
     lr: float
     decay_rate: float = 0.1
