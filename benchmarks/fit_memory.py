@@ -1,4 +1,4 @@
-"""Peak memory of ``TwoTower.fit`` (one epoch) on generated triplets (issue 14).
+"""Peak memory of ``TwoTower.fit`` (one epoch) on generated triplets.
 
     python benchmarks/fit_memory.py --n 3000000
     python benchmarks/fit_memory.py --n 3000000 --before DIR   # DIR: another build's site dir

@@ -1,13 +1,14 @@
 """NDCG@10 against catalogue coverage and popularity bias, over the popularity weight (and
 the quality weight).
 
-    python benchmarks/popularity_sweep.py ../shared/data/ml100k 0 0.25 0.5 0.75 1
-    python benchmarks/popularity_sweep.py ../shared/data/mal2020 0.75 --quality 0 0.5 1 2
+    python benchmarks/popularity_sweep.py DATA/ml100k 0 0.25 0.5 0.75 1
+    python benchmarks/popularity_sweep.py DATA/mal2020 0.75 --quality 0 0.5 1 2
 
-Trains the installed ``anirec`` once through its command line exactly as
-``../shared/data/evaluate.py`` does (SET/split/train.csv, ``--test 0``, seed 0, all genres), then
+``DATA`` is a folder of sets made by ``benchmarks/make_sets.py``. Trains the installed
+``anirec`` once through its command line as ``benchmarks/accuracy.py`` does
+(SET/split/train.csv, ``--test 0``, seed 0, all genres), then
 ranks every user's top 10 with each popularity weight (a query-time setting: no retraining) and
-scores it with evaluate.py's formulas: NDCG@10 and Recall@10 over users with a relevant held-out
+scores it with accuracy.py's formulas: NDCG@10 and Recall@10 over users with a relevant held-out
 rating (>= 4 stars on MovieLens, >= 8 on MyAnimeList), ranking every item the user has no
 training rating for; coverage@10 (share of the catalogue's rated items recommended to anyone)
 and the mean popularity rank of recommended items (1 = most training ratings). ``--quality``

@@ -1,4 +1,4 @@
-"""Where the time of ``anirec train`` goes, phase by phase (issue 16).
+"""Where the time of ``anirec train`` goes, phase by phase.
 
     python benchmarks/profile_fit.py                       # batch 64, 256, 1024
     python benchmarks/profile_fit.py --batches 64 --perf   # + inside the epoch, with perf

@@ -1,4 +1,4 @@
-"""anirec against PyTorch, NumPy and faiss on the same two-tower network (issue 6).
+"""anirec against PyTorch, NumPy and faiss on the same two-tower network.
 
 Run with ``pytest benchmarks/test_bench_compare.py --benchmark-group-by=group``. Each group
 holds one workload with the frameworks side by side as ids:

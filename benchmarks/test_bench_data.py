@@ -1,4 +1,4 @@
-"""Data pipeline benchmarks: load + split + features, and the notebook's merge + groupby.
+"""Data pipeline benchmarks: load + split + features, and the usual pandas merge + groupby.
 
 Run ``pytest benchmarks/test_bench_data.py`` for the default-size runs, and add
 ``--anirec-full`` (or ``ANIREC_BENCH_FULL=1``) for the full MyAnimeList size: 270,000 users,
@@ -6,7 +6,8 @@ Run ``pytest benchmarks/test_bench_data.py`` for the default-size runs, and add
 ``$ANIREC_BENCH_DIR`` (default: a directory under the system temp dir) and reused. The
 full-size pipeline runs in a child process so that its peak memory (``VmHWM``) is its own;
 time and peak memory are printed and stored in the benchmark's ``extra_info``. Targets on a
-2-core machine: under 60 s and 4 GiB, and at least 10x faster than the notebook's approach.
+2-core machine: under 60 s and 4 GiB, and at least 10x faster than the usual pandas approach
+(the ``notebook_*`` functions: merge + groupby, as MyAnimeList notebooks do it).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def pipeline(anime: Path, scores: Path, weighting: str = "bayesian"):
 
 def notebook_user_features(scores: pd.DataFrame, anime: pd.DataFrame,
                            genres: list[str]) -> pd.DataFrame:
-    """The original notebook's way: merge the ratings with the anime table into a wide frame,
+    """The usual pandas way: merge the ratings with the anime table into a wide frame,
     weight every genre column by the Bayesian rating, group by user."""
     merged = scores.merge(anime, on="anime_id", how="inner")
     for g in genres:
@@ -54,9 +55,9 @@ def notebook_user_features(scores: pd.DataFrame, anime: pd.DataFrame,
 
 
 def notebook_pipeline(anime_csv: Path, scores_csv: Path) -> pd.DataFrame:
-    """The original notebook end to end: read both files whole, one-hot the genres, merge the
-    ratings with the anime table into one wide frame, group by user. (It also leaked test
-    ratings and never split; here it gets the easier job and is still timed whole.)"""
+    """The usual pandas pipeline end to end: read both files whole, one-hot the genres, merge
+    the ratings with the anime table into one wide frame, group by user. (It never splits, so
+    it gets the easier job, and is still timed whole.)"""
     anime = pd.read_csv(anime_csv)
     scores = pd.read_csv(scores_csv)
     anime = anime[~anime["Genres"].str.contains("Hentai|Ecchi|Erotica")].copy()
@@ -118,7 +119,7 @@ def _compare(benchmark, params, tmp_path):
     data = load_mal(anime_path, scores_path)
     split = split_ratings(data.ratings, seed=0)
     cat, train = data.catalogue, split.train
-    # The notebook's inputs, built outside the timing: a long ratings frame with MAL ids and
+    # The pandas way's inputs, built outside the timing: a long ratings frame with MAL ids and
     # an anime frame with the genre one-hot and the same Bayesian weights.
     feats = build_features(cat, train, data.ratings.n_users, weighting="bayesian")
     genres = list(cat.genres)
@@ -138,7 +139,7 @@ def _compare(benchmark, params, tmp_path):
         t_ours = benchmark.stats.stats.min
     else:  # --benchmark-disable ran it once, untimed
         t_ours = _timed(build_features, cat, train, data.ratings.n_users, weighting="bayesian")
-    # End to end, from the CSV files: the notebook's pipeline against ours (with its split).
+    # End to end, from the CSV files: the pandas pipeline against ours (with its split).
     t0 = time.perf_counter()
     notebook_pipeline(anime_path, scores_path)
     t_nb_e2e = time.perf_counter() - t0
@@ -164,7 +165,7 @@ def _compare(benchmark, params, tmp_path):
 
 
 def test_features_vs_notebook(benchmark, tmp_path):
-    """Sparse-product user features against the notebook's merge + groupby (500k ratings)."""
+    """Sparse-product user features against the pandas merge + groupby (500k ratings)."""
     _compare(benchmark, COMPARE_SMALL, tmp_path)
 
 

@@ -1,4 +1,4 @@
-"""Top-10 retrieval against the bare NumPy GEMM over the same vectors, interleaved (issue 16).
+"""Top-10 retrieval against the bare NumPy GEMM over the same vectors, interleaved.
 
 ```bash
 python benchmarks/topk_vs_gemm.py --rounds 9

@@ -1,5 +1,5 @@
 """Training speed where users train: ``anirec train`` end to end against the same network in
-PyTorch, on a quiet machine and with a CPU-burning process pinned to one core (issue 16).
+PyTorch, on a quiet machine and with a CPU-burning process pinned to one core.
 
     python benchmarks/train_speed.py                    # batch 64 and 1024, quiet and busy
     python benchmarks/train_speed.py --batches 64 256 1024 --repeats 3 --ratings 450000

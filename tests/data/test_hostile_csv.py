@@ -1,4 +1,4 @@
-"""Hostile CSV inputs (issue 12): each gives one named error on one line, never a hang, a
+"""Hostile CSV inputs: each gives one named error on one line, never a hang, a
 traceback from a library or a changed input file."""
 
 from __future__ import annotations
