@@ -14,10 +14,10 @@ prefix; with a BLAS other than OpenBLAS (or off Linux/macOS) both are no-ops ret
 Single-threaded float32 products ``A B`` and ``A^T B`` skip BLAS when the CPU has AVX-512F
 (x86-64, GCC or Clang): a direct kernel reads the row-major operands where they lie, tiles of
 8 (then 4, 2, 1) rows by 32 columns of ``C`` in registers, and sums over ``k`` in order with
-FMA. OpenBLAS copies (packs) both operands on every call, which took 14% of the epoch's time
-on the mini-batch's skinny products (1,024 x 256 x 128); read directly, those products run
-as fast or faster, and the forward pass adds its bias and ReLU as the tile is stored
-(:c:func:`sgemm_bias_relu`). ``A B^T`` stays with BLAS: transposing ``B`` first cost more than
+FMA. OpenBLAS copies (packs) both operands on every call, a large share of the mini-batch's
+skinny products; read directly, they skip that copy, and the forward pass adds its bias and
+ReLU as the tile is stored (:c:func:`sgemm_bias_relu`). Whether that pays depends on the CPU
+and the rows: ``benchmarks/direct_gemm.py`` times both (figures in ``benchmarks/README.md``). ``A B^T`` stays with BLAS: transposing ``B`` first cost more than
 the packing saves at small batches. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns
 the kernels off.
 """
