@@ -2,8 +2,8 @@
 
 The conversion of MovieLens 100K is checked on hand-made ``u.data``, ``u.item`` and ``u.genre``
 files whose converted rows are written out below; the split rule on hand-counted users and,
-when the development copies of the real sets are present (``../shared/data`` beside the
-repository; skipped otherwise), byte for byte against their published split files.
+when the development copies of the real sets are present in the folder beside the repository
+(skipped otherwise), byte for byte against their split files.
 """
 
 import hashlib
