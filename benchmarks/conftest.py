@@ -1,12 +1,11 @@
 """Benchmark options shared by every benchmark module.
 
-``pytest benchmarks/`` is the quick run (1 min 40 s on this project's two busy cores, 94
-benchmarks). Two options add the long ones:
+``pytest benchmarks/`` is the quick run (a few minutes on two cores). Two options add the long
+ones:
 
 - ``--anirec-long`` (or ``ANIREC_BENCH_LONG=1``) adds the benchmarks marked
   ``@pytest.mark.long`` and the whole training epochs on the NumPy twin (:func:`is_long`):
-  up to a minute an epoch at small batches, several rounds each: 10 benchmarks, 5 min 30 s
-  more;
+  up to a minute an epoch at small batches, several rounds each;
 - ``--anirec-full`` (or ``ANIREC_BENCH_FULL=1``) adds those marked ``@pytest.mark.full``:
   runs at the full MyAnimeList size (24M ratings), tens of minutes.
 
