@@ -118,35 +118,19 @@ def best(fn, repeats=3):
     return min(times), out
 
 def helpers(anime, scores):
-    # Each compiled helper against the NumPy code it replaces, on the full-size arrays,
+    # Each compiled helper still in the package against the NumPy code it replaces,
     # interleaved inside this one process.
     from pathlib import Path
-    from anirec.data import load_mal, mal, split, split_ratings
+    import anirec
+    from anirec.data import load_mal, split_ratings
     from anirec.data import _scores
     path = Path(scores)
-    (uid, item, rating), _ = read_compiled(scores, lookup_of(anime))
-    data = load_mal(anime, scores)
-    r = data.ratings
+    r = load_mal(anime, scores).ratings
     out = {}
-    n_items = data.catalogue.n_items
-    pairs = {
-        "compact_ids": (lambda: _scores.compact_sorted(uid),
-                        lambda: np.unique(uid, return_inverse=True)),
-    }
-    users = np.searchsorted(r.user_ids, uid).astype(np.int32)
-    def numpy_sorted_last():
-        order = np.argsort(users.astype(np.int64) * n_items + item, kind="stable")
-        return order
-    def compiled_sorted_last():
-        return mal._sorted_last(users, item, rating, r.n_users, n_items)
-    pairs["sort_pairs"] = (compiled_sorted_last, numpy_sorted_last)
+    pairs = {}
     def split_numpy():
-        saved = split._scores
-        split._scores = None
-        try:
+        with anirec.use_backend("numpy"):
             return split_ratings(r, seed=0)
-        finally:
-            split._scores = saved
     pairs["split"] = (lambda: split_ratings(r, seed=0), split_numpy)
     raw = path.read_bytes()
     pairs["utf8_scores"] = (lambda: _scores.utf8_error(raw, 0, len(raw)),

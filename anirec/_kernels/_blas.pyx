@@ -17,8 +17,9 @@ Single-threaded float32 products ``A B`` and ``A^T B`` skip BLAS when the CPU ha
 FMA. OpenBLAS copies (packs) both operands on every call, a large share of the mini-batch's
 skinny products; read directly, they skip that copy, and the forward pass adds its bias and
 ReLU as the tile is stored (:c:func:`sgemm_bias_relu`). Whether that pays depends on the CPU
-and the rows: ``benchmarks/direct_gemm.py`` times both (figures in ``benchmarks/README.md``). ``A B^T`` stays with BLAS: transposing ``B`` first cost more than
-the packing saves at small batches. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns
+and the rows: ``benchmarks/direct_gemm.py`` times both (figures in ``benchmarks/README.md``).
+``A B^T`` stays with BLAS: transposing ``B`` first cost more than the packing saves at small
+batches. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns
 the kernels off.
 """
 

@@ -4,8 +4,8 @@ Two readers give the same arrays, counts and errors:
 
 * the compiled reader (:mod:`anirec.data._scores`), used when the ``cython`` backend is active
   (see :mod:`anirec.backend`) and the file holds only what it reads without doubt. It exists
-  because it saves more than a third of ``load_mal`` at full size (``benchmarks/README.md``,
-  ``benchmarks/bench_reader.py``);
+  because it saves more than a third of ``load_mal`` (two thirds at 2,000,000 ratings:
+  ``benchmarks/README.md``, ``benchmarks/bench_reader.py``);
 * pyarrow, for everything else: the file is read in blocks, three numeric columns converted.
   One pass before checks the UTF-8 and the line lengths. pyarrow reads the file itself, never
   a Python object, so its threads never take the GIL (which at interpreter exit aborted the
