@@ -84,11 +84,12 @@ def test_every_script_a_shell_block_names_exists_and_runs():
 COLUMNS = ("rmse", "mae", "precision@10", "recall@10", "ndcg@10", "coverage@10",
            "popularity_rank@10")
 #: How far each column may move where float32 rounds differently from the configuration the
-#: README's table was measured on (another CPU, BLAS or backend): the training runs then drift
-#: apart like two seeds (on the demo data the test RMSE spreads by 0.008 and NDCG@10 by 0.007
-#: over seeds).
-TOLERANCE = {"rmse": 0.03, "mae": 0.03, "precision@10": 0.03, "recall@10": 0.03,
-             "ndcg@10": 0.03, "coverage@10": 0.1, "popularity_rank@10": 0.25}
+#: README's table was measured on (another CPU, BLAS or backend): the training runs drift
+#: apart like two seeds. The NumPy twin's demo differed from the README's by at most 0.003 in
+#: RMSE, MAE, precision and NDCG@10, 0.005 in recall and coverage, 2% in popularity rank; over
+#: seeds the test RMSE spreads by 0.008 and NDCG@10 by 0.007 (``benchmarks/accuracy.py``).
+TOLERANCE = {"rmse": 0.015, "mae": 0.015, "precision@10": 0.015, "recall@10": 0.015,
+             "ndcg@10": 0.015, "coverage@10": 0.03, "popularity_rank@10": 0.1}
 
 
 def readme_demo_table() -> dict[str, list[str]]:
