@@ -210,7 +210,7 @@ class Recommender:
                             f"{', '.join(sorted(_model_options()))}")
         model_options.setdefault("epochs", 20)
         model_options.setdefault("objective", "hybrid")
-        # Chosen on the public real sets (README: accuracy on real data).
+        # Chosen on the real sets of benchmarks/accuracy.py (README: accuracy on real data).
         model_options.setdefault("embedding_dim", 32)
         if valid == 0:
             # No validation split means no validation at all, not the model's own fallback
@@ -570,9 +570,9 @@ class Recommender:
             ``score`` (highest first), which is what ranks the list: the retrieval score, the
             cosine of the two towers (for a ranking or hybrid model, ``cosine / temperature +
             popularity_weight * log q + quality_weight * b_item``: a popularity prior and,
-            with rating biases, the anime's bias added). ``predicted_rating`` is the model's rating of
-            the pair on the rating scale; it need not decrease down the list, because the list
-            ranks what the user is likely to rate *and* like, not the rating alone.
+            with rating biases, the anime's bias added). ``predicted_rating`` is the model's
+            rating of the pair on the rating scale; it need not decrease down the list, because
+            the list ranks what the user is likely to rate *and* like, not the rating alone.
 
         Raises
         ------

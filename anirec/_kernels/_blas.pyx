@@ -19,8 +19,7 @@ skinny products; read directly, they skip that copy, and the forward pass adds i
 ReLU as the tile is stored (:c:func:`sgemm_bias_relu`). Whether that pays depends on the CPU
 and the rows: ``benchmarks/direct_gemm.py`` times both (figures in ``benchmarks/README.md``).
 ``A B^T`` stays with BLAS: transposing ``B`` first cost more than the packing saves at small
-batches. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns
-the kernels off.
+batches. ``set_direct_gemm(False)`` or ``ANIREC_DIRECT_GEMM=0`` turns the kernels off.
 """
 
 import os

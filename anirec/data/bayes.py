@@ -99,8 +99,8 @@ def outside_statistics(catalogue, file_sum, file_count, *, counts_ratings: bool 
 def prior_constants(outside: OutsideStatistics, rating_sum, rating_count) -> tuple[float, float]:
     """``(m, C)`` of the Bayesian average: the mean outside rating and the mean outside count of
     the anime that have outside ratings (the usual mean Score and mean Scored By of the
-    catalogue); when none has, the mean training rating and the mean number of training ratings of a
-    rated anime (``rating_sum``, ``rating_count``)."""
+    catalogue); when none has, the mean training rating and the mean number of training
+    ratings of a rated anime (``rating_sum``, ``rating_count``)."""
     rating_sum = np.asarray(rating_sum, dtype=np.float64)
     rating_count = np.asarray(rating_count, dtype=np.float64)
     known = outside.rating_count > 0
