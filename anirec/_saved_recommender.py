@@ -271,6 +271,9 @@ def check_usable(rec, source: str) -> None:
          "model.params, the ID tables (model.*_table), item_x and user_x", rec._prepare),
         ("embedding a new user from genre ratings",
          "model.params, cold.mean, cold.std and cold_start", lambda: _new_users(rec)),
+        ("folding in a person from their ratings",
+         "model.params, cold.mean, cold.std, cold_start, genre_matrix and item_weight",
+         lambda: _people(rec)),
     ]
     for stage, fields, run in stages:
         try:
@@ -281,6 +284,25 @@ def check_usable(rec, source: str) -> None:
                                    "numbers too large to compute with (no training produces "
                                    "them)") from None
     rec.fitted = True
+
+
+def _people(rec) -> None:
+    """Fold in the extreme people of :meth:`Recommender.recommend_for_ratings`: one who rated
+    one anime lowest, one who rated every anime highest, and one who rated none."""
+    from anirec import foldin
+    from anirec.data.person import PersonRatings
+
+    lo, hi = rec.model.rating_range
+    ids = rec.anime_ids
+    people = [(ids[:1], np.array([lo])), (ids, np.full(ids.shape[0], hi)),
+              (ids[:0], np.zeros(0))]
+    for anime_ids, ratings in people:
+        folded = foldin.fold_in_person(rec, PersonRatings(anime_ids.copy(), ratings,
+                                                          anime_ids.copy(), "the check"))
+        scores = rec._retrieval_queries(folded.vector).astype(np.float64) @ \
+            rec.retrieval_items.astype(np.float64).T
+        if not (np.isfinite(scores).all() and np.isfinite(folded.bias)):
+            raise FloatingPointError("non-finite retrieval scores")
 
 
 def _new_users(rec) -> None:

@@ -49,14 +49,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anirec import _unknown
+from anirec import _unknown, _validate
 from anirec.data.features import UserStats
 from anirec.data.person import PersonRatings, read_person_ratings
 from anirec.data.split import Triplets
 from anirec.errors import AnirecWarning, DataError, UnknownIdError
 from anirec.model.biases import user_bias
 
-__all__ = ["FoldIn", "fold_in", "recommend", "predict", "Reasons", "reasons_for",
+__all__ = ["FoldIn", "fold_in", "fold_in_person", "recommend", "predict", "Reasons", "reasons_for",
            "anime_support", "genre_support"]
 
 #: The most anime and genres named as the reasons of one recommendation.
@@ -220,7 +220,13 @@ def fold_in(rec, ratings, *, item: str = "anime_id", rating: str = "rating") -> 
         or anime id).
     """
     rec._check_fitted()
-    person = _person(rec, ratings, item, rating)
+    return fold_in_person(rec, _person(rec, ratings, item, rating))
+
+
+def fold_in_person(rec, person: PersonRatings) -> FoldIn:
+    """:func:`fold_in` of ratings already read and on the model's scale, without asking
+    whether ``rec`` counts as fitted: the loader folds people in to check a model file before
+    it does."""
     rows, known, _ = locate_anime(rec, person.anime_ids)
     items, values = rows[known], person.ratings[known]
     listed_rows, listed_known, unknown = locate_anime(rec, person.listed)
@@ -246,6 +252,7 @@ def recommend(rec, ratings, n: int = 10, *, exclude=None, explain: bool = False,
     """:meth:`anirec.Recommender.recommend_for_ratings` (see there)."""
     from anirec.recommender import _filter_args
 
+    explain = _validate.boolean("explain", explain)
     folded = fold_in(rec, ratings, item=item, rating=rating)
     _warn(folded)
     exclusions = rec._exclusions(np.zeros(1, np.int64), False, exclude,
