@@ -3,8 +3,8 @@
 :data:`MEMBERS` lists the arrays a loader reads (nothing else in the file is inflated) with
 their dtype kinds and shapes, every dimension named; :func:`file_dims` gives each name's size
 from the header (``dims``: users, anime, genres, feature widths, rated, seen and test pairs,
-the longest name and type; the model's own), checked to agree with each other, so that a file whose
-arrays are larger than its header says is refused from the ``.npy`` headers alone, before
+the longest name and type; the model's own), checked to agree with each other, so that a file
+whose arrays are larger than its header says is refused from the ``.npy`` headers alone, before
 anything is inflated. :func:`check_header` and :func:`check_arrays` then check every header
 field (one validator, :func:`anirec.model.persistence.header_field`) and the values: those
 that index other arrays, and those in rating units, which must be what training can produce.

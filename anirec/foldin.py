@@ -34,11 +34,13 @@ the first reason and folding in again lowers the score by construction (``faithf
 of the recommendation pushes it when setting the person's preference for that genre to the
 average user's (0 after scaling) lowers the score.
 
-The rule the first sketch of this feature proposed, the rated anime *nearest* to the
-recommendation in the item tower's space, is not faithful: removing the nearest anime lowers
-the score in only about half of the cases on the real development sets, because a user tower
-reading genre shares sees an anime only through the genres it adds to the person's profile
-(``benchmarks/foldin.py`` measures both rules).
+The simpler rule, the rated anime *nearest* to the recommendation in the item tower's space,
+is not faithful enough: removing the nearest anime lowers the score for only 61% to 78% of the
+recommendations on the real development sets (``benchmarks/foldin.py`` measures both rules).
+Nearness in the item tower's space says what the model finds alike, not what moves this
+person's embedding: the user tower sees a rated anime only through what it adds to the
+person's row (its genres and Bayesian weight, the count and mean) and, with a pooled history,
+its learned history vector.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ from anirec.data.split import Triplets
 from anirec.errors import AnirecWarning, DataError, UnknownIdError
 from anirec.model.biases import user_bias
 
-__all__ = ["FoldIn", "fold_in", "fold_in_person", "recommend", "predict", "Reasons", "reasons_for",
-           "anime_support", "genre_support"]
+__all__ = ["FoldIn", "fold_in", "fold_in_person", "recommend", "predict", "locate_anime",
+           "count_unknown", "Reasons", "reasons_for", "anime_support", "genre_support"]
 
 #: The most anime and genres named as the reasons of one recommendation.
 MAX_ANIME_REASONS = 2

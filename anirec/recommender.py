@@ -6,6 +6,7 @@
 >>> rec.evaluate()                                          # doctest: +SKIP
 >>> rec.recommend(user_id=data.ratings.user_ids[0], n=10)   # doctest: +SKIP
 >>> rec.recommend_for_genres({"Action": 9, "Romance": 3})   # doctest: +SKIP
+>>> rec.recommend_for_ratings("animelist.xml.gz", explain=True)  # doctest: +SKIP
 >>> rec.similar(anime_id=data.catalogue.anime_ids[0])       # doctest: +SKIP
 >>> rec.save("model.anirec"); anirec.Recommender.load("model.anirec")  # doctest: +SKIP
 """
@@ -624,7 +625,7 @@ class Recommender:
 
         >>> rec.recommend(user_id=1, n=5)            # doctest: +SKIP
         >>> rec.recommend(user_id=[1, 4, 9], n=5, exclude=[5114])    # doctest: +SKIP
-        >>> rec.recommend(user_id=1, types="TV", genres="-Romance", min_year=2010)  # doctest: +SKIP
+        >>> rec.recommend(1, types="TV", genres="-Romance", min_year=2010)  # doctest: +SKIP
         """
         user_ids = np.atleast_1d(np.asarray(user_id))
         index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude,
@@ -752,7 +753,8 @@ class Recommender:
             most, with the person's ratings, and the genres that push it, e.g.
             ``"Cowboy Bebop (10), Trigun (9); Sci-Fi"``. Faithful: removing the first anime
             named from the ratings and folding in again lowers that recommendation's score
-            (:mod:`anirec.foldin`, "Reasons").
+            (:mod:`anirec.foldin`, "Reasons"). Empty when nothing on the list raises the
+            score: the anime ranks by its popularity and rating bias.
         genres, types, min_year : optional
             Filters, as in :meth:`recommend`.
         item, rating : str
