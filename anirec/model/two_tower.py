@@ -398,23 +398,26 @@ class TwoTower:
         lo, hi = self.rating_range
         return lo + (np.asarray(scores, dtype=np.float64) + 1.0) * (hi - lo) / 2.0
 
-    def score_to_rating(self, scores, users=None, items=None) -> np.ndarray:
+    def score_to_rating(self, scores, users=None, items=None, *,
+                        user_bias: float = 0.0) -> np.ndarray:
         """Predicted ratings from tower scores: :meth:`to_rating` for models trained on
         ratings; with biases, ``mu + b_user + b_item + score * (hi - lo) / 2`` for the user and
-        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0); the
+        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0), plus
+        ``user_bias`` (that of a user folded in, whose ``users`` is ``None``); the
         fitted calibration ``a + b p`` for a ``"ranking"`` model. These two are brought into
         ``rating_range`` by :func:`anirec.model.bounds.bend` with the knees ``knees_``
         fitted on the training pairs (a clip until then)."""
         if self.biases_ is None and self.calibration_ is None:
             return self.to_rating(scores)
-        return bounds.bend(self._unbounded_rating(scores, users, items), *self.rating_range,
-                           self.knees_)
+        return bounds.bend(self._unbounded_rating(scores, users, items, user_bias),
+                           *self.rating_range, self.knees_)
 
-    def _unbounded_rating(self, scores, users=None, items=None) -> np.ndarray:
+    def _unbounded_rating(self, scores, users=None, items=None,
+                          user_bias: float = 0.0) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
         if self.biases_ is not None:
             lo, hi = self.rating_range
-            return self.biases_.predict(users, items) + scores * (hi - lo) / 2
+            return self.biases_.predict(users, items) + user_bias + scores * (hi - lo) / 2
         a, b = self.calibration_
         return a + b * scores
 
