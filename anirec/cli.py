@@ -381,7 +381,8 @@ def _recommender(args):
                        catalogue_counts_ratings=args.catalogue_counts_ratings,
                        biases=args.biases, bias_reg=args.bias_reg,
                        embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
-                       embedding_decay=args.embedding_decay, history_dim=args.history_dim,
+                       embedding_decay=args.embedding_decay, id_dropout=args.id_dropout,
+                       history_dim=args.history_dim,
                        n_threads=args.threads, **options)
 
 
@@ -777,6 +778,10 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--embedding-decay", type=_non_negative_float, default=0.0,
                         help="L2 penalty of an embedding row (and a history vector) at each "
                              "update")
+    parser.add_argument("--id-dropout", type=_float_type(lambda v: 0 <= v < 1, "in [0, 1)"),
+                        default=0.0,
+                        help="probability that a training example reads the unknown ID row "
+                             "instead of its own, which then learns new users and anime")
     parser.add_argument("--history-dim", type=_bounded_int(0, 4096), default=0,
                         help="width of the user tower's pooled history: the mean of learned "
                              "vectors of the anime the user rated (0: none)")

@@ -213,6 +213,10 @@ class TwoTower:
     embedding_decay : float
         L2 penalty of an embedding row (and of a history vector), applied at each update of
         the row.
+    id_dropout : float
+        The probability that a training example reads its side's unknown embedding row instead
+        of its own (:class:`anirec.kernels.Embedding`): the unknown row then learns what an id
+        known by its features alone looks like (a person folded in, a new anime).
     history_dim : int
         Width of the user tower's pooled history (0: none): the mean of learned item vectors
         over the anime the user rated in training (:class:`anirec.kernels.History`; a
@@ -264,8 +268,8 @@ class TwoTower:
                  ranking_weight: float = _DEFAULT_RANKING_WEIGHT, temperature: float = 0.2,
                  positive_threshold: float | None = None, popularity_prior: bool = True,
                  biases: bool = True, bias_reg: float = 5.0, embedding_dim: int = 0,
-                 min_id_count: int = 2, embedding_decay: float = 0.0, history_dim: int = 0,
-                 n_threads: int | None = None):
+                 min_id_count: int = 2, embedding_decay: float = 0.0, id_dropout: float = 0.0,
+                 history_dim: int = 0, n_threads: int | None = None):
         self.layers = _validate.integer_tuple("layers", layers, 1, _MAX_WIDTH)
         self.optimizer = optimizer
         self.lr = lr
@@ -293,6 +297,7 @@ class TwoTower:
         self.embedding_dim = embedding_dim
         self.min_id_count = min_id_count
         self.embedding_decay = embedding_decay
+        self.id_dropout = id_dropout
         self.history_dim = history_dim
         self.n_threads = n_threads
         self._validate_config()
@@ -330,7 +335,7 @@ class TwoTower:
         _validate.optional_integer("n_threads", self.n_threads, 1)
         for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
                                 ("weight_decay", 0, math.inf),
-                                ("embedding_decay", 0, math.inf),
+                                ("embedding_decay", 0, math.inf), ("id_dropout", 0, 1),
                                 ("validation_fraction", 0, 1)):
             _validate.real(name, getattr(self, name), low, high, high_open=high < math.inf)
         # eps = 0 turns a zero gradient's Adam step into 0 / 0.
@@ -382,7 +387,8 @@ class TwoTower:
             "bias_reg": float(self.bias_reg), "embedding_dim": int(self.embedding_dim),
             "min_id_count": int(self.min_id_count),
             "embedding_decay": float(self.embedding_decay),
-            "history_dim": int(self.history_dim), "n_threads": self.n_threads,
+            "id_dropout": float(self.id_dropout), "history_dim": int(self.history_dim),
+            "n_threads": self.n_threads,
         }
 
     # -----------------------------------------------------------------------------------------
@@ -789,7 +795,7 @@ class TwoTower:
         shape = (int(known.sum()) + 1, int(self.embedding_dim))
         table = rng.normal(0.0, 0.1, shape).astype(self.dtype)
         self.tables_[side] = (index, table)
-        return kernels.Embedding(side, index, table)
+        return kernels.Embedding(side, index, table, dropout=float(self.id_dropout))
 
     def _init_history(self, users, items, n_users: int, n_items: int, rng) -> kernels.History:
         """A new pooled history block (kept in :attr:`pooled_history_`): the item rows each user row
