@@ -152,6 +152,7 @@ def _check_block(name: str, block, dtype, side: str, n_items: int | None) -> int
     if isinstance(block, Embedding):
         _check_table(name, block, dtype)
         K._check_index(f"{name}.index", block.index, block.table.shape[0])
+        K._finite_number(f"{name}.dropout", block.dropout, 0.0, 1.0 - 1e-12)
         return block.index.shape[0]
     indptr = K._check(f"{name}.indptr", block.indptr, K.INDEX, (None,))
     if indptr.shape[0] < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
@@ -279,7 +280,8 @@ class EpochPlan:
     def inputs(self, side: str, index) -> np.ndarray:
         """The input rows of the ``"user"`` or ``"item"`` tower that an epoch gathers for the
         examples ``index`` (each leaving out its own rating and anime), under the active
-        backend: what the epoch's first layer reads."""
+        backend: what the epoch's first layer reads (without ID dropout, which depends on the
+        update)."""
         if side not in ("user", "item"):
             raise ValueError(f"side must be 'user' or 'item', got {side!r}")
         index = K._check_index("index", np.asarray(index, dtype=np.int64), self.n_examples)

@@ -3,8 +3,8 @@
 :data:`MEMBERS` lists the arrays a loader reads (nothing else in the file is inflated) with
 their dtype kinds and shapes, every dimension named; :func:`file_dims` gives each name's size
 from the header (``dims``: users, anime, genres, feature widths, rated, seen and test pairs,
-the longest name; the model's own), checked to agree with each other, so that a file whose
-arrays are larger than its header says is refused from the ``.npy`` headers alone, before
+the longest name and type; the model's own), checked to agree with each other, so that a file
+whose arrays are larger than its header says is refused from the ``.npy`` headers alone, before
 anything is inflated. :func:`check_header` and :func:`check_arrays` then check every header
 field (one validator, :func:`anirec.model.persistence.header_field`) and the values: those
 that index other arrays, and those in rating units, which must be what training can produce.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from anirec import _filters
 from anirec.baselines import BASELINES
 from anirec.errors import ModelFormatError
 from anirec.model import TwoTower
@@ -34,6 +35,9 @@ MEMBERS = {
     "anime_ids": Member("i", ("items",)),
     "anime_names": Member("U", ("items",), chars="name length"),
     "genre_matrix": Member("f", ("items", "genres")),
+    "anime_types": Member("U", ("items",), chars="type length"),
+    "start_years": Member("i", ("items",)),
+    "item_weight": Member("f", ("items",)),
     "user_ids": Member("i", ("users",)),
     "excluded_anime_ids": Member("i", ("excluded anime",), required=False),
     "user_x": Member("f", ("users", "user features")),
@@ -49,7 +53,7 @@ MEMBERS = {
 
 #: The dimensions a Recommender header declares (``dims``), besides its model's.
 DIMS = ("users", "items", "genres", "user features", "item features", "seen", "rated",
-        "test pairs", "name length")
+        "test pairs", "name length", "type length")
 #: Dimensions a header may leave out (with the members that use them).
 OPTIONAL_DIMS = ("excluded anime",)
 #: Anime names are saved cut to this many characters (the longest real one has ~150), so
@@ -73,6 +77,7 @@ def dims_of(arrays: dict[str, np.ndarray], genres) -> dict[str, int]:
             "rated": int(arrays["rated_indices"].shape[0]),
             "test pairs": int(arrays["test_users"].shape[0]),
             "name length": int(arrays["anime_names"].dtype.itemsize // 4),
+            "type length": int(arrays["anime_types"].dtype.itemsize // 4),
             "excluded anime": int(arrays["excluded_anime_ids"].shape[0])}
 
 
@@ -96,6 +101,7 @@ def file_dims(header: dict, source: str) -> dict[str, int]:
         ("test pairs", dims["test pairs"] <= dims["rated"],
          f"at most the rated pairs ({dims['rated']})"),
         ("name length", dims["name length"] <= MAX_NAME_LENGTH, f"at most {MAX_NAME_LENGTH}"),
+        ("type length", dims["type length"] <= MAX_NAME_LENGTH, f"at most {MAX_NAME_LENGTH}"),
     ]
     for name, holds, expected in checks:
         if not holds:
@@ -206,6 +212,10 @@ def check_arrays(header: dict, arrays: dict, model: TwoTower, source: str) -> No
                                    f"and end at the {indices.shape[0]} entries of "
                                    f"{name}_indices")
         _within(f"{name}_indices", indices, n_items, "anime rows", source)
+    years = arrays["start_years"]
+    if years.size and ((years < 0) | (years > _filters.YEARS[1])).any():
+        raise ModelFormatError(f"{source}: start_years must hold years 1..{_filters.YEARS[1]}, "
+                               f"or {_filters.UNKNOWN_YEAR} for an unknown year")
     _within("test_users", arrays["test_users"], n_users, "user rows", source)
     _within("test_items", arrays["test_items"], n_items, "anime rows", source)
     _check_rating_units(header, arrays, model, source)
@@ -228,6 +238,7 @@ def _check_rating_units(header: dict, arrays: dict, model: TwoTower, source: str
         "baseline.BiasModel.user_bias": (-limit, limit),
         "baseline.BiasModel.item_scores": (-limit, limit),
         "baseline.BayesianAverage.item_scores": (min(lo, 1.0), max(hi, 10.0)),
+        "item_weight": (min(lo, 1.0), max(hi, 10.0)),
         "baseline.Popularity.item_scores": (0.0, float(arrays["rated_indices"].shape[0])),
     }
     for name, (low, high) in checks.items():
@@ -260,6 +271,9 @@ def check_usable(rec, source: str) -> None:
          "model.params, the ID tables (model.*_table), item_x and user_x", rec._prepare),
         ("embedding a new user from genre ratings",
          "model.params, cold.mean, cold.std and cold_start", lambda: _new_users(rec)),
+        ("folding in a person from their ratings",
+         "model.params, cold.mean, cold.std, cold_start, genre_matrix and item_weight",
+         lambda: _people(rec)),
     ]
     for stage, fields, run in stages:
         try:
@@ -270,6 +284,25 @@ def check_usable(rec, source: str) -> None:
                                    "numbers too large to compute with (no training produces "
                                    "them)") from None
     rec.fitted = True
+
+
+def _people(rec) -> None:
+    """Fold in the extreme people of :meth:`Recommender.recommend_for_ratings`: one who rated
+    one anime lowest, one who rated every anime highest, and one who rated none."""
+    from anirec import foldin
+    from anirec.data.person import PersonRatings
+
+    lo, hi = rec.model.rating_range
+    ids = rec.anime_ids
+    people = [(ids[:1], np.array([lo])), (ids, np.full(ids.shape[0], hi)),
+              (ids[:0], np.zeros(0))]
+    for anime_ids, ratings in people:
+        folded = foldin.fold_in_person(rec, PersonRatings(anime_ids.copy(), ratings,
+                                                          anime_ids.copy(), "the check"))
+        scores = rec._retrieval_queries(folded.vector).astype(np.float64) @ \
+            rec.retrieval_items.astype(np.float64).T
+        if not (np.isfinite(scores).all() and np.isfinite(folded.bias)):
+            raise FloatingPointError("non-finite retrieval scores")
 
 
 def _new_users(rec) -> None:

@@ -381,7 +381,8 @@ def _recommender(args):
                        catalogue_counts_ratings=args.catalogue_counts_ratings,
                        biases=args.biases, bias_reg=args.bias_reg,
                        embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
-                       embedding_decay=args.embedding_decay, history_dim=args.history_dim,
+                       embedding_decay=args.embedding_decay, id_dropout=args.id_dropout,
+                       history_dim=args.history_dim,
                        n_threads=args.threads, **options)
 
 
@@ -478,8 +479,12 @@ def cmd_predict(args) -> None:
     from anirec import Recommender
     from anirec.data import _csv
 
-    _check_outputs([("--out", args.out, False)], inputs=(args.model, args.pairs), stdout=True)
+    inputs = (args.model, args.pairs) + ((args.ratings,) if args.ratings is not None else ())
+    _check_outputs([("--out", args.out, False)], inputs=inputs, stdout=True)
     rec = Recommender.load(args.model)
+    if args.ratings is not None:
+        _predict_for_ratings(rec, args)
+        return
     pairs = read_pairs(args.pairs, (args.user_col, args.item_col))
     users, anime = pairs[args.user_col].to_numpy(), pairs[args.item_col].to_numpy()
     # The rule of every function that takes pairs: skip and count, or refuse with --strict.
@@ -494,6 +499,41 @@ def cmd_predict(args) -> None:
               "(--strict refuses them)", file=sys.stderr)
     if not _is_stdout(args.out):
         print(f"wrote {len(pairs)} predictions to {args.out}")
+
+
+def _predict_for_ratings(rec, args) -> None:
+    """``predict --ratings``: the anime of ``--pairs`` (its anime id column alone) for the
+    person of ``--ratings``, folded in; unknown anime skipped and counted, or refused."""
+    from anirec import foldin
+    from anirec.data import _csv
+    from anirec.errors import UnknownIdError
+
+    pairs = read_pairs(args.pairs, (args.item_col,))
+    anime = pairs[args.item_col].to_numpy()
+    _, known, unknown = foldin.locate_anime(rec, anime)
+    if args.strict and not known.all():
+        row = int(np.flatnonzero(~known)[0])
+        raise UnknownIdError(f"{args.pairs}, line {_csv.record_line(Path(args.pairs), row)}: "
+                             f"{rec._anime.why(anime[row])} ({int((~known).sum())} of "
+                             f"{known.shape[0]} anime are unknown; without --strict their "
+                             "prediction is empty)")
+    predicted = np.full(len(pairs), np.nan)
+    predicted[known] = rec.predict_for_ratings(args.ratings, anime[known])
+    pairs["predicted_rating"] = predicted
+    _write_csv(pairs, args.out)
+    if not known.all():
+        print(f"anirec predict: {int((~known).sum())} of {known.shape[0]} anime skipped "
+              f"({foldin.count_unknown(unknown)}): their predicted_rating is empty (--strict "
+              "refuses them)", file=sys.stderr)
+    if not _is_stdout(args.out):
+        print(f"wrote {len(pairs)} predictions to {args.out}")
+
+
+def _filters(args) -> dict:
+    """The recommendation filters of the command line as ``Recommender`` takes them."""
+    genres = [*(args.only_genres or ()), *(f"-{g}" for g in args.without_genres or ())]
+    types = [*(args.only_types or ()), *(f"-{t}" for t in args.without_types or ())]
+    return {"genres": genres or None, "types": types or None, "min_year": args.min_year}
 
 
 def _emit(frame: pd.DataFrame, args, stream=None, header: bool = True) -> None:
@@ -514,21 +554,32 @@ def cmd_recommend(args) -> None:
     from anirec import Recommender
 
     if args.out is not None:
-        _check_outputs([("--out", args.out, False)], inputs=(args.model,), stdout=True)
+        inputs = (args.model,) + ((args.ratings,) if args.ratings is not None else ())
+        _check_outputs([("--out", args.out, False)], inputs=inputs, stdout=True)
     elif args.all_users:
         raise UsageError("--all-users writes a CSV: give --out RECS.csv (or --out - for "
                          "standard output)")
+    filters = _filters(args)
+    if args.all_users and any(value is not None for value in filters.values()):
+        raise UsageError("the filters (--only-genres, --without-genres, --only-types, "
+                         "--without-types, --min-year) apply to --user-id, --genres and "
+                         "--ratings, not --all-users")
+    if args.explain and args.ratings is None:
+        raise UsageError("--explain gives the reasons of recommendations for --ratings")
+    if args.genre_scale is not None and args.genres is None:
+        raise UsageError("--genre-scale has no effect without --genres")
     rec = Recommender.load(args.model)
     n = _capped_n(rec, args.n)
     # One-query results are computed before the output is opened, so that an unknown id
     # leaves no folder or file behind.
     if args.genres is not None:
         frames = [rec.recommend_for_genres(args.genres, n=n, scale=args.genre_scale,
-                                           exclude=args.exclude)]
-    elif args.genre_scale is not None:
-        raise UsageError("--genre-scale has no effect without --genres")
+                                           exclude=args.exclude, **filters)]
+    elif args.ratings is not None:
+        frames = [rec.recommend_for_ratings(args.ratings, n=n, exclude=args.exclude,
+                                            explain=args.explain, **filters)]
     elif args.user_id:
-        frames = [rec.recommend(args.user_id, n=n, exclude=args.exclude)]
+        frames = [rec.recommend(args.user_id, n=n, exclude=args.exclude, **filters)]
     else:
         frames = rec.iter_recommend_all(n=n, exclude=args.exclude)
     with (_atomic_output(args.out) if args.out is not None else contextlib.nullcontext()) \
@@ -603,6 +654,8 @@ def cmd_demo(args) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parser
 
+_RATINGS_HELP = ("your own list: a MyAnimeList list export (XML, gzipped or not, as "
+                 "downloaded) or a CSV with the columns anime_id and rating")
 _SCORE_HELP = ("Output columns: rank; score, the retrieval score that ranks the list (higher "
                "first: the cosine of the user and anime towers, and for the ranking and hybrid "
                "objectives cosine / temperature + popularity weight x the log popularity of "
@@ -610,8 +663,11 @@ _SCORE_HELP = ("Output columns: rank; score, the retrieval score that ranks the 
                "weights); "
                "predicted_rating, the model's rating of the anime for that user on the rating "
                "scale (it need not fall down the list: the score also weighs how likely the "
-               "user is to pick the anime); anime_id; name; genres. Anime the user rated "
-               "(training, validation or test split) are never recommended.")
+               "user is to pick the anime); anime_id; name; genres; with --explain, because: "
+               "the anime of your list that support the recommendation most (removing the "
+               "first from your ratings lowers its score), with your ratings, then the genres "
+               "that push it. Anime the user rated (training, validation or test split), and "
+               "with --ratings every anime on the list, are never recommended.")
 
 
 def _metrics_help() -> str:
@@ -724,6 +780,10 @@ def _add_training_options(parser) -> None:
     parser.add_argument("--embedding-decay", type=_non_negative_float, default=0.0,
                         help="L2 penalty of an embedding row (and a history vector) at each "
                              "update")
+    parser.add_argument("--id-dropout", type=_float_type(lambda v: 0 <= v < 1, "in [0, 1)"),
+                        default=0.0,
+                        help="probability that a training example reads the unknown ID row "
+                             "instead of its own, which then learns new users and anime")
     parser.add_argument("--history-dim", type=_bounded_int(0, 4096), default=0,
                         help="width of the user tower's pooled history: the mean of learned "
                              "vectors of the anime the user rated (0: none)")
@@ -808,10 +868,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    predict = command("predict", "predict ratings for user/anime pairs")
+    predict = command("predict", "predict ratings for user/anime pairs, or for your own list")
     predict.add_argument("--model", type=Path, required=True, help="model file")
     predict.add_argument("--pairs", type=Path, required=True,
-                         help="CSV with a user id and an anime id column (others are kept)")
+                         help="CSV with a user id and an anime id column (others are kept); "
+                              "with --ratings, the anime id column alone is read")
+    predict.add_argument("--ratings", type=Path, default=None, metavar="FILE",
+                         help=_RATINGS_HELP + ": predict for that person, folded in, instead "
+                              "of the users of --pairs (default: none)")
     _add_column_options(predict, "--pairs", rating=False)
     predict.add_argument("--out", type=Path, default=Path(STDOUT),
                          help="CSV to write, '-' for standard output (default: -)")
@@ -831,6 +895,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a new user's genre ratings on the model's rating scale (see "
                           "--genre-scale), e.g. 'Action=9,Comedy=7' on 1..10; unrated genres "
                           "are neutral, names in any case")
+    who.add_argument("--ratings", type=Path, metavar="FILE",
+                     help=_RATINGS_HELP + ": recommendations for that person, folded in "
+                          "without retraining; everything on the list is left out")
     recommend.add_argument("--genre-scale", type=_scale, default=None, metavar="LOW,HIGH",
                            help="the scale of the --genres ratings (default: the model's "
                                 "rating scale, shown by 'anirec info')")
@@ -839,6 +906,22 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--exclude", type=int, nargs="+", metavar="ANIME_ID", default=None,
                            help="anime ids never to recommend, besides what each user rated "
                                 "(default: none)")
+    recommend.add_argument("--explain", action="store_true",
+                           help="with --ratings: add a 'because' column, the anime of the list "
+                                "that support each recommendation most (with your ratings) and "
+                                "the genres that push it")
+    for kind in ("genres", "types"):
+        example = "Action,Sci-Fi" if kind == "genres" else "TV,Movie"
+        recommend.add_argument(f"--only-{kind}", type=_names, default=None, metavar="NAMES",
+                               help=f"only anime of at least one of these {kind} "
+                                    f"(comma-separated, any case, e.g. {example!r}; "
+                                    "default: any)")
+        recommend.add_argument(f"--without-{kind}", type=_names, default=None,
+                               metavar="NAMES",
+                               help=f"no anime of any of these {kind} (default: none)")
+    recommend.add_argument("--min-year", type=_bounded_int(1, 9999), default=None,
+                           help="only anime first aired in this year or later (an anime of "
+                                "unknown year is left out; default: any year)")
     output = recommend.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON")
     output.add_argument("--out", type=Path,

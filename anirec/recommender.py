@@ -6,6 +6,7 @@
 >>> rec.evaluate()                                          # doctest: +SKIP
 >>> rec.recommend(user_id=data.ratings.user_ids[0], n=10)   # doctest: +SKIP
 >>> rec.recommend_for_genres({"Action": 9, "Romance": 3})   # doctest: +SKIP
+>>> rec.recommend_for_ratings("animelist.xml.gz", explain=True)  # doctest: +SKIP
 >>> rec.similar(anime_id=data.catalogue.anime_ids[0])       # doctest: +SKIP
 >>> rec.save("model.anirec"); anirec.Recommender.load("model.anirec")  # doctest: +SKIP
 """
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from anirec import _unknown, _validate, kernels
+from anirec import _filters, _unknown, _validate, kernels
 from anirec.baselines import (BayesianAverage, BiasModel, GlobalMean, Popularity,
                               baseline_from_state, baseline_to_state)
 from anirec.data._ids import lookup_ids
@@ -100,6 +101,13 @@ def _csr_take(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     np.cumsum(lengths, out=sub_indptr[1:])
     positions = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1])
     return sub_indptr, np.ascontiguousarray(indices[positions])
+
+
+def _filter_args(genres, types, min_year):
+    """The filters of a recommending method as :meth:`Recommender._exclusions` takes them
+    (``None`` without any)."""
+    filters = (genres, types, min_year)
+    return None if all(value is None for value in filters) else filters
 
 
 class Recommender:
@@ -262,6 +270,10 @@ class Recommender:
         self.excluded_genres = tuple(catalogue.excluded_genres)
         self.excluded_anime_ids = np.asarray(catalogue.excluded_ids, dtype=np.int64)
         self.genre_matrix = np.asarray(catalogue.genre_matrix, dtype=np.float32)
+        self.anime_types = _filters.anime_types(catalogue)
+        self.start_years = _filters.start_years(catalogue)
+        # The anime's weights in a user row, for a person folded in (anirec.foldin).
+        self.item_weight = np.asarray(features.user_stats.item_weight, dtype=np.float64)
         self.user_ids = np.asarray(data.ratings.user_ids, dtype=np.int64)
         self.cold_start = features.cold_start
         self.user_x = np.asarray(features.user_x)
@@ -486,17 +498,26 @@ class Recommender:
                 self.model.biases_.item[index]
         return score * self.model.temperature
 
-    def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude):
-        """CSR exclusions for the user ``rows``: what each rated (any split), plus ``exclude``
-        (MAL anime ids left out for every user; unknown ids are ignored)."""
-        extra = np.zeros(0, np.int64)
+    def _exclusions(self, rows: np.ndarray, exclude_rated: bool, exclude, filters=None,
+                    also=None):
+        """CSR exclusions for the user ``rows``: what each rated (any split), plus, for every
+        user, ``exclude`` (MAL anime ids; unknown ids are ignored), the anime the ``filters``
+        (``(genres, types, min_year)``, :mod:`anirec._filters`) leave out, and the anime rows
+        ``also``: the one way anything is kept out of a recommendation list."""
+        extra = [np.zeros(0, np.int64)]
         if exclude is not None:
             # An integer beyond int64 is in no catalogue: nothing to leave out.
             values = [value for value in np.asarray(exclude, dtype=object).ravel()
                       if not (isinstance(value, numbers.Integral) and
                               not -2**63 <= int(value) < 2**63)]
             ids = np.unique(lookup_ids(values, "exclude"))
-            extra = self.anime_rows(ids[np.isin(ids, self.anime_ids)]) if ids.size else extra
+            if ids.size:
+                extra.append(self.anime_rows(ids[np.isin(ids, self.anime_ids)]))
+        if filters is not None:
+            extra.append(self._filter_catalogue.left_out(*filters))
+        if also is not None:
+            extra.append(np.asarray(also, dtype=np.int64))
+        extra = np.unique(np.concatenate(extra))
         if exclude_rated:
             indptr, indices = _csr_take(*self.rated, rows)
         else:
@@ -505,26 +526,33 @@ class Recommender:
             return None
         return _csr_add_columns(indptr, indices, extra.astype(np.int64))
 
-    def _top_for_users(self, user_ids, n: int, exclude_rated: bool, exclude=None):
+    @property
+    def _filter_catalogue(self) -> _filters.Catalogue:
+        return _filters.Catalogue(self.genre_matrix, self.genres, self.excluded_genres,
+                                  self.anime_types, self.start_years)
+
+    def _top_for_users(self, user_ids, n: int, exclude_rated: bool, exclude=None,
+                       filters=None):
         """Catalogue rows and retrieval scores of the top-``n`` anime of each user."""
         rows = self.user_rows(user_ids)
         return self._top(self.user_vectors[rows], n,
-                         self._exclusions(rows, exclude_rated, exclude))
+                         self._exclusions(rows, exclude_rated, exclude, filters))
 
     def recommend_arrays(self, user_ids, n: int = 10, *, exclude_rated: bool = True,
-                         exclude=None):
+                         exclude=None, genres=None, types=None, min_year=None):
         """Top-``n`` anime for each user as arrays: ``(anime_ids, scores)``, each
         ``(len(user_ids), n)``; rows are padded with anime id ``-1`` and score ``-inf`` when
-        fewer than ``n`` anime are left. ``exclude_rated`` and ``exclude`` as in
-        :meth:`recommend`."""
-        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude)
+        fewer than ``n`` anime are left. The other arguments as in :meth:`recommend`."""
+        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude,
+                                            _filter_args(genres, types, min_year))
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
     def _frame(self, query_ids, index, scores, id_column: str, cosines=None,
-               user_rows=None) -> pd.DataFrame:
+               user_rows=None, user_bias: float = 0.0) -> pd.DataFrame:
         """One row per (query, rank); ``cosines`` (like ``scores``) are the tower cosines
         when ``scores`` are not plain retrieval scores; ``user_rows`` are the queries' user
-        rows (for the predicted ratings' user biases; ``None``: a new user)."""
+        rows (for the predicted ratings' user biases; ``None``: a new user, whose rating bias
+        is ``user_bias``)."""
         rank = np.tile(np.arange(1, index.shape[1] + 1), index.shape[0])
         flat_index, flat_scores = index.ravel(), scores.ravel().astype(np.float64)
         keep = flat_index >= 0
@@ -536,7 +564,8 @@ class Recommender:
             "rank": rank[keep],
             # What ranks the list comes first, the predicted rating beside it.
             "score": flat_scores[keep],
-            "predicted_rating": self.model.score_to_rating(cosine, users, flat_index[keep]),
+            "predicted_rating": self.model.score_to_rating(cosine, users, flat_index[keep],
+                                                           user_bias=user_bias),
             "anime_id": self.anime_ids[flat_index[keep]],
             "name": self.anime_names[flat_index[keep]],
             "genres": self._genre_names(flat_index[keep]),
@@ -544,12 +573,13 @@ class Recommender:
         return frame
 
     def recommend(self, user_id, n: int = 10, *, exclude_rated: bool = True,
-                  exclude=None) -> pd.DataFrame:
+                  exclude=None, genres=None, types=None, min_year=None) -> pd.DataFrame:
         """Top-``n`` anime for one MAL user id or a list of them.
 
         Every anime the user rated in the data the model was given (the training, validation
         and test splits alike) is left out unless ``exclude_rated=False``; the anime ids in
-        ``exclude`` are left out for every user. Batch results equal one-at-a-time results.
+        ``exclude`` are left out for every user, and so are those the filters ``genres``,
+        ``types`` and ``min_year`` leave out. Batch results equal one-at-a-time results.
 
         Parameters
         ----------
@@ -561,6 +591,16 @@ class Recommender:
             Leave out what each user rated.
         exclude : sequence of int, optional
             MAL anime ids never to recommend (ids not in the catalogue are ignored).
+        genres : str or sequence of str, optional
+            Genre names (any case): keep only anime carrying at least one of them; a name
+            prefixed with ``-`` leaves out every anime carrying it
+            (``genres=["Action", "-Romance"]``).
+        types : str or sequence of str, optional
+            The same for the anime's type: ``types="TV"`` only TV series,
+            ``types=["-Music"]`` no music videos.
+        min_year : int, optional
+            Only anime first aired in this year or later (an anime of unknown year is left
+            out too).
 
         Returns
         -------
@@ -574,16 +614,23 @@ class Recommender:
             rating of the pair on the rating scale; it need not decrease down the list, because
             the list ranks what the user is likely to rate *and* like, not the rating alone.
 
+        Fewer than ``n`` rows are returned when the exclusions and filters leave fewer anime.
+
         Raises
         ------
         UnknownIdError
             If a user id is not known to the model.
+        DataError
+            If a filter names a genre or type the catalogue does not know, or filters on
+            types or years a catalogue does not record.
 
         >>> rec.recommend(user_id=1, n=5)            # doctest: +SKIP
         >>> rec.recommend(user_id=[1, 4, 9], n=5, exclude=[5114])    # doctest: +SKIP
+        >>> rec.recommend(1, types="TV", genres="-Romance", min_year=2010)  # doctest: +SKIP
         """
         user_ids = np.atleast_1d(np.asarray(user_id))
-        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude)
+        index, scores = self._top_for_users(user_ids, n, exclude_rated, exclude,
+                                            _filter_args(genres, types, min_year))
         return self._frame(user_ids, index, scores, "user_id",
                            user_rows=self.user_rows(user_ids))
 
@@ -622,7 +669,8 @@ class Recommender:
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
                              scale: tuple[float, float] | None = None,
-                             exclude=None) -> pd.DataFrame:
+                             exclude=None, genres=None, types=None,
+                             min_year=None) -> pd.DataFrame:
         """Cold start: top-``n`` anime for a new user who rated genres, with no retraining.
 
         The genre ratings go through the saved scalers and the user tower.
@@ -638,6 +686,8 @@ class Recommender:
             (:attr:`rating_scale`: 1..10 for MyAnimeList, 1..5 for a star model).
         exclude : sequence of int, optional
             MAL anime ids never to recommend (e.g. what the new user has already seen).
+        genres, types, min_year : optional
+            Filters, as in :meth:`recommend`.
 
         Returns
         -------
@@ -669,10 +719,88 @@ class Recommender:
         scores = model_scores + GENRE_WEIGHT * spread * affinity
         index, top_scores = kernels.topk(
             np.ones((1, 1)), np.ascontiguousarray(scores[:, None]), n,
-            exclude=self._exclusions(np.zeros(1, np.int64), False, exclude))
+            exclude=self._exclusions(np.zeros(1, np.int64), False, exclude,
+                                     _filter_args(genres, types, min_year)))
         cosines = self._cosines(model_scores[np.maximum(index, 0)], np.maximum(index, 0))
         return self._frame(np.array([-1]), index, top_scores, "user_id",
                            cosines=cosines).drop(columns="user_id")
+
+    def recommend_for_ratings(self, ratings, n: int = 10, *, exclude=None,
+                              explain: bool = False, genres=None, types=None, min_year=None,
+                              item: str = COLUMNS.item,
+                              rating: str = COLUMNS.rating) -> pd.DataFrame:
+        """Top-``n`` anime for a person the model was not trained on, from their own ratings or
+        MyAnimeList list, with no retraining (fold-in: :mod:`anirec.foldin`).
+
+        Their user row is built from their ratings as training builds a user's row, with the
+        statistics saved with the model; their rating bias is solved as training solves it;
+        a model's ID embedding reads its unknown row. Every anime on their list, rated or not
+        (Plan to Watch included), is left out. Anime of the list the model does not know are
+        left out of the fold-in, counted and named in an
+        :class:`~anirec.errors.AnirecWarning` and in the result's ``attrs``.
+
+        Parameters
+        ----------
+        ratings : mapping, DataFrame, path-like or PersonRatings
+            ``{anime_id: rating}``; a table or CSV file with the columns ``item`` and
+            ``rating``; a MyAnimeList list export (``animelist_*.xml.gz``, gzipped or not);
+            or what :func:`anirec.read_person_ratings` returns. Ratings on the model's scale.
+        n : int
+            Anime to return.
+        exclude : sequence of int, optional
+            MAL anime ids never to recommend, besides those of the list.
+        explain : bool
+            Add a ``because`` column: the anime of the list that support each recommendation
+            most, with the person's ratings, and the genres that push it, e.g.
+            ``"Cowboy Bebop (10), Trigun (9); Sci-Fi"``. Faithful: removing the first anime
+            named from the ratings and folding in again lowers that recommendation's score
+            (:mod:`anirec.foldin`, "Reasons"). Empty when nothing on the list raises the
+            score: the anime ranks by its popularity and rating bias.
+        genres, types, min_year : optional
+            Filters, as in :meth:`recommend`.
+        item, rating : str
+            The columns of a table or CSV file.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``rank, score, predicted_rating, anime_id, name, genres`` (see
+            :meth:`recommend`), and ``because`` with ``explain``. ``attrs`` holds ``rated``
+            and ``listed`` (the anime of the list the model knows), ``unknown`` and
+            ``unknown_anime`` (the ids it does not know, by reason), ``rating_bias``, and
+            with ``explain`` ``because`` (the reasons by catalogue row).
+
+        Raises
+        ------
+        DataError
+            For ratings that cannot be read or are off the model's scale, or a bad filter.
+
+        >>> rec.recommend_for_ratings("animelist.xml.gz", explain=True)  # doctest: +SKIP
+        >>> rec.recommend_for_ratings({1: 10, 6: 9, 30: 7}, types="TV")   # doctest: +SKIP
+        """
+        from anirec import foldin
+
+        return foldin.recommend(self, ratings, n, exclude=exclude, explain=explain,
+                                genres=genres, types=types, min_year=min_year, item=item,
+                                rating=rating)
+
+    def predict_for_ratings(self, ratings, anime_ids, *, strict: bool = False,
+                            item: str = COLUMNS.item, rating: str = COLUMNS.rating
+                            ) -> np.ndarray:
+        """Predicted ratings of ``anime_ids`` (MAL ids) for a person folded in from their
+        ``ratings`` (as :meth:`recommend_for_ratings` takes them), on the model's scale.
+
+        An anime id the model does not know gets NaN, with an
+        :class:`~anirec.errors.AnirecWarning` counting them by reason; ``strict=True`` refuses
+        it (:class:`~anirec.errors.UnknownIdError`).
+
+        >>> rec.predict_for_ratings({1: 10, 6: 9}, [30, 5114])  # doctest: +SKIP
+        array([8.1, 8.9])
+        """
+        from anirec import foldin
+
+        return foldin.predict(self, ratings, anime_ids, strict=strict, item=item,
+                              rating=rating)
 
     def similar(self, anime_id, n: int = 10) -> pd.DataFrame:
         """The ``n`` anime nearest to ``anime_id`` in the item embedding space (cosine).
@@ -895,6 +1023,8 @@ class Recommender:
         arrays.update({
             "anime_ids": self.anime_ids, "anime_names": saved.file_names(self.anime_names),
             "genre_matrix": self.genre_matrix, "user_ids": self.user_ids,
+            "anime_types": saved.file_names(self.anime_types), "start_years": self.start_years,
+            "item_weight": self.item_weight,
             "excluded_anime_ids": self.excluded_anime_ids,
             "user_x": self.user_x, "item_x": self.item_x,
             "seen_indptr": self.seen[0], "seen_indices": self.seen[1],
@@ -942,7 +1072,7 @@ class Recommender:
         saved.check_arrays(header, arrays, model, source)
         arrays = dict(arrays)
         for name in ("anime_ids", "user_ids", "seen_indptr", "seen_indices", "rated_indptr",
-                     "rated_indices", "test_users", "test_items"):
+                     "rated_indices", "test_users", "test_items", "start_years"):
             arrays[name] = arrays[name].astype(np.int64, copy=False)
         try:
             rec = cls(**header["options"])
@@ -957,7 +1087,7 @@ class Recommender:
         rec.excluded_genres = tuple(header["excluded_genres"])
         rec.summary = header.get("summary", {})
         for name in ("anime_ids", "anime_names", "genre_matrix", "user_ids", "user_x",
-                     "item_x"):
+                     "item_x", "anime_types", "start_years", "item_weight"):
             setattr(rec, name, arrays[name])
         # Absent from files written before queries said why an anime is unknown.
         rec.excluded_anime_ids = arrays.get("excluded_anime_ids",

@@ -27,12 +27,14 @@ cdef inline int64_t row_at(Rows rows, Py_ssize_t k) noexcept nogil:
 cdef struct Run:
     # The examples of the rows being gathered: row ``r`` is example ``row_at(order, base + r)``,
     # whose user row, item row and rating are read through ``users``, ``items``, ``ratings``
-    # (float or double, per the plan; NULL without leave-one-out statistics).
+    # (float or double, per the plan; NULL without leave-one-out statistics), at update
+    # ``step`` of training (0: not training).
     Rows order
     Py_ssize_t base
     Rows users
     Rows items
     const void* ratings
+    int64_t step
 
 
 cdef struct Table

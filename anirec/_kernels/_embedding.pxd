@@ -10,6 +10,7 @@ cdef struct Embedding:
     const int64_t* index     # table row of every row of its side
     bint user_side
     int64_t* table_rows      # per gathered row of a round: its table row
+    double dropout           # a training example's probability of reading the unknown row
 
 
 cdef Table bind_table(object block, list keep, Py_ssize_t max_threads) except *

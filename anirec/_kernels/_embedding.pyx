@@ -9,7 +9,7 @@ zeroes its gradient. Each table row's gradient is thus a sum in row order whatev
 
 import numpy as np
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from anirec._kernels._block cimport Run, Table, data_of, row_at
@@ -69,6 +69,19 @@ cdef void table_step(Table* t, floating* table, int tid, Py_ssize_t per_thread,
     t.n_touched[tid] = 0
 
 
+cdef inline bint _dropped(int64_t example, int64_t step, double rate) noexcept nogil:
+    """Whether ``example`` reads the unknown row at update ``step``: the splitmix64 hash of
+    ``example + step * golden`` below ``rate`` (as ``anirec.blocks.embedding.dropped``)."""
+    cdef uint64_t z
+    if rate <= 0 or step <= 0:
+        return False
+    z = <uint64_t> example + <uint64_t> step * <uint64_t> 0x9E3779B97F4A7C15
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+    z = z ^ (z >> 31)
+    return <double> (z >> 11) < rate * 9007199254740992.0
+
+
 cdef Embedding bind_embedding(object block, list keep, Py_ssize_t max_threads,
                               Py_ssize_t rows) except *:
     """The compiled view of an :class:`anirec.blocks.Embedding`, recording the table rows of
@@ -80,19 +93,22 @@ cdef Embedding bind_embedding(object block, list keep, Py_ssize_t max_threads,
     e.index = <const int64_t*> data_of(block.index, keep)
     e.user_side = block.side == "user"
     e.table_rows = &table_rows[0]
+    e.dropout = block.dropout
     return e
 
 
 cdef void embedding_gather(Embedding* e, Run run, Py_ssize_t rows, floating* out,
                            Py_ssize_t stride, int64_t* record) noexcept nogil:
     """Each row's table row into ``out`` (rows ``stride`` apart), its index into ``record``
-    (unless NULL)."""
+    (unless NULL); a training example dropped reads the unknown (last) row."""
     cdef Py_ssize_t r
     cdef int64_t ex, key, at
     for r in range(rows):
         ex = row_at(run.order, run.base + r)
         key = row_at(run.users, ex) if e.user_side else row_at(run.items, ex)
         at = e.index[key]
+        if _dropped(ex, run.step, e.dropout):
+            at = e.table.n_rows - 1
         memcpy(out + r * stride, <floating*> e.table.table + at * e.table.width,
                e.table.width * sizeof(floating))
         if record != NULL:

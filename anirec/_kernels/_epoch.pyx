@@ -292,7 +292,7 @@ cdef class CompiledPlan:
         keep = []
         cdef Run run
         run.order = self._rows(index)
-        run.base = 0
+        run.base, run.step = 0, 0
         run.users, run.items, run.ratings = self.st.users, self.st.items, self.st.ratings
         cdef void* target = <void*> data_of(out, keep)
         cdef Py_ssize_t n = index.shape[0]
@@ -369,7 +369,7 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
         first = 0
         while first < n_chunks:
             last = min(n_chunks, first + per_round)
-            _round(s, P, order, start, size, chunk, lanes, first, last, ranking, tid,
+            _round(s, P, order, start, size, chunk, lanes, first, last, ranking, step, tid,
                    n_threads)
             # The blocks' gradients of the round, each thread into the table rows it owns.
             _scatter(s, P, order, start + first * chunk,
@@ -384,8 +384,9 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
 
 cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t size,
                  Py_ssize_t chunk, Py_ssize_t lanes, Py_ssize_t first, Py_ssize_t last,
-                 bint ranking, int tid, int n_threads) noexcept nogil:
-    """Chunks ``first .. last`` of the batch at ``start``: forward, head, backward."""
+                 bint ranking, int64_t step, int tid, int n_threads) noexcept nogil:
+    """Chunks ``first .. last`` of the batch at ``start`` (update ``step``): forward, head,
+    backward."""
     cdef Py_ssize_t c, row0 = first * chunk, rows, at
     cdef Py_ssize_t round_rows = min(size, last * chunk) - row0
     cdef int tower
@@ -395,7 +396,7 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
         rows = min(chunk, size - c * chunk)
         for tower in range(2):
             if _owner(c, tower, lanes, n_threads) == tid:
-                _forward(s, P, tower, order, start + c * chunk, at, rows)
+                _forward(s, P, tower, order, start + c * chunk, at, rows, step)
     anirec_omp_barrier()
     if ranking:
         for c in range(first, last):
@@ -429,7 +430,7 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
 
 
 cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t first,
-                   Py_ssize_t at, Py_ssize_t rows) noexcept nogil:
+                   Py_ssize_t at, Py_ssize_t rows, int64_t step) noexcept nogil:
     """Gather the input rows ``at .. at + rows`` of the round (order positions ``first ..``)
     and run the tower forward on them; the item unit also reads the rows' targets, items
     and ranking weights."""
@@ -438,7 +439,7 @@ cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t firs
     cdef Py_ssize_t l, r
     cdef int64_t e
     cdef Run run
-    run.order, run.base = order, first
+    run.order, run.base, run.step = order, first, step
     run.users, run.items, run.ratings = s.users, s.items, s.ratings
     _gather(t, run, rows, acts + at * t.d_in, at)
     if tower == 1:
@@ -569,7 +570,7 @@ cdef void _scatter(State* s, floating* P, Rows order, Py_ssize_t first, Py_ssize
     cdef int tower
     cdef Run run
     cdef floating* grads
-    run.order, run.base = order, first
+    run.order, run.base, run.step = order, first, 0
     run.users, run.items, run.ratings = s.users, s.items, s.ratings
     for tower in range(2):
         t = &s.towers[tower]

@@ -250,11 +250,12 @@ def _tower_backward(grad, activations, layers, grads, need_input_grad=False):
     return grad
 
 
-def gather_inputs(plan, side, index):
-    """Each block's columns of the ``side`` tower's input rows of the examples ``index``."""
+def gather_inputs(plan, side, index, step=0):
+    """Each block's columns of the ``side`` tower's input rows of the examples ``index`` at
+    update ``step`` (0: not training)."""
     tower = plan.user if side == "user" else plan.item
-    return np.concatenate([block.gather(plan.examples, index) for block in tower.blocks],
-                          axis=1)
+    return np.concatenate([block.gather(plan.examples, index, step)
+                           for block in tower.blocks], axis=1)
 
 
 def epoch_threads():
@@ -276,8 +277,8 @@ def train_epoch(plan, order, lr, step, threads=1, loss=0.0):
     for start in range(0, order.shape[0], config.batch_size):
         batch = order[start:start + config.batch_size]
         size = batch.shape[0]
-        acts_u = _tower_forward(gather_inputs(plan, "user", batch), user_layers)
-        acts_i = _tower_forward(gather_inputs(plan, "item", batch), item_layers)
+        acts_u = _tower_forward(gather_inputs(plan, "user", batch, step + 1), user_layers)
+        acts_i = _tower_forward(gather_inputs(plan, "item", batch, step + 1), item_layers)
         yu, yv = np.empty_like(acts_u[-1]), np.empty_like(acts_i[-1])
         nu, nv, pred = (np.empty(size, dtype=dtype) for _ in range(3))
         normalize_dot(acts_u[-1], acts_i[-1], yu, yv, nu, nv, pred)

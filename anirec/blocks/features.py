@@ -95,7 +95,7 @@ class Features:
             return int(self.user_stats.num.shape[0])
         return int(self.x.shape[0])
 
-    def gather(self, examples, index) -> np.ndarray:
+    def gather(self, examples, index, step: int = 0) -> np.ndarray:
         """NumPy twin of the compiled gather: the rows of the examples ``index`` (each leaving
         out its own rating where the block has statistics)."""
         users, items = examples.users[index], examples.items[index]

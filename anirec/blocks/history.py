@@ -83,7 +83,7 @@ class History:
         sums = np.asarray(matrix @ self.table, dtype=self.table.dtype)
         return sums / np.maximum(counts, 1).astype(self.table.dtype)[:, None]
 
-    def gather(self, examples, index) -> np.ndarray:
+    def gather(self, examples, index, step: int = 0) -> np.ndarray:
         """NumPy twin: the pooled history of each training example, its own anime left out."""
         return self.pooled(examples.users[index], examples.items[index])
 

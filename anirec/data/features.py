@@ -92,6 +92,35 @@ class UserStats:
     mean: np.ndarray
     std: np.ndarray
 
+    @classmethod
+    def of(cls, train: Triplets, n_users: int, item_genres: np.ndarray,
+           item_weight: np.ndarray, mode: int, global_mean: float, mean: np.ndarray | None = None,
+           std: np.ndarray | None = None) -> "UserStats":
+        """The statistics of the users' ratings ``train``: the one computation of a user row's
+        sums, for the training users and for a person folded into a trained model alike.
+
+        ``num`` and ``den`` come from sparse products (user x anime weights @ anime x genre);
+        ``mean`` and ``std`` default to the identity scaler (zeros and ones).
+        """
+        n_items, G = item_genres.shape
+        if mode == WEIGHTINGS["bayesian"]:
+            mat = _user_csr(train, n_users, n_items, item_weight[train.items])
+            num = np.asarray(mat @ item_genres)
+            den = np.repeat(np.asarray(mat.sum(axis=1)).reshape(-1, 1), G, axis=1)
+        else:
+            mat = _user_csr(train, n_users, n_items, train.ratings.astype(np.float64))
+            num = np.asarray(mat @ item_genres)
+            mat.data = np.ones_like(mat.data)
+            den = np.asarray(mat @ item_genres)
+        del mat
+        ratings = train.ratings.astype(np.float64)
+        total = np.bincount(train.users, weights=ratings, minlength=n_users)
+        count = np.bincount(train.users, minlength=n_users).astype(np.float64)
+        return cls(num=num, den=den, total=total, count=count, item_genres=item_genres,
+                   item_weight=item_weight, mode=mode, global_mean=float(global_mean),
+                   mean=np.zeros(G + 2) if mean is None else mean,
+                   std=np.ones(G + 2) if std is None else std)
+
     @property
     def n_users(self) -> int:
         return int(self.num.shape[0])
@@ -511,25 +540,9 @@ def build_features(catalogue: Catalogue, train: Triplets, n_users: int, *,
 
     # Users: sufficient statistics by sparse products (user x anime) @ (anime x genre).
     genres_m = np.ascontiguousarray(catalogue.genre_matrix, dtype=np.float64)
-    G = genres_m.shape[1]
-    if mode == 2:
-        w = bayes[train.items]
-        mat = _user_csr(train, n_users, n_items, w)
-        num = np.asarray(mat @ genres_m)
-        den = np.repeat(np.asarray(mat.sum(axis=1)).reshape(-1, 1), G, axis=1)
-    else:
-        mat = _user_csr(train, n_users, n_items, ratings)
-        num = np.asarray(mat @ genres_m)
-        mat.data = np.ones_like(mat.data)
-        den = np.asarray(mat @ genres_m)
-    del mat
-    total = np.bincount(train.users, weights=ratings, minlength=n_users)
-    count = np.bincount(train.users, minlength=n_users).astype(np.float64)
-    stats = UserStats(num=num, den=den, total=total, count=count, item_genres=genres_m,
-                      item_weight=bayes, mode=mode, global_mean=global_mean,
-                      mean=np.zeros(G + 2), std=np.ones(G + 2))
+    stats = UserStats.of(train, n_users, genres_m, bayes, mode, global_mean)
     raw = stats.rows(np.arange(n_users), scaled=False)
-    stats.mean, stats.std = zscore_fit(raw[count > 0]) if scales is None else \
+    stats.mean, stats.std = zscore_fit(raw[stats.count > 0]) if scales is None else \
         (scales.user_mean, scales.user_std)
     user_x = (raw - stats.mean) / stats.std
     scales = FeatureScales(global_mean, m, c, item_mean, item_std, stats.mean, stats.std)

@@ -60,6 +60,17 @@ def fit_biases(users, items, ratings, n_users: int, n_items: int, *, reg: float 
     return Biases(mean, user_bias, item_bias)
 
 
+def user_bias(biases: Biases, items, ratings, *, reg: float = 5.0) -> float:
+    """The bias of a user not fitted, from their ``ratings`` of the item rows ``items``: the
+    user half-step of :func:`fit_biases` given the fitted item biases,
+    ``b_u = sum_i (r - mu - b_i) / (n_u + reg)`` (0 without ratings)."""
+    if not reg > 0:
+        raise ValueError(f"reg must be positive, got {reg!r}")
+    residual = (np.asarray(ratings, dtype=np.float64) - biases.mean
+                - biases.item[np.asarray(items, dtype=np.int64)])
+    return float(residual.sum() / (residual.shape[0] + reg))
+
+
 def leave_one_out_base(biases: Biases, users, items, ratings, *, reg: float = 5.0) -> np.ndarray:
     """``mu + b_user + b_item`` of each training example with its own rating left out.
 

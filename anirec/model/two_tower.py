@@ -215,6 +215,10 @@ class TwoTower:
     embedding_decay : float
         L2 penalty of an embedding row (and of a history vector), applied at each update of
         the row.
+    id_dropout : float
+        The probability that a training example reads its side's unknown embedding row instead
+        of its own (:class:`anirec.kernels.Embedding`): the unknown row then learns what an id
+        known by its features alone looks like (a person folded in, a new anime).
     history_dim : int
         Width of the user tower's pooled history (0: none): the mean of learned item vectors
         over the anime the user rated in training (:class:`anirec.kernels.History`; a
@@ -266,8 +270,8 @@ class TwoTower:
                  ranking_weight: float = _DEFAULT_RANKING_WEIGHT, temperature: float = 0.2,
                  positive_threshold: float | None = None, popularity_prior: bool = True,
                  biases: bool = True, bias_reg: float = 5.0, embedding_dim: int = 0,
-                 min_id_count: int = 2, embedding_decay: float = 0.0, history_dim: int = 0,
-                 n_threads: int | None = None):
+                 min_id_count: int = 2, embedding_decay: float = 0.0, id_dropout: float = 0.0,
+                 history_dim: int = 0, n_threads: int | None = None):
         self.layers = _validate.integer_tuple("layers", layers, 1, _MAX_WIDTH)
         self.optimizer = optimizer
         self.lr = lr
@@ -295,6 +299,7 @@ class TwoTower:
         self.embedding_dim = embedding_dim
         self.min_id_count = min_id_count
         self.embedding_decay = embedding_decay
+        self.id_dropout = id_dropout
         self.history_dim = history_dim
         self.n_threads = n_threads
         self._validate_config()
@@ -332,7 +337,7 @@ class TwoTower:
         _validate.optional_integer("n_threads", self.n_threads, 1)
         for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
                                 ("weight_decay", 0, math.inf),
-                                ("embedding_decay", 0, math.inf),
+                                ("embedding_decay", 0, math.inf), ("id_dropout", 0, 1),
                                 ("validation_fraction", 0, 1)):
             _validate.real(name, getattr(self, name), low, high, high_open=high < math.inf)
         # eps = 0 turns a zero gradient's Adam step into 0 / 0.
@@ -384,7 +389,8 @@ class TwoTower:
             "bias_reg": float(self.bias_reg), "embedding_dim": int(self.embedding_dim),
             "min_id_count": int(self.min_id_count),
             "embedding_decay": float(self.embedding_decay),
-            "history_dim": int(self.history_dim), "n_threads": self.n_threads,
+            "id_dropout": float(self.id_dropout), "history_dim": int(self.history_dim),
+            "n_threads": self.n_threads,
         }
 
     # -----------------------------------------------------------------------------------------
@@ -400,23 +406,26 @@ class TwoTower:
         lo, hi = self.rating_range
         return lo + (np.asarray(scores, dtype=np.float64) + 1.0) * (hi - lo) / 2.0
 
-    def score_to_rating(self, scores, users=None, items=None) -> np.ndarray:
+    def score_to_rating(self, scores, users=None, items=None, *,
+                        user_bias: float = 0.0) -> np.ndarray:
         """Predicted ratings from tower scores: :meth:`to_rating` for models trained on
         ratings; with biases, ``mu + b_user + b_item + score * (hi - lo) / 2`` for the user and
-        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0); the
+        item rows ``users`` and ``items`` (``None``: an unknown user or item, bias 0), plus
+        ``user_bias`` (that of a user folded in, whose ``users`` is ``None``); the
         fitted calibration ``a + b p`` for a ``"ranking"`` model. These two are brought into
         ``rating_range`` by :func:`anirec.model.bounds.bend` with the knees ``knees_``
         fitted on the training pairs (a clip until then)."""
         if self.biases_ is None and self.calibration_ is None:
             return self.to_rating(scores)
-        return bounds.bend(self._unbounded_rating(scores, users, items), *self.rating_range,
-                           self.knees_)
+        return bounds.bend(self._unbounded_rating(scores, users, items, user_bias),
+                           *self.rating_range, self.knees_)
 
-    def _unbounded_rating(self, scores, users=None, items=None) -> np.ndarray:
+    def _unbounded_rating(self, scores, users=None, items=None,
+                          user_bias: float = 0.0) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
         if self.biases_ is not None:
             lo, hi = self.rating_range
-            return self.biases_.predict(users, items) + scores * (hi - lo) / 2
+            return self.biases_.predict(users, items) + user_bias + scores * (hi - lo) / 2
         a, b = self.calibration_
         return a + b * scores
 
@@ -788,7 +797,7 @@ class TwoTower:
         shape = (int(known.sum()) + 1, int(self.embedding_dim))
         table = rng.normal(0.0, 0.1, shape).astype(self.dtype)
         self.tables_[side] = (index, table)
-        return kernels.Embedding(side, index, table)
+        return kernels.Embedding(side, index, table, dropout=float(self.id_dropout))
 
     def _init_history(self, users, items, n_users: int, n_items: int, rng) -> kernels.History:
         """A new pooled history block (kept in :attr:`pooled_history_`): the item rows each user row

@@ -123,7 +123,7 @@ def make_item_loo(rng, dtype, items, ratings, n_items, d_item):
                                 as_dtype(rng.uniform(0.5, 2.0, 3)))
 
 
-def make_embedding(rng, dtype, n_rows, width, *, side="user", n_known=None):
+def make_embedding(rng, dtype, n_rows, width, *, side="user", n_known=None, dropout=0.0):
     """A training embedding table: the first ``n_known`` rows (default: all but 2) own a
     table row, the others share the last (unknown) row."""
     from anirec.kernels import Embedding
@@ -132,7 +132,7 @@ def make_embedding(rng, dtype, n_rows, width, *, side="user", n_known=None):
     index = np.where(np.arange(n_rows) < n_known, np.arange(n_rows), n_known).astype(np.int64)
     shape = (n_known + 1, width)
     table = (rng.standard_normal(shape) * 0.5).astype(dtype)
-    return Embedding(side, index, table)
+    return Embedding(side, index, table, dropout=dropout)
 
 
 def make_history(rng, dtype, users, items, n_users, n_items, width):
@@ -150,7 +150,7 @@ def make_history(rng, dtype, users, items, n_users, n_items, width):
 
 def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n_users=10,
                  n_items=13, n_examples=57, loo_mode=None, scale=0.5, embedding_dim=0,
-                 history_dim=0):
+                 history_dim=0, id_dropout=0.0):
     """A small two-tower training problem: the keyword arguments of ``train_epoch`` minus the
     optimizer settings, with seeded data and parameters.
 
@@ -158,7 +158,8 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
     and ``user_sizes[0]`` is replaced by ``n_genres + 2``; the item rows then also get
     leave-one-out statistic columns (``item_loo``). With ``embedding_dim`` each tower also
     gets an ID embedding of that width (``user_embedding``, ``item_embedding``), its first
-    width grown by it; with ``history_dim`` the user tower also gets a pooled history of the
+    width grown by it, each dropping a training example to its unknown row with probability
+    ``id_dropout``; with ``history_dim`` the user tower also gets a pooled history of the
     examples (``user_history``).
     """
     from anirec.kernels import n_parameters
@@ -182,8 +183,9 @@ def make_problem(rng, dtype, *, user_sizes=(6, 9, 5, 4), item_sizes=(5, 7, 4), n
     user_embedding = item_embedding = user_history = None
     user_sizes, item_sizes = user_sizes.copy(), item_sizes.copy()
     if embedding_dim:
-        user_embedding = make_embedding(rng, dtype, n_users, embedding_dim)
-        item_embedding = make_embedding(rng, dtype, n_items, embedding_dim, side="item")
+        user_embedding = make_embedding(rng, dtype, n_users, embedding_dim, dropout=id_dropout)
+        item_embedding = make_embedding(rng, dtype, n_items, embedding_dim, side="item",
+                                        dropout=id_dropout)
         user_sizes[0] += embedding_dim
         item_sizes[0] += embedding_dim
     if history_dim:

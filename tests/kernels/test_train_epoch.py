@@ -41,11 +41,13 @@ def _state(problem):
 @pytest.mark.parametrize("optimizer,momentum", OPTIMIZERS)
 @pytest.mark.parametrize("loo_mode", [None, 0, 1, 2])
 @pytest.mark.parametrize("batch_size", [1, 16, 1000])
-@pytest.mark.parametrize("embedding_dim,history_dim", [(0, 0), (3, 0), (0, 2)])
+@pytest.mark.parametrize("embedding_dim,history_dim,id_dropout", [(0, 0, 0.0), (3, 0, 0.0),
+                                                                 (0, 2, 0.0), (3, 2, 0.4)])
 def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_size,
-                                  embedding_dim, history_dim):
+                                  embedding_dim, history_dim, id_dropout):
     problem = make_problem(np.random.default_rng(5), dtype, loo_mode=loo_mode,
-                           embedding_dim=embedding_dim, history_dim=history_dim)
+                           embedding_dim=embedding_dim, history_dim=history_dim,
+                           id_dropout=id_dropout)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size)
     ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
     got, got_losses, got_step = _run("cython", problem, **kwargs)
@@ -61,6 +63,8 @@ def test_same_trajectory_as_numpy(dtype, optimizer, momentum, loo_mode, batch_si
     if embedding_dim:
         moved = np.any(got["user_embedding"].table != problem["user_embedding"].table, axis=1)
         touched = np.unique(problem["user_embedding"].index[problem["users"]])
+        if id_dropout:  # the dropped examples touch the unknown row
+            touched = np.union1d(touched, [problem["user_embedding"].table.shape[0] - 1])
         np.testing.assert_array_equal(np.flatnonzero(moved), touched)  # only touched rows
         assert not got["user_embedding"].grad.any()  # left zero between batches
     if history_dim:
@@ -182,7 +186,8 @@ def test_every_thread_count_gives_the_same_bits(dtype, optimizer, momentum, loo_
     (batches of 300 and 1,000 rows have 2 and 7 lanes)."""
     problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode,
                            embedding_dim=embedding_dim, history_dim=history_dim,
-                           n_users=40, n_items=60, n_examples=1100)
+                           id_dropout=0.2 if embedding_dim else 0.0, n_users=40, n_items=60,
+                           n_examples=1100)
     options = dict(optimizer=optimizer, momentum=momentum, batch_size=batch_size,
                    **(_objective(problem, *weights) if weights else {}))
     one = _threaded(problem, 1, **options)
@@ -329,3 +334,47 @@ def test_compiled_epoch_refuses_other_index_dtypes_itself():
             _epoch.train_epoch(plan, order.astype(bad), 0.01, 0)
     with pytest.raises(ValueError, match="C-contiguous"):
         _epoch.train_epoch(plan, np.arange(114, dtype=np.int64)[::2], 0.01, 0)
+
+
+def test_id_dropout_is_a_hash_of_the_example_and_the_update():
+    from anirec.blocks.embedding import dropped
+
+    def splitmix(x):  # the definition, in Python integers
+        mask = 2**64 - 1
+        z = x & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    examples = np.arange(20_000)
+    for step, rate in ((1, 0.25), (7, 0.1), (10**9, 0.5)):
+        got = dropped(examples, step, rate)
+        expected = [(splitmix(e + step * 0x9E3779B97F4A7C15) >> 11) < rate * 2**53
+                    for e in examples[:200].tolist()]
+        assert got[:200].tolist() == expected
+        assert abs(got.mean() - rate) < 0.02
+    assert not dropped(examples, 0, 0.9).any()  # step 0: not training
+    assert not dropped(examples, 5, 0.0).any()
+    assert (dropped(examples, 5, 0.3) != dropped(examples, 6, 0.3)).any()  # a new draw
+
+
+@requires_cython
+def test_the_unknown_row_learns_only_from_dropped_examples():
+    """Without dropout no training example reads the unknown row of fully known ids; with it,
+    the row moves, the same in both backends."""
+    results = {}
+    for rate in (0.0, 0.5):
+        problem = make_problem(np.random.default_rng(3), np.float64, embedding_dim=3,
+                               id_dropout=rate)
+        embedding = problem["user_embedding"]
+        problem["user_embedding"] = embedding.__class__(
+            "user", np.arange(10, dtype=np.int64), np.vstack([embedding.table[:8],
+                                                              embedding.table[:3]]),
+            dropout=rate)  # every user its own row; row 10 unknown
+        for backend in ("numpy", "cython"):
+            got, _, _ = _run(backend, problem, optimizer="adam", momentum=0.0, batch_size=8)
+            results[rate, backend] = got["user_embedding"].table[-1].copy()
+        unknown_before = problem["user_embedding"].table[-1]
+        moved = not np.array_equal(results[rate, "cython"], unknown_before)
+        assert moved == (rate > 0)
+        np.testing.assert_allclose(results[rate, "cython"], results[rate, "numpy"], rtol=1e-10)
