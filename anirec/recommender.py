@@ -665,7 +665,8 @@ class Recommender:
         model's rating scale)."""
         self._check_fitted()
         return self.cold_start.row(self._genre_ratings(genre_ratings),
-                                   scale=self.genre_scale(scale))
+                                   scale=self.genre_scale(scale),
+                                   rating_range=self.rating_scale)
 
     def recommend_for_genres(self, genre_ratings: Mapping[str, float], n: int = 10, *,
                              scale: tuple[float, float] | None = None,
@@ -704,7 +705,7 @@ class Recommender:
         if not self.genres:
             raise DataError("this model knows no genres (it was trained without an anime "
                             "file): recommend_for_genres needs one")
-        row = self.cold_start.row(genre_ratings, scale=scale)
+        row = self.cold_start.row(genre_ratings, scale=scale, rating_range=self.rating_scale)
         vector = self.model.user_embeddings(np.atleast_2d(row))
         queries = self._retrieval_queries(vector).astype(np.float64)
         model_scores = self.retrieval_items.astype(np.float64) @ queries[0]

@@ -363,7 +363,8 @@ class ColdStart:
         return strength
 
     def row(self, genre_ratings: Mapping[str, float], *,
-            scale: tuple[float, float] = (1, 10)) -> np.ndarray:
+            scale: tuple[float, float] = (1, 10),
+            rating_range: tuple[float, float] = (1, 10)) -> np.ndarray:
         """Scaled feature row of a new user who rates genres instead of anime (cold start).
 
         A genre rating says how much the user likes that genre: the top of ``scale`` is a fan,
@@ -373,8 +374,9 @@ class ColdStart:
         * ``"bayesian"`` (the share of the user's anime in each genre): from the average
           user's share of that genre up to a share of 1 for the top rating, down to 0 for the
           bottom one, linearly;
-        * ``"rating"`` and ``"centered"``: the rating, mapped to 1..10 (minus the training
-          mean for ``"centered"``), as the user's average rating of that genre;
+        * ``"rating"`` and ``"centered"``: the rating, mapped onto the data's
+          ``rating_range`` (minus the training mean for ``"centered"``), as the user's average
+          rating of that genre;
         * unrated genres get the average user's value (0 after scaling): a user who names only
           the genres they love says nothing about the others;
         * ``mean_rating`` is the training mean and ``log_count`` that of the median training
@@ -387,6 +389,8 @@ class ColdStart:
             Genre name -> rating on ``scale``; genres may be left out.
         scale : (low, high)
             The scale the ratings are given on.
+        rating_range : (low, high)
+            The scale of the ratings the features were built from.
 
         Returns
         -------
@@ -408,7 +412,8 @@ class ColdStart:
             raw[:G] = np.where(strength >= 0, average + strength * (1.0 - average),
                                average * (1.0 + strength))
         else:
-            rating = 5.5 + 4.5 * strength  # the genre's rating mapped to 1..10
+            low, high = (float(v) for v in rating_range)
+            rating = low + (high - low) * (strength + 1.0) / 2.0  # on the data's scale
             raw[:G] = np.where(rated, rating - (self.global_mean if self.mode == 1 else 0.0),
                                raw[:G])
         raw[-2] = np.log1p(self.typical_count)

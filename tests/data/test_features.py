@@ -219,6 +219,14 @@ def test_new_user_row(small_data, split, weighting):
         f.new_user_row({g[0]: 11})
     with pytest.raises(DataError):
         f.new_user_row({g[0]: 3}, scale=(5, 5))
+    # On a star model the genre ratings land on the data's own scale, 1..5.
+    stars = f.cold_start.row({g[0]: 5, g[1]: 1}, scale=(1, 5), rating_range=(1, 5))
+    raw = stars[0] * f.user_std + f.user_mean
+    if weighting in ("rating", "centered"):
+        assert raw[0] == pytest.approx(5 if weighting == "rating" else 5 - mean)
+        assert raw[1] == pytest.approx(1 if weighting == "rating" else 1 - mean)
+    else:  # shares do not depend on the rating scale
+        np.testing.assert_allclose(stars, row)
 
 
 def test_bad_arguments(small_data, split):
