@@ -47,7 +47,6 @@ class Kind:
     optional = False
     #: The type the signature shows.
     annotation = "object"
-
     def check(self, name: str, value):
         raise NotImplementedError
 
@@ -148,9 +147,8 @@ class Real(Kind):
             return "a number >= 0"
         if bounds == (0, 1, False, True):
             return "a fraction in [0, 1)"
-        text = (f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+        return (f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
                 f"{')' if self.high_open else ']'}")
-        return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +156,6 @@ class Boolean(Kind):
     """``True`` or ``False`` (``--flag`` / ``--no-flag`` on the command line)."""
 
     annotation = "bool"
-
     json_types = (bool,)
 
     def check(self, name, value):
@@ -173,7 +170,6 @@ class Choice(Kind):
     """One of ``values`` (a dtype: anything ``numpy.dtype`` names one of them)."""
 
     annotation = "str"
-
     values: tuple
     dtype: bool = False
     json_types = (str,)
@@ -198,7 +194,6 @@ class Widths(Kind):
     at most ``cli_count`` of them, each at most ``cli_high``)."""
 
     annotation = "Sequence[int]"
-
     high: int
     cli_high: int
     cli_count: int
@@ -231,7 +226,6 @@ class Pair(Kind):
     """Two finite numbers ``(low, high)``, ``low < high``."""
 
     annotation = "tuple[float, float]"
-
     json_types = (list,)
 
     def check(self, name, value):
@@ -251,7 +245,6 @@ class Schedule(Kind):
     :func:`anirec.model.schedules.make_schedule`."""
 
     annotation = "str"
-
     names: tuple
     json_types = (str, dict)
 
@@ -267,7 +260,6 @@ class Keywords(Kind):
     """A mapping of keyword arguments (``None``: none)."""
 
     annotation = "dict | None"
-
     json_types = (dict, type(None))
 
     def check(self, name, value):
@@ -407,27 +399,26 @@ def _recommender_default(option: Option) -> Option:
     return dataclasses.replace(option, default=option.recommender_default)
 
 
-_ADAM = "Adam's"
 #: The options of :class:`~anirec.TwoTower`, in the order of its signature.
 MODEL = Options("TwoTower", [
     Option("layers", Widths(MAX_WIDTH, CLI_MAX_WIDTH, CLI_MAX_LAYERS), (256, 128, 64, 32),
            "tower widths after the input, comma-separated; the last is the embedding size",
            flag="--layers"),
     Option("optimizer", Choice(("adam", "sgd")), "adam", "the optimizer", flag="--optimizer"),
-    Option("lr", Real(0.0), 1e-3, "learning rate", flag="--lr"),
+    Option("lr", Real(0.0, low_open=True), 1e-3, "learning rate", flag="--lr"),
     Option("lr_schedule", Schedule(("constant", "inverse_time", "exponential", "step")),
            "inverse_time", "the learning-rate schedule (its options in lr_schedule_options)"),
     Option("lr_schedule_options", Keywords(), None, "options of the learning-rate schedule, "
-           "e.g. {'decay_rate': 0.05}", saved=False, shown="{}"),
+           "e.g. {'decay_rate': 0.05}", saved=False),
     Option("batch_size", Integer(1, MAX_WIDTH, CLI_MAX_BATCH), 256,
            "training examples per mini-batch", flag="--batch-size"),
     Option("epochs", Integer(1, None, CLI_MAX_EPOCHS), 20,
            "most training epochs (fewer when validation stops early)", flag="--epochs"),
     Option("momentum", Real(0.0, 1.0, high_open=True), 0.0, "SGD momentum (0: none)"),
-    Option("beta1", Real(0.0, 1.0, high_open=True), 0.9, f"{_ADAM} first-moment decay"),
-    Option("beta2", Real(0.0, 1.0, high_open=True), 0.999, f"{_ADAM} second-moment decay"),
+    Option("beta1", Real(0.0, 1.0, high_open=True), 0.9, "Adam's first-moment decay"),
+    Option("beta2", Real(0.0, 1.0, high_open=True), 0.999, "Adam's second-moment decay"),
     # eps = 0 turns a zero gradient's Adam step into 0 / 0.
-    Option("eps", Real(0.0, low_open=True), 1e-8, f"{_ADAM} epsilon"),
+    Option("eps", Real(0.0, low_open=True), 1e-8, "Adam's epsilon"),
     Option("weight_decay", Real(0.0), 0.0, "L2 penalty of the tower weights, added to their "
            "gradients"),
     Option("patience", Integer(1, optional=True), 3, "stop after this many epochs without a "
@@ -536,16 +527,19 @@ def flags() -> list[Option]:
 
 def markdown_table() -> str:
     """The README's table of every option: the Recommender's own, then the model's with the
-    Recommender's default (and TwoTower's where it differs)."""
+    Recommender's default (and TwoTower's where it differs), and the command line's caps."""
     lines = ["| option | of | default | values | `anirec train` | what it sets |",
              "| --- | --- | --- | --- | --- | --- |"]
     for option in [*OWN, *(MODEL[name] for name in MODEL if name not in ("seed", "verbose"))]:
-        default = f"`{option.show(option.recommender_default)}`" if \
-            option.recommender_default is not None else f"`None` ({option.shown})"
+        default = f"`{option.recommender_default!r}`"
+        if option.recommender_default is None and option.shown:
+            default += f" ({option.shown})"
         if option.app_default is not SAME:
-            default += f" (TwoTower: `{option.show(option.default)}`)"
+            default += f" (TwoTower: `{option.default!r}`)"
         owner = "TwoTower" if option.owner == "model" else "Recommender"
         flag = f"`{option.flag}`" if option.flag else ""
+        if option.flag and getattr(option.kind, "cli_high", None) is not None:
+            flag += f": {option.kind.describe(cli=True)}"
         when = " (can change after fitting)" if option.query else ""
         lines.append(f"| `{option.name}` | {owner} | {default} | {option.kind.describe()} | "
                      f"{flag} | {option.help}{when} |")
