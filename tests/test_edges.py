@@ -75,8 +75,9 @@ def _pairs(frame):
 # The refit: which examples and how many epochs the second training sees
 
 
+@pytest.mark.parametrize("lr", [1e-2, 1e-30])
 def test_the_refit_trains_on_training_and_validation_ratings_for_the_best_epoch(
-        data, monkeypatch):
+        data, monkeypatch, lr):
     runs = []
     fit = TwoTower.fit
 
@@ -92,7 +93,7 @@ def test_the_refit_trains_on_training_and_validation_ratings_for_the_best_epoch(
         return result
 
     monkeypatch.setattr(TwoTower, "fit", recording)
-    rec = Recommender(**{**SMALL, "epochs": 6}).fit(data)
+    rec = Recommender(**{**SMALL, "epochs": 6, "lr": lr}).fit(data)
     assert len(runs) == 2
     first, second = runs
     frames = rec.split_frames()
@@ -111,6 +112,10 @@ def test_the_refit_trains_on_training_and_validation_ratings_for_the_best_epoch(
     assert (first["epochs"], first["patience"]) == (6, 3)
     best = rec.model.best_epoch_
     assert 1 <= best <= first["trained"] <= 6
+    if lr == 1e-30:
+        # No float32 weight moves, so no epoch improves on the first: training stops after
+        # 1 + patience epochs, and the refit trains one.
+        assert (best, first["trained"]) == (1, 4)
     # The second: training + validation ratings, no validation, exactly the best epoch count.
     assert examples(second) == sorted(_pairs(train) + _pairs(valid))
     assert second["validation"] is None and second["fraction"] == 0.0
