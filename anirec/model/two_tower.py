@@ -145,6 +145,8 @@ def _check_rows(name: str, index: np.ndarray, n_rows: int, what: str) -> None:
 class TwoTower:
     """A two-tower rating and/or retrieval model trained with mini-batch gradient descent or Adam.
 
+    Every option's default and bounds are declared once, in :data:`anirec.options.MODEL`.
+
     Parameters
     ----------
     layers : sequence of int
