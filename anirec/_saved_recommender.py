@@ -21,6 +21,7 @@ from anirec.errors import ModelFormatError
 from anirec.model import TwoTower
 from anirec.model.persistence import (Member, declared_dims, header_field, known_fields,
                                       string_list)
+from anirec.options import RECOMMENDER, SAVED_OWN
 
 MEMBERS = {
     **TwoTower.file_members("model."),
@@ -120,13 +121,8 @@ def file_dims(header: dict, source: str) -> dict[str, int]:
 #: The least standard deviation of a z-score scaler (a smaller one is replaced by 1).
 MIN_STD = 1e-12
 
-_WEIGHTINGS = ("bayesian", "rating", "centered")
-
-
-#: Options of a saved Recommender: its constructor's arguments (``Recommender.options``).
-OPTIONS = ("weighting", "valid", "test", "min_ratings", "leave_one_out", "item_attributes",
-           "catalogue_counts_ratings",
-           "seed", "refit", "popularity_weight", "quality_weight")
+#: Options of a saved Recommender: its own (``Recommender.options``).
+OPTIONS = SAVED_OWN
 #: Header fields of a saved Recommender, and those of its file.
 FIELDS = ("options", "model", "cold_start", "baselines", "genres", "excluded_genres", "summary",
           "dims", "format", "format_version", "kind")
@@ -138,24 +134,19 @@ def check_header(header: dict, source: str) -> None:
     known_fields(header, FIELDS, source)
     options = header_field(header, "options", dict, source)
     known_fields(options, OPTIONS, source, where="options")
-    for name, types in (("weighting", str), ("valid", (int, float)), ("test", (int, float)),
-                        ("min_ratings", int), ("leave_one_out", bool),
-                        ("item_attributes", bool), ("catalogue_counts_ratings", bool),
-                        ("seed", int), ("refit", bool),
-                        ("popularity_weight", (int, float)), ("quality_weight", (int, float))):
-        header_field(options, name, types, source, where="options")
+    for name in OPTIONS:  # the JSON type, then the value as the constructor checks it
+        option = RECOMMENDER[name]
+        value = header_field(options, name, option.kind.json_types, source, where="options")
+        try:
+            option.check(value)
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"{source}: header field 'options.{name}' is invalid: "
+                                   f"{error}") from None
     names = string_list(header, "baselines", source)
     unknown = [name for name in names if name not in BASELINES]
     if unknown or sorted(names) != sorted(BASELINES):
         raise ModelFormatError(f"{source}: header field 'baselines' is {names!r:.80}, expected "
                                f"each of {sorted(BASELINES)} once")
-    if options["weighting"] not in _WEIGHTINGS:
-        raise ModelFormatError(f"{source}: header field 'options.weighting' is "
-                               f"{options['weighting']!r:.40}, expected one of {_WEIGHTINGS}")
-    for name in ("valid", "test"):
-        if not 0 <= options[name] < 1:
-            raise ModelFormatError(f"{source}: header field 'options.{name}' is "
-                                   f"{options[name]}, expected a fraction in [0, 1)")
     header_field(header, "model", dict, source)
     genres = string_list(header, "genres", source)
     string_list(header, "excluded_genres", source)

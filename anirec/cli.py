@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anirec import options
 from anirec._files import atomic_write, check_target
 from anirec.errors import AnirecError, AnirecWarning
+from anirec.options import CLI_MAX_EPOCHS
 
 EXIT_BAD_INPUT = 2
 
@@ -36,7 +38,7 @@ STDOUT = "-"
 # Upper bounds of size options: far above any real use (MyAnimeList has 270k users, 25k anime,
 # 24M ratings), low enough that a typo fails at once instead of exhausting the memory.
 MAX_USERS, MAX_ANIME, MAX_RATINGS = 10_000_000, 1_000_000, 200_000_000
-MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_N = 65_536, 32, 100_000, 1_048_576, 1_000_000
+MAX_EPOCHS, MAX_N = CLI_MAX_EPOCHS, 1_000_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,18 +65,6 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 # ---------------------------------------------------------------------------------------------
 # Option parsing helpers
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}") from None
-    if len(values) > MAX_LAYERS or not all(1 <= value <= MAX_WIDTH for value in values):
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths within "
-                                         f"1..{MAX_WIDTH}, got {text!r}")
-    return values
 
 
 def _bounded_int(low: int, high: int):
@@ -126,16 +116,18 @@ def _float_type(accept, expected: str):
     return parse
 
 
-_positive_float = _float_type(lambda v: v > 0, "a positive number")
-_fraction = _float_type(lambda v: 0 <= v < 1, "a fraction in [0, 1)")
-_non_negative_float = _float_type(lambda v: v >= 0, "a number >= 0")
 _finite_float = _float_type(lambda v: True, "a finite number")
 
 
-def _default_popularity() -> float:
-    from anirec.recommender import POPULARITY_WEIGHT
-
-    return POPULARITY_WEIGHT
+def _option_type(option):
+    """An argparse type reading an option's value as its kind does (its bounds, the command
+    line's caps), one line naming what was expected."""
+    def parse(text: str):
+        try:
+            return option.kind.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return parse
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,45 +337,25 @@ def cmd_generate(args) -> None:
     print(f"wrote {anime}\nwrote {scores}")
 
 
-#: Options of the ranking objectives, with their defaults (``None`` on the command line marks
-#: "not given", so that giving one with the rating objective can be refused).
-RANKING_DEFAULTS = {"ranking_weight": 0.03, "temperature": 0.2, "positive_threshold": None,
-                    "popularity_weight": None}
-
-
-def _ranking_options(args) -> dict:
-    """The ranking options of the chosen objective; refuses those that would be ignored."""
-    given = [name for name in RANKING_DEFAULTS if getattr(args, name) is not None]
-    useless = {"rating": given,
-               "ranking": [name for name in given if name == "ranking_weight"]}.get(
-        args.objective, [])
-    if useless:
-        flags = ", ".join("--" + name.replace("_", "-") for name in useless)
-        raise UsageError(f"{flags} has no effect with --objective {args.objective}")
-    return {name: default if getattr(args, name) is None else getattr(args, name)
-            for name, default in RANKING_DEFAULTS.items() if name != "popularity_weight"}
-
-
 def _recommender(args):
+    """The Recommender of ``anirec train``: every flag given passed on by its option's name
+    (a flag left out: the Recommender's default); refuses flags its objective would ignore
+    and fractions that leave nothing to train on."""
     from anirec import Recommender
 
-    if args.validation + args.test >= 1:
-        raise UsageError(f"--validation {args.validation:g} and --test {args.test:g} leave no "
-                         "training ratings: their sum must be below 1")
-    options = _ranking_options(args)
-    if args.popularity_weight is not None:
-        options["popularity_weight"] = args.popularity_weight
-    return Recommender(layers=args.layers, weighting=args.weighting, valid=args.validation,
-                       test=args.test, seed=args.seed, verbose=not args.quiet,
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       optimizer=args.optimizer, dtype=args.dtype, objective=args.objective,
-                       leave_one_out=args.leave_one_out, refit=args.refit,
-                       catalogue_counts_ratings=args.catalogue_counts_ratings,
-                       biases=args.biases, bias_reg=args.bias_reg,
-                       embedding_dim=args.embedding_dim, min_id_count=args.min_id_count,
-                       embedding_decay=args.embedding_decay, id_dropout=args.id_dropout,
-                       history_dim=args.history_dim,
-                       n_threads=args.threads, **options)
+    given = {option.name: getattr(args, option.name) for option in options.flags()
+             if getattr(args, option.name) is not None}
+    chosen = {name: given.get(name, options.RECOMMENDER[name].default)
+              for name in ("objective", "valid", "test")}
+    useless = [option.flag for option in options.flags() if option.name in given and
+               option.objectives and chosen["objective"] not in option.objectives]
+    if useless:
+        raise UsageError(f"{', '.join(useless)} has no effect with --objective "
+                         f"{chosen['objective']}")
+    if chosen["valid"] + chosen["test"] >= 1:
+        raise UsageError(f"--validation {chosen['valid']:g} and --test {chosen['test']:g} leave "
+                         "no training ratings: their sum must be below 1")
+    return Recommender(verbose=not args.quiet, **given)
 
 
 def _shortfalls(report: pd.DataFrame, objective: str) -> list[str]:
@@ -413,16 +385,17 @@ def cmd_train(args) -> None:
                     *(("--save-split", Path(args.save_split) / f"{name}.csv", False)
                       for name in ("train", "validation", "test"))]
     _check_outputs(outputs, inputs=(args.anime, args.scores))
-    if args.strict and args.test == 0:
+    recommender = _recommender(args)  # refuses contradicting options before loading
+    tested = recommender.options["test"] > 0
+    if args.strict and not tested:
         raise UsageError("--strict compares the model with the baselines on the test split: "
                          "it needs --test above 0")
-    recommender = _recommender(args)  # refuses contradicting options before loading
     data = _load_data(args)
     print(data.summary)
     started = time.perf_counter()
     rec = recommender.fit(data)
-    report = rec.evaluate(k=10, threshold=args.threshold) if args.test > 0 else None
-    shortfalls = _shortfalls(report, args.objective) if report is not None else []
+    report = rec.evaluate(k=10, threshold=args.threshold) if tested else None
+    shortfalls = _shortfalls(report, rec.model.objective) if report is not None else []
     if args.strict and shortfalls:
         raise UsageError(f"{shortfalls[0]}: nothing saved (--strict)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -718,78 +691,17 @@ def _add_threshold_option(parser) -> None:
 
 
 def _add_training_options(parser) -> None:
-    parser.add_argument("--layers", type=_int_list, default=(256, 128, 64, 32),
-                        help="tower widths after the input, comma-separated")
-    parser.add_argument("--epochs", type=_bounded_int(1, MAX_EPOCHS), default=20,
-                        help="most training epochs (fewer when validation stops early)")
-    parser.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH), default=256,
-                        help="training examples per mini-batch")
-    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                        help="optimizer")
-    parser.add_argument("--weighting", choices=("rating", "centered", "bayesian"),
-                        default="bayesian", help="user genre-preference weighting")
-    parser.add_argument("--validation", type=_fraction, default=0.1,
-                        help="per-user fraction for validation / early stopping (0: none, "
-                             "train every epoch)")
-    parser.add_argument("--test", type=_fraction, default=0.1,
-                        help="per-user fraction held out for testing (0: train on all)")
-    parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=0,
-                        help="seeds the split, the initial weights and the shuffles")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                        help="floating-point precision of the network")
-    parser.add_argument("--objective", choices=("rating", "ranking", "hybrid"),
-                        default="hybrid",
-                        help="rating MSE, in-batch softmax ranking, or MSE + weighted ranking "
-                             "(hybrid predicts ratings and ranks well)")
-    parser.add_argument("--ranking-weight", type=_positive_float, default=None,
-                        help="weight of the ranking loss, hybrid objective only (default "
-                             f"{RANKING_DEFAULTS['ranking_weight']})")
-    parser.add_argument("--temperature", type=_positive_float, default=None,
-                        help="softmax temperature of the ranking loss, ranking and hybrid "
-                             f"objectives only (default {RANKING_DEFAULTS['temperature']})")
-    parser.add_argument("--popularity-weight", type=_non_negative_float, default=None,
-                        help="weight of the popularity prior log q in the ranking score, "
-                             "ranking and hybrid objectives only (0: taste alone, more of the "
-                             "catalogue; default "
-                             "%s)" % _default_popularity())
-    parser.add_argument("--positive-threshold", type=_finite_float, default=None,
-                        help="ratings at least this are the ranking positives, ranking and "
-                             "hybrid objectives only (default: every rating)")
-    parser.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=True,
-                        help="derive each training example's user row and item statistics "
-                             "without its own rating")
-    parser.add_argument("--catalogue-counts-ratings", action=argparse.BooleanOptionalAction,
-                        default=True,
-                        help="the anime file's Score, Scored By and Members count the ratings "
-                             "of --scores (as MyAnimeList's do): they are read with those "
-                             "ratings taken out; --no-catalogue-counts-ratings for an anime "
-                             "file known to be independent of them")
-    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
-                        help="after early stopping, train again on training + validation "
-                             "ratings for the chosen number of epochs")
-    parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True,
-                        help="predict user and item rating biases plus the scaled cosine")
-    parser.add_argument("--bias-reg", type=_positive_float, default=5.0,
-                        help="L2 penalty of the rating biases, in ratings")
-    parser.add_argument("--embedding-dim", type=_bounded_int(0, 4096), default=32,
-                        help="width of the learned user and item ID embeddings (0: none)")
-    parser.add_argument("--min-id-count", type=_bounded_int(1, 10**9), default=2,
-                        help="training ratings an id needs for its own embedding row (rarer "
-                             "ids share the unknown row)")
-    parser.add_argument("--embedding-decay", type=_non_negative_float, default=0.0,
-                        help="L2 penalty of an embedding row (and a history vector) at each "
-                             "update")
-    parser.add_argument("--id-dropout", type=_float_type(lambda v: 0 <= v < 1, "in [0, 1)"),
-                        default=0.0,
-                        help="probability that a training example reads the unknown ID row "
-                             "instead of its own, which then learns new users and anime")
-    parser.add_argument("--history-dim", type=_bounded_int(0, 4096), default=0,
-                        help="width of the user tower's pooled history: the mean of learned "
-                             "vectors of the anime the user rated (0: none)")
-    parser.add_argument("--threads", type=_bounded_int(1, 4096), default=None,
-                        help="the most threads training runs on; every count gives the same "
-                             "model (default: the cores this process may use)")
+    """One flag per option of :func:`anirec.options.flags`: its bounds, its help and its
+    default (shown; a flag left out is ``None``, the Recommender's default)."""
+    for option in options.flags():
+        if isinstance(option.kind, options.Boolean):
+            how = {"action": argparse.BooleanOptionalAction}
+        elif isinstance(option.kind, options.Choice):
+            how = {"choices": option.kind.values}
+        else:
+            how = {"type": _option_type(option)}
+        parser.add_argument(option.flag, dest=option.name, default=None,
+                            help=option.help_line, **how)
 
 
 def build_parser() -> argparse.ArgumentParser:

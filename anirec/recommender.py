@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import os
 import sys
@@ -34,13 +33,14 @@ from anirec.errors import AnirecWarning, DataError, ModelFormatError, NotFittedE
 from anirec.metrics import Evaluation, mae, ranking_metrics, relevant_sets, rmse
 from anirec.model import TwoTower
 from anirec.model.persistence import read_model_file, write_model_file
+from anirec.options import RECOMMENDER, SAVED_OWN, passed_on
 
 RATING_RANGE = MAL_SCALE  # the scale until ``fit`` sees the data's
 _USER_BLOCK = 4096  # users scored per top-k call when streaming over many users
 #: Default weight of the popularity prior in the retrieval score (see ``Recommender``).
-POPULARITY_WEIGHT = 0.75
+POPULARITY_WEIGHT = RECOMMENDER["popularity_weight"].default
 #: Default weight of an anime's rating bias in the retrieval score (see ``Recommender``).
-QUALITY_WEIGHT = 0.5
+QUALITY_WEIGHT = RECOMMENDER["quality_weight"].default
 #: Weight of a new user's stated genre tastes in the cold-start score, in units of the spread
 #: of the model's scores (see ``Recommender.recommend_for_genres``).
 GENRE_WEIGHT = 1.5
@@ -51,23 +51,6 @@ def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     matrix = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.int8), (rows, cols)), shape=shape)
     matrix.sum_duplicates()
     return matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
-
-
-#: The largest weight of a term of the retrieval score: far beyond the point where the term
-#: alone ranks (a weight of 100 on log shares spans thousands of score units), yet small
-#: enough that no score overflows in float32.
-MAX_WEIGHT = 1000.0
-
-
-def _model_options() -> set[str]:
-    """The keyword arguments ``Recommender`` passes on to :class:`TwoTower` (the scale comes
-    from the data, the seed and ``verbose`` from the Recommender's own arguments)."""
-    return set(inspect.signature(TwoTower).parameters) - {"layers", "rating_range", "seed",
-                                                          "verbose"}
-
-
-def _check_weight(value, name: str = "popularity_weight") -> float:
-    return _validate.real(name, value, 0.0, MAX_WEIGHT)
 
 
 def _id_list(ids, name: str) -> np.ndarray:
@@ -172,9 +155,11 @@ class Recommender:
         highly, what the ranking (relevant: 4 of 5 stars and up) rewards. The default 0.5
         raised NDCG@10 on both public real sets (README, "Objectives, popularity and
         quality"); it can be changed after fitting.
-    **model_options
-        Passed to :class:`~anirec.model.TwoTower` (``epochs``, ``batch_size``, ``lr``,
-        ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, and the training objective:
+    epochs, batch_size, lr, ... : the model's options
+        Every option of :class:`~anirec.model.TwoTower` but ``rating_range`` (from the data),
+        ``seed`` and ``verbose`` (the Recommender's own, passed on), with the defaults the
+        signature shows (:data:`anirec.options.RECOMMENDER`): ``epochs``, ``batch_size``,
+        ``lr``, ``optimizer``, ``lr_schedule``, ``patience``, ``dtype``, the training objective:
         ``objective="rating" | "ranking" | "hybrid"``, ``ranking_weight``, ``temperature``,
         ``positive_threshold``). ``"rating"`` predicts ratings well but ranks poorly (below
         popularity); ``"ranking"`` and ``"hybrid"`` learn which anime a user rates highly, and
@@ -183,48 +168,20 @@ class Recommender:
         default 32 here, ``min_id_count``, ``embedding_decay``).
     """
 
-    def __init__(self, *, layers=(256, 128, 64, 32), weighting: str = "bayesian",
-                 valid: float = 0.1, test: float = 0.1, min_ratings: int = 5,
-                 leave_one_out: bool = True, item_attributes: bool = True,
-                 catalogue_counts_ratings: bool = True, seed: int = 0,
-                 refit: bool = True, verbose: bool = False,
-                 popularity_weight: float = POPULARITY_WEIGHT,
-                 quality_weight: float = QUALITY_WEIGHT, **model_options):
-        if weighting not in ("bayesian", "rating", "centered"):
-            raise ValueError(f"weighting must be 'bayesian', 'rating' or 'centered', got "
-                             f"{weighting!r}")
-        valid = _validate.real("valid", valid, 0.0, 1.0, high_open=True)
-        test = _validate.real("test", test, 0.0, 1.0, high_open=True)
-        if valid + test >= 1:
-            raise ValueError(f"valid + test must leave ratings to train on, got {valid:g} + "
-                             f"{test:g}")
-        self.options = {"weighting": weighting, "valid": valid, "test": test,
-                        "min_ratings": _validate.integer("min_ratings", min_ratings, 1),
-                        "leave_one_out": _validate.boolean("leave_one_out", leave_one_out),
-                        "item_attributes": _validate.boolean("item_attributes",
-                                                             item_attributes),
-                        "catalogue_counts_ratings": _validate.boolean(
-                            "catalogue_counts_ratings", catalogue_counts_ratings),
-                        # The split needs a seed: None would make fit() unrepeatable.
-                        "seed": _validate.integer("seed", seed, 0),
-                        "refit": _validate.boolean("refit", refit),
-                        "popularity_weight": _check_weight(popularity_weight),
-                        "quality_weight": _check_weight(quality_weight, "quality_weight")}
-        # Named here, not by TwoTower: the caller called Recommender.
-        unknown = sorted(set(model_options) - _model_options())
-        if unknown:
-            raise TypeError(f"Recommender() got an unexpected keyword argument {unknown[0]!r}; "
-                            "besides its own it takes the model options "
-                            f"{', '.join(sorted(_model_options()))}")
-        model_options.setdefault("epochs", 20)
-        model_options.setdefault("objective", "hybrid")
-        # Chosen on the real sets of benchmarks/accuracy.py (README: accuracy on real data).
-        model_options.setdefault("embedding_dim", 32)
-        if valid == 0:
+    def __init__(self, **kwargs):
+        # The signature, the defaults and each value's check: anirec.options.RECOMMENDER.
+        values = RECOMMENDER.bind((), kwargs)
+        if values["valid"] + values["test"] >= 1:
+            raise ValueError(f"valid + test must leave ratings to train on, got "
+                             f"{values['valid']:g} + {values['test']:g}")
+        self.options = {name: values[name] for name in SAVED_OWN}
+        model_options = {name: values[name] for name in passed_on()}
+        if values["valid"] == 0 and "validation_fraction" not in kwargs:
             # No validation split means no validation at all, not the model's own fallback
             # of holding out part of the training ratings.
-            model_options.setdefault("validation_fraction", 0.0)
-        self.model = TwoTower(layers, rating_range=RATING_RANGE, seed=seed, verbose=verbose,
+            model_options["validation_fraction"] = 0.0
+        verbose = values["verbose"]
+        self.model = TwoTower(rating_range=RATING_RANGE, seed=values["seed"], verbose=verbose,
                               **model_options)
         self.verbose = verbose
         self.fitted = False
@@ -825,7 +782,7 @@ class Recommender:
 
     @popularity_weight.setter
     def popularity_weight(self, value: float) -> None:
-        self.options["popularity_weight"] = _check_weight(value)
+        self.options["popularity_weight"] = RECOMMENDER["popularity_weight"].check(value)
 
     @property
     def quality_weight(self) -> float:
@@ -834,7 +791,7 @@ class Recommender:
 
     @quality_weight.setter
     def quality_weight(self, value: float) -> None:
-        self.options["quality_weight"] = _check_weight(value, "quality_weight")
+        self.options["quality_weight"] = RECOMMENDER["quality_weight"].check(value)
 
     def _retrieval_queries(self, vectors: np.ndarray) -> np.ndarray:
         """Query rows of the retrieval score: the prior's and the item bias' columns weighted."""
@@ -1108,3 +1065,7 @@ class Recommender:
                 "genres": list(self.genres), "excluded_genres": list(self.excluded_genres),
                 "summary": self.summary,
                 "best_epoch": self.model.best_epoch_, "history": self.model.history_}
+
+
+# What help() and inspect show: every option with its default (anirec.options.RECOMMENDER).
+Recommender.__init__.__signature__ = RECOMMENDER.signature()

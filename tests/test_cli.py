@@ -176,7 +176,7 @@ def test_similar_and_info(files, capsys):
     (["train", "--anime", "a", "--scores", "b", "--out", "c", "--objective", "pairwise"],
      "invalid choice"),
     (["train", "--anime", "a", "--scores", "b", "--out", "c", "--temperature", "0"],
-     "positive number"),
+     "expected a number in [0.001, 1000]"),
 ])
 def test_bad_input_exits_2_with_one_line(files, capsys, argv, message):
     folder, model = files

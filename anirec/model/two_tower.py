@@ -42,27 +42,23 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from anirec import _validate, kernels
+from anirec import kernels
 from anirec.errors import DataError, DivergenceError, ModelFormatError, NotFittedError
 from anirec.model import _chunked, bounds
 from anirec.model.biases import Biases, fit_biases, leave_one_out_chunks
 from anirec.model.schedules import make_schedule
+from anirec.options import MAX_WIDTH as _MAX_WIDTH
+from anirec.options import MODEL
 
-OPTIMIZERS = ("adam", "sgd")
-OBJECTIVES = ("rating", "ranking", "hybrid")
 _CALIBRATION_SAMPLE = 200_000  # training pairs used to fit the rating calibration of "ranking"
 _VALIDATION_USERS = 2048  # users whose validation pairs score the ranking loss every epoch
-DTYPES = ("float32", "float64")
 _CHUNK = 16384  # rows embedded at a time at inference: bounds the workspace
-_MAX_WIDTH = 2**31 - 1  # widths and batch sizes the kernels take (32-bit BLAS dimensions)
 _RATINGS = (np.dtype(np.float32), np.dtype(np.float64))  # rating dtypes fit uses as given
 _MAX_PARAMETERS = 2**31 - 1  # parameters of both towers; checked before anything is allocated
-_TEMPERATURES = (1e-3, 1e3)  # beyond, cosines / temperature overflow or carry no signal
-_DEFAULT_RANKING_WEIGHT = 0.03
 #: Training diverged when its best validation RMSE is at least this multiple of the RMSE of
 #: predicting the mean training rating for every pair, or with biases of the biases alone (a
 #: model whose towers never add anything;
@@ -149,6 +145,8 @@ def _check_rows(name: str, index: np.ndarray, n_rows: int, what: str) -> None:
 
 class TwoTower:
     """A two-tower rating and/or retrieval model trained with mini-batch gradient descent or Adam.
+
+    Every option's default and bounds are declared once, in :data:`anirec.options.MODEL`.
 
     Parameters
     ----------
@@ -259,49 +257,10 @@ class TwoTower:
         last table row is the unknown one.
     """
 
-    def __init__(self, layers: Sequence[int] = (256, 128, 64, 32), *, optimizer: str = "adam",
-                 lr: float = 1e-3, lr_schedule="inverse_time",
-                 lr_schedule_options: dict | None = None, batch_size: int = 256,
-                 epochs: int = 20, momentum: float = 0.0, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
-                 patience: int | None = 3, validation_fraction: float = 0.1,
-                 rating_range: tuple[float, float] = (1.0, 10.0), dtype: str = "float32",
-                 seed: int | None = 0, verbose: bool = False, objective: str = "rating",
-                 ranking_weight: float = _DEFAULT_RANKING_WEIGHT, temperature: float = 0.2,
-                 positive_threshold: float | None = None, popularity_prior: bool = True,
-                 biases: bool = True, bias_reg: float = 5.0, embedding_dim: int = 0,
-                 min_id_count: int = 2, embedding_decay: float = 0.0, id_dropout: float = 0.0,
-                 history_dim: int = 0, n_threads: int | None = None):
-        self.layers = _validate.integer_tuple("layers", layers, 1, _MAX_WIDTH)
-        self.optimizer = optimizer
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.lr_schedule_options = dict(lr_schedule_options or {})
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.momentum = momentum
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.rating_range = _validate.number_pair("rating_range", rating_range)
-        self.dtype = None if dtype is None else str(np.dtype(dtype))  # np.dtype(None): float64
-        self.seed = seed
-        self.verbose = _validate.boolean("verbose", verbose)
-        self.objective = objective
-        self.ranking_weight = ranking_weight
-        self.temperature = temperature
-        self.positive_threshold = None if positive_threshold is None else \
-            _validate.real("positive_threshold", positive_threshold)
-        self.popularity_prior = _validate.boolean("popularity_prior", popularity_prior)
-        self.biases = _validate.boolean("biases", biases)
-        self.bias_reg = bias_reg
-        self.embedding_dim = embedding_dim
-        self.min_id_count = min_id_count
-        self.embedding_decay = embedding_decay
-        self.id_dropout = id_dropout
-        self.history_dim = history_dim
-        self.n_threads = n_threads
+    def __init__(self, *args, **kwargs):
+        # The signature, the defaults and each value's check: anirec.options.MODEL.
+        for name, value in MODEL.bind(args, kwargs).items():
+            setattr(self, name, value)
         self._validate_config()
         self.params_: np.ndarray | None = None
         self.diverged_: str | None = None  # why the last fit diverged (its weights are gone)
@@ -318,51 +277,19 @@ class TwoTower:
     # Configuration
 
     def _validate_config(self) -> None:
-        """Check every option (types strictly: no silent ``int('3')`` or ``int(1.9)``)."""
-        _validate.integer_tuple("layers", self.layers, 1, _MAX_WIDTH)
-        _validate.real("lr", self.lr, 0.0)
-        _validate.optional_integer("seed", self.seed, 0)
-        _validate.optional_integer("patience", self.patience, 1)
-        _validate.integer("batch_size", self.batch_size, 1, _MAX_WIDTH)
-        _validate.integer("epochs", self.epochs, 1)
-        _validate.real("temperature", self.temperature, *_TEMPERATURES)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        """Check every option (:data:`anirec.options.MODEL`, strictly: no silent ``int('3')``
+        or ``int(1.9)``; an attribute may have been set since), then the rules that tie
+        options together."""
+        for name, option in MODEL.items():
+            setattr(self, name, option.check(getattr(self, name)))
         self.schedule_ = make_schedule(self.lr_schedule, self.lr, **self.lr_schedule_options)
-        _validate.integer("embedding_dim", self.embedding_dim, 0, _MAX_WIDTH)
-        _validate.integer("min_id_count", self.min_id_count, 1)
-        _validate.integer("history_dim", self.history_dim, 0, _MAX_WIDTH)
-        _validate.optional_integer("n_threads", self.n_threads, 1)
-        for name, low, high in (("momentum", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1),
-                                ("weight_decay", 0, math.inf),
-                                ("embedding_decay", 0, math.inf), ("id_dropout", 0, 1),
-                                ("validation_fraction", 0, 1)):
-            _validate.real(name, getattr(self, name), low, high, high_open=high < math.inf)
-        # eps = 0 turns a zero gradient's Adam step into 0 / 0.
-        _validate.real("eps", self.eps, 0.0, low_open=True)
-        lo, hi = self.rating_range
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"rating_range must be (low, high) with low < high, got "
-                             f"{self.rating_range}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.objective != "rating" and self.batch_size < 2:
             raise ValueError(f"batch_size={self.batch_size} leaves the in-batch ranking loss of "
                              f"objective={self.objective!r} no negatives: use at least 2")
-        if _validate.real("ranking_weight", self.ranking_weight) <= 0:
-            raise ValueError(f"ranking_weight must be a positive number, got "
-                             f"{self.ranking_weight}")
-        if self.objective == "rating" and self.ranking_weight != _DEFAULT_RANKING_WEIGHT:
+        if self.objective == "rating" and self.ranking_weight != MODEL["ranking_weight"].default:
             raise ValueError(f"ranking_weight={self.ranking_weight:g} contradicts "
                              "objective='rating', which has no ranking loss: use "
                              "objective='hybrid'")
-        if _validate.real("bias_reg", self.bias_reg) <= 0:
-            raise ValueError(f"bias_reg must be a positive number, got {self.bias_reg}")
-        if self.positive_threshold is not None and not math.isfinite(self.positive_threshold):
-            raise ValueError(f"positive_threshold must be a finite rating or None, got "
-                             f"{self.positive_threshold}")
 
     @property
     def loss_weights(self) -> tuple[float, float]:
@@ -374,24 +301,12 @@ class TwoTower:
         return 1.0, float(self.ranking_weight)
 
     def get_config(self) -> dict:
-        """The constructor arguments, as JSON-friendly values."""
-        return {
-            "layers": list(self.layers), "optimizer": self.optimizer, "lr": self.lr,
-            "lr_schedule": self.schedule_.to_dict(), "batch_size": int(self.batch_size),
-            "epochs": int(self.epochs), "momentum": self.momentum, "beta1": self.beta1,
-            "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay,
-            "patience": self.patience, "validation_fraction": self.validation_fraction,
-            "rating_range": list(self.rating_range), "dtype": self.dtype, "seed": self.seed,
-            "objective": self.objective, "ranking_weight": float(self.ranking_weight),
-            "temperature": float(self.temperature),
-            "positive_threshold": self.positive_threshold,
-            "popularity_prior": self.popularity_prior, "biases": self.biases,
-            "bias_reg": float(self.bias_reg), "embedding_dim": int(self.embedding_dim),
-            "min_id_count": int(self.min_id_count),
-            "embedding_decay": float(self.embedding_decay),
-            "id_dropout": float(self.id_dropout), "history_dim": int(self.history_dim),
-            "n_threads": self.n_threads,
-        }
+        """The constructor arguments, as JSON-friendly values (the schedule as its
+        ``to_dict()``, which holds its options)."""
+        config = {name: option.kind.to_json(getattr(self, name))
+                  for name, option in MODEL.items() if option.saved}
+        config["lr_schedule"] = self.schedule_.to_dict()
+        return config
 
     # -----------------------------------------------------------------------------------------
     # Targets
@@ -1163,13 +1078,11 @@ class TwoTower:
     def _from_config(cls, header: dict, source: str, where: str = "") -> "TwoTower":
         """An unfitted model of the header's ``config``: every key a constructor argument,
         every value checked by the constructor (strict types: ``"yes"`` is no boolean)."""
-        import inspect
-
         from anirec.model.persistence import header_field, known_fields
 
         label = f"{where}." if where else ""
         config = header_field(header, "config", dict, source, where=where)
-        known_fields(config, set(inspect.signature(cls).parameters), source,
+        known_fields(config, set(MODEL), source,
                      where=f"{label}config")
         try:
             return cls(**config)
@@ -1349,6 +1262,9 @@ class TwoTower:
                                          dims=cls.file_dims)
         return cls.from_state(header, arrays, source=repr(str(path)))
 
+
+# What help() and inspect show: every option with its default (anirec.options.MODEL).
+TwoTower.__init__.__signature__ = MODEL.signature()
 
 #: Header fields of a saved model (:meth:`TwoTower.to_state`), and those of its file.
 _STATE_FIELDS = frozenset({"config", "history", "best_epoch", "calibration", "bias_mean", "dims",

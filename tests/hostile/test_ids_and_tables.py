@@ -149,7 +149,7 @@ def test_a_rating_scale_must_be_a_finite_pair(scale, message):
 
 
 @pytest.mark.parametrize("option,named", [("--rating-scale=-1e308,1e308", "--rating-scale"),
-                                          ("--popularity-weight=1e300", "popularity_weight")])
+                                          ("--popularity-weight=1e300", "--popularity-weight")])
 def test_options_are_checked_before_loading(tmp_path, capsys, option, named):
     status, _, err = run_cli(capsys, ["train", "--scores", tmp_path / "missing.csv", "--out",
                                       tmp_path / "m", option])

@@ -46,7 +46,8 @@ def _load(target, message):
     ("option type", lambda h: h["options"].__setitem__("popularity_weight", "high"),
      r"'options.popularity_weight' is 'high'"),
     ("option range", lambda h: h["options"].__setitem__("popularity_weight", 1e300),
-     r"'options' is invalid: popularity_weight must be a finite number in \[0, 1000\]"),
+     r"'options.popularity_weight' is invalid: popularity_weight must be a finite number in "
+     r"\[0, 1000\]"),
     ("cold start count", lambda h: h["cold_start"].__setitem__("typical_count", 1e300),
      r"'cold_start.typical_count' is 1e\+300"),
     ("cold start mean", lambda h: h["cold_start"].__setitem__("global_mean", 1e300),

@@ -336,7 +336,7 @@ def test_files_without_objective_settings_load_as_rating_models(trained):
 @pytest.mark.parametrize("options, message", [
     ({"objective": "listwise"}, "objective must be one of"),
     ({"temperature": 0.0}, r"temperature must be a finite number in \[0.001, 1000\]"),
-    ({"ranking_weight": -1.0}, "ranking_weight must be a positive"),
+    ({"ranking_weight": -1.0}, r"ranking_weight must be a finite number in \(0, inf\]"),
     ({"positive_threshold": float("nan")}, "positive_threshold"),
 ])
 def test_invalid_objective_settings_raise(options, message):
