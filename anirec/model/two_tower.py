@@ -207,7 +207,9 @@ class TwoTower:
         user row and item row with at least ``min_id_count`` training ratings gets its own
         table row; the rarer ones, and every id never seen in training (a new user, a cold
         start), share one "unknown" row. Training updates only the rows a batch touched
-        (:class:`anirec.kernels.Embedding`).
+        (:class:`anirec.kernels.Embedding`); after training the unknown row becomes the mean
+        row of the ids trained on, the average user or anime, unless ``id_dropout`` trained
+        it.
     min_id_count : int
         Training ratings an id needs for its own embedding row.
     embedding_decay : float
@@ -608,6 +610,7 @@ class TwoTower:
             self.params_, self.tables_, self.diverged_ = None, {}, str(error)
             self.pooled_history_ = None
             raise
+        self._average_unknown_rows(users, items, user_x.shape[0], item_x.shape[0])
         if self.objective == "ranking":
             self._calibrate(rng, user_x, item_x, users, items, ratings)
         self._fit_knees(user_x, item_x, users, items, ratings)
@@ -713,6 +716,22 @@ class TwoTower:
         table = rng.normal(0.0, 0.1, shape).astype(self.dtype)
         self.tables_[side] = (index, table)
         return kernels.Embedding(side, index, table, dropout=float(self.id_dropout))
+
+    def _average_unknown_rows(self, users, items, n_users: int, n_items: int) -> None:
+        """Make each side's unknown row the mean row over the ids trained on (a rare id counted
+        with the row it shared): the model's average user and anime, which a person folded in
+        and a new anime read. As trained it is the few rare ids' row, or, where every id owned
+        a row, its random start. With ID dropout it was trained to stand for any id: kept."""
+        for side, rows, n_rows in (("user", users, n_users), ("item", items, n_items)):
+            if side not in self.tables_ or self.id_dropout > 0:
+                continue
+            index, table = self.tables_[side]
+            unknown = table.shape[0] - 1
+            if unknown == 0:
+                continue  # no id owns a row: the unknown row is the only one learned
+            rare = int(((_chunked.counts(rows, n_rows) > 0) & (index == unknown)).sum())
+            total = table[:unknown].sum(axis=0, dtype=np.float64) + rare * table[unknown]
+            table[unknown] = total / (unknown + rare)
 
     def _init_history(self, users, items, n_users: int, n_items: int, rng) -> kernels.History:
         """A new pooled history block (kept in :attr:`pooled_history_`): the item rows each user row

@@ -85,3 +85,47 @@ def test_a_corrupted_table_is_refused(fitted, tmp_path):
     missing = {key: value for key, value in arrays.items() if key != "user_table"}
     with pytest.raises(ModelFormatError, match="the user embedding table is missing"):
         TwoTower.from_state(header, missing)
+
+
+def _fit_keeping_the_last_epochs_tables(model, *args):
+    """Fit, and return the tables as the last epoch left them (before fit's last steps)."""
+    last = {}
+
+    def keep(epoch, logs):
+        last.update({side: table.copy() for side, (_, table) in model.tables_.items()})
+
+    model.fit(*args, callback=keep)
+    return last
+
+
+@pytest.mark.parametrize("rare_user", [False, True])
+def test_the_unknown_row_becomes_the_mean_row_of_the_ids_trained_on(rare_user):
+    rng = np.random.default_rng(5)
+    users = rng.permutation(np.repeat(np.arange(10), 30))  # ten users of 30 ratings each
+    items = rng.integers(0, 12, users.shape[0])
+    if rare_user:  # user 10 rates once and shares the unknown row
+        users, items = np.append(users, 10), np.append(items, 0)
+    ratings = rng.integers(1, 11, users.shape[0]).astype(float)
+    user_x, item_x = rng.normal(size=(12, 3)), rng.normal(size=(12, 2))  # user 11: never
+    model = TwoTower((6, 4), epochs=2, embedding_dim=3, seed=2, validation_fraction=0.0)
+    trained = _fit_keeping_the_last_epochs_tables(model, (users, items, ratings), user_x,
+                                                  item_x)["user"]
+    index, table = model.tables_["user"]
+    assert table.shape == (11, 3) and index[11] == 10
+    np.testing.assert_array_equal(table[:10], trained[:10])  # the ids' own rows stay
+    # By hand: the mean over the ids trained on, one row per id (a rare one: the shared row).
+    rows_of_ids = [trained[u] for u in range(10)] + ([trained[10]] if rare_user else [])
+    np.testing.assert_allclose(table[10], np.mean(rows_of_ids, axis=0), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(trained[10], table[10])
+
+
+def test_with_id_dropout_the_unknown_row_stays_as_trained():
+    rng = np.random.default_rng(5)
+    users, items = rng.integers(0, 10, 400), rng.integers(0, 12, 400)
+    ratings = rng.integers(1, 11, 400).astype(float)
+    model = TwoTower((6, 4), epochs=2, embedding_dim=3, seed=2, validation_fraction=0.0,
+                     id_dropout=0.3)
+    trained = _fit_keeping_the_last_epochs_tables(
+        model, (users, items, ratings), rng.normal(size=(10, 3)), rng.normal(size=(12, 2)))
+    for side in ("user", "item"):
+        np.testing.assert_array_equal(model.tables_[side][1], trained[side])
