@@ -505,11 +505,12 @@ class Recommender:
         return np.where(index >= 0, self.anime_ids[index], -1), scores
 
     def _frame(self, query_ids, index, scores, id_column: str, cosines=None,
-               user_rows=None, user_bias: float = 0.0) -> pd.DataFrame:
+               user_rows=None, user_bias: float = 0.0,
+               cosine_weight: float = 1.0) -> pd.DataFrame:
         """One row per (query, rank); ``cosines`` (like ``scores``) are the tower cosines
         when ``scores`` are not plain retrieval scores; ``user_rows`` are the queries' user
         rows (for the predicted ratings' user biases; ``None``: a new user, whose rating bias
-        is ``user_bias``)."""
+        is ``user_bias`` and cosine weight ``cosine_weight``)."""
         rank = np.tile(np.arange(1, index.shape[1] + 1), index.shape[0])
         flat_index, flat_scores = index.ravel(), scores.ravel().astype(np.float64)
         keep = flat_index >= 0
@@ -521,7 +522,8 @@ class Recommender:
             "rank": rank[keep],
             # What ranks the list comes first, the predicted rating beside it.
             "score": flat_scores[keep],
-            "predicted_rating": self.model.score_to_rating(cosine, users, flat_index[keep],
+            "predicted_rating": self.model.score_to_rating(cosine_weight * cosine, users,
+                                                           flat_index[keep],
                                                            user_bias=user_bias),
             "anime_id": self.anime_ids[flat_index[keep]],
             "name": self.anime_names[flat_index[keep]],
