@@ -9,14 +9,15 @@ the training data is embedded from their own ratings at once, without retraining
   statistics saved with the model (the genre matrix, the anime's weights, the mean training
   rating, the z-score scaler), then the formulas of :func:`anirec.loo.user_rows`; a training
   user folded in from their own training ratings gets their training row back;
-* **the ID embedding** is the unknown row: the model has no row of its own for the person;
+* **the ID embedding** is the unknown row, which training leaves as the average of the users'
+  rows: the model has no row of its own for the person;
 * **the pooled history** (a model with ``history_dim``) pools the rated anime the model
   trained on (an anime no training rating touched has an untrained vector);
 * **the rating bias** is the user half-step of the bias fit given the item biases, with the
   same regularisation (:func:`anirec.model.biases.user_bias`);
 * **the cosine's weight** in their predicted ratings is fitted on their own ratings, each
   predicted from the person folded in without it (:func:`cosine_weight`): a trained user's
-  cosine is read with their own learned ID row, a person's with the unknown row, and it
+  cosine is read with their own learned ID row, a person's with the average row, and it
   predicts their ratings less well, sometimes worse than the biases alone.
 
 The person's rated anime that the model does not know (not in the catalogue, or dropped for an
@@ -63,7 +64,8 @@ from anirec.errors import AnirecWarning, DataError, UnknownIdError
 from anirec.model.biases import user_bias
 
 __all__ = ["FoldIn", "fold_in", "fold_in_person", "cosine_weight", "recommend", "predict",
-           "locate_anime", "count_unknown", "Reasons", "reasons_for", "anime_support", "genre_support"]
+           "locate_anime", "count_unknown", "Reasons", "reasons_for", "anime_support",
+           "genre_support"]
 
 #: The most anime and genres named as the reasons of one recommendation.
 MAX_ANIME_REASONS = 2

@@ -20,6 +20,7 @@ import re
 import statistics
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,17 +29,23 @@ _NUMBER = re.compile(r"^-?[0-9][0-9,]*(\.[0-9]+)?%?$")
 
 def tables(text: str) -> dict[tuple, dict[int, float]]:
     """``{row label: {column: number}}`` of every markdown table row of ``text``: the label is
-    the row's first cell and any text cells after it, up to its first other number; numbers
-    may carry thousands commas or a ``%``."""
-    rows = {}
+    the row's first cell and any text cells after it, up to its first other number, and that
+    number too where the text alone repeats (``| quiet | 64 | ...`` and ``| quiet | 256 |
+    ...``); numbers may carry thousands commas or a ``%``. A number that is not finite
+    (``nan``) is left out."""
+    parsed = []
     for line in text.splitlines():
         if not line.startswith("|") or set(line) <= set("|-: "):
             continue
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         first = next((k for k, cell in enumerate(cells) if k and _NUMBER.match(cell)), None)
-        if first is None:
-            continue
-        label = tuple(cells[:first])
+        if first is not None:
+            parsed.append((tuple(cells[:first]), cells, first))
+    repeated = Counter(label for label, _, _ in parsed)
+    rows = {}
+    for label, cells, first in parsed:
+        if repeated[label] > 1:
+            label, first = label + (cells[first],), first + 1
         rows[label] = {k: float(cell.rstrip("%").replace(",", ""))
                        for k, cell in enumerate(cells) if k >= first and _NUMBER.match(cell)}
     return rows

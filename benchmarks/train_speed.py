@@ -171,7 +171,9 @@ def measure(data, batch: int, repeats: int, folder: Path, with_torch: bool) -> d
     rates = {name: [] for name in ("cli", "chosen", "2 thr", "1 thr", "torch")}
     for _ in range(repeats):
         one, three = cli_seconds(data, batch, 1, out), cli_seconds(data, batch, 3, out)
-        rates["cli"].append(2 * captured.n / (three - one))
+        # Two epochs' time is a difference of two runs: on a busy machine the noise of the
+        # shorter one can swallow it, which gives no rate rather than a negative one.
+        rates["cli"].append(2 * captured.n / (three - one) if three > one else float("nan"))
         for name, threads in (("chosen", None), ("2 thr", 2), ("1 thr", 1)):
             rates[name].append(kernel_rate(captured, threads))
         if with_torch:

@@ -1,8 +1,9 @@
 """The rating scale: what ``(low, high)`` means, in one place.
 
 Every rule that depends on the scale lives here: how it is written (``1..10``, ``0.5..5``),
-which ratings belong to it, and which held-out ratings count as relevant when ranking. The loaders record the scale of the data, the model saves it, and the
-recommender, the load summaries, the evaluation and the command line read it from here.
+which ratings belong to it, and which held-out ratings count as relevant when ranking. The
+loaders record the scale of the data, the model saves it, and the recommender, the load
+summaries, the evaluation and the command line read it from here.
 
 >>> scale = RatingScale(0.5, 5)
 >>> str(scale), scale.relevance_threshold()
