@@ -28,19 +28,27 @@ _NUMBER = re.compile(r"^-?[0-9][0-9,]*(\.[0-9]+)?%?$")
 
 
 def tables(text: str) -> dict[tuple, dict[int, float]]:
-    """``{row label: {column: number}}`` of every markdown table row of ``text``: the label is
-    the row's first cell and any text cells after it, up to its first other number, and that
-    number too where the text alone repeats (``| quiet | 64 | ...`` and ``| quiet | 256 |
-    ...``); numbers may carry thousands commas or a ``%``. A number that is not finite
-    (``nan``) is left out."""
-    parsed = []
+    """``{row label: {column: number}}`` of every markdown table row of ``text``.
+
+    A row's label is the table's place in ``text`` (0 for the first), the row's first cell and
+    any text cells after it up to its first other number, and that number too where the text
+    repeats within the table (``| quiet | 64 | ...`` and ``| quiet | 256 | ...``: a parameter
+    such as the batch size). Numbers may carry thousands commas or a ``%``; one that is not
+    finite (``nan``) is left out.
+    """
+    parsed, table, inside = [], -1, False
     for line in text.splitlines():
-        if not line.startswith("|") or set(line) <= set("|-: "):
+        if not line.startswith("|"):
+            inside = False
+            continue
+        if not inside:
+            table, inside = table + 1, True
+        if set(line) <= set("|-: "):
             continue
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         first = next((k for k, cell in enumerate(cells) if k and _NUMBER.match(cell)), None)
         if first is not None:
-            parsed.append((tuple(cells[:first]), cells, first))
+            parsed.append(((table, *cells[:first]), cells, first))
     repeated = Counter(label for label, _, _ in parsed)
     rows = {}
     for label, cells, first in parsed:
@@ -87,7 +95,7 @@ def main(argv=None) -> None:
             if ratios:
                 cells.append(f"col {column}: {statistics.median(ratios):.3f} "
                              f"[{ratios[0]:.3f}-{ratios[-1]:.3f}]")
-        print(f"| {' | '.join(label)} | " + " | ".join(cells) + " |")
+        print(f"| {' | '.join(label[1:])} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
