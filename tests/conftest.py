@@ -55,3 +55,16 @@ def planted(seed=0, n_users=300, n_items=250, n_examples=20000, dim=6, noise=0.5
     cos /= np.linalg.norm(tastes[users], axis=1) * np.linalg.norm(traits[items], axis=1)
     ratings = np.clip(5.5 + 3.6 * cos + rng.normal(0, noise, n_examples), 1, 10)
     return users, items, ratings, user_x, item_x
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``anirec ARGV`` in this process: ``(status, stdout, stderr)``, the option parser's
+    refusals included."""
+    from anirec.cli import main
+
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as done:
+        status = done.code
+    out, err = capsys.readouterr()
+    return status, out, err

@@ -11,11 +11,8 @@ import pytest
 from anirec.cli import main
 from anirec.errors import AnirecWarning
 
+from .conftest import run_cli
 
-def run(capsys, *argv):
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +32,11 @@ def test_train_prints_the_evaluation(files, capsys):
 
     folder, _ = files
     saved = folder / "second.anirec"
-    code, out, _ = run(capsys, "train", "--anime", folder / "anime-dataset-2023.csv",
-                       "--scores", folder / "users-score-2023.csv", "--out", saved,
-                       "--layers", "16", "--epochs", "1", "--quiet",
-                       "--optimizer", "sgd", "--lr", "0.05", "--weighting", "centered",
-                       "--exclude-genres", "Ecchi,Hentai", "--test", "0.2")
+    code, out, _ = run_cli(capsys, "train", "--anime", folder / "anime-dataset-2023.csv",
+                           "--scores", folder / "users-score-2023.csv", "--out", saved,
+                           "--layers", "16", "--epochs", "1", "--quiet",
+                           "--optimizer", "sgd", "--lr", "0.05", "--weighting", "centered",
+                           "--exclude-genres", "Ecchi,Hentai", "--test", "0.2")
     assert code == 0 and "saved" in out
     rec = Recommender.load(saved)
     # Every option reached the saved model.
@@ -63,11 +60,11 @@ def test_train_with_a_ranking_objective(files, capsys):
 
     folder, _ = files
     out_model = folder / "hybrid.anirec"
-    code, out, _ = run(capsys, "train", "--anime", folder / "anime-dataset-2023.csv",
-                       "--scores", folder / "users-score-2023.csv", "--out", out_model,
-                       "--layers", "16", "--epochs", "2", "--quiet", "--objective", "hybrid",
-                       "--ranking-weight", "0.05", "--temperature", "0.3",
-                       "--positive-threshold", "7")
+    code, out, _ = run_cli(capsys, "train", "--anime", folder / "anime-dataset-2023.csv",
+                           "--scores", folder / "users-score-2023.csv", "--out", out_model,
+                           "--layers", "16", "--epochs", "2", "--quiet", "--objective", "hybrid",
+                           "--ranking-weight", "0.05", "--temperature", "0.3",
+                           "--positive-threshold", "7")
     assert code == 0 and "two-tower" in out
     config = Recommender.load(out_model).model.get_config()
     assert (config["objective"], config["ranking_weight"], config["temperature"],
@@ -79,9 +76,9 @@ def test_evaluate_json(files, capsys):
     from anirec.metrics import mae, rmse
 
     folder, model = files
-    code, out, _ = run(capsys, "evaluate", "--model", model, "--anime",
-                       folder / "anime-dataset-2023.csv", "--scores",
-                       folder / "users-score-2023.csv", "--k", "5", "--json")
+    code, out, _ = run_cli(capsys, "evaluate", "--model", model, "--anime",
+                           folder / "anime-dataset-2023.csv", "--scores",
+                           folder / "users-score-2023.csv", "--k", "5", "--json")
     assert code == 0
     report = json.loads(out)
     # The held-out ratings are the file's, read here directly: the pairs the model knows.
@@ -117,8 +114,8 @@ def test_predict_writes_predictions(files, capsys, tmp_path):
     rec = Recommender.load(model)
     pairs = pd.DataFrame({"user_id": rec.user_ids[:20], "anime_id": rec.anime_ids[:20]})
     pairs.to_csv(tmp_path / "pairs.csv", index=False)
-    code, _, _ = run(capsys, "predict", "--model", model, "--pairs", tmp_path / "pairs.csv",
-                     "--out", tmp_path / "out.csv")
+    code, _, _ = run_cli(capsys, "predict", "--model", model, "--pairs", tmp_path / "pairs.csv",
+                         "--out", tmp_path / "out.csv")
     assert code == 0
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["user_id", "anime_id", "predicted_rating"]
@@ -129,16 +126,16 @@ def test_predict_writes_predictions(files, capsys, tmp_path):
 def test_recommend_users_genres_and_all(files, capsys, tmp_path):
     folder, model = files
     user_ids = pd.read_csv(folder / "users-score-2023.csv")["user_id"].unique()[:2]
-    code, out, _ = run(capsys, "recommend", "--model", model, "--user-id", *user_ids,
-                       "--n", "3", "--json")
+    code, out, _ = run_cli(capsys, "recommend", "--model", model, "--user-id", *user_ids,
+                           "--n", "3", "--json")
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 6 and {"user_id", "rank", "anime_id", "name", "score",
                                "predicted_rating"} <= set(rows[0])
-    code, out, _ = run(capsys, "recommend", "--model", model, "--genres", "Action=9,Comedy=7")
+    code, out, _ = run_cli(capsys, "recommend", "--model", model, "--genres", "Action=9,Comedy=7")
     assert code == 0 and "anime_id" in out
-    code, _, _ = run(capsys, "recommend", "--model", model, "--all-users", "--n", "2",
-                     "--out", tmp_path / "recs.csv")
+    code, _, _ = run_cli(capsys, "recommend", "--model", model, "--all-users", "--n", "2",
+                         "--out", tmp_path / "recs.csv")
     recs = pd.read_csv(tmp_path / "recs.csv")
     assert code == 0
     assert list(recs.columns) == ["user_id", "rank", "score", "predicted_rating", "anime_id",
@@ -148,12 +145,12 @@ def test_recommend_users_genres_and_all(files, capsys, tmp_path):
 
 def test_similar_and_info(files, capsys):
     folder, model = files
-    anime_id = json.loads(run(capsys, "recommend", "--model", model, "--genres", "Drama=8",
-                              "--json")[1])[0]["anime_id"]
-    code, out, _ = run(capsys, "similar", "--model", model, "--anime-id", anime_id, "--n", "4",
-                       "--json")
+    anime_id = json.loads(run_cli(capsys, "recommend", "--model", model, "--genres", "Drama=8",
+                                  "--json")[1])[0]["anime_id"]
+    code, out, _ = run_cli(capsys, "similar", "--model", model, "--anime-id", anime_id, "--n", "4",
+                           "--json")
     assert code == 0 and len(json.loads(out)) == 4
-    code, out, _ = run(capsys, "info", "--model", model, "--json")
+    code, out, _ = run_cli(capsys, "info", "--model", model, "--json")
     info = json.loads(out)
     assert code == 0 and info["users"] == 300 and len(info["history"]) >= 1
 
@@ -204,8 +201,8 @@ def test_python_dash_m_runs(files, tmp_path):
 
 
 def test_demo_runs_end_to_end(capsys, tmp_path):
-    code, out, _ = run(capsys, "demo", "--users", "300", "--anime", "200", "--ratings", "15000",
-                       "--epochs", "2", "--out", tmp_path, "--quiet")
+    code, out, _ = run_cli(capsys, "demo", "--users", "300", "--anime", "200", "--ratings",
+                           "15000", "--epochs", "2", "--out", tmp_path, "--quiet")
     assert code == 0
     for text in ("two-tower (rating)", "two-tower (hybrid)", "two-tower (ranking)",
                  "popularity", "planted favourite genres", "a new user", "similar to"):

@@ -14,6 +14,8 @@ from anirec.cli import main
 from anirec.data import write_synthetic
 from anirec.errors import AnirecWarning, UnknownIdError
 
+from .conftest import run_cli
+
 #: The scales, and "4 of 5 stars" on each, worked out by hand: 8 of 10, 4 of 5 whole or half
 #: stars.
 SCALES = {"1..10": ((1.0, 10.0), 8.0), "1..5": ((1.0, 5.0), 4.0),
@@ -60,11 +62,6 @@ def case(request, files):
     return name, data, rec, path
 
 
-def run(capsys, *argv):
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 # ---------------------------------------------------------------------------------------------
 # The scale
@@ -76,7 +73,7 @@ def test_the_scale_is_saved_and_shown(case, capsys):
     assert data.rating_scale == scale if name != "1..10" else True
     assert rec.rating_scale == scale == Recommender.load(path).rating_scale
     assert rec.info()["rating_scale"] == list(scale)
-    code, out, _ = run(capsys, "info", "--model", path)
+    code, out, _ = run_cli(capsys, "info", "--model", path)
     assert code == 0 and f"rating scale    {name} " in out
 
 
@@ -132,9 +129,9 @@ def test_the_threshold_option(case, files, capsys):
     user, item, rating = _columns(name)
     test = rec.split_frames()["test"].set_axis([user, item, rating], axis=1)
     test.to_csv(files["folder"] / f"test-{name}.csv", index=False)
-    code, out, _ = run(capsys, "evaluate", "--model", path, "--scores",
-                       files["folder"] / f"test-{name}.csv", "--user-col", user, "--item-col",
-                       item, "--rating-col", rating, "--threshold", "3", "--json")
+    code, out, _ = run_cli(capsys, "evaluate", "--model", path, "--scores",
+                           files["folder"] / f"test-{name}.csv", "--user-col", user, "--item-col",
+                           item, "--rating-col", rating, "--threshold", "3", "--json")
     assert code == 0
     report = json.loads(out)
     assert report["attrs"]["threshold"] == 3.0
@@ -177,12 +174,12 @@ def test_genre_ratings_are_on_the_model_scale(case, capsys):
     pd.testing.assert_frame_equal(top, rec.recommend_for_genres({genre.upper(): high}, n=5))
     with pytest.raises(anirec.DataError, match=f"within {name}"):
         rec.recommend_for_genres({genre: high + 1})
-    code, out, _ = run(capsys, "recommend", "--model", path, "--genres", f"action={high:g}",
-                       "--n", "5", "--json")
+    code, out, _ = run_cli(capsys, "recommend", "--model", path, "--genres", f"action={high:g}",
+                           "--n", "5", "--json")
     assert code == 0
     assert [row["anime_id"] for row in json.loads(out)] == top["anime_id"].tolist()
-    code, out, _ = run(capsys, "recommend", "--model", path, "--genres", "Action=10",
-                       "--genre-scale", "1,10", "--n", "5", "--json")
+    code, out, _ = run_cli(capsys, "recommend", "--model", path, "--genres", "Action=10",
+                           "--genre-scale", "1,10", "--n", "5", "--json")
     assert [row["anime_id"] for row in json.loads(out)] == top["anime_id"].tolist()
 
 
@@ -207,8 +204,8 @@ def test_every_reader_takes_the_same_columns(case, files, capsys):
                                   rec.evaluate(test))
     pairs = files["folder"] / f"pairs-{name}.csv"
     named[[user, item]].to_csv(pairs, index=False)
-    code, out, _ = run(capsys, "predict", "--model", path, "--pairs", pairs, "--user-col", user,
-                       "--item-col", item)
+    code, out, _ = run_cli(capsys, "predict", "--model", path, "--pairs", pairs, "--user-col",
+                           user, "--item-col", item)
     assert code == 0
     predicted = pd.read_csv(pd.io.common.StringIO(out))
     assert list(predicted.columns) == [user, item, "predicted_rating"]
@@ -246,10 +243,10 @@ def test_unknown_ids_are_skipped_and_counted_or_refused(case, files, capsys):
     # The command line: the same count, the same refusal.
     pairs = files["folder"] / f"odd-{name}.csv"
     pd.DataFrame({"user_id": users, "anime_id": anime}).to_csv(pairs, index=False)
-    code, out, err = run(capsys, "predict", "--model", path, "--pairs", pairs)
+    code, out, err = run_cli(capsys, "predict", "--model", path, "--pairs", pairs)
     assert code == 0 and counts in err
-    code, _, err = run(capsys, "predict", "--model", path, "--pairs", pairs, "--out",
-                       files["folder"] / "x.csv", "--strict")
+    code, _, err = run_cli(capsys, "predict", "--model", path, "--pairs", pairs, "--out",
+                           files["folder"] / "x.csv", "--strict")
     assert code == 2 and "line 4: unknown user id 99999999" in err
     # evaluate skips the same rows, by reason, or refuses them.
     frame = pd.DataFrame({"user_id": users, "anime_id": anime, "rating": SCALES[name][0][1]})
@@ -265,9 +262,9 @@ def test_evaluate_counts_every_rating_it_does_not_score(case, files, capsys):
     user, item, rating = _columns(name)
     # The whole scores file: ratings of excluded anime are dropped at loading, counted
     # with the rest (they were counted as "0 skipped").
-    code, out, err = run(capsys, "evaluate", "--model", path, "--anime", files["anime"],
-                         "--scores", files[name], "--user-col", user, "--item-col", item,
-                         "--rating-col", rating, "--json")
+    code, out, err = run_cli(capsys, "evaluate", "--model", path, "--anime", files["anime"],
+                             "--scores", files[name], "--user-col", user, "--item-col", item,
+                             "--rating-col", rating, "--json")
     assert code == 0   # the training ratings among them: one line of warning
     assert err.startswith("anirec evaluate: warning: ") and len(err.splitlines()) == 1
     assert "trained on" in err
@@ -340,8 +337,8 @@ def test_errors_name_the_argument_the_caller_gave(case, files, capsys):
                  lambda: anirec.load_mal(files["anime"], missing)):
         with pytest.raises(anirec.DataError, match=f"{missing}: file not found"):
             load()
-    code, out, _ = run(capsys, "train", "--scores", files["1..5"], "--user-col", "userId",
-                       "--item-col", "itemId", "--rating-col", "stars", "--out",
-                       files["folder"] / "one.anirec", "--epochs", "1", "--layers", "8",
-                       "--test", "0", "--validation", "0")
+    code, out, _ = run_cli(capsys, "train", "--scores", files["1..5"], "--user-col", "userId",
+                           "--item-col", "itemId", "--rating-col", "stars", "--out",
+                           files["folder"] / "one.anirec", "--epochs", "1", "--layers", "8",
+                           "--test", "0", "--validation", "0")
     assert code == 0 and "trained 1 epoch in" in out

@@ -12,18 +12,10 @@ import pandas as pd
 import pytest
 
 from anirec import Recommender
-from anirec.cli import main
 
+from ..conftest import run_cli
 from .conftest import EXPORT, KNOWN, MISSING
 
-
-def run(capsys, *argv):
-    try:
-        code = main([str(arg) for arg in argv])
-    except SystemExit as done:  # the option parser's refusals
-        code = done.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +26,8 @@ def gzipped(tmp_path_factory):
 
 
 def test_recommend_for_a_list_export_with_reasons(fan_model, gzipped, tmp_path, capsys):
-    code, out, err = run(capsys, "recommend", "--model", fan_model, "--ratings", gzipped,
-                         "--explain", "--n", 7, "--out", tmp_path / "recs.csv")
+    code, out, err = run_cli(capsys, "recommend", "--model", fan_model, "--ratings", gzipped,
+                             "--explain", "--n", 7, "--out", tmp_path / "recs.csv")
     assert code == 0 and out == ""
     # The one anime of the list the catalogue lacks is reported, in one line.
     assert err.count("\n") == 1 and "warning: 1 of 10 anime of" in err and str(MISSING) in err
@@ -49,11 +41,11 @@ def test_recommend_for_a_list_export_with_reasons(fan_model, gzipped, tmp_path, 
     assert written["because"].tolist() == expected["because"].tolist()
     assert not set(written["anime_id"]) & set(KNOWN)
     # As a table (the default) and as JSON.
-    code, out, _ = run(capsys, "recommend", "--model", fan_model, "--ratings", EXPORT,
-                       "--explain", "--n", 3)
+    code, out, _ = run_cli(capsys, "recommend", "--model", fan_model, "--ratings", EXPORT,
+                           "--explain", "--n", 3)
     assert code == 0 and "because" in out.splitlines()[0]
-    code, out, _ = run(capsys, "recommend", "--model", fan_model, "--ratings", EXPORT,
-                       "--n", 3, "--json")
+    code, out, _ = run_cli(capsys, "recommend", "--model", fan_model, "--ratings", EXPORT,
+                           "--n", 3, "--json")
     assert code == 0 and [r["anime_id"] for r in json.loads(out)] == \
         expected["anime_id"].tolist()[:3]
 
@@ -64,21 +56,21 @@ def test_recommend_for_ratings_with_filters(fan_model, tmp_path, capsys):
     rec = Recommender.load(fan_model)
     expected = rec.recommend_for_ratings(tmp_path / "mine.csv", n=6, types=["TV", "Movie"],
                                          genres=["-Comedy"], min_year=2005)
-    code, out, err = run(capsys, "recommend", "--model", fan_model, "--ratings",
-                         tmp_path / "mine.csv", "--n", 6, "--only-types", "TV,Movie",
-                         "--without-genres", "Comedy", "--min-year", 2005, "--out", "-")
+    code, out, err = run_cli(capsys, "recommend", "--model", fan_model, "--ratings",
+                             tmp_path / "mine.csv", "--n", 6, "--only-types", "TV,Movie",
+                             "--without-genres", "Comedy", "--min-year", 2005, "--out", "-")
     assert code == 0 and err == ""
     assert pd.read_csv(io.StringIO(out))["anime_id"].tolist() == \
         expected["anime_id"].tolist()
     # The same filters for a known user and a genre taste.
     user = int(rec.user_ids[0])
-    code, out, _ = run(capsys, "recommend", "--model", fan_model, "--user-id", user, "--n", 5,
-                       "--only-genres", "Action,Sci-Fi", "--without-types", "Music",
-                       "--json")
+    code, out, _ = run_cli(capsys, "recommend", "--model", fan_model, "--user-id", user, "--n", 5,
+                           "--only-genres", "Action,Sci-Fi", "--without-types", "Music",
+                           "--json")
     assert [r["anime_id"] for r in json.loads(out)] == rec.recommend(
         user, n=5, genres=["Action", "Sci-Fi"], types=["-Music"])["anime_id"].tolist()
-    code, out, _ = run(capsys, "recommend", "--model", fan_model, "--genres", "Drama=9",
-                       "--n", 5, "--min-year", 2010, "--json")
+    code, out, _ = run_cli(capsys, "recommend", "--model", fan_model, "--genres", "Drama=9",
+                           "--n", 5, "--min-year", 2010, "--json")
     assert [r["anime_id"] for r in json.loads(out)] == rec.recommend_for_genres(
         {"Drama": 9}, n=5, min_year=2010)["anime_id"].tolist()
 
@@ -87,8 +79,8 @@ def test_predict_for_a_list(fan_model, tmp_path, capsys):
     pairs = pd.DataFrame({"anime_id": [30, 999_999_999, 5114, 101], "note": ["a", "b", "c", ""]})
     pairs.to_csv(tmp_path / "anime.csv", index=False)
     rec = Recommender.load(fan_model)
-    code, out, err = run(capsys, "predict", "--model", fan_model, "--ratings", EXPORT,
-                         "--pairs", tmp_path / "anime.csv", "--out", tmp_path / "pred.csv")
+    code, out, err = run_cli(capsys, "predict", "--model", fan_model, "--ratings", EXPORT,
+                             "--pairs", tmp_path / "anime.csv", "--out", tmp_path / "pred.csv")
     assert code == 0 and "wrote 4 predictions" in out
     assert "2 of 4 anime skipped (2 anime not in the catalogue)" in err
     written = pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)
@@ -97,8 +89,8 @@ def test_predict_for_a_list(fan_model, tmp_path, capsys):
         expected = rec.predict_for_ratings(EXPORT, [30, 5114])
     np.testing.assert_allclose(written["predicted_rating"].iloc[[0, 2]].astype(float), expected)
     assert written["predicted_rating"].iloc[1] == "" and written["predicted_rating"].iloc[3] == ""
-    code, _, err = run(capsys, "predict", "--model", fan_model, "--ratings", EXPORT, "--pairs",
-                       tmp_path / "anime.csv", "--strict", "--out", tmp_path / "strict.csv")
+    code, _, err = run_cli(capsys, "predict", "--model", fan_model, "--ratings", EXPORT, "--pairs",
+                           tmp_path / "anime.csv", "--strict", "--out", tmp_path / "strict.csv")
     assert code == 2 and "anime.csv, line 3: unknown anime id 999999999" in err
     assert not (tmp_path / "strict.csv").exists()
 
@@ -117,7 +109,7 @@ def test_predict_for_a_list(fan_model, tmp_path, capsys):
 def test_bad_requests_are_one_line(fan_model, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     argv = [part.replace("{export}", str(EXPORT)) for part in argv]
-    code, out, err = run(capsys, "recommend", "--model", fan_model, *argv)
+    code, out, err = run_cli(capsys, "recommend", "--model", fan_model, *argv)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.csv").exists()
 

@@ -79,18 +79,6 @@ def edit_header(source, target, edit):
     return rebuild(source, target, header=header)
 
 
-def run_cli(capsys, argv) -> tuple[int, str, str]:
-    """``anirec ARGV`` in this process: ``(status, stdout, stderr)``."""
-    from anirec.cli import main
-
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as done:  # the option parser's refusals
-        status = done.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 def run_command(argv, cwd, env=None, **kwargs) -> subprocess.CompletedProcess:
     """``python -m anirec ARGV`` as a process (outside the checkout, so the installed package
     runs), its output captured as text."""

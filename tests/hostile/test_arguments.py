@@ -2,7 +2,6 @@
 same units on any rating scale, no traceback from the environment, and a command that says
 when the model it saves does worse than the baselines printed beside it."""
 
-import json
 import math
 
 import numpy as np
@@ -14,7 +13,8 @@ from anirec import DataError, Recommender, TwoTower, UnknownIdError
 from anirec import kernels as K
 
 from ..kernels.kernel_helpers import make_loo, make_problem, run_epoch
-from .conftest import run_cli, run_command
+from ..conftest import run_cli
+from .conftest import run_command
 
 # ---------------------------------------------------------------------------------------------
 # recommend_for_genres and the id arguments
@@ -257,13 +257,13 @@ def test_train_warns_about_a_model_worse_than_a_baseline_and_strict_refuses_it(m
     # A learning rate far too small: the model stays near its random start.
     argv = ["train", "--anime", mal_files[0], "--scores", mal_files[1], "--objective",
             "rating", "--lr", "1e-9", "--epochs", "1", "--layers", "4", "--embedding-dim", "2"]
-    status, out, err = run_cli(capsys, [*argv, "--out", tmp_path / "m.anirec"])
+    status, out, err = run_cli(capsys, *argv, "--out", tmp_path / "m.anirec")
     assert status == 0 and (tmp_path / "m.anirec").exists()
     assert "warning: the model predicts worse than the user + item bias baseline" in err, err
-    status, out, err = run_cli(capsys, [*argv, "--out", tmp_path / "strict.anirec",
-                                        "--save-split", tmp_path / "sp", "--strict"])
+    status, out, err = run_cli(capsys, *argv, "--out", tmp_path / "strict.anirec",
+                               "--save-split", tmp_path / "sp", "--strict")
     assert status == 2 and "predicts worse than" in err and "nothing saved" in err, err
     assert not (tmp_path / "strict.anirec").exists() and not (tmp_path / "sp").exists()
-    status, out, err = run_cli(capsys, [*argv, "--out", tmp_path / "n.anirec", "--strict",
-                                        "--test", "0"])
+    status, out, err = run_cli(capsys, *argv, "--out", tmp_path / "n.anirec", "--strict",
+                               "--test", "0")
     assert status == 2 and "--strict" in err and "--test" in err

@@ -7,7 +7,8 @@ import pytest
 
 from anirec import DataError, ModelFormatError, Recommender, UnknownIdError
 
-from .conftest import edit_header, header_of, npy, rebuild, run_cli
+from ..conftest import run_cli
+from .conftest import edit_header, header_of, npy, rebuild
 
 ENTITIES = (b'<?xml version="1.0"?>\n<!DOCTYPE myanimelist [<!ENTITY a "aaaaaaaaaa">'
             b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<myanimelist><anime>'
@@ -44,7 +45,7 @@ def test_an_export_with_entities_is_refused_before_any_expansion(models, tmp_pat
     path.write_bytes(ENTITIES)
     with pytest.raises(DataError, match=r"declares a DTD"):
         rec.recommend_for_ratings(path, explain=True)
-    status, out, err = run_cli(capsys, ["recommend", "--model", model, "--ratings", path])
+    status, out, err = run_cli(capsys, "recommend", "--model", model, "--ratings", path)
     assert status == 2 and out == "" and "declares a DTD" in err and err.count("\n") == 1
 
 
@@ -132,11 +133,11 @@ def test_a_model_that_loads_folds_every_person_in(models, tmp_path, name, scale)
 def test_the_command_refuses_a_list_and_a_model_mixed_up(models, tmp_path, capsys):
     _, path = models["hybrid"]
     # The model given as the list, and the list as the output.
-    status, _, err = run_cli(capsys, ["recommend", "--model", path, "--ratings", path])
+    status, _, err = run_cli(capsys, "recommend", "--model", path, "--ratings", path)
     assert status == 2 and err.count("\n") == 1
     listing = tmp_path / "mine.csv"
     listing.write_text("anime_id,rating\n1,8\n")
-    status, _, err = run_cli(capsys, ["recommend", "--model", path, "--ratings", listing,
-                                      "--out", listing])
+    status, _, err = run_cli(capsys, "recommend", "--model", path, "--ratings", listing,
+                             "--out", listing)
     assert status == 2 and "--out" in err and listing.read_text() == "anime_id,rating\n1,8\n"
     assert header_of(path)["kind"] == "Recommender"

@@ -13,7 +13,7 @@ import pytest
 import anirec
 from anirec import DataError
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 BIG = 2**53  # float64 holds every integer up to here, and no further
 
@@ -58,8 +58,8 @@ def test_predict_refuses_ids_outside_int64_naming_the_line(models, tmp_path, cap
     rec, model = models["hybrid"]
     pairs = _table(tmp_path, f"user_id,anime_id\n{rec.user_ids[0]},{rec.anime_ids[0]}\n"
                              f"{value},{rec.anime_ids[0]}\n", "pairs.csv")
-    status, out, err = run_cli(capsys, ["predict", "--model", model, "--pairs", pairs,
-                                        "--out", tmp_path / "out.csv"])
+    status, out, err = run_cli(capsys, "predict", "--model", model, "--pairs", pairs,
+                               "--out", tmp_path / "out.csv")
     assert status == 2 and "pairs.csv, column 'user_id', line 3" in err, err
     assert not (tmp_path / "out.csv").exists()
 
@@ -70,7 +70,7 @@ def test_predict_names_the_physical_line(models, tmp_path, capsys):
     # A blank line and a quoted field over two lines come before the bad row (line 7).
     pairs = _table(tmp_path, f'user_id,anime_id,note\n{u},{a},x\n\n{u},{a},"two\nlines"\n'
                              f'{u},{a},y\n{u}.5,{a},z\n', "pairs.csv")
-    status, _, err = run_cli(capsys, ["predict", "--model", model, "--pairs", pairs])
+    status, _, err = run_cli(capsys, "predict", "--model", model, "--pairs", pairs)
     assert status == 2 and "line 7" in err, err
 
 
@@ -80,8 +80,8 @@ def test_predict_keeps_the_other_columns(models, tmp_path, capsys):
     pairs = _table(tmp_path, f"note,user_id,anime_id,extra\nfirst,{u[0]},{a[0]},007\n"
                              f'"a, b",{u[1]},{a[1]},\n', "pairs.csv")
     out = tmp_path / "out.csv"
-    status, _, err = run_cli(capsys, ["predict", "--model", model, "--pairs", pairs,
-                                      "--out", out])
+    status, _, err = run_cli(capsys, "predict", "--model", model, "--pairs", pairs,
+                             "--out", out)
     assert status == 0, err
     written = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(written.columns) == ["note", "user_id", "anime_id", "extra", "predicted_rating"]
@@ -91,9 +91,9 @@ def test_predict_keeps_the_other_columns(models, tmp_path, capsys):
 
 def test_exclude_above_int64_is_no_traceback(models, capsys):
     rec, model = models["hybrid"]
-    status, out, err = run_cli(capsys, ["recommend", "--model", model, "--user-id",
-                                        rec.user_ids[0], "--exclude", str(2**70),
-                                        str(rec.anime_ids[0]), "--json", "--n", "1000"])
+    status, out, err = run_cli(capsys, "recommend", "--model", model, "--user-id",
+                               rec.user_ids[0], "--exclude", str(2**70),
+                               str(rec.anime_ids[0]), "--json", "--n", "1000")
     assert status == 0, err
     listed = [row["anime_id"] for row in json.loads(out)]
     assert listed and rec.anime_ids[0] not in listed
@@ -116,8 +116,8 @@ def test_malformed_own_tables_name_file_and_line(tmp_path, capsys, text, message
     path = _table(tmp_path, text)
     with pytest.raises(DataError, match=rf"ratings.csv, {message}"):
         anirec.load_ratings(path)
-    status, _, err = run_cli(capsys, ["train", "--scores", path, "--out",
-                                      tmp_path / "m.anirec"])
+    status, _, err = run_cli(capsys, "train", "--scores", path, "--out",
+                             tmp_path / "m.anirec")
     assert status == 2 and message.split(":")[0] in err, err
 
 
@@ -134,8 +134,8 @@ def test_not_a_regular_file_is_named_as_such(tmp_path, capsys, kind, message):
         path = "/dev/zero"
     with pytest.raises(DataError, match=message):
         anirec.load_ratings(path)
-    status, _, err = run_cli(capsys, ["train", "--scores", path, "--out",
-                                      tmp_path / "m.anirec"])
+    status, _, err = run_cli(capsys, "train", "--scores", path, "--out",
+                             tmp_path / "m.anirec")
     assert status == 2 and message in err, err
 
 
@@ -151,8 +151,8 @@ def test_a_rating_scale_must_be_a_finite_pair(scale, message):
 @pytest.mark.parametrize("option,named", [("--rating-scale=-1e308,1e308", "--rating-scale"),
                                           ("--popularity-weight=1e300", "--popularity-weight")])
 def test_options_are_checked_before_loading(tmp_path, capsys, option, named):
-    status, _, err = run_cli(capsys, ["train", "--scores", tmp_path / "missing.csv", "--out",
-                                      tmp_path / "m", option])
+    status, _, err = run_cli(capsys, "train", "--scores", tmp_path / "missing.csv", "--out",
+                             tmp_path / "m", option)
     assert status == 2 and named in err and "missing.csv" not in err, err
 
 
@@ -197,7 +197,7 @@ def test_the_evaluate_command_says_what_it_dropped(models, tmp_path, capsys):
     rec, model = models["hybrid"]
     heldout = _table(tmp_path, f"user_id,anime_id,rating\n{rec.user_ids[0]},{rec.anime_ids[0]},"
                                f"7\n{rec.user_ids[1]},{rec.anime_ids[1]},99\n", "test.csv")
-    status, out, err = run_cli(capsys, ["evaluate", "--model", model, "--scores", heldout])
+    status, out, err = run_cli(capsys, "evaluate", "--model", model, "--scores", heldout)
     assert status == 0, err
     assert out.startswith("1 held-out ratings scored, 1 skipped (1 rating missing or not on "
                           "the scale 1..10)")

@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import tempfile
-import zipfile
 
 import numpy as np
 import pytest
@@ -17,6 +16,8 @@ from anirec import AnirecError, ModelFormatError, ModelWriteError, Recommender, 
 from anirec.data import generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
 from anirec.model import persistence
+
+from .conftest import edit_header, npy, rebuild
 
 
 @pytest.fixture(scope="module")
@@ -35,35 +36,6 @@ def saved(recommender, tmp_path_factory):
     return folder / "rec.anirec", folder / "tower.anirec"
 
 
-def _members(path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _npy(array) -> bytes:
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _rebuild(source, target, replace=None, drop=(), compression=zipfile.ZIP_STORED):
-    """A copy of the model file ``source`` with members replaced (raw bytes) or dropped."""
-    members = _members(source)
-    members.update(replace or {})
-    with zipfile.ZipFile(target, "w", compression) as archive:
-        for name, data in members.items():
-            if name not in drop:
-                archive.writestr(name, data)
-    return target
-
-
-def _with_header(source, target, edit):
-    header = json.loads(np.load(source)["__header__"].tobytes())
-    edit(header)
-    raw = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    return _rebuild(source, target, {"__header__.npy": _npy(raw)})
-
-
 def _leftovers(folder):
     return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
@@ -75,8 +47,8 @@ def _leftovers(folder):
 def test_unknown_members_are_never_read(saved, tmp_path):
     # A garbage member (it would fail to parse if it were read) and a member whose name has no
     # ``.npy``: neither is read, and the model loads.
-    path = _rebuild(saved[0], tmp_path / "extra.anirec",
-                    {"junk.npy": b"\x00garbage" * 100, "notes.txt": b"hello"})
+    path = rebuild(saved[0], tmp_path / "extra.anirec",
+                   {"junk.npy": b"\x00garbage" * 100, "notes.txt": b"hello"})
     rec = Recommender.load(path)
     assert rec.user_ids.shape[0] == 150
 
@@ -85,8 +57,8 @@ def test_a_member_declaring_a_huge_shape_is_refused_before_inflating(saved, tmp_
     header = {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, header)
-    path = _rebuild(saved[1], tmp_path / "huge.anirec",
-                    {"params.npy": buffer.getvalue() + b"\x00" * 64})
+    path = rebuild(saved[1], tmp_path / "huge.anirec",
+                   {"params.npy": buffer.getvalue() + b"\x00" * 64})
     with pytest.raises(ModelFormatError, match=r"huge.anirec.*'params' declares shape "
                                                r"\(1000000000000,\).*more than"):
         TwoTower.load(path)
@@ -96,8 +68,8 @@ def test_a_member_whose_stored_size_disagrees_is_refused(saved, tmp_path):
     header = {"descr": "<f4", "fortran_order": False, "shape": (100_000,)}
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, header)
-    path = _rebuild(saved[1], tmp_path / "short.anirec",
-                    {"params.npy": buffer.getvalue() + b"\x00" * 64})
+    path = rebuild(saved[1], tmp_path / "short.anirec",
+                   {"params.npy": buffer.getvalue() + b"\x00" * 64})
     with pytest.raises(ModelFormatError, match="'params'.*stored size does not match "
                                                r"\(truncated or corrupted\?\)"):
         TwoTower.load(path)
@@ -125,8 +97,8 @@ def test_declared_shapes_and_dtypes_are_checked(saved, tmp_path, name, array, me
         np.lib.format.write_array(buffer, array, allow_pickle=True)
         raw = buffer.getvalue()
     else:
-        raw = _npy(array)
-    path = _rebuild(saved[0], tmp_path / "bad.anirec", {name: raw})
+        raw = npy(array)
+    path = rebuild(saved[0], tmp_path / "bad.anirec", {name: raw})
     with pytest.raises(ModelFormatError, match=message):
         Recommender.load(path)
 
@@ -136,7 +108,7 @@ def test_declared_shapes_and_dtypes_are_checked(saved, tmp_path, name, array, me
 def test_non_finite_arrays_are_refused_on_load(saved, tmp_path, name):
     array = np.load(saved[0])[name].copy()
     array.flat[0] = np.nan
-    path = _rebuild(saved[0], tmp_path / "nan.anirec", {f"{name}.npy": _npy(array)})
+    path = rebuild(saved[0], tmp_path / "nan.anirec", {f"{name}.npy": npy(array)})
     with pytest.raises(ModelFormatError, match=rf"nan.anirec.*'{name}' holds NaN or inf"):
         Recommender.load(path)
 
@@ -151,13 +123,13 @@ def test_non_finite_arrays_are_refused_on_load(saved, tmp_path, name):
 ])
 def test_bad_values_are_refused(saved, tmp_path, name, array, message):
     original = np.load(saved[0])[name]
-    path = _rebuild(saved[0], tmp_path / "bad.anirec", {f"{name}.npy": _npy(array(original))})
+    path = rebuild(saved[0], tmp_path / "bad.anirec", {f"{name}.npy": npy(array(original))})
     with pytest.raises(ModelFormatError, match=message):
         Recommender.load(path)
 
 
 def test_a_missing_member_is_named(saved, tmp_path):
-    path = _rebuild(saved[0], tmp_path / "missing.anirec", drop=("seen_indptr.npy",))
+    path = rebuild(saved[0], tmp_path / "missing.anirec", drop=("seen_indptr.npy",))
     with pytest.raises(ModelFormatError, match="missing.anirec' lacks the array 'seen_indptr'"):
         Recommender.load(path)
 
@@ -198,14 +170,14 @@ def _set(path_keys, value):
     (("excluded_genres",), "Ecchi", "excluded_genres"),
 ])
 def test_header_fields_are_checked_and_named(saved, tmp_path, keys, value, field):
-    path = _with_header(saved[0], tmp_path / "header.anirec", _set(keys, value))
+    path = edit_header(saved[0], tmp_path / "header.anirec", _set(keys, value))
     with pytest.raises(ModelFormatError, match=rf"header.anirec.*'{field}'"):
         Recommender.load(path)
 
 
 def test_deeply_nested_header_is_refused(saved, tmp_path):
     raw = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, np.uint8)
-    path = _rebuild(saved[1], tmp_path / "deep.anirec", {"__header__.npy": _npy(raw)})
+    path = rebuild(saved[1], tmp_path / "deep.anirec", {"__header__.npy": npy(raw)})
     with pytest.raises(ModelFormatError, match="corrupted header: nested too deeply"):
         TwoTower.load(path)
 
@@ -213,8 +185,8 @@ def test_deeply_nested_header_is_refused(saved, tmp_path):
 def test_nan_in_the_header_is_refused(saved, tmp_path):
     header = json.loads(np.load(saved[1])["__header__"].tobytes())
     text = json.dumps(header).replace('"lr": 0.001', '"lr": NaN', 1)
-    path = _rebuild(saved[1], tmp_path / "nan.anirec",
-                    {"__header__.npy": _npy(np.frombuffer(text.encode(), np.uint8))})
+    path = rebuild(saved[1], tmp_path / "nan.anirec",
+                   {"__header__.npy": npy(np.frombuffer(text.encode(), np.uint8))})
     with pytest.raises(ModelFormatError, match="corrupted header: NaN is not a finite"):
         TwoTower.load(path)
 
@@ -414,7 +386,7 @@ def test_fuzzed_header_fields_give_only_anirec_errors(saved, keys, value):
     _set(keys, value)(header)
     with tempfile.TemporaryDirectory() as tmp:
         raw = np.frombuffer(json.dumps(header).encode(), np.uint8)
-        target = _rebuild(saved[0], persistence.Path(tmp) / "rec.anirec",
-                          {"__header__.npy": _npy(raw)})
+        target = rebuild(saved[0], persistence.Path(tmp) / "rec.anirec",
+                         {"__header__.npy": npy(raw)})
         _load_any(target)
 

@@ -12,7 +12,8 @@ import pytest
 
 from anirec import ModelWriteError
 
-from .conftest import device_node, is_device, run_cli, run_command
+from ..conftest import run_cli
+from .conftest import device_node, is_device, run_command
 
 TRAIN = ["--epochs", "1", "--layers", "4", "--embedding-dim", "2"]
 
@@ -44,8 +45,8 @@ def test_an_input_reached_through_another_path_is_never_an_output(inputs, capsys
         out = f"/proc/self/cwd/{target.name}"
     else:
         out = root / "y" / target.name  # the same file, through the link
-    status, _, err = run_cli(capsys, ["train", "--anime", anime, "--scores", scores,
-                                      "--out", out, *TRAIN])
+    status, _, err = run_cli(capsys, "train", "--anime", anime, "--scores", scores,
+                             "--out", out, *TRAIN)
     assert status == 2 and "also an input" in err, err
     assert _untouched(target, before)
 
@@ -55,9 +56,9 @@ def test_save_split_through_a_link_never_overwrites_the_scores(inputs, capsys):
     renamed = scores.with_name("test.csv")  # what --save-split writes into its folder
     scores.rename(renamed)
     before = renamed.read_bytes()
-    status, _, err = run_cli(capsys, ["train", "--anime", anime, "--scores", renamed,
-                                      "--out", root / "m.anirec", "--save-split", root / "y",
-                                      *TRAIN])
+    status, _, err = run_cli(capsys, "train", "--anime", anime, "--scores", renamed,
+                             "--out", root / "m.anirec", "--save-split", root / "y",
+                             *TRAIN)
     assert status == 2 and "also an input" in err, err
     assert _untouched(renamed, before) and not (root / "m.anirec").exists()
 
@@ -84,16 +85,16 @@ def test_query_outputs_never_replace_their_inputs(models, tmp_path, capsys, comm
                      "--out", local], local),
     }[command]
     before = victim.read_bytes()
-    status, _, err = run_cli(capsys, argv)
+    status, _, err = run_cli(capsys, *argv)
     assert status == 2 and "also an input" in err, err
     assert victim.read_bytes() == before
 
 
 def test_the_model_and_the_split_may_not_be_one_file(mal_files, tmp_path, capsys):
     split = tmp_path / "sp"
-    status, _, err = run_cli(capsys, ["train", "--anime", mal_files[0], "--scores",
-                                      mal_files[1], "--out", split / "train.csv",
-                                      "--save-split", split, *TRAIN])
+    status, _, err = run_cli(capsys, "train", "--anime", mal_files[0], "--scores",
+                             mal_files[1], "--out", split / "train.csv",
+                             "--save-split", split, *TRAIN)
     assert status == 2 and "are the same file" in err, err
     assert not split.exists()  # refused before training: nothing written
 
@@ -107,7 +108,7 @@ def test_csv_outputs_never_replace_a_device(models, tmp_path, capsys, command):
     argv = {"predict": ["predict", "--model", model, "--pairs", pairs],
             "recommend": ["recommend", "--model", model, "--user-id", rec.user_ids[0]],
             "similar": ["similar", "--model", model, "--anime-id", rec.anime_ids[0]]}[command]
-    status, _, err = run_cli(capsys, [*argv, "--out", device])
+    status, _, err = run_cli(capsys, *argv, "--out", device)
     assert status == 2 and "not a regular file" in err, err
     assert is_device(device)
 
@@ -117,9 +118,9 @@ def test_a_device_inside_the_split_folder_is_refused_before_training(mal_files, 
     split = tmp_path / "sp"
     split.mkdir()
     device = device_node(split / "validation.csv")
-    status, _, err = run_cli(capsys, ["train", "--anime", mal_files[0], "--scores",
-                                      mal_files[1], "--out", tmp_path / "m.anirec",
-                                      "--save-split", split, *TRAIN])
+    status, _, err = run_cli(capsys, "train", "--anime", mal_files[0], "--scores",
+                             mal_files[1], "--out", tmp_path / "m.anirec",
+                             "--save-split", split, *TRAIN)
     assert status == 2 and "not a regular file" in err, err
     assert is_device(device) and not (tmp_path / "m.anirec").exists()
 
@@ -128,8 +129,8 @@ def test_a_fifo_output_is_refused(models, tmp_path, capsys):
     rec, model = models["hybrid"]
     fifo = tmp_path / "out.csv"
     os.mkfifo(fifo)
-    status, _, err = run_cli(capsys, ["similar", "--model", model, "--anime-id",
-                                      rec.anime_ids[0], "--out", fifo])
+    status, _, err = run_cli(capsys, "similar", "--model", model, "--anime-id",
+                             rec.anime_ids[0], "--out", fifo)
     assert status == 2 and "not a regular file" in err, err
 
 
@@ -137,7 +138,7 @@ def test_an_unwritable_output_folder_is_refused_before_training(tmp_path, capsys
     if not os.path.isdir("/proc"):
         pytest.skip("needs /proc")
     missing = tmp_path / "missing.csv"  # were the data loaded first, it would be named
-    status, _, err = run_cli(capsys, ["train", "--scores", missing, "--out", "/proc/t.anirec"])
+    status, _, err = run_cli(capsys, "train", "--scores", missing, "--out", "/proc/t.anirec")
     assert status == 2 and "/proc" in err and "missing.csv" not in err, err
 
 
