@@ -7,11 +7,12 @@ own layout of the plan (pointers, workspaces) for every epoch of the fit; the Nu
 the plan as it is. An epoch takes the plan and its own arguments: the visiting order, the
 learning rate, the steps so far and the thread count.
 
-Training on T threads gives the same bits for every T: each batch's rows are cut into chunks
-whose number depends on the batch size only, every chunk's gradients go to one of a fixed
-number of lanes (each lane adding its chunks in order), the lanes are summed in order before the
-one optimizer step, and the blocks' table gradients are added in row order. Which thread runs
-which chunk changes only the speed.
+Training on T threads gives the same bits for every T: no sum is split between threads. The
+rows of a batch are cut into chunks that share out the row-wise work (forward, loss, backward
+through the rows); each layer's weight gradient is cut into strips, each summed over the whole
+batch in row order by one thread, which then steps it; a table row's gradient is added in row
+order by the thread that owns the row. Which thread runs which chunk or strip changes only the
+speed.
 """
 
 from __future__ import annotations

@@ -5,27 +5,31 @@ A plan (:class:`anirec.kernels.EpochPlan`) is laid out once per fit (:class:`Com
 the layers, the blocks' compiled views, every workspace); each call then runs batches of the
 visiting order without the GIL and without any Python object.
 
-Each batch's rows are cut into chunks. Their number and the number of gradient lanes depend on
-the batch size only: ``lanes = min(8, batch // 128)`` (at least 1) and chunks of
-``ceil(batch / lanes)`` rows, at most 1,024. Chunk ``c`` adds its dense-parameter gradients
-into lane ``c % lanes`` (the lane's chunks in order); the work of a batch is the units (chunk,
-tower), and unit ``(c, t)`` runs on thread ``((c % lanes) * 2 + t) % T``, so each lane of each
-tower stays on one thread. Per batch:
+The rule that gives the same bits for every T: no sum is ever split between threads. Every
+output element is computed whole by one thread, in an order fixed by the batch size alone;
+which thread computes it changes only the speed. Per batch:
 
-1. every unit gathers its tower's input rows from the blocks and runs the tower forward;
+1. the rows are cut into chunks (``chunks = min(8, batch // 256)``, at least 1, of
+   ``ceil(batch / chunks)`` rows, at most 1,024); each unit (chunk, tower) gathers its input
+   rows from the blocks and runs the tower forward; the units, tower by tower, are cut into T
+   runs of equal length, one per thread (a thread keeps to one tower's weights);
 2. (ranking loss) each chunk's rows are normalised, then their softmax rows over the whole
    batch and the gradient rows of both normalised outputs are computed, chunk by chunk;
 3. every unit takes its head (normalisation, loss gradient; for the rating loss alone, inside
-   the unit) and runs its tower backward into its lane, with the gradient of the blocks'
-   columns kept per row;
-4. each thread adds the rows' block gradients into the table rows it owns (``row % T``), in
-   row order, and sums the lanes of its slice of the dense parameters in lane order; then one
-   optimizer step on its slice and on its table rows.
+   the unit) and runs its tower backward through the rows: each layer's output gradient
+   (ReLU-masked) is kept for the whole batch, and the input gradient of the trained blocks'
+   columns per row;
+4. the weight gradient ``X^T G`` of each layer is cut into strips of the weight's rows
+   (dense units, fixed by the layer widths); each strip, and its layer's bias column sums, is
+   summed over the whole batch in row order (in blocks of 1,024 rows) by one thread, which
+   then takes the optimizer step on it; each thread adds the rows' block gradients into the table rows it owns (a
+   tower's tables belong to the threads of its half of the T), in row order, then steps
+   them.
 
-Every sum is thus taken in an order fixed by the batch size alone: T threads give the bits of
-one. A batch of the rating loss alone whose chunks do not fit one round of ``lanes`` chunks
-runs in rounds (the workspaces stay at most 8,192 rows); the ranking loss couples every row of
-a batch, so its batch is one round. With OpenMP, BLAS runs on one thread inside the epoch.
+A batch of the rating loss alone larger than 8 chunks runs in rounds of 8 (the workspaces stay
+at most 8,192 rows): the strips add each round's sum to the last, and step after the last
+round. The ranking loss couples every row of a batch, so its batch is one round. With OpenMP,
+BLAS runs on one thread inside the epoch.
 
 The sequence of operations per batch is that of ``anirec._kernels._numpy.train_epoch``, so both
 backends follow the same trajectory up to floating-point rounding.
@@ -47,29 +51,40 @@ from anirec._kernels._features cimport Features, bind_features, features_gather
 from anirec._kernels._history cimport History, bind_history, history_gather, history_scatter
 from anirec._kernels._openmp cimport (ANIREC_OPENMP, anirec_omp_barrier, omp_get_num_threads,
                                       omp_get_thread_limit, omp_get_thread_num)
-from anirec._kernels._ops cimport (adam_range_ptr, dense_backward_ptr, dense_forward_ptr,
-                                   normalize_backward_side_ptr, normalize_dot_ptr, sgd_ptr)
+from anirec._kernels._ops cimport (adam_range_ptr, column_sums_ptr, dense_forward_ptr,
+                                   normalize_backward_side_ptr, normalize_dot_ptr, relu_mask_ptr,
+                                   sgd_ptr)
 from anirec._kernels._ranking cimport (normalize_dot_backward_add_ptr, positive_weight,
                                        softmax_item_grad_ptr, softmax_rows_ptr)
 
 cdef enum:
-    MAX_LANES = 8
-    LANE_ROWS = 128
+    MAX_CHUNKS = 8     # chunks of a round
+    CHUNK_ROWS = 256   # the fewest rows of a chunk of a batch of at least 256 rows: BLAS's
+                       # products on fewer rows ran slower on two cores
     MAX_CHUNK = 1024
+    STRIP_MACS = 8192  # multiply-adds per batch row of a dense unit (a strip of a layer)
+    DENSE_ROWS = 1024  # rows of a block of the strips' sums: the block's rows stay in cache
+
 
 def batch_layout(Py_ssize_t n):
-    """The lanes and the rows of a chunk of a batch of ``n`` rows."""
-    cdef Py_ssize_t lanes, chunk
-    _layout(n, &lanes, &chunk)
-    return lanes, chunk
+    """The chunks of a round and the rows of a chunk of a batch of ``n`` rows."""
+    cdef Py_ssize_t chunks, chunk
+    _layout(n, &chunks, &chunk)
+    return chunks, chunk
 
 
 def max_chunk(Py_ssize_t batch):
     """The most rows of a chunk of any batch of at most ``batch`` rows (the last batch of an
-    epoch is smaller, and may have fewer lanes): batches below 256 rows are one chunk, those
-    below 1,024 chunks under 256 rows, the others chunks of an eighth, at most 1,024."""
-    return max(min(batch, 2 * LANE_ROWS - 1),
-               min(<Py_ssize_t> MAX_CHUNK, (batch + MAX_LANES - 1) // MAX_LANES))
+    epoch is smaller, and may have fewer chunks): batches below 512 rows are one chunk, those
+    below 4,096 chunks under 512 rows, the others chunks of an eighth, at most 1,024."""
+    return max(min(batch, 2 * CHUNK_ROWS - 1),
+               min(<Py_ssize_t> MAX_CHUNK, (batch + MAX_CHUNKS - 1) // MAX_CHUNKS))
+
+
+def strip_rows(Py_ssize_t fan_in, Py_ssize_t fan_out):
+    """The weight rows of each dense unit of a ``fan_in`` x ``fan_out`` layer (the last strip
+    may be shorter): a multiple of 8 near ``8192 / fan_out``, at least 8."""
+    return min(fan_in, max(<Py_ssize_t> 8, STRIP_MACS // fan_out // 8 * 8))
 
 
 def epoch_threads():
@@ -78,13 +93,16 @@ def epoch_threads():
     return omp_get_thread_limit() if ANIREC_OPENMP else 1
 
 
-cdef inline void _layout(Py_ssize_t n, Py_ssize_t* lanes, Py_ssize_t* chunk) noexcept nogil:
-    lanes[0] = min(<Py_ssize_t> MAX_LANES, max(<Py_ssize_t> 1, n // LANE_ROWS))
-    chunk[0] = min(<Py_ssize_t> MAX_CHUNK, (n + lanes[0] - 1) // lanes[0])
+cdef inline void _layout(Py_ssize_t n, Py_ssize_t* chunks, Py_ssize_t* chunk) noexcept nogil:
+    chunks[0] = min(<Py_ssize_t> MAX_CHUNKS, max(<Py_ssize_t> 1, n // CHUNK_ROWS))
+    chunk[0] = min(<Py_ssize_t> MAX_CHUNK, (n + chunks[0] - 1) // chunks[0])
 
 
-cdef inline int _owner(Py_ssize_t c, int tower, Py_ssize_t lanes, int n_threads) noexcept nogil:
-    return <int> (((c % lanes) * 2 + tower) % n_threads)
+cdef inline int _owner(Py_ssize_t c, int tower, Py_ssize_t chunks,
+                       int n_threads) noexcept nogil:
+    """The thread of chunk ``c`` (of the round's ``chunks``) of a tower: the units tower by
+    tower, cut into T runs of equal length, so that a thread keeps to one tower's weights."""
+    return <int> ((tower * chunks + c) * n_threads // (2 * chunks))
 
 
 cdef struct Layer:
@@ -100,8 +118,17 @@ cdef struct TowerState:
     Py_ssize_t n_blocks
     Py_ssize_t trained_from    # first input column of the blocks with parameters (d_in: none)
     void* acts                 # the layers' input and output rows
-    void* grad_out             # the gradient wrt the tower's output, per row
+    void* grad_acts            # the gradient wrt each layer's output rows, laid out as acts
+    void* grad_out             # the last layer's part of grad_acts
     void* row_grad             # per row, the gradient wrt the trained blocks' columns
+
+
+cdef struct Strip:
+    # A dense unit: rows ``lo .. hi`` of one layer's weight (and with ``lo`` 0 its bias); the
+    # cost of the units before it and its own, to share them out over the threads.
+    int tower
+    Py_ssize_t layer, lo, hi
+    double before, cost
 
 
 cdef struct State:
@@ -112,11 +139,13 @@ cdef struct State:
     const void* rank_weights
     const void* item_logq
     void* params
-    void* grads                # lane 0
-    void* lanes                # lanes 1 .. (the lanes of a full batch) - 1
+    void* grads
     void* state1
     void* state2
-    Py_ssize_t n_params, d, cap, back_rows, max_width
+    Py_ssize_t n_params, d, cap, back_rows
+    Strip* strips
+    Py_ssize_t n_strips
+    double total_cost
     # Per round row: the normalised outputs, their norms, the prediction, its gradient, the
     # target, the ranking weight and item; the ranking loss term. Per chunk: the rating loss.
     void* y_user
@@ -133,8 +162,7 @@ cdef struct State:
     void* rank_S
     void* rank_user
     void* rank_item
-    # Per thread: the backward pass's two row buffers, the head of a unit, a softmax row.
-    void* back
+    # Per thread: the head of a unit, a softmax row.
     void* head
     double* softmax_row
     int optimizer
@@ -159,9 +187,9 @@ cdef class CompiledPlan:
         config = plan.backend_config
         ranking = config.ranking_weight != 0
         cdef Py_ssize_t batch = config.batch_size
-        cdef Py_ssize_t lanes, chunk
-        _layout(batch, &lanes, &chunk)
-        cdef Py_ssize_t cap = batch if ranking else min(batch, <Py_ssize_t> MAX_LANES * chunk)
+        cdef Py_ssize_t chunks, chunk
+        _layout(batch, &chunks, &chunk)
+        cdef Py_ssize_t cap = batch if ranking else min(batch, <Py_ssize_t> MAX_CHUNKS * chunk)
         cdef State* s = &self.st
         s.cap = max(cap, 1)
         s.back_rows = max(max_chunk(batch), 1)
@@ -177,11 +205,10 @@ cdef class CompiledPlan:
         s.state1 = <void*> data_of(p.state1, self.keep)
         s.state2 = <void*> data_of(p.state2, self.keep)
         s.n_params = p.params.shape[0]
-        s.lanes = self._zeros((lanes - 1) * s.n_params)  # a smaller batch has no more lanes
         s.d = int(plan.user.sizes[plan.user.sizes.shape[0] - 1])
-        s.max_width = max(int(max(plan.user.sizes)), int(max(plan.item.sizes)))
         offset = self._tower(&s.towers[0], plan.user, 0)
         self._tower(&s.towers[1], plan.item, offset)
+        self._strips()
         d = s.d
         s.y_user, s.y_item = self._zeros(s.cap * d), self._zeros(s.cap * d)
         s.norm_user, s.norm_item = self._zeros(s.cap), self._zeros(s.cap)
@@ -190,12 +217,11 @@ cdef class CompiledPlan:
         s.bitems = <int64_t*> self._buffer(s.cap, np.int64)
         s.row_loss = <double*> self._buffer(s.cap, np.float64)
         s.chunk_loss = <double*> self._buffer(
-            max(<Py_ssize_t> MAX_LANES, (batch + MAX_CHUNK - 1) // MAX_CHUNK), np.float64)
+            max(<Py_ssize_t> MAX_CHUNKS, (batch + MAX_CHUNK - 1) // MAX_CHUNK), np.float64)
         rank_rows = s.cap if ranking else 1
         s.rank_S = self._zeros(rank_rows * rank_rows)
         s.rank_user, s.rank_item = self._zeros(rank_rows * d), self._zeros(rank_rows * d)
         threads = self.max_threads
-        s.back = self._zeros(threads * 2 * s.back_rows * s.max_width)
         s.head = self._zeros(threads * s.back_rows * (2 * d + 4))
         s.softmax_row = <double*> self._buffer(threads * rank_rows, np.float64)
         s.optimizer = config.optimizer
@@ -242,7 +268,9 @@ cdef class CompiledPlan:
             t.layers[r].y = act
             act += cap * sizes[r + 1]
         t.acts = self._zeros(act)
-        t.grad_out = self._zeros(cap * t.d_out)
+        t.grad_acts = self._zeros(act)
+        cdef Py_ssize_t itemsize = np.dtype(self.dtype).itemsize
+        t.grad_out = <void*> (<char*> t.grad_acts + t.layers[t.n_layers - 1].y * itemsize)
         t.n_blocks = len(tower.blocks)
         t.blocks = <Block*> self._buffer(t.n_blocks * sizeof(Block), np.uint8)
         t.trained_from = t.d_in
@@ -262,6 +290,29 @@ cdef class CompiledPlan:
                 t.trained_from = min(t.trained_from, offsets[r])
         t.row_grad = self._zeros(cap * (t.d_in - t.trained_from))
         return param_offset
+
+    cdef int _strips(self) except -1:
+        """Cut every layer's weight into dense units of about the same cost."""
+        cdef State* s = &self.st
+        cdef Layer* L
+        units = []
+        for tower in range(2):
+            for l in range(s.towers[tower].n_layers):
+                L = &s.towers[tower].layers[l]
+                rows = strip_rows(L.fan_in, L.fan_out)
+                for lo in range(0, L.fan_in, rows):
+                    hi = min(L.fan_in, lo + rows)
+                    units.append((tower, l, lo, hi, (hi - lo + (lo == 0)) * L.fan_out))
+        s.n_strips = len(units)
+        s.strips = <Strip*> self._buffer(s.n_strips * sizeof(Strip), np.uint8)
+        before = 0.0
+        for k, (tower, l, lo, hi, cost) in enumerate(units):
+            s.strips[k].tower, s.strips[k].layer = tower, l
+            s.strips[k].lo, s.strips[k].hi = lo, hi
+            s.strips[k].before, s.strips[k].cost = before, cost
+            before += cost
+        s.total_cost = before
+        return 0
 
     cdef void* _bind(self, block) except NULL:
         """A block's compiled view, in memory the plan keeps."""
@@ -358,36 +409,36 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
                int n_threads, double* total) noexcept nogil:
     """The batches of ``order``, as thread ``tid`` of ``n_threads`` (every thread of the
     region runs this, meeting the others at the same barriers)."""
-    cdef Py_ssize_t start = 0, size, lanes, chunk, n_chunks, first, last, per_round
+    cdef Py_ssize_t start = 0, size, chunks, chunk, n_chunks, first, last, per_round, row0, rows
     cdef bint ranking = s.ranking_weight != 0
     while start < order.n:
         size = min(s.batch_size, order.n - start)
-        _layout(size, &lanes, &chunk)
+        _layout(size, &chunks, &chunk)
         n_chunks = (size + chunk - 1) // chunk
-        per_round = n_chunks if ranking else lanes
+        per_round = n_chunks if ranking else chunks
         step += 1
         first = 0
         while first < n_chunks:
             last = min(n_chunks, first + per_round)
-            _round(s, P, order, start, size, chunk, lanes, first, last, ranking, step, tid,
-                   n_threads)
-            # The blocks' gradients of the round, each thread into the table rows it owns.
-            _scatter(s, P, order, start + first * chunk,
-                     min(size, last * chunk) - first * chunk, tid, n_threads)
-            if last < n_chunks:  # the next round reuses the round's row buffers
-                anirec_omp_barrier()
+            row0 = first * chunk
+            rows = min(size, last * chunk) - row0
+            _round(s, P, order, start, size, chunk, first, last, ranking, step, tid, n_threads)
+            _dense(s, P, rows, first > 0, last == n_chunks, lr, step, tid, n_threads)
+            _tables(s, P, order, start + row0, rows, last == n_chunks, lr, step, tid,
+                    n_threads)
+            if tid == 0 and last == n_chunks:
+                total[0] += _batch_loss(s, P, size, n_chunks)
+            anirec_omp_barrier()  # the next round reuses the row buffers, reads the steps
             first = last
-        _step(s, P, size, lanes, n_chunks, lr, step, tid, n_threads, total)
-        anirec_omp_barrier()
         start += size
 
 
 cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t size,
-                 Py_ssize_t chunk, Py_ssize_t lanes, Py_ssize_t first, Py_ssize_t last,
-                 bint ranking, int64_t step, int tid, int n_threads) noexcept nogil:
+                 Py_ssize_t chunk, Py_ssize_t first, Py_ssize_t last, bint ranking,
+                 int64_t step, int tid, int n_threads) noexcept nogil:
     """Chunks ``first .. last`` of the batch at ``start`` (update ``step``): forward, head,
     backward."""
-    cdef Py_ssize_t c, row0 = first * chunk, rows, at
+    cdef Py_ssize_t c, row0 = first * chunk, rows, at, chunks = last - first
     cdef Py_ssize_t round_rows = min(size, last * chunk) - row0
     cdef int tower
     cdef double total_weight = 0
@@ -395,7 +446,7 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
         at = c * chunk - row0
         rows = min(chunk, size - c * chunk)
         for tower in range(2):
-            if _owner(c, tower, lanes, n_threads) == tid:
+            if _owner(c - first, tower, chunks, n_threads) == tid:
                 _forward(s, P, tower, order, start + c * chunk, at, rows, step)
     anirec_omp_barrier()
     if ranking:
@@ -422,10 +473,10 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
         at = c * chunk - row0
         rows = min(chunk, size - c * chunk)
         for tower in range(2):
-            if _owner(c, tower, lanes, n_threads) == tid:
+            if _owner(c - first, tower, chunks, n_threads) == tid:
                 if not ranking:
                     _unit_head(s, P, tower, c, at, rows, size, tid)
-                _backward(s, P, tower, at, rows, c % lanes, c >= lanes, tid)
+                _backward(s, P, tower, at, rows)
     anirec_omp_barrier()
 
 
@@ -530,101 +581,146 @@ cdef void _rank_grad_rows(State* s, floating* P, Py_ssize_t at, Py_ssize_t rows,
                                    <floating*> s.towers[1].grad_out + at * d, rows, d)
 
 
-cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_t rows,
-                    Py_ssize_t lane, bint accumulate, int tid) noexcept nogil:
-    """Rows ``at .. at + rows`` of a tower backward, from its output gradient into ``lane``
-    (added to the lane's earlier chunks when ``accumulate``), and the gradient of the trained
-    blocks' columns into the tower's row buffer."""
+cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at,
+                    Py_ssize_t rows) noexcept nogil:
+    """Rows ``at .. at + rows`` of a tower backward through its rows: each layer's output
+    gradient (masked by its ReLU) into ``grad_acts``, and the gradient of the trained blocks'
+    columns into the tower's row buffer. The weights' gradients are the dense units'."""
     cdef TowerState* t = &s.towers[tower]
     cdef floating* acts = <floating*> t.acts
-    cdef floating* Gr = <floating*> s.grads if lane == 0 else \
-        <floating*> s.lanes + (lane - 1) * s.n_params
-    cdef floating* ping = <floating*> s.back + tid * 2 * s.back_rows * s.max_width
-    cdef floating* pong = ping + s.back_rows * s.max_width
-    cdef floating* G = <floating*> t.grad_out + at * t.d_out
-    cdef floating* G_in
+    cdef floating* grads = <floating*> t.grad_acts
+    cdef floating* G
     cdef Py_ssize_t l, last = t.n_layers - 1
     cdef Py_ssize_t width = t.d_in - t.trained_from
     cdef Layer* L
     for l in range(last, -1, -1):
         L = &t.layers[l]
-        G_in = pong if G == ping else ping
-        dense_backward_ptr(G, acts + L.x + at * L.fan_in, P + L.w, acts + L.y + at * L.fan_out,
-                           Gr + L.w, Gr + L.b, G_in if l > 0 else NULL, <int> rows,
-                           <int> L.fan_in, <int> L.fan_out, l < last, accumulate)
-        if l == 0 and width > 0:
+        G = grads + L.y + at * L.fan_out
+        if l < last:
+            relu_mask_ptr(G, acts + L.y + at * L.fan_out, rows, L.fan_out)
+        if l > 0:
+            gemm(False, True, <int> rows, <int> L.fan_in, <int> L.fan_out, <floating> 1, G,
+                 <int> L.fan_out, P + L.w, <int> L.fan_out, <floating> 0,
+                 grads + L.x + at * L.fan_in, <int> L.fan_in)
+        elif width > 0:
             # Only the trained blocks' columns of the input gradient are used: the product
             # with the last ``width`` rows of W, not all ``d_in``.
             gemm(False, True, <int> rows, <int> width, <int> L.fan_out, <floating> 1, G,
                  <int> L.fan_out, P + L.w + t.trained_from * L.fan_out, <int> L.fan_out,
                  <floating> 0, <floating*> t.row_grad + at * width, <int> width)
-        G = G_in
 
 
-cdef void _scatter(State* s, floating* P, Rows order, Py_ssize_t first, Py_ssize_t rows,
-                   int tid, int n_threads) noexcept nogil:
-    """The trained blocks' row gradients of a round, into the table rows this thread owns."""
+cdef inline int _strip_owner(State* s, Strip* u, int n_threads) noexcept nogil:
+    """The thread of a dense unit: the units in order, cut into T runs of about equal cost."""
+    return min(n_threads - 1, <int> ((u.before + 0.5 * u.cost) * n_threads / s.total_cost))
+
+
+cdef void _dense(State* s, floating* P, Py_ssize_t rows, bint accumulate, bint last,
+                 double lr, int64_t step, int tid, int n_threads) noexcept nogil:
+    """This thread's dense units of a round of ``rows`` rows: the strip of ``X^T G`` summed
+    over the rows in order, in blocks of ``DENSE_ROWS`` (added to the earlier rounds' with
+    ``accumulate``), the bias column sums with the first strip, and after the last round the
+    optimizer step on them."""
+    cdef Py_ssize_t k
+    cdef Strip* u
     cdef TowerState* t
-    cdef Block* b
-    cdef Py_ssize_t k, width
-    cdef int tower
-    cdef Run run
-    cdef floating* grads
-    run.order, run.base, run.step = order, first, 0
-    run.users, run.items, run.ratings = s.users, s.items, s.ratings
-    for tower in range(2):
-        t = &s.towers[tower]
-        width = t.d_in - t.trained_from
-        for k in range(t.n_blocks):
-            b = &t.blocks[k]
-            grads = <floating*> t.row_grad + (b.offset - t.trained_from)
-            if b.kind == EMBEDDING:
-                embedding_scatter(<Embedding*> b.state, rows, grads, width, tid, n_threads)
-            elif b.kind == HISTORY:
-                history_scatter(<History*> b.state, run, rows, grads, width, tid, n_threads)
-
-
-cdef void _step(State* s, floating* P, Py_ssize_t size, Py_ssize_t lanes, Py_ssize_t n_chunks,
-                double lr, int64_t step, int tid, int n_threads, double* total) noexcept nogil:
-    """This thread's share of the batch's update: its slice of the dense parameters (the
-    lanes summed in order, one optimizer step) and its table rows; thread 0 adds the batch's
-    loss."""
-    cdef Py_ssize_t lo = s.n_params * tid // n_threads, hi = s.n_params * (tid + 1) // n_threads
-    cdef Py_ssize_t l, i, k, per_thread
+    cdef Layer* L
     cdef floating* Gr = <floating*> s.grads
-    cdef floating* lane
+    cdef floating* G
+    cdef bint add
+    cdef Py_ssize_t b0 = 0, n
+    while b0 < rows:
+        n = min(<Py_ssize_t> DENSE_ROWS, rows - b0)
+        add = accumulate or b0 > 0
+        for k in range(s.n_strips):
+            u = &s.strips[k]
+            if _strip_owner(s, u, n_threads) != tid:
+                continue
+            t = &s.towers[u.tower]
+            L = &t.layers[u.layer]
+            G = <floating*> t.grad_acts + L.y + b0 * L.fan_out
+            gemm(True, False, <int> (u.hi - u.lo), <int> L.fan_out, <int> n, <floating> 1,
+                 <floating*> t.acts + L.x + b0 * L.fan_in + u.lo, <int> L.fan_in, G,
+                 <int> L.fan_out, <floating> add, Gr + L.w + u.lo * L.fan_out,
+                 <int> L.fan_out)
+            if u.lo == 0:
+                column_sums_ptr(G, Gr + L.b, n, L.fan_out, add)
+        b0 += n
+    if not last:
+        return
+    for k in range(s.n_strips):
+        u = &s.strips[k]
+        if _strip_owner(s, u, n_threads) == tid:
+            L = &s.towers[u.tower].layers[u.layer]
+            _step_range(s, P, L.w + u.lo * L.fan_out, L.w + u.hi * L.fan_out, lr, step)
+            if u.lo == 0:
+                _step_range(s, P, L.b, L.b + L.fan_out, lr, step)
+
+
+cdef void _step_range(State* s, floating* P, Py_ssize_t lo, Py_ssize_t hi, double lr,
+                      int64_t step) noexcept nogil:
+    """One optimizer step on the dense parameters ``lo .. hi``."""
+    cdef floating* Gr = <floating*> s.grads
     cdef floating* vel = <floating*> s.state1 if s.momentum != 0 else NULL
-    cdef Block* b
-    cdef int tower
-    cdef double loss = 0, rank = 0, total_weight
-    for l in range(1, min(lanes, n_chunks)):
-        lane = <floating*> s.lanes + (l - 1) * s.n_params
-        for i in range(lo, hi):
-            Gr[i] = Gr[i] + lane[i]
     if s.optimizer == 1:
         adam_range_ptr(P, Gr, <floating*> s.state1, <floating*> s.state2, lo, hi, lr, s.beta1,
                        s.beta2, s.eps, s.weight_decay, step)
     else:
         sgd_ptr(P + lo, Gr + lo, vel + lo if vel != NULL else NULL, hi - lo, lr, s.momentum,
                 s.weight_decay)
+
+
+cdef void _tables(State* s, floating* P, Rows order, Py_ssize_t first, Py_ssize_t rows,
+                  bint last, double lr, int64_t step, int tid, int n_threads) noexcept nogil:
+    """The trained blocks' row gradients of a round, into the table rows this thread owns;
+    after the last round, one optimizer step on each of them. A tower's tables belong to the
+    threads of its half (on two threads, the thread that ran the tower); each of them owns
+    the rows ``row % threads == its rank``."""
+    cdef TowerState* t
+    cdef Block* b
+    cdef Py_ssize_t k, width
+    cdef int tower, lo, size, rank
+    cdef Run run
+    cdef floating* grads
+    run.order, run.base, run.step = order, first, 0
+    run.users, run.items, run.ratings = s.users, s.items, s.ratings
     for tower in range(2):
-        for k in range(s.towers[tower].n_blocks):
-            b = &s.towers[tower].blocks[k]
-            if b.table != NULL:
-                per_thread = (b.table.n_rows + n_threads - 1) // n_threads
-                table_step(b.table, <floating*> b.table.table, tid, per_thread, s.optimizer,
-                           lr, s.beta1, s.beta2, s.eps, s.momentum, s.embedding_decay, step)
-    if tid == 0:
-        for k in range(n_chunks):
-            loss += s.chunk_loss[k]
-        loss = s.rating_weight * (loss / size)
-        if s.ranking_weight != 0:
-            for k in range(size):
-                rank += s.row_loss[k]
-            total_weight = positive_weight(<const floating*> s.wrow, size)
-            if total_weight > 0:
-                loss += s.ranking_weight * (rank / total_weight)
-        total[0] += loss * size
+        lo, size = (0, 1) if n_threads == 1 else \
+            (tower * n_threads // 2, (tower + 1) * n_threads // 2 - tower * n_threads // 2)
+        rank = tid - lo
+        if rank < 0 or rank >= size:
+            continue
+        t = &s.towers[tower]
+        width = t.d_in - t.trained_from
+        for k in range(t.n_blocks):
+            b = &t.blocks[k]
+            grads = <floating*> t.row_grad + (b.offset - t.trained_from)
+            if b.kind == EMBEDDING:
+                embedding_scatter(<Embedding*> b.state, rows, grads, width, rank, size)
+            elif b.kind == HISTORY:
+                history_scatter(<History*> b.state, run, rows, grads, width, rank, size)
+            if last and b.table != NULL:
+                table_step(b.table, <floating*> b.table.table, rank,
+                           (b.table.n_rows + size - 1) // size, s.optimizer, lr, s.beta1,
+                           s.beta2, s.eps, s.momentum, s.embedding_decay, step)
+
+
+cdef double _batch_loss(State* s, floating* P, Py_ssize_t size,
+                        Py_ssize_t n_chunks) noexcept nogil:
+    """The batch's loss times its rows: the chunks' rating losses in order, then the ranking
+    rows' in order."""
+    cdef Py_ssize_t k
+    cdef double loss = 0, rank = 0, total_weight
+    for k in range(n_chunks):
+        loss += s.chunk_loss[k]
+    loss = s.rating_weight * (loss / size)
+    if s.ranking_weight != 0:
+        for k in range(size):
+            rank += s.row_loss[k]
+        total_weight = positive_weight(<const floating*> s.wrow, size)
+        if total_weight > 0:
+            loss += s.ranking_weight * (rank / total_weight)
+    return loss * size
 
 
 cdef CompiledPlan _compiled(plan):

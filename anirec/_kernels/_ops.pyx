@@ -78,11 +78,42 @@ cdef extern from *:
     }
     ANIREC_MASK_BIAS(anirec_mask_bias_f32, float)
     ANIREC_MASK_BIAS(anirec_mask_bias_f64, double)
+
+    /* The ReLU mask alone, in place on G (n rows of m). */
+    #define ANIREC_MASK(name, T)                                                             \
+    ANIREC_CLONES ANIREC_NO_TRAPS                                                            \
+    static void name(T* __restrict G, const T* __restrict out, Py_ssize_t n, Py_ssize_t m) {\
+        Py_ssize_t i;                                                                        \
+        for (i = 0; i < n * m; i++) G[i] = G[i] * (T) (out[i] > 0);                         \
+    }
+    ANIREC_MASK(anirec_mask_f32, float)
+    ANIREC_MASK(anirec_mask_f64, double)
     """
     void anirec_mask_bias_f32(float* G, const float* out, float* gb, Py_ssize_t n,
                               Py_ssize_t m, int relu, int accumulate) noexcept nogil
     void anirec_mask_bias_f64(double* G, const double* out, double* gb, Py_ssize_t n,
                               Py_ssize_t m, int relu, int accumulate) noexcept nogil
+    void anirec_mask_f32(float* G, const float* out, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+    void anirec_mask_f64(double* G, const double* out, Py_ssize_t n,
+                         Py_ssize_t m) noexcept nogil
+
+
+cdef void relu_mask_ptr(floating* G, const floating* out, Py_ssize_t n,
+                        Py_ssize_t m) noexcept nogil:
+    """``G *= out > 0`` over ``n`` rows of ``m`` (a NaN in ``G`` stays NaN)."""
+    if floating is float:
+        anirec_mask_f32(G, out, n, m)
+    else:
+        anirec_mask_f64(G, out, n, m)
+
+
+cdef void column_sums_ptr(floating* G, floating* sums, Py_ssize_t n, Py_ssize_t m,
+                          bint accumulate) noexcept nogil:
+    """``sums (+)= G.sum(axis=0)`` over ``n`` rows of ``m``, row by row in order."""
+    if floating is float:
+        anirec_mask_bias_f32(G, NULL, sums, n, m, 0, accumulate)
+    else:
+        anirec_mask_bias_f64(G, NULL, sums, n, m, 0, accumulate)
 
 
 cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,

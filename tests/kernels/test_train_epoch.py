@@ -107,6 +107,30 @@ def test_single_layer_towers():
     np.testing.assert_allclose(got_losses, ref_losses, rtol=1e-10)
 
 
+@requires_cython
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
+def test_layers_in_several_strips(dtype, optimizer, momentum):
+    """Wide layers whose weight gradients are cut into several strips (the first and the
+    last of 520 x 30 are 272 and 248 rows, 20 x 520 is three strips of at most 8 rows): the
+    NumPy twin's trajectory, and the same bits on 1 and 3 threads."""
+    from anirec._kernels._epoch import strip_rows
+
+    assert (strip_rows(20, 520), strip_rows(520, 30), strip_rows(30, 4)) == (8, 272, 30)
+    problem = make_problem(np.random.default_rng(3), dtype, user_sizes=(20, 520, 30, 4),
+                           item_sizes=(9, 300, 4), loo_mode=2, embedding_dim=3, n_examples=1300)
+    kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=600)
+    ref, ref_losses, _ = _run("numpy", problem, epochs=2, **kwargs)
+    got, got_losses, _ = _run("cython", problem, epochs=2, **kwargs)
+    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-3, 2e-4)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+    ref_state, got_state = _state(ref), _state(got)
+    for name in ref_state:
+        np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
+                                   err_msg=name)
+    _assert_same_bits(_threaded(problem, 3, **kwargs), _threaded(problem, 1, **kwargs))
+
+
 def _objective(problem, rating_weight, ranking_weight, temperature=0.1):
     """Ranking-loss arguments for ``problem``: logQ from its item counts, positives = examples
     whose target is at least 0 (about half)."""
@@ -177,13 +201,13 @@ def _assert_same_bits(got, expected):
 @pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
 @pytest.mark.parametrize("loo_mode,embedding_dim,history_dim", [(None, 0, 0), (2, 3, 2)])
 @pytest.mark.parametrize("weights", [None, (1.0, 0.3), (0.0, 1.0)])
-@pytest.mark.parametrize("batch_size", [1, 300, 1000])
+@pytest.mark.parametrize("batch_size", [1, 600, 1000])
 def test_every_thread_count_gives_the_same_bits(dtype, optimizer, momentum, loo_mode,
                                                 embedding_dim, history_dim, weights,
                                                 batch_size):
     """Parameters, optimizer state, tables and loss of an epoch on 1, 2, 3 and 4 threads are
-    the same bits: chunks, lanes and the order of every sum depend on the batch size alone
-    (batches of 300 and 1,000 rows have 2 and 7 lanes)."""
+    the same bits: no sum is split between threads, and the order of every sum depends on the
+    batch size alone (batches of 600 and 1,000 rows are 2 and 3 chunks)."""
     problem = make_problem(np.random.default_rng(7), dtype, loo_mode=loo_mode,
                            embedding_dim=embedding_dim, history_dim=history_dim,
                            id_dropout=0.2 if embedding_dim else 0.0, n_users=40, n_items=60,
@@ -221,7 +245,7 @@ def test_an_epoch_in_runs_on_changing_thread_counts_is_bit_identical(dtype, weig
 
 def _rounds_problem(dtype, loo_mode, embedding_dim=0, history_dim=0):
     """A batch of the rating loss in two rounds (eight chunks of 1,024 rows, then one of 808),
-    then a batch of 500 rows in three lanes."""
+    then a batch of 500 rows in one chunk."""
     batch = 9000
     problem = make_problem(np.random.default_rng(8), dtype, loo_mode=loo_mode, n_users=40,
                            n_items=60, n_examples=batch + 500, embedding_dim=embedding_dim,
@@ -231,13 +255,16 @@ def _rounds_problem(dtype, loo_mode, embedding_dim=0, history_dim=0):
 
 @requires_cython
 def test_the_layout_of_a_batch():
-    from anirec._kernels._epoch import batch_layout, max_chunk
+    from anirec._kernels._epoch import batch_layout, max_chunk, strip_rows
 
     assert [batch_layout(n) for n in (1, 64, 127, 255, 256, 300, 1000, 1024, 4096, 9000)] == \
-        [(1, 1), (1, 64), (1, 127), (1, 255), (2, 128), (2, 150), (7, 143), (8, 128),
+        [(1, 1), (1, 64), (1, 127), (1, 255), (1, 256), (1, 300), (3, 334), (4, 256),
          (8, 512), (8, 1024)]
     for batch in (1, 200, 255, 256, 700, 1024, 3000, 9000):
         assert max_chunk(batch) == max(batch_layout(n)[1] for n in range(1, batch + 1))
+    assert [strip_rows(*shape) for shape in ((100, 256), (256, 128), (128, 64), (64, 32),
+                                             (5, 10_000), (300, 3))] == \
+        [32, 64, 128, 64, 5, 300]
 
 
 @requires_cython
