@@ -107,6 +107,22 @@ def test_single_layer_towers():
     np.testing.assert_allclose(got_losses, ref_losses, rtol=1e-10)
 
 
+def _assert_follows_numpy_on_any_thread_count(problem, epochs=3, **kwargs):
+    """The compiled epoch follows the NumPy twin's trajectory (losses, parameters, optimizer
+    state, tables) and gives the same bits on 1 and 3 threads; returns the steps taken."""
+    ref, ref_losses, ref_step = _run("numpy", problem, epochs=epochs, **kwargs)
+    got, got_losses, got_step = _run("cython", problem, epochs=epochs, **kwargs)
+    assert got_step == ref_step
+    rtol, atol = (1e-9, 1e-11) if got["params"].dtype == np.float64 else (2e-3, 2e-4)
+    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+    ref_state, got_state = _state(ref), _state(got)
+    for name in ref_state:
+        np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
+                                   err_msg=name)
+    _assert_same_bits(_threaded(problem, 3, **kwargs), _threaded(problem, 1, **kwargs))
+    return got_step
+
+
 @requires_cython
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
@@ -120,15 +136,7 @@ def test_layers_in_several_strips(dtype, optimizer, momentum):
     problem = make_problem(np.random.default_rng(3), dtype, user_sizes=(20, 520, 30, 4),
                            item_sizes=(9, 300, 4), loo_mode=2, embedding_dim=3, n_examples=1300)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=600)
-    ref, ref_losses, _ = _run("numpy", problem, epochs=2, **kwargs)
-    got, got_losses, _ = _run("cython", problem, epochs=2, **kwargs)
-    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-3, 2e-4)
-    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
-    ref_state, got_state = _state(ref), _state(got)
-    for name in ref_state:
-        np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
-                                   err_msg=name)
-    _assert_same_bits(_threaded(problem, 3, **kwargs), _threaded(problem, 1, **kwargs))
+    _assert_follows_numpy_on_any_thread_count(problem, epochs=2, **kwargs)
 
 
 def _objective(problem, rating_weight, ranking_weight, temperature=0.1):
@@ -278,16 +286,7 @@ def test_batches_in_rounds_follow_numpy(dtype, optimizer, momentum, loo_mode, em
     trajectory of the whole-batch NumPy twin, and the same bits on 1 and 3 threads."""
     problem, batch = _rounds_problem(dtype, loo_mode, embedding_dim, history_dim)
     kwargs = dict(optimizer=optimizer, momentum=momentum, batch_size=batch)
-    ref, ref_losses, ref_step = _run("numpy", problem, **kwargs)
-    got, got_losses, got_step = _run("cython", problem, **kwargs)
-    assert got_step == ref_step == 6
-    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-3, 2e-4)
-    np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
-    ref_state, got_state = _state(ref), _state(got)
-    for name in ref_state:
-        np.testing.assert_allclose(got_state[name], ref_state[name], rtol=rtol, atol=atol,
-                                   err_msg=name)
-    _assert_same_bits(_threaded(problem, 3, **kwargs), _threaded(problem, 1, **kwargs))
+    assert _assert_follows_numpy_on_any_thread_count(problem, **kwargs) == 6
 
 
 def _narrowed(problem, users, items):
