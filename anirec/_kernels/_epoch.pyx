@@ -22,7 +22,8 @@ which thread computes it changes only the speed. Per batch:
 4. the weight gradient ``X^T G`` of each layer is cut into strips of the weight's rows
    (dense units, fixed by the layer widths); each strip, and its layer's bias column sums, is
    summed over the whole batch in row order (in blocks of 1,024 rows) by one thread, which
-   then takes the optimizer step on it; each thread adds the rows' block gradients into the table rows it owns (a
+   then takes the optimizer step on it (on two threads, the thread that ran its tower, with
+   no wait after the backward pass); each thread adds the rows' block gradients into the table rows it owns (a
    tower's tables belong to the threads of its half of the T), in row order, then steps
    them.
 
@@ -477,7 +478,8 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
                 if not ranking:
                     _unit_head(s, P, tower, c, at, rows, size, tid)
                 _backward(s, P, tower, at, rows)
-    anirec_omp_barrier()
+    if n_threads != 2:  # on two threads, each keeps to its tower up to the step: no wait
+        anirec_omp_barrier()
 
 
 cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t first,
@@ -611,7 +613,11 @@ cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at,
 
 
 cdef inline int _strip_owner(State* s, Strip* u, int n_threads) noexcept nogil:
-    """The thread of a dense unit: the units in order, cut into T runs of about equal cost."""
+    """The thread of a dense unit: on two threads the one that ran its tower (which then needs
+    no wait between its backward pass and its steps); otherwise the units in order, cut into T
+    runs of about equal cost."""
+    if n_threads == 2:
+        return u.tower
     return min(n_threads - 1, <int> ((u.before + 0.5 * u.cost) * n_threads / s.total_cost))
 
 
