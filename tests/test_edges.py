@@ -23,6 +23,8 @@ from anirec.data import MALData, Ratings, generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
 from anirec.model.persistence import Member, read_model_file, write_model_file
 
+from .conftest import run_cli
+
 # ---------------------------------------------------------------------------------------------
 # The minimum id count, exactly at its boundary
 
@@ -459,15 +461,6 @@ def model_file(tmp_path_factory):
     return folder, model
 
 
-def _run(capsys, *argv):
-    try:
-        code = main([str(arg) for arg in argv])
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_list_lengths_at_zero_and_at_the_catalogue(model_file, capsys, tmp_path):
     _, model = model_file
     rec = Recommender.load(model)
@@ -476,20 +469,20 @@ def test_list_lengths_at_zero_and_at_the_catalogue(model_file, capsys, tmp_path)
     lengths = {}
     for n in (n_items - 1, n_items, n_items + 1, 10**6):
         out = tmp_path / f"r{n}.csv"
-        code, _, err = _run(capsys, "recommend", "--model", model, "--user-id", user, "--n", n,
+        code, _, err = run_cli(capsys, "recommend", "--model", model, "--user-id", user, "--n", n,
                             "--out", out)
         assert code == 0, err
         lengths[n] = len(pd.read_csv(out))
     # Everything the user did not rate, and no more however long the list asked for.
     assert rated >= 2
     assert lengths == {n: min(n, n_items - rated) for n in lengths}
-    code, out, _ = _run(capsys, "similar", "--model", model, "--anime-id",
+    code, out, _ = run_cli(capsys, "similar", "--model", model, "--anime-id",
                         int(rec.anime_ids[0]), "--n", n_items, "--json")
     assert code == 0 and len(json.loads(out)) == n_items - 1
     for argv in (["recommend", "--model", model, "--user-id", user, "--n", 0],
                  ["similar", "--model", model, "--anime-id", int(rec.anime_ids[0]), "--n", 0],
                  ["recommend", "--model", model, "--user-id", user, "--n", -1]):
-        code, _, err = _run(capsys, *argv)
+        code, _, err = run_cli(capsys, *argv)
         assert code == 2 and "--n" in err and len(err.strip().splitlines()) == 1
 
 
@@ -497,10 +490,10 @@ def test_evaluate_k_at_zero_and_at_the_catalogue(model_file, capsys):
     folder, model = model_file
     n_items = Recommender.load(model).anime_ids.shape[0]
     test = folder / "split" / "test.csv"
-    code, _, err = _run(capsys, "evaluate", "--model", model, "--scores", test, "--k", 0)
+    code, _, err = run_cli(capsys, "evaluate", "--model", model, "--scores", test, "--k", 0)
     assert code == 2 and "--k" in err
     for k in (1, n_items, n_items + 5):
-        code, out, err = _run(capsys, "evaluate", "--model", model, "--scores", test,
+        code, out, err = run_cli(capsys, "evaluate", "--model", model, "--scores", test,
                               "--k", k, "--json")
         assert code == 0, err
         report = json.loads(out)
