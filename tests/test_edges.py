@@ -19,7 +19,7 @@ import anirec
 from anirec import ModelFormatError, Recommender, TwoTower, kernels
 from anirec._epoch_threads import ThreadChooser
 from anirec.cli import main
-from anirec.data import MALData, Ratings, generate_synthetic, load_mal
+from anirec.data import Ratings, generate_synthetic, load_mal
 from anirec.data.synthetic import write_tables
 from anirec.model.persistence import Member, read_model_file, write_model_file
 
