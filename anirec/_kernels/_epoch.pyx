@@ -21,11 +21,12 @@ which thread computes it changes only the speed. Per batch:
    columns per row;
 4. the weight gradient ``X^T G`` of each layer is cut into strips of the weight's rows
    (dense units, fixed by the layer widths); each strip, and its layer's bias column sums, is
-   summed over the whole batch in row order (in blocks of 1,024 rows) by one thread, which
-   then takes the optimizer step on it (on two threads, the thread that ran its tower, with
-   no wait after the backward pass); each thread adds the rows' block gradients into the table rows it owns (a
-   tower's tables belong to the threads of its half of the T), in row order, then steps
-   them.
+   summed over the whole batch by one thread, chunk by chunk in order (each chunk's sum added
+   to the earlier ones'), which then takes the optimizer step on it. On one or two threads
+   the thread that ran a tower owns its strips and sums a chunk right after its backward
+   pass, while its rows are in cache, with no wait between; on more, after a barrier. Each
+   thread adds the rows' block gradients into the table rows it owns (a tower's tables
+   belong to the threads of its half of the T), in row order, then steps them.
 
 A batch of the rating loss alone larger than 8 chunks runs in rounds of 8 (the workspaces stay
 at most 8,192 rows): the strips add each round's sum to the last, and step after the last
@@ -64,7 +65,6 @@ cdef enum:
                        # products on fewer rows ran slower on two cores
     MAX_CHUNK = 1024
     STRIP_MACS = 8192  # multiply-adds per batch row of a dense unit (a strip of a layer)
-    DENSE_ROWS = 1024  # rows of a block of the strips' sums: the block's rows stay in cache
 
 
 def batch_layout(Py_ssize_t n):
@@ -424,7 +424,8 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
             row0 = first * chunk
             rows = min(size, last * chunk) - row0
             _round(s, P, order, start, size, chunk, first, last, ranking, step, tid, n_threads)
-            _dense(s, P, rows, first > 0, last == n_chunks, lr, step, tid, n_threads)
+            if last == n_chunks:
+                _steps(s, P, lr, step, tid, n_threads)
             _tables(s, P, order, start + row0, rows, last == n_chunks, lr, step, tid,
                     n_threads)
             if tid == 0 and last == n_chunks:
@@ -478,8 +479,14 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
                 if not ranking:
                     _unit_head(s, P, tower, c, at, rows, size, tid)
                 _backward(s, P, tower, at, rows)
+                if n_threads <= 2:  # the thread owns its tower's strips: sum them in cache
+                    _strip_sums(s, P, tower, at, rows, first > 0 or c > first, tid, n_threads)
     if n_threads != 2:  # on two threads, each keeps to its tower up to the step: no wait
         anirec_omp_barrier()
+    if n_threads > 2:
+        for c in range(first, last):
+            _strip_sums(s, P, -1, c * chunk - row0, min(chunk, size - c * chunk),
+                        first > 0 or c > first, tid, n_threads)
 
 
 cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t first,
@@ -621,39 +628,37 @@ cdef inline int _strip_owner(State* s, Strip* u, int n_threads) noexcept nogil:
     return min(n_threads - 1, <int> ((u.before + 0.5 * u.cost) * n_threads / s.total_cost))
 
 
-cdef void _dense(State* s, floating* P, Py_ssize_t rows, bint accumulate, bint last,
-                 double lr, int64_t step, int tid, int n_threads) noexcept nogil:
-    """This thread's dense units of a round of ``rows`` rows: the strip of ``X^T G`` summed
-    over the rows in order, in blocks of ``DENSE_ROWS`` (added to the earlier rounds' with
-    ``accumulate``), the bias column sums with the first strip, and after the last round the
-    optimizer step on them."""
+cdef void _strip_sums(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_t rows,
+                      bint add, int tid, int n_threads) noexcept nogil:
+    """This thread's strips of ``tower`` (of both towers with -1): ``X^T G`` over the rows
+    ``at .. at + rows`` of the round, one chunk (added to the earlier chunks' sums with
+    ``add``), and the bias column sums with a layer's first strip."""
     cdef Py_ssize_t k
     cdef Strip* u
     cdef TowerState* t
     cdef Layer* L
     cdef floating* Gr = <floating*> s.grads
     cdef floating* G
-    cdef bint add
-    cdef Py_ssize_t b0 = 0, n
-    while b0 < rows:
-        n = min(<Py_ssize_t> DENSE_ROWS, rows - b0)
-        add = accumulate or b0 > 0
-        for k in range(s.n_strips):
-            u = &s.strips[k]
-            if _strip_owner(s, u, n_threads) != tid:
-                continue
-            t = &s.towers[u.tower]
-            L = &t.layers[u.layer]
-            G = <floating*> t.grad_acts + L.y + b0 * L.fan_out
-            gemm(True, False, <int> (u.hi - u.lo), <int> L.fan_out, <int> n, <floating> 1,
-                 <floating*> t.acts + L.x + b0 * L.fan_in + u.lo, <int> L.fan_in, G,
-                 <int> L.fan_out, <floating> add, Gr + L.w + u.lo * L.fan_out,
-                 <int> L.fan_out)
-            if u.lo == 0:
-                column_sums_ptr(G, Gr + L.b, n, L.fan_out, add)
-        b0 += n
-    if not last:
-        return
+    for k in range(s.n_strips):
+        u = &s.strips[k]
+        if (tower >= 0 and u.tower != tower) or _strip_owner(s, u, n_threads) != tid:
+            continue
+        t = &s.towers[u.tower]
+        L = &t.layers[u.layer]
+        G = <floating*> t.grad_acts + L.y + at * L.fan_out
+        gemm(True, False, <int> (u.hi - u.lo), <int> L.fan_out, <int> rows, <floating> 1,
+             <floating*> t.acts + L.x + at * L.fan_in + u.lo, <int> L.fan_in, G,
+             <int> L.fan_out, <floating> add, Gr + L.w + u.lo * L.fan_out, <int> L.fan_out)
+        if u.lo == 0:
+            column_sums_ptr(G, Gr + L.b, rows, L.fan_out, add)
+
+
+cdef void _steps(State* s, floating* P, double lr, int64_t step, int tid,
+                 int n_threads) noexcept nogil:
+    """The optimizer step on this thread's strips (after a batch's last round)."""
+    cdef Py_ssize_t k
+    cdef Strip* u
+    cdef Layer* L
     for k in range(s.n_strips):
         u = &s.strips[k]
         if _strip_owner(s, u, n_threads) == tid:
