@@ -414,3 +414,51 @@ def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
         np.matmul(a, b, out=c)
         best = min(best, time.perf_counter() - start)
     return 2.0 * n**3 / best / 1e9
+
+
+def products_gflops(batch: int, sizes=TOWER, repeats: int = 20) -> float:
+    """Best GFLOP/s of the products alone of one training batch of both towers, issued as
+    the compiled epoch issues them: per chunk of the batch (``batch_layout``), each layer
+    forward (``A B``), then backward its input gradient (``A B^T``, every layer but the first)
+    and its weight gradient strip by strip (``A^T B``, ``strip_rows``), through
+    ``anirec._kernels._blas.gemm_rowmajor`` on the calling thread. Each strip is its own
+    contiguous array here, and every product pays one Python call: a slight underestimate of
+    what the products could reach inside the epoch, which no epoch of this network passes."""
+    from anirec._kernels import _blas, _epoch
+
+    rng = np.random.default_rng(0)
+    _, chunk = _epoch.batch_layout(batch)
+    rows = [min(chunk, batch - at) for at in range(0, batch, chunk)]
+
+    def random(*shape):
+        return rng.standard_normal(shape, dtype=DTYPE)
+
+    layers = []  # (X, W, Y, G, dX, [(X strip, W grad strip)]) of one chunk
+    for r in rows:
+        for k, m in zip(sizes[:-1], sizes[1:]):
+            width = _epoch.strip_rows(k, m)
+            strips = [(random(r, min(width, k - lo)), random(min(width, k - lo), m))
+                      for lo in range(0, k, width)]
+            layers.append((random(r, k), random(k, m), random(r, m), random(r, m),
+                           random(r, k), strips))
+    per_tower = len(sizes) - 1
+
+    def one_batch():
+        for start in range(0, len(layers), per_tower):
+            chunk_layers = layers[start:start + per_tower]
+            for X, W, Y, *_ in chunk_layers:
+                _blas.gemm_rowmajor(False, False, 1.0, X, W, 0.0, Y)
+            for depth, (_, W, _, G, dX, strips) in reversed(list(enumerate(chunk_layers))):
+                for X_strip, grad_strip in strips:
+                    _blas.gemm_rowmajor(True, False, 1.0, X_strip, G, 0.0, grad_strip)
+                if depth > 0:
+                    _blas.gemm_rowmajor(False, True, 1.0, G, W, 0.0, dX)
+
+    best = math.inf
+    one_batch()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one_batch()
+        one_batch()  # both towers
+        best = min(best, time.perf_counter() - start)
+    return flops_per_sample(sizes) * batch / best / 1e9

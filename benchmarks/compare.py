@@ -11,8 +11,10 @@ run mean anything. Frameworks take turns within each repeat (cython, numpy, torc
 and the table shows the median over repeats of samples per second and, for the ratios, the
 median [and range] of the ratio within each repeat. The efficiency column is
 ``FLOPs per sample x samples/s`` as a share of a 2048^3 sgemm measured in the same run (the
-best of the measurements before the training runs and after each batch size). PyTorch and
-faiss are optional: their columns read ``-`` when they are not installed.
+best of the measurements before the training runs and after each batch size). Its ceiling
+follows the table: the share of a one-thread sgemm that the network's products alone reach on
+one thread, issued as the epoch issues them with no other work between them. PyTorch and faiss
+are optional: their columns read ``-`` when they are not installed.
 """
 
 from __future__ import annotations
@@ -232,6 +234,9 @@ def report(args) -> None:
             if args.full else None
         gflops.append(R.sgemm_gflops())
         peak = max(gflops) * 1e9
+    with R.set_threads(1):  # the ceiling of the efficiency column, on one thread
+        one_thread = max(R.sgemm_gflops() for _ in range(2))
+        ceiling = {batch: R.products_gflops(batch) / one_thread for batch in train}
     flops = R.flops_per_sample()
 
     print(f"\nload after: {_load()}; sgemm {', '.join(f'{g:.1f}' for g in gflops)} GFLOP/s; "
@@ -248,6 +253,9 @@ def report(args) -> None:
         print(f"| {batch} | " + " | ".join(f"{med[n]:,.0f}" for n in names)
               + f" | {_ratio(rates, 'cython', 'torch')}{tt} | "
               f"{_ratio(rates, 'cython', 'numpy')}{tn} | {eff} |")
+    print(f"\nthe products alone (one thread, issued as the epoch issues them), % of a "
+          f"one-thread sgemm ({one_thread:.1f} GFLOP/s): "
+          + ", ".join(f"{share:.0%} at batch {batch}" for batch, share in ceiling.items()))
     if embedded:
         print(f"\nwith {args.embedding_dim}-d user and item ID embeddings (anirec: lazy Adam on "
               "the touched rows; PyTorch: nn.Embedding(sparse=True) + SparseAdam):")

@@ -442,7 +442,7 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
     backward."""
     cdef Py_ssize_t c, row0 = first * chunk, rows, at, chunks = last - first
     cdef Py_ssize_t round_rows = min(size, last * chunk) - row0
-    cdef int tower
+    cdef int tower, add
     cdef double total_weight = 0
     for c in range(first, last):
         at = c * chunk - row0
@@ -478,15 +478,18 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
             if _owner(c - first, tower, chunks, n_threads) == tid:
                 if not ranking:
                     _unit_head(s, P, tower, c, at, rows, size, tid)
-                _backward(s, P, tower, at, rows)
-                if n_threads <= 2:  # the thread owns its tower's strips: sum them in cache
-                    _strip_sums(s, P, tower, at, rows, first > 0 or c > first, tid, n_threads)
+                # On one or two threads this thread owns its tower's strips: it sums them
+                # right after the chunk's backward pass, while its rows are in cache.
+                add = (first > 0 or c > first) if n_threads <= 2 else -1
+                _backward(s, P, tower, at, rows, add)
+                if add >= 0:
+                    _strip_sums(s, P, tower, at, rows, add, False, tid, n_threads)
     if n_threads != 2:  # on two threads, each keeps to its tower up to the step: no wait
         anirec_omp_barrier()
     if n_threads > 2:
         for c in range(first, last):
             _strip_sums(s, P, -1, c * chunk - row0, min(chunk, size - c * chunk),
-                        first > 0 or c > first, tid, n_threads)
+                        first > 0 or c > first, True, tid, n_threads)
 
 
 cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t first,
@@ -590,14 +593,17 @@ cdef void _rank_grad_rows(State* s, floating* P, Py_ssize_t at, Py_ssize_t rows,
                                    <floating*> s.towers[1].grad_out + at * d, rows, d)
 
 
-cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at,
-                    Py_ssize_t rows) noexcept nogil:
+cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_t rows,
+                    int add) noexcept nogil:
     """Rows ``at .. at + rows`` of a tower backward through its rows: each layer's output
     gradient (masked by its ReLU) into ``grad_acts``, and the gradient of the trained blocks'
-    columns into the tower's row buffer. The weights' gradients are the dense units'."""
+    columns into the tower's row buffer. The weights' gradients are the dense units'; with
+    ``add`` 0 or 1 (not -1), the bias sums over these rows are taken here, in the mask's pass,
+    (added to the earlier chunks' with 1)."""
     cdef TowerState* t = &s.towers[tower]
     cdef floating* acts = <floating*> t.acts
     cdef floating* grads = <floating*> t.grad_acts
+    cdef floating* Gr = <floating*> s.grads
     cdef floating* G
     cdef Py_ssize_t l, last = t.n_layers - 1
     cdef Py_ssize_t width = t.d_in - t.trained_from
@@ -605,7 +611,10 @@ cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at,
     for l in range(last, -1, -1):
         L = &t.layers[l]
         G = grads + L.y + at * L.fan_out
-        if l < last:
+        if add >= 0:  # the thread's own strips: the bias sums in the mask's pass
+            column_sums_ptr(G, acts + L.y + at * L.fan_out if l < last else NULL,
+                            Gr + L.b, rows, L.fan_out, add)
+        elif l < last:
             relu_mask_ptr(G, acts + L.y + at * L.fan_out, rows, L.fan_out)
         if l > 0:
             gemm(False, True, <int> rows, <int> L.fan_in, <int> L.fan_out, <floating> 1, G,
@@ -629,10 +638,10 @@ cdef inline int _strip_owner(State* s, Strip* u, int n_threads) noexcept nogil:
 
 
 cdef void _strip_sums(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_t rows,
-                      bint add, int tid, int n_threads) noexcept nogil:
+                      bint add, bint bias, int tid, int n_threads) noexcept nogil:
     """This thread's strips of ``tower`` (of both towers with -1): ``X^T G`` over the rows
     ``at .. at + rows`` of the round, one chunk (added to the earlier chunks' sums with
-    ``add``), and the bias column sums with a layer's first strip."""
+    ``add``), and with ``bias`` the bias column sums with a layer's first strip."""
     cdef Py_ssize_t k
     cdef Strip* u
     cdef TowerState* t
@@ -649,8 +658,8 @@ cdef void _strip_sums(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_
         gemm(True, False, <int> (u.hi - u.lo), <int> L.fan_out, <int> rows, <floating> 1,
              <floating*> t.acts + L.x + at * L.fan_in + u.lo, <int> L.fan_in, G,
              <int> L.fan_out, <floating> add, Gr + L.w + u.lo * L.fan_out, <int> L.fan_out)
-        if u.lo == 0:
-            column_sums_ptr(G, Gr + L.b, rows, L.fan_out, add)
+        if u.lo == 0 and bias:
+            column_sums_ptr(G, NULL, Gr + L.b, rows, L.fan_out, add)
 
 
 cdef void _steps(State* s, floating* P, double lr, int64_t step, int tid,

@@ -10,8 +10,8 @@ cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,
                              int n, int k, int m, bint relu, bint accumulate) noexcept nogil
 cdef void relu_mask_ptr(floating* G, const floating* out, Py_ssize_t n,
                         Py_ssize_t m) noexcept nogil
-cdef void column_sums_ptr(floating* G, floating* sums, Py_ssize_t n, Py_ssize_t m,
-                          bint accumulate) noexcept nogil
+cdef void column_sums_ptr(floating* G, const floating* out, floating* sums, Py_ssize_t n,
+                          Py_ssize_t m, bint accumulate) noexcept nogil
 cdef void l2_normalize_ptr(const floating* Z, floating* Y, floating* norms, Py_ssize_t n,
                            Py_ssize_t d) noexcept nogil
 cdef void normalize_dot_ptr(const floating* Zu, const floating* Zv, floating* Yu, floating* Yv,

@@ -107,13 +107,15 @@ cdef void relu_mask_ptr(floating* G, const floating* out, Py_ssize_t n,
         anirec_mask_f64(G, out, n, m)
 
 
-cdef void column_sums_ptr(floating* G, floating* sums, Py_ssize_t n, Py_ssize_t m,
-                          bint accumulate) noexcept nogil:
-    """``sums (+)= G.sum(axis=0)`` over ``n`` rows of ``m``, row by row in order."""
+cdef void column_sums_ptr(floating* G, const floating* out, floating* sums, Py_ssize_t n,
+                          Py_ssize_t m, bint accumulate) noexcept nogil:
+    """``sums (+)= G.sum(axis=0)`` over ``n`` rows of ``m``, row by row in order; unless
+    ``out`` is NULL, ``G *= out > 0`` first, in the same pass (the same sums as the mask
+    and then the sums)."""
     if floating is float:
-        anirec_mask_bias_f32(G, NULL, sums, n, m, 0, accumulate)
+        anirec_mask_bias_f32(G, out, sums, n, m, out != NULL, accumulate)
     else:
-        anirec_mask_bias_f64(G, NULL, sums, n, m, 0, accumulate)
+        anirec_mask_bias_f64(G, out, sums, n, m, out != NULL, accumulate)
 
 
 cdef void dense_backward_ptr(floating* G, const floating* X, const floating* W,
