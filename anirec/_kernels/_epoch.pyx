@@ -28,6 +28,12 @@ which thread computes it changes only the speed. Per batch:
    thread adds the rows' block gradients into the table rows it owns (a tower's tables
    belong to the threads of its half of the T), in row order, then steps them.
 
+Rounds meet at two barriers: after the forward pass (every head reads both towers' outputs)
+and after the steps. On two threads with the rating loss alone the second is dropped: each
+thread keeps to its own tower's buffers, weights and tables, but for the outputs and targets
+that both heads read, which alternate between two halves from round to round; the barrier
+after the next forward pass keeps a thread from overwriting a half the other still reads.
+
 A batch of the rating loss alone larger than 8 chunks runs in rounds of 8 (the workspaces stay
 at most 8,192 rows): the strips add each round's sum to the last, and step after the last
 round. The ranking loss couples every row of a batch, so its batch is one round. With OpenMP,
@@ -121,6 +127,7 @@ cdef struct TowerState:
     void* acts                 # the layers' input and output rows
     void* grad_acts            # the gradient wrt each layer's output rows, laid out as acts
     void* grad_out             # the last layer's part of grad_acts
+    Py_ssize_t out_b           # offset in acts of the last layer's second output buffer
     void* row_grad             # per row, the gradient wrt the trained blocks' columns
 
 
@@ -214,7 +221,7 @@ cdef class CompiledPlan:
         s.y_user, s.y_item = self._zeros(s.cap * d), self._zeros(s.cap * d)
         s.norm_user, s.norm_item = self._zeros(s.cap), self._zeros(s.cap)
         s.pred, s.gpred = self._zeros(s.cap), self._zeros(s.cap)
-        s.tgt, s.wrow = self._zeros(s.cap), self._zeros(s.cap)
+        s.tgt, s.wrow = self._zeros(2 * s.cap), self._zeros(s.cap)
         s.bitems = <int64_t*> self._buffer(s.cap, np.int64)
         s.row_loss = <double*> self._buffer(s.cap, np.float64)
         s.chunk_loss = <double*> self._buffer(
@@ -268,8 +275,9 @@ cdef class CompiledPlan:
             t.layers[r].x = act - cap * sizes[r]
             t.layers[r].y = act
             act += cap * sizes[r + 1]
-        t.acts = self._zeros(act)
         t.grad_acts = self._zeros(act)
+        t.out_b = act
+        t.acts = self._zeros(act + cap * sizes[t.n_layers])
         cdef Py_ssize_t itemsize = np.dtype(self.dtype).itemsize
         t.grad_out = <void*> (<char*> t.grad_acts + t.layers[t.n_layers - 1].y * itemsize)
         t.n_blocks = len(tower.blocks)
@@ -412,6 +420,7 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
     region runs this, meeting the others at the same barriers)."""
     cdef Py_ssize_t start = 0, size, chunks, chunk, n_chunks, first, last, per_round, row0, rows
     cdef bint ranking = s.ranking_weight != 0
+    cdef int half = 0
     while start < order.n:
         size = min(s.batch_size, order.n - start)
         _layout(size, &chunks, &chunk)
@@ -423,21 +432,26 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
             last = min(n_chunks, first + per_round)
             row0 = first * chunk
             rows = min(size, last * chunk) - row0
-            _round(s, P, order, start, size, chunk, first, last, ranking, step, tid, n_threads)
+            _round(s, P, order, start, size, chunk, first, last, ranking, step, half, tid,
+                   n_threads)
             if last == n_chunks:
                 _steps(s, P, lr, step, tid, n_threads)
             _tables(s, P, order, start + row0, rows, last == n_chunks, lr, step, tid,
                     n_threads)
             if tid == 0 and last == n_chunks:
                 total[0] += _batch_loss(s, P, size, n_chunks)
-            anirec_omp_barrier()  # the next round reuses the row buffers, reads the steps
+            # The next round reuses the row buffers and reads the steps; not needed on two
+            # threads with the rating loss alone (see the module's docstring).
+            if n_threads != 2 or ranking:
+                anirec_omp_barrier()
+            half = 1 - half
             first = last
         start += size
 
 
 cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t size,
                  Py_ssize_t chunk, Py_ssize_t first, Py_ssize_t last, bint ranking,
-                 int64_t step, int tid, int n_threads) noexcept nogil:
+                 int64_t step, int half, int tid, int n_threads) noexcept nogil:
     """Chunks ``first .. last`` of the batch at ``start`` (update ``step``): forward, head,
     backward."""
     cdef Py_ssize_t c, row0 = first * chunk, rows, at, chunks = last - first
@@ -449,12 +463,13 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
         rows = min(chunk, size - c * chunk)
         for tower in range(2):
             if _owner(c - first, tower, chunks, n_threads) == tid:
-                _forward(s, P, tower, order, start + c * chunk, at, rows, step)
+                _forward(s, P, tower, order, start + c * chunk, at, rows, step, half)
     anirec_omp_barrier()
     if ranking:
         for c in range(first, last):
             if c % n_threads == tid:
-                _head_rows(s, P, c, c * chunk - row0, min(chunk, size - c * chunk), size)
+                _head_rows(s, P, c, c * chunk - row0, min(chunk, size - c * chunk), size,
+                           half)
         anirec_omp_barrier()
         total_weight = positive_weight(<const floating*> s.wrow, round_rows)
         for c in range(first, last):
@@ -477,7 +492,7 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
         for tower in range(2):
             if _owner(c - first, tower, chunks, n_threads) == tid:
                 if not ranking:
-                    _unit_head(s, P, tower, c, at, rows, size, tid)
+                    _unit_head(s, P, tower, c, at, rows, size, half, tid)
                 # On one or two threads this thread owns its tower's strips: it sums them
                 # right after the chunk's backward pass, while its rows are in cache.
                 add = (first > 0 or c > first) if n_threads <= 2 else -1
@@ -493,10 +508,10 @@ cdef void _round(State* s, floating* P, Rows order, Py_ssize_t start, Py_ssize_t
 
 
 cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t first,
-                   Py_ssize_t at, Py_ssize_t rows, int64_t step) noexcept nogil:
+                   Py_ssize_t at, Py_ssize_t rows, int64_t step, int half) noexcept nogil:
     """Gather the input rows ``at .. at + rows`` of the round (order positions ``first ..``)
-    and run the tower forward on them; the item unit also reads the rows' targets, items
-    and ranking weights."""
+    and run the tower forward on them, the outputs into ``half``; the item unit also reads
+    the rows' targets (into ``half``), items and ranking weights."""
     cdef TowerState* t = &s.towers[tower]
     cdef floating* acts = <floating*> t.acts
     cdef Py_ssize_t l, r
@@ -508,31 +523,36 @@ cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t firs
     if tower == 1:
         for r in range(rows):
             e = row_at(order, first + r)
-            (<floating*> s.tgt)[at + r] = (<const floating*> s.targets)[e]
+            (<floating*> s.tgt)[half * s.cap + at + r] = (<const floating*> s.targets)[e]
             s.bitems[at + r] = row_at(s.items, e)
             if s.rank_weights != NULL:
                 (<floating*> s.wrow)[at + r] = (<const floating*> s.rank_weights)[e]
-    for l in range(t.n_layers):
+    for l in range(t.n_layers - 1):
         dense_forward_ptr(acts + t.layers[l].x + at * t.layers[l].fan_in, P + t.layers[l].w,
                           P + t.layers[l].b, acts + t.layers[l].y + at * t.layers[l].fan_out,
                           <int> rows, <int> t.layers[l].fan_in, <int> t.layers[l].fan_out,
-                          l < t.n_layers - 1)
+                          True)
+    l = t.n_layers - 1
+    dense_forward_ptr(acts + t.layers[l].x + at * t.layers[l].fan_in, P + t.layers[l].w,
+                      P + t.layers[l].b, _output(s, P, tower, half) + at * t.d_out, <int> rows,
+                      <int> t.layers[l].fan_in, <int> t.d_out, False)
 
 
-cdef inline floating* _output(State* s, floating* P, int tower) noexcept nogil:
+cdef inline floating* _output(State* s, floating* P, int tower, int half) noexcept nogil:
+    """A tower's output rows of the round, in ``half`` (0 or 1)."""
     cdef TowerState* t = &s.towers[tower]
-    return <floating*> t.acts + t.layers[t.n_layers - 1].y
+    return <floating*> t.acts + (t.out_b if half else t.layers[t.n_layers - 1].y)
 
 
 cdef double _rating_rows(State* s, floating* pred, floating* gpred, Py_ssize_t at,
-                         Py_ssize_t rows, Py_ssize_t size) noexcept nogil:
+                         Py_ssize_t rows, Py_ssize_t size, int half) noexcept nogil:
     """The rating loss's gradient of ``rows`` predictions (a mean over the batch's ``size``
     rows, weighted); returns their summed squared error."""
     cdef Py_ssize_t r
     cdef floating diff
     cdef floating scale = <floating> (2.0 / size)
     cdef floating alpha = <floating> s.rating_weight
-    cdef const floating* tgt = <floating*> s.tgt + at
+    cdef const floating* tgt = <floating*> s.tgt + half * s.cap + at
     cdef double acc = 0
     for r in range(rows):
         diff = pred[r] - tgt[r]
@@ -542,7 +562,7 @@ cdef double _rating_rows(State* s, floating* pred, floating* gpred, Py_ssize_t a
 
 
 cdef void _unit_head(State* s, floating* P, int tower, Py_ssize_t c, Py_ssize_t at,
-                     Py_ssize_t rows, Py_ssize_t size, int tid) noexcept nogil:
+                     Py_ssize_t rows, Py_ssize_t size, int half, int tid) noexcept nogil:
     """The rating loss's head of one unit, in the thread's own workspace: both towers' rows
     normalised, the predictions and their gradient, then this tower's output gradient (the
     user unit also keeps the chunk's loss)."""
@@ -554,9 +574,9 @@ cdef void _unit_head(State* s, floating* P, int tower, Py_ssize_t c, Py_ssize_t 
     cdef floating* pred = nv + rows
     cdef floating* gpred = pred + rows
     cdef double loss
-    normalize_dot_ptr(_output(s, P, 0) + at * d, _output(s, P, 1) + at * d, yu, yv, nu, nv,
-                      pred, rows, d)
-    loss = _rating_rows(s, pred, gpred, at, rows, size)
+    normalize_dot_ptr(_output(s, P, 0, half) + at * d, _output(s, P, 1, half) + at * d, yu,
+                      yv, nu, nv, pred, rows, d)
+    loss = _rating_rows(s, pred, gpred, at, rows, size, half)
     if tower == 0:
         s.chunk_loss[c] = loss
     normalize_backward_side_ptr(gpred, yu, yv, nv if tower else nu,
@@ -565,16 +585,16 @@ cdef void _unit_head(State* s, floating* P, int tower, Py_ssize_t c, Py_ssize_t 
 
 
 cdef void _head_rows(State* s, floating* P, Py_ssize_t c, Py_ssize_t at, Py_ssize_t rows,
-                     Py_ssize_t size) noexcept nogil:
+                     Py_ssize_t size, int half) noexcept nogil:
     """With the ranking loss: the rows ``at ..`` of chunk ``c`` normalised into the round's
     shared rows, their predictions and rating gradient, the chunk's rating loss."""
     cdef Py_ssize_t d = s.d
-    normalize_dot_ptr(_output(s, P, 0) + at * d, _output(s, P, 1) + at * d,
+    normalize_dot_ptr(_output(s, P, 0, half) + at * d, _output(s, P, 1, half) + at * d,
                       <floating*> s.y_user + at * d, <floating*> s.y_item + at * d,
                       <floating*> s.norm_user + at, <floating*> s.norm_item + at,
                       <floating*> s.pred + at, rows, d)
     s.chunk_loss[c] = _rating_rows(s, <floating*> s.pred + at, <floating*> s.gpred + at, at,
-                                   rows, size)
+                                   rows, size, half)
 
 
 cdef void _rank_grad_rows(State* s, floating* P, Py_ssize_t at, Py_ssize_t rows,
