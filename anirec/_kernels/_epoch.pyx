@@ -28,11 +28,13 @@ which thread computes it changes only the speed. Per batch:
    thread adds the rows' block gradients into the table rows it owns (a tower's tables
    belong to the threads of its half of the T), in row order, then steps them.
 
-Rounds meet at two barriers: after the forward pass (every head reads both towers' outputs)
-and after the steps. On two threads with the rating loss alone the second is dropped: each
-thread keeps to its own tower's buffers, weights and tables, but for the outputs and targets
-that both heads read, which alternate between two halves from round to round; the barrier
-after the next forward pass keeps a thread from overwriting a half the other still reads.
+Besides the ranking loss's own barriers, a round's threads meet after the forward pass
+(every head reads both towers' outputs) and after the steps (on more than two threads also
+before the strips). On two threads with the rating loss alone the one after the steps is
+dropped: each thread keeps to its own tower's buffers, weights and tables, but for the
+outputs and targets that both heads read, which alternate between two halves from round to
+round; the barrier after the next forward pass keeps a thread from overwriting a half the
+other still reads.
 
 A batch of the rating loss alone larger than 8 chunks runs in rounds of 8 (the workspaces stay
 at most 8,192 rows): the strips add each round's sum to the last, and step after the last
@@ -618,7 +620,7 @@ cdef void _backward(State* s, floating* P, int tower, Py_ssize_t at, Py_ssize_t 
     """Rows ``at .. at + rows`` of a tower backward through its rows: each layer's output
     gradient (masked by its ReLU) into ``grad_acts``, and the gradient of the trained blocks'
     columns into the tower's row buffer. The weights' gradients are the dense units'; with
-    ``add`` 0 or 1 (not -1), the bias sums over these rows are taken here, in the mask's pass,
+    ``add`` 0 or 1 (not -1), the bias sums over these rows are taken here, in the mask's pass
     (added to the earlier chunks' with 1)."""
     cdef TowerState* t = &s.towers[tower]
     cdef floating* acts = <floating*> t.acts
