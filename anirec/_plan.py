@@ -10,9 +10,9 @@ learning rate, the steps so far and the thread count.
 Training on T threads gives the same bits for every T: no sum is split between threads. The
 rows of a batch are cut into chunks that share out the row-wise work (forward, loss, backward
 through the rows); each layer's weight gradient is cut into strips, each summed over the whole
-batch in row order by one thread, which then steps it; a table row's gradient is added in row
-order by the thread that owns the row. Which thread runs which chunk or strip changes only the
-speed.
+batch by one thread, chunk by chunk in order, which then steps it; a table row's gradient is
+added in row order by the thread that owns the row. Which thread runs which chunk or strip
+changes only the speed.
 """
 
 from __future__ import annotations

@@ -234,9 +234,11 @@ def report(args) -> None:
             if args.full else None
         gflops.append(R.sgemm_gflops())
         peak = max(gflops) * 1e9
-    with R.set_threads(1):  # the ceiling of the efficiency column, on one thread
-        one_thread = max(R.sgemm_gflops() for _ in range(2))
-        ceiling = {batch: R.products_gflops(batch) / one_thread for batch in train}
+    ceiling = {}
+    if "cython" in names:
+        with R.set_threads(1):  # the ceiling of the efficiency column, on one thread
+            one_thread = max(R.sgemm_gflops() for _ in range(2))
+            ceiling = {batch: R.products_gflops(batch) / one_thread for batch in train}
     flops = R.flops_per_sample()
 
     print(f"\nload after: {_load()}; sgemm {', '.join(f'{g:.1f}' for g in gflops)} GFLOP/s; "
@@ -253,9 +255,10 @@ def report(args) -> None:
         print(f"| {batch} | " + " | ".join(f"{med[n]:,.0f}" for n in names)
               + f" | {_ratio(rates, 'cython', 'torch')}{tt} | "
               f"{_ratio(rates, 'cython', 'numpy')}{tn} | {eff} |")
-    print(f"\nthe products alone (one thread, issued as the epoch issues them), % of a "
-          f"one-thread sgemm ({one_thread:.1f} GFLOP/s): "
-          + ", ".join(f"{share:.0%} at batch {batch}" for batch, share in ceiling.items()))
+    if ceiling:
+        print(f"\nthe products alone (one thread, issued as the epoch issues them), % of a "
+              f"one-thread sgemm ({one_thread:.1f} GFLOP/s): "
+              + ", ".join(f"{share:.0%} at batch {batch}" for batch, share in ceiling.items()))
     if embedded:
         print(f"\nwith {args.embedding_dim}-d user and item ID embeddings (anirec: lazy Adam on "
               "the touched rows; PyTorch: nn.Embedding(sparse=True) + SparseAdam):")

@@ -516,7 +516,9 @@ cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t firs
     the rows' targets (into ``half``), items and ranking weights."""
     cdef TowerState* t = &s.towers[tower]
     cdef floating* acts = <floating*> t.acts
-    cdef Py_ssize_t l, r
+    cdef floating* out
+    cdef Py_ssize_t l, r, last = t.n_layers - 1
+    cdef Layer* L
     cdef int64_t e
     cdef Run run
     run.order, run.base, run.step = order, first, step
@@ -529,15 +531,11 @@ cdef void _forward(State* s, floating* P, int tower, Rows order, Py_ssize_t firs
             s.bitems[at + r] = row_at(s.items, e)
             if s.rank_weights != NULL:
                 (<floating*> s.wrow)[at + r] = (<const floating*> s.rank_weights)[e]
-    for l in range(t.n_layers - 1):
-        dense_forward_ptr(acts + t.layers[l].x + at * t.layers[l].fan_in, P + t.layers[l].w,
-                          P + t.layers[l].b, acts + t.layers[l].y + at * t.layers[l].fan_out,
-                          <int> rows, <int> t.layers[l].fan_in, <int> t.layers[l].fan_out,
-                          True)
-    l = t.n_layers - 1
-    dense_forward_ptr(acts + t.layers[l].x + at * t.layers[l].fan_in, P + t.layers[l].w,
-                      P + t.layers[l].b, _output(s, P, tower, half) + at * t.d_out, <int> rows,
-                      <int> t.layers[l].fan_in, <int> t.d_out, False)
+    for l in range(t.n_layers):
+        L = &t.layers[l]
+        out = _output(s, P, tower, half) if l == last else acts + L.y
+        dense_forward_ptr(acts + L.x + at * L.fan_in, P + L.w, P + L.b, out + at * L.fan_out,
+                          <int> rows, <int> L.fan_in, <int> L.fan_out, l < last)
 
 
 cdef inline floating* _output(State* s, floating* P, int tower, int half) noexcept nogil:
