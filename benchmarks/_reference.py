@@ -331,6 +331,19 @@ def make_trainer(framework: str, problem: Problem, params: np.ndarray, batch_siz
     return AnirecTrainer(framework, problem, params, batch_size, tables, threads)
 
 
+#: Seconds each timed run waits first. After its last call a thread pool's idle threads keep
+#: spinning for a while before they sleep (OpenBLAS: 2^28 clock cycles, about 0.1 s; Intel
+#: OpenMP: 200 ms by default), and a run that starts while another framework's threads still
+#: spin shares its cores with them: on two cores that took a third or more off the compiled
+#: epoch's rate right after a NumPy run, whose threads meet at barriers.
+SETTLE_SECONDS = 0.3
+
+
+def settle() -> None:
+    """Wait until the thread pools of the run before are idle (:data:`SETTLE_SECONDS`)."""
+    time.sleep(SETTLE_SECONDS)
+
+
 def time_epochs(trainer, epoch_orders) -> tuple[float, list[float]]:
     """Seconds for the given epochs, and the mean training loss of each."""
     losses = []

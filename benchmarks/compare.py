@@ -77,6 +77,7 @@ def training_table(batches, *, base_samples: int, repeats: int, names,
         rates = {name: [] for name in names}
         for order in R.orders(n, repeats, seed=batch):
             for name, trainer in trainers.items():
+                R.settle()
                 seconds, _ = R.time_epochs(trainer, [order])
                 rates[name].append(n / seconds)
         results[batch] = rates
@@ -101,6 +102,7 @@ def topk_table(n_queries: int, repeats: int) -> dict:
         run()  # warm-up
     for _ in range(repeats):
         for name, run in runs.items():
+            R.settle()
             start = time.perf_counter()
             run()
             rates[name].append(n_queries / (time.perf_counter() - start))
