@@ -135,12 +135,20 @@ def normalize_dot_backward_add(grad_pred, Yu, Yv, norm_u, norm_v, extra_Yu, extr
                         grad_Zv)
 
 
+def _flush_subnormal(state):
+    """An optimizer state below the dtype's smallest normal number becomes zero (see the
+    compiled ``adam_range_ptr``: a decaying moment would otherwise stop at the smallest
+    subnormal for good, where every step on it is slow)."""
+    np.copyto(state, 0, where=np.abs(state) < np.finfo(state.dtype).tiny)
+
+
 def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     t = param.dtype.type
     g = grad + t(weight_decay) * param if weight_decay else grad
     if momentum:
         velocity *= t(momentum)
         velocity += g
+        _flush_subnormal(velocity)
         g = velocity
     param -= t(lr) * g
 
@@ -150,8 +158,10 @@ def adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     g = grad + t(weight_decay) * param if weight_decay else grad
     m *= t(beta1)
     m += t(1.0 - beta1) * g
+    _flush_subnormal(m)
     v *= t(beta2)
     v += t(1.0 - beta2) * (g * g)
+    _flush_subnormal(v)
     m_hat_scale = t(1.0 / (1.0 - beta1**step))
     v_hat_scale = t(1.0 / (1.0 - beta2**step))
     param -= t(lr) * (m * m_hat_scale) / (np.sqrt(v * v_hat_scale) + t(eps))

@@ -179,6 +179,44 @@ def test_adam_step_gives_the_bits_of_numpy(dtype, weight_decay):
         np.testing.assert_array_equal(got[index], ref[index])
 
 
+def _around_the_smallest_normal(dtype, n):
+    """Optimizer states just below, at and above the smallest normal number (either sign),
+    the smallest subnormal, zero and ordinary values, repeated over ``n`` elements (vector
+    bodies and a tail)."""
+    info = np.finfo(dtype)
+    values = np.array([1.05 * info.tiny, -1.05 * info.tiny, 2 * info.tiny, -2 * info.tiny,
+                       info.smallest_subnormal, 0.0, 0.5, -0.25], dtype=dtype)
+    return np.resize(values, n)
+
+
+@requires_cython
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_optimizer_states_below_the_smallest_normal_become_zero(dtype):
+    # A weight whose gradient stays zero (a dead ReLU unit): its moments decay by beta each
+    # step, and rounded to nearest a subnormal one would stop at the smallest subnormal for
+    # good. Both backends store zero once a state falls below the smallest normal number; the
+    # expected values are the decay in the dtype, then that rule.
+    info = np.finfo(dtype)
+    assert info.smallest_subnormal * dtype(0.9) == info.smallest_subnormal  # why it sticks
+    n = 37
+    state = _around_the_smallest_normal(dtype, n)
+    zero = np.zeros(n, dtype)
+
+    def expected(decayed):
+        return np.where(np.abs(decayed) < info.tiny, dtype(0), decayed)
+
+    (_, ref, _), (_, got, _) = both(K.adam_step, zero.copy(), zero, state, np.abs(state),
+                                    lr=1e-3, step=50)
+    m = expected(state * dtype(0.9))
+    for args in (ref, got):
+        np.testing.assert_array_equal(args[2], m)
+        np.testing.assert_array_equal(args[3], expected(np.abs(state) * dtype(0.999)))
+        np.testing.assert_array_equal(args[0][m == 0], 0)  # a zero moment moves nothing
+    results = both(K.sgd_step, zero.copy(), zero, lr=0.1, momentum=0.9, velocity=state)
+    for _, _, kwargs in results:
+        np.testing.assert_array_equal(kwargs["velocity"], expected(state * dtype(0.9)))
+
+
 @requires_cython
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_adam_step_split_over_threads(dtype):
