@@ -446,7 +446,9 @@ def _check_param_grad(param, grad):
 def sgd_step(param, grad, *, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
              velocity=None) -> None:
     """One SGD update in place: ``g = grad + wd*param``; with momentum ``v = mu*v + g``,
-    ``param -= lr*v``; without, ``param -= lr*g``. ``velocity`` is required when momentum > 0."""
+    ``param -= lr*v``; without, ``param -= lr*g``. ``velocity`` is required when momentum > 0.
+    A velocity below the dtype's smallest normal number is stored as zero (see
+    :func:`adam_step`)."""
     dtype, n = _check_param_grad(param, grad)
     lr = _finite_number("lr", lr, 0.0)
     momentum = _finite_number("momentum", momentum, 0.0, 1.0)
@@ -469,6 +471,11 @@ def adam_step(param, grad, m, v, *, lr: float, step: int, beta1: float = 0.9,
 
     ``g = grad + wd*param``, ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
     ``param -= lr * (m / (1-b1^step)) / (sqrt(v / (1-b2^step)) + eps)``.
+
+    A moment whose magnitude falls below the dtype's smallest normal number
+    (``np.finfo(dtype).tiny``) is stored as zero. A weight whose gradient stays zero (a dead
+    ReLU unit) would otherwise keep its first moment at the smallest subnormal number for
+    good, where every operation on it is many times slower on x86.
     """
     dtype, n = _check_param_grad(param, grad)
     _check_out("m", m, dtype, (n,))
