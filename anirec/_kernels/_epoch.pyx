@@ -36,10 +36,12 @@ outputs and targets that both heads read, which alternate between two halves fro
 round; the barrier after the next forward pass keeps a thread from overwriting a half the
 other still reads.
 
-A batch of the rating loss alone larger than 8 chunks runs in rounds of 8 (the workspaces stay
-at most 8,192 rows): the strips add each round's sum to the last, and step after the last
-round. The ranking loss couples every row of a batch, so its batch is one round. With OpenMP,
-BLAS runs on one thread inside the epoch.
+A batch of the rating loss alone runs in rounds of ``ceil(T / 2)`` chunks (at most 8, so the
+workspaces stay at most 8,192 rows): as many units as threads, and a chunk's rows still in
+cache when its backward pass comes (5% faster at batch 1,024 and 4,096 on two threads than
+whole batches). The strips add each round's sum to the last, and step after the last round,
+so the rounds change only the speed. The ranking loss couples every row of a batch, so its
+batch is one round. With OpenMP, BLAS runs on one thread inside the epoch.
 
 The sequence of operations per batch is that of ``anirec._kernels._numpy.train_epoch``, so both
 backends follow the same trajectory up to floating-point rounding.
@@ -427,7 +429,10 @@ cdef void _run(State* s, floating* P, Rows order, double lr, int64_t step, int t
         size = min(s.batch_size, order.n - start)
         _layout(size, &chunks, &chunk)
         n_chunks = (size + chunk - 1) // chunk
-        per_round = n_chunks if ranking else chunks
+        # A round of the rating loss alone: enough units for every thread, and no more, so
+        # that a chunk's rows are still in cache when its backward pass comes. The rounds
+        # change only the speed (the sums' order is the chunks').
+        per_round = n_chunks if ranking else min(chunks, (n_threads + 1) // 2)
         step += 1
         first = 0
         while first < n_chunks:
