@@ -475,7 +475,7 @@ def adam_step(param, grad, m, v, *, lr: float, step: int, beta1: float = 0.9,
     A moment whose magnitude falls below the dtype's smallest normal number
     (``np.finfo(dtype).tiny``) is stored as zero. A weight whose gradient stays zero (a dead
     ReLU unit) would otherwise keep its first moment at the smallest subnormal number for
-    good, where every operation on it is many times slower on x86.
+    good, where every operation on it is much slower on x86.
     """
     dtype, n = _check_param_grad(param, grad)
     _check_out("m", m, dtype, (n,))

@@ -289,13 +289,13 @@ cdef void sgd_ptr(floating* param, const floating* grad, floating* velocity, Py_
     elif weight_decay != 0:
         for i in range(n):
             vi = velocity[i] * mu + (grad[i] + wd * param[i])
-            vi = 0 if -tiny < vi < tiny else vi
+            vi = 0 if fabs(vi) < tiny else vi
             velocity[i] = vi
             param[i] = param[i] - lr_ * vi
     else:
         for i in range(n):
             vi = velocity[i] * mu + grad[i]
-            vi = 0 if -tiny < vi < tiny else vi
+            vi = 0 if fabs(vi) < tiny else vi
             velocity[i] = vi
             param[i] = param[i] - lr_ * vi
 
@@ -386,8 +386,8 @@ cdef void adam_range_ptr(floating* param, const floating* grad, floating* m, flo
     Without that, the first moment of a weight whose gradient stays zero (a dead ReLU unit)
     decays into the subnormal numbers within a few hundred steps and, rounded to nearest, stops
     at the smallest one for good (``0.9 x`` of it rounds back to it); on x86 every operation on
-    a subnormal takes a microcode assist, and the compiled epoch's Adam step ran several times
-    slower once a few per cent of the moments were stuck there."""
+    a subnormal takes a microcode assist, and the compiled epoch at batch 64 lost a third of
+    its rate within eight epochs (``benchmarks/epoch_rates.py``)."""
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, <double> step))
     cdef double v_scale = 1.0 / (1.0 - pow(beta2, <double> step))
     if floating is float:
